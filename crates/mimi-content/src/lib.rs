@@ -1,0 +1,1 @@
+//! MIMI content format (draft-ietf-mimi-content).

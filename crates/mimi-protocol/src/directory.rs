@@ -1,0 +1,1 @@
+//! The directory document (-06 §4.2).

@@ -1,0 +1,1 @@
+//! Request and response bodies of the MIMI endpoints (-06 §4).

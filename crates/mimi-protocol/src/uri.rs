@@ -1,0 +1,1 @@
+//! `mimi://` identifiers (draft-mahy-mimi-identity).
