@@ -17,3 +17,5 @@ pub mod uri;
 
 pub use codec::{DecodeError, decode_exact, encode};
 pub use common::{IdentifierUri, Protocol};
+pub use directory::Directory;
+pub use uri::{MimiUri, MimiUriError, MimiUriKind};
