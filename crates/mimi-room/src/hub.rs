@@ -1,0 +1,635 @@
+//! The hub's room state machine (-06 §4.4–4.6, §6).
+//!
+//! Pure: the caller loads a [`HubRoom`] from its store, feeds it a
+//! handshake message or an application message's metadata, and on success
+//! persists [`HubRoom::to_bytes`] with a compare-and-set on the epoch it
+//! loaded. Nothing here does IO.
+
+use std::collections::{BTreeSet, HashMap};
+
+use mimi_protocol::components::room_policy::capabilities as cap;
+use mimi_protocol::components::{
+    PARTICIPANT_LIST, ParticipantListUpdate, ROLES_LIST, ROOM_METADATA, decode_component,
+};
+use openmls::ciphersuite::hash_ref::ProposalRef;
+use openmls::messages::group_info::VerifiableGroupInfo;
+use openmls::prelude::*;
+
+use crate::RoomError;
+use crate::components::resolve_app_data_updates;
+use crate::group::HubGroup;
+use crate::identity::{ClientIdentity, client_identity};
+use crate::policy::{
+    ParticipantChanges, RoomPolicyState, authorize_participant_update, check_role_constraints,
+};
+
+/// Why an update (-06 §4.4) was refused, mapped 1:1 onto
+/// `UpdateResponseCode`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateRejection {
+    #[error("wrong epoch: the room is at epoch {current_epoch}")]
+    WrongEpoch { current_epoch: u64 },
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
+    #[error("invalid proposal: {reason}")]
+    InvalidProposal {
+        refs: Vec<ProposalRef>,
+        reason: String,
+    },
+}
+
+/// Why a submitted application message was refused (-06 §4.5
+/// `SubmitResponseCode`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitRejection {
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
+    #[error("epoch too old: the room is at epoch {current_epoch}")]
+    EpochTooOld { current_epoch: u64 },
+}
+
+/// A client added by an accepted commit, for Welcome routing by
+/// KeyPackageRef (-06 §4.3, §4.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedClient {
+    pub key_package_ref: KeyPackageRef,
+    pub device: String,
+    pub user: String,
+}
+
+/// The outcome of an accepted commit.
+#[derive(Debug, Clone)]
+pub struct AcceptedCommit {
+    pub new_epoch: u64,
+    pub committer: String,
+    pub added: Vec<AddedClient>,
+    /// Device URIs of the clients the commit removed. They still receive
+    /// this commit so they learn of their removal (-06 §4.6).
+    pub removed: Vec<String>,
+}
+
+/// The hub's view of one room.
+pub struct HubRoom {
+    group: HubGroup,
+}
+
+impl HubRoom {
+    /// Starts hosting a room from its creator's GroupInfo and ratchet tree.
+    ///
+    /// The initial state must already be consistent: every member's user in
+    /// the participant list with a role allowed to be active.
+    pub fn create(
+        crypto: &impl OpenMlsCrypto,
+        ratchet_tree: RatchetTreeIn,
+        group_info: VerifiableGroupInfo,
+    ) -> Result<Self, RoomError> {
+        let room = Self {
+            group: HubGroup::from_group_info(crypto, ratchet_tree, group_info)?,
+        };
+        let state = room.policy_state()?;
+        if state.participants.is_empty() {
+            return Err(RoomError::InvalidGroup(
+                "the room has no participant list".into(),
+            ));
+        }
+        state
+            .participants
+            .validate()
+            .map_err(|e| RoomError::InvalidGroup(e.to_string()))?;
+        state
+            .roles
+            .validate()
+            .map_err(|e| RoomError::InvalidGroup(e.to_string()))?;
+        room.check_members_consistent(&state)
+            .map_err(RoomError::InvalidGroup)?;
+        Ok(room)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, RoomError> {
+        Ok(Self {
+            group: HubGroup::from_bytes(bytes)?,
+        })
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>, RoomError> {
+        self.group.to_bytes()
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.group.epoch()
+    }
+
+    pub fn group_id(&self) -> &GroupId {
+        self.group.public_group().group_id()
+    }
+
+    pub fn public_group(&self) -> &PublicGroup {
+        self.group.public_group()
+    }
+
+    /// Participant list and roles as of the current epoch.
+    pub fn policy_state(&self) -> Result<RoomPolicyState, RoomError> {
+        RoomPolicyState::from_dictionary(self.dictionary())
+    }
+
+    fn dictionary(&self) -> Option<&AppDataDictionary> {
+        self.group
+            .public_group()
+            .group_context()
+            .extensions()
+            .app_data_dictionary()
+            .map(|ext| ext.dictionary())
+    }
+
+    /// Every member client's identity, by leaf.
+    pub fn members(&self) -> Vec<(LeafNodeIndex, Result<ClientIdentity, RoomError>)> {
+        self.group
+            .public_group()
+            .members()
+            .map(|m| (m.index, client_identity(&m.credential)))
+            .collect()
+    }
+
+    /// Active users (users with at least one client) and their client count.
+    pub fn active_users(&self) -> HashMap<String, usize> {
+        let mut users = HashMap::new();
+        for (_, identity) in self.members() {
+            if let Ok(id) = identity {
+                *users.entry(id.user.as_str().to_owned()).or_default() += 1;
+            }
+        }
+        users
+    }
+
+    /// Provider domains with at least one client in the group: the
+    /// destinations of fanout (-06 §4.6).
+    pub fn member_domains(&self) -> BTreeSet<String> {
+        self.members()
+            .into_iter()
+            .filter_map(|(_, id)| id.ok())
+            .map(|id| id.device.domain().to_owned())
+            .collect()
+    }
+
+    /// Handles the proposals of an update request (HandshakeBundle with a
+    /// proposal, -06 §4.4): each is validated and authorized on its own
+    /// proposer's role; all are queued for the next commit, or none.
+    pub fn handle_proposals(
+        &mut self,
+        crypto: &impl OpenMlsCrypto,
+        proposals: Vec<MlsMessageIn>,
+    ) -> Result<Vec<ProposalRef>, UpdateRejection> {
+        let state = self.policy_state().map_err(internal)?;
+        let mut queued = Vec::with_capacity(proposals.len());
+        for message in proposals {
+            let processed = self.process(crypto, message)?;
+            let proposal = match processed.into_content() {
+                ProcessedMessageContent::ProposalMessage(p) => *p,
+                ProcessedMessageContent::ExternalJoinProposalMessage(_) => {
+                    return Err(not_allowed("external join proposals are not supported"));
+                }
+                _ => return Err(not_allowed("expected a proposal")),
+            };
+            let proposer = self.proposer_user(proposal.sender(), None)?;
+            let mut changes = ParticipantChanges::default();
+            self.authorize_proposal(
+                &state,
+                &state,
+                proposer.as_deref(),
+                proposal.proposal(),
+                &mut changes,
+            )
+            .map_err(|reason| UpdateRejection::InvalidProposal {
+                refs: vec![proposal.proposal_reference_ref().clone()],
+                reason,
+            })?;
+            queued.push(proposal);
+        }
+        let (group, storage) = self.group.parts_mut();
+        let mut refs = Vec::with_capacity(queued.len());
+        for proposal in queued {
+            refs.push(proposal.proposal_reference_ref().clone());
+            group
+                .add_proposal(storage, proposal)
+                .map_err(|e| internal(format!("{e:?}")))?;
+        }
+        Ok(refs)
+    }
+
+    /// Handles a commit (-06 §4.4): exactly one commit is accepted per
+    /// epoch; it must be valid MLS, authorized by the room policy for each
+    /// of its proposals' proposers, leave the group consistent with the
+    /// participant list, and include every Remove/SelfRemove the hub has
+    /// queued in this epoch.
+    pub fn handle_commit(
+        &mut self,
+        crypto: &impl OpenMlsCrypto,
+        commit: MlsMessageIn,
+    ) -> Result<AcceptedCommit, UpdateRejection> {
+        let before = self.policy_state().map_err(internal)?;
+        let processed = self.process(crypto, commit)?;
+        let committer = client_identity(processed.credential())
+            .map_err(|e| not_allowed(format!("committer: {e}")))?;
+        let sender = processed.sender().clone();
+        let staged = match processed.into_content() {
+            ProcessedMessageContent::StagedCommitMessage(staged) => *staged,
+            ProcessedMessageContent::UnresolvedAppDataCommit(unresolved) => {
+                let updates = resolve_app_data_updates(
+                    self.dictionary(),
+                    unresolved.app_data_update_proposals(),
+                )
+                .map_err(|reason| UpdateRejection::InvalidProposal {
+                    refs: Vec::new(),
+                    reason,
+                })?;
+                self.group
+                    .public_group()
+                    .stage_app_data_commit(crypto, *unresolved, updates)
+                    .map_err(|e| UpdateRejection::InvalidProposal {
+                        refs: Vec::new(),
+                        reason: e.to_string(),
+                    })?
+            }
+            _ => return Err(not_allowed("expected a commit")),
+        };
+
+        // The committer must be allowed to act in the room at all: a
+        // removed or banned user's clients may not commit (-06 §4.4).
+        let committer_user = committer.user.as_str().to_owned();
+        match sender {
+            Sender::Member(_) => {
+                if !before.may_be_active(&committer_user) {
+                    return Err(not_allowed(format!(
+                        "{committer_user} may not commit in this room"
+                    )));
+                }
+            }
+            Sender::NewMemberCommit => {
+                // A new client of an existing participant joining by
+                // external commit (-06 §3.6, room-policy canAddOwnClient).
+                if !(before.may_be_active(&committer_user)
+                    && before.has(&committer_user, cap::CAN_ADD_OWN_CLIENT))
+                {
+                    return Err(not_allowed(format!(
+                        "{committer_user} may not join this room by external commit"
+                    )));
+                }
+            }
+            _ => return Err(not_allowed("commits must come from members or joiners")),
+        }
+
+        // Every Remove/SelfRemove queued at the hub this epoch must be
+        // committed now (-06 §4.4: leaving users' proposals are cached and
+        // the next commit must include them).
+        let included: BTreeSet<&ProposalRef> = staged
+            .queued_proposals()
+            .map(|p| p.proposal_reference_ref())
+            .collect();
+        let missing: Vec<ProposalRef> = self
+            .group
+            .public_group()
+            .queued_proposals(self.group.storage())
+            .map_err(|e| internal(format!("{e:?}")))?
+            .into_iter()
+            .filter(|(_, p)| matches!(p.proposal(), Proposal::Remove(_) | Proposal::SelfRemove))
+            .map(|(r, _)| r)
+            .filter(|r| !included.contains(r))
+            .collect();
+        if !missing.is_empty() {
+            return Err(UpdateRejection::InvalidProposal {
+                refs: missing,
+                reason: "the commit omits removals queued at the hub".into(),
+            });
+        }
+
+        // Authorize every proposal on its proposer's role. Participant-list
+        // updates are all built against this epoch's list (-06 §6.4, see
+        // ParticipantListData::apply_all), so each is checked against it.
+        let after = RoomPolicyState::from_dictionary(
+            staged
+                .group_context()
+                .extensions()
+                .app_data_dictionary()
+                .map(|e| e.dictionary()),
+        )
+        .map_err(|e| not_allowed(e.to_string()))?;
+        let mut changes = ParticipantChanges::default();
+        let mut participant_list_changed = false;
+        let mut roles_changed = false;
+        for queued in staged.queued_proposals() {
+            let proposer = self.proposer_user(queued.sender(), Some(&committer))?;
+            if let Proposal::AppDataUpdate(update) = queued.proposal() {
+                participant_list_changed |= update.component_id() == PARTICIPANT_LIST;
+                roles_changed |= update.component_id() == ROLES_LIST;
+            }
+            self.authorize_proposal(
+                &before,
+                &after,
+                proposer.as_deref(),
+                queued.proposal(),
+                &mut changes,
+            )
+            .map_err(|reason| UpdateRejection::InvalidProposal {
+                refs: vec![queued.proposal_reference_ref().clone()],
+                reason,
+            })?;
+        }
+        if participant_list_changed && roles_changed {
+            // room-policy §Role-Based Access Control.
+            return Err(not_allowed(
+                "role definitions cannot change in the same commit as the participant list",
+            ));
+        }
+        // Clients added by Add proposals: authorized by their user's
+        // addition in this commit, or by canAddOwnClient for one's own user.
+        let mut added = Vec::new();
+        for add in staged.add_proposals() {
+            let key_package = add.add_proposal().key_package();
+            let identity = client_identity(key_package.leaf_node().credential())
+                .map_err(|e| not_allowed(format!("added client: {e}")))?;
+            let user = identity.user.as_str().to_owned();
+            let proposer = self.proposer_user(add.sender(), Some(&committer))?;
+            let allowed = changes.added(&user)
+                || proposer.as_deref() == Some(user.as_str())
+                    && before.has(&user, cap::CAN_ADD_OWN_CLIENT)
+                || proposer
+                    .as_deref()
+                    .is_some_and(|p| before.has(p, cap::CAN_ADD_PARTICIPANT));
+            if !allowed {
+                return Err(not_allowed(format!(
+                    "adding a client of {user} is not authorized"
+                )));
+            }
+            let key_package_ref = key_package
+                .hash_ref(crypto)
+                .map_err(|e| internal(format!("KeyPackageRef: {e:?}")))?;
+            added.push(AddedClient {
+                key_package_ref,
+                device: identity.device.as_str().to_owned(),
+                user,
+            });
+        }
+
+        // The group after the commit must match the new participant list:
+        // old members minus removed leaves, plus added clients, plus the
+        // joiner of an external commit.
+        let mut removed_leaves: BTreeSet<LeafNodeIndex> = staged
+            .remove_proposals()
+            .map(|r| r.remove_proposal().removed())
+            .collect();
+        // A SelfRemove removes its sender's leaf (mls-extensions §3.6).
+        removed_leaves.extend(staged.queued_proposals().filter_map(|p| {
+            match (p.proposal(), p.sender()) {
+                (Proposal::SelfRemove, Sender::Member(leaf)) => Some(*leaf),
+                _ => None,
+            }
+        }));
+        let mut removed = Vec::new();
+        let mut users_after: HashMap<String, usize> = HashMap::new();
+        for (leaf, identity) in self.members() {
+            let identity = identity.map_err(|e| not_allowed(format!("leaf {leaf:?}: {e}")))?;
+            if removed_leaves.contains(&leaf) {
+                removed.push(identity.device.as_str().to_owned());
+            } else {
+                *users_after
+                    .entry(identity.user.as_str().to_owned())
+                    .or_default() += 1;
+            }
+        }
+        for client in &added {
+            *users_after.entry(client.user.clone()).or_default() += 1;
+        }
+        if sender == Sender::NewMemberCommit {
+            *users_after.entry(committer_user.clone()).or_default() += 1;
+        }
+        if let Some(user) = users_after.keys().find(|u| !after.may_be_active(u)) {
+            return Err(not_allowed(format!(
+                "{user} would have clients in the group but may not be an active participant"
+            )));
+        }
+        check_role_constraints(&before, &after, &users_after).map_err(not_allowed)?;
+
+        let new_epoch = staged.group_context().epoch().as_u64();
+        self.group.merge(staged).map_err(internal)?;
+        Ok(AcceptedCommit {
+            new_epoch,
+            committer: committer_user,
+            added,
+            removed,
+        })
+    }
+
+    /// Checks an application message's metadata before fanout (-06 §4.5):
+    /// the epoch must be current and the asserted sender an active
+    /// participant allowed to send messages.
+    pub fn authorize_message(
+        &self,
+        message_epoch: u64,
+        sending_user: &str,
+    ) -> Result<(), SubmitRejection> {
+        let current = self.epoch();
+        if message_epoch < current {
+            return Err(SubmitRejection::EpochTooOld {
+                current_epoch: current,
+            });
+        }
+        if message_epoch > current {
+            return Err(SubmitRejection::NotAllowed(format!(
+                "epoch {message_epoch} is newer than the room's epoch {current}"
+            )));
+        }
+        let state = self
+            .policy_state()
+            .map_err(|e| SubmitRejection::NotAllowed(e.to_string()))?;
+        if !state.may_be_active(sending_user) || !self.active_users().contains_key(sending_user) {
+            return Err(SubmitRejection::NotAllowed(format!(
+                "{sending_user} is not an active participant"
+            )));
+        }
+        if !state.has(sending_user, cap::CAN_SEND_MESSAGE) {
+            return Err(SubmitRejection::NotAllowed(format!(
+                "{sending_user} may not send messages"
+            )));
+        }
+        Ok(())
+    }
+
+    fn process(
+        &self,
+        crypto: &impl OpenMlsCrypto,
+        message: MlsMessageIn,
+    ) -> Result<ProcessedMessage, UpdateRejection> {
+        let protocol = message
+            .try_into_protocol_message()
+            .map_err(|_| not_allowed("not a handshake message"))?;
+        let ProtocolMessage::PublicMessage(_) = &protocol else {
+            // SemiPrivateMessage is not supported yet; a PrivateMessage
+            // handshake cannot be checked by the hub at all.
+            return Err(not_allowed("handshake messages must be PublicMessages"));
+        };
+        if protocol.group_id() != self.group_id() {
+            return Err(not_allowed("message is for another MLS group"));
+        }
+        let current = self.epoch();
+        if protocol.epoch().as_u64() != current {
+            return Err(UpdateRejection::WrongEpoch {
+                current_epoch: current,
+            });
+        }
+        self.group
+            .public_group()
+            .process_message(crypto, protocol)
+            .map_err(|e| UpdateRejection::InvalidProposal {
+                refs: Vec::new(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The user who proposed something: a member's credential, the
+    /// committer for inline proposals of an external commit, `None` for an
+    /// external sender (a server).
+    fn proposer_user(
+        &self,
+        sender: &Sender,
+        committer: Option<&ClientIdentity>,
+    ) -> Result<Option<String>, UpdateRejection> {
+        match sender {
+            Sender::Member(index) => {
+                let leaf = self
+                    .group
+                    .public_group()
+                    .leaf(*index)
+                    .ok_or_else(|| not_allowed("proposal from an unknown leaf"))?;
+                let id =
+                    client_identity(leaf.credential()).map_err(|e| not_allowed(e.to_string()))?;
+                Ok(Some(id.user.as_str().to_owned()))
+            }
+            Sender::NewMemberCommit => Ok(committer.map(|c| c.user.as_str().to_owned())),
+            Sender::External(_) => Ok(None),
+            Sender::NewMemberProposal => {
+                Err(not_allowed("external join proposals are not supported"))
+            }
+        }
+    }
+
+    /// Authorizes one proposal by `proposer` (None: an external sender).
+    /// `state` is the room state the proposal applies to, `after` the
+    /// state the whole commit produces.
+    fn authorize_proposal(
+        &self,
+        state: &RoomPolicyState,
+        after: &RoomPolicyState,
+        proposer: Option<&str>,
+        proposal: &Proposal,
+        changes: &mut ParticipantChanges,
+    ) -> Result<(), String> {
+        let Some(proposer) = proposer else {
+            // Servers (hub, followers) may only remove clients (DESIGN:
+            // external senders send Add/Remove; -06 §6.3).
+            return match proposal {
+                Proposal::Remove(_) => Ok(()),
+                _ => Err("external senders may only propose Remove".into()),
+            };
+        };
+        let active = state.may_be_active(proposer);
+        match proposal {
+            // Leaving is always possible, even for removed or banned users
+            // (-06 §4.4 keeps Remove/SelfRemove open to them).
+            Proposal::SelfRemove => Ok(()),
+            Proposal::Remove(remove) => {
+                let target = self
+                    .group
+                    .public_group()
+                    .leaf(remove.removed())
+                    .ok_or("Remove of an empty leaf")?;
+                let target_user = client_identity(target.credential())
+                    .map_err(|e| e.to_string())?
+                    .user;
+                let target_user = target_user.as_str();
+                if target_user == proposer {
+                    return Ok(());
+                }
+                if !active {
+                    return Err(format!("{proposer} may only remove its own clients"));
+                }
+                if changes.removed_or_banned(target_user, after)
+                    || state.has(proposer, cap::CAN_KICK)
+                {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{proposer} may not remove clients of {target_user}"
+                    ))
+                }
+            }
+            _ if !active => Err(format!("{proposer} may only propose Remove or SelfRemove")),
+            Proposal::Add(_)
+            | Proposal::Update(_)
+            | Proposal::ExternalInit(_)
+            | Proposal::PreSharedKey(_) => {
+                // Adds are authorized per added user once the whole commit
+                // is known (handle_commit); the rest only touch MLS state.
+                Ok(())
+            }
+            Proposal::AppDataUpdate(update) => match (update.component_id(), update.operation()) {
+                (PARTICIPANT_LIST, AppDataUpdateOperation::Update(bytes)) => {
+                    let update: ParticipantListUpdate =
+                        decode_component(bytes.as_slice()).map_err(|e| e.to_string())?;
+                    state
+                        .participants
+                        .apply(&update)
+                        .map_err(|e| e.to_string())?;
+                    authorize_participant_update(state, proposer, &update, changes)
+                }
+                (ROOM_METADATA, _) => {
+                    let may = [
+                        cap::CAN_CHANGE_ROOM_NAME,
+                        cap::CAN_CHANGE_ROOM_DESCRIPTION,
+                        cap::CAN_CHANGE_ROOM_AVATAR,
+                        cap::CAN_CHANGE_ROOM_SUBJECT,
+                        cap::CAN_CHANGE_ROOM_MOOD,
+                    ]
+                    .iter()
+                    .any(|c| state.has(proposer, *c));
+                    may.then_some(())
+                        .ok_or_else(|| format!("{proposer} may not change the room metadata"))
+                }
+                (ROLES_LIST, _) => state
+                    .has(proposer, cap::CAN_CHANGE_ROLE_DEFINITIONS)
+                    .then_some(())
+                    .ok_or_else(|| format!("{proposer} may not change role definitions")),
+                (id, _) => Err(format!(
+                    "updates of component {id:#06x} are not allowed in this room"
+                )),
+            },
+            Proposal::ReInit(_) => state
+                .has(proposer, cap::CAN_SEND_MLS_REINIT_PROPOSAL)
+                .then_some(())
+                .ok_or_else(|| format!("{proposer} may not propose ReInit")),
+            _ => Err("this proposal type is not allowed in MIMI rooms".into()),
+        }
+    }
+
+    /// Every member's user must be allowed to be active under `state`.
+    fn check_members_consistent(&self, state: &RoomPolicyState) -> Result<(), String> {
+        // Used at creation; commits check the would-be membership instead.
+        for (leaf, identity) in self.members() {
+            let identity = identity.map_err(|e| format!("leaf {leaf:?}: {e}"))?;
+            let user = identity.user.as_str();
+            if !state.may_be_active(user) {
+                return Err(format!(
+                    "{user} has clients in the group but may not be an active participant"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn not_allowed(reason: impl Into<String>) -> UpdateRejection {
+    UpdateRejection::NotAllowed(reason.into())
+}
+
+fn internal(reason: impl ToString) -> UpdateRejection {
+    UpdateRejection::NotAllowed(format!("internal error: {}", reason.to_string()))
+}

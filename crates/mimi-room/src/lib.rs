@@ -1,0 +1,29 @@
+//! MIMI room logic as pure state machines (-06 §4.4–4.6, §6;
+//! draft-ietf-mimi-room-policy).
+//!
+//! The hub validates handshake messages with openmls's [`PublicGroup`]
+//! (no group secrets), enforces the room policy from the participant list
+//! and role components in the `app_data_dictionary`, and arbitrates one
+//! commit per epoch. No sockets, no SQL: callers load and persist the
+//! state bytes.
+//!
+//! [`PublicGroup`]: openmls::prelude::PublicGroup
+
+pub mod components;
+pub mod group;
+pub mod hub;
+pub mod identity;
+pub mod policy;
+
+pub use hub::{AcceptedCommit, AddedClient, HubRoom, SubmitRejection, UpdateRejection};
+
+/// Errors about a room's state itself (as opposed to a refused request).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoomError {
+    #[error("invalid group: {0}")]
+    InvalidGroup(String),
+    #[error("corrupt room state: {0}")]
+    CorruptState(String),
+    #[error("bad credential: {0}")]
+    BadCredential(String),
+}

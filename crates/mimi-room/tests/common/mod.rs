@@ -1,0 +1,360 @@
+//! Real openmls clients for driving the hub in tests.
+
+#![allow(dead_code)]
+
+use mimi_protocol::components::room_policy::RoleData;
+use mimi_protocol::components::{
+    PARTICIPANT_LIST, ParticipantListData, ParticipantListUpdate, ROLES_LIST, UserRolePair,
+};
+use mimi_room::components::resolve_app_data_updates;
+use mimi_room::policy::default_roles;
+use openmls::component::ComponentData;
+use openmls::messages::group_info::VerifiableGroupInfo;
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::OpenMlsRustCrypto;
+use tls_codec::{Deserialize as _, Serialize as _};
+
+pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+pub fn capabilities() -> Capabilities {
+    Capabilities::new(
+        None,
+        None,
+        Some(&[ExtensionType::AppDataDictionary]),
+        Some(&[ProposalType::AppDataUpdate, ProposalType::SelfRemove]),
+        None,
+    )
+}
+
+/// Serialises and parses, as the network would.
+pub fn wire(out: impl Into<MlsMessageOut>) -> MlsMessageIn {
+    let bytes = out.into().tls_serialize_detached().unwrap();
+    MlsMessageIn::tls_deserialize_exact(bytes).unwrap()
+}
+
+pub fn user_of(device: &str) -> String {
+    // mimi://d/<user>/<device> → mimi://d/u/<user>
+    let (domain, rest) = device
+        .trim_start_matches("mimi://")
+        .split_once("/d/")
+        .unwrap();
+    let user = rest.split('/').next().unwrap();
+    format!("mimi://{domain}/u/{user}")
+}
+
+pub struct TestClient {
+    pub device: String,
+    pub provider: OpenMlsRustCrypto,
+    pub signer: SignatureKeyPair,
+    pub credential: CredentialWithKey,
+    pub group: Option<MlsGroup>,
+}
+
+impl TestClient {
+    pub fn new(device: &str) -> Self {
+        let provider = OpenMlsRustCrypto::default();
+        let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm()).unwrap();
+        signer.store(provider.storage()).unwrap();
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(device.as_bytes().to_vec()).into(),
+            signature_key: signer.public().into(),
+        };
+        Self {
+            device: device.into(),
+            provider,
+            signer,
+            credential,
+            group: None,
+        }
+    }
+
+    pub fn user(&self) -> String {
+        user_of(&self.device)
+    }
+
+    pub fn key_package(&self) -> KeyPackage {
+        KeyPackage::builder()
+            .leaf_node_capabilities(capabilities())
+            .build(
+                CIPHERSUITE,
+                &self.provider,
+                &self.signer,
+                self.credential.clone(),
+            )
+            .unwrap()
+            .key_package()
+            .clone()
+    }
+
+    fn join_config() -> MlsGroupJoinConfig {
+        MlsGroupJoinConfig::builder()
+            .wire_format_policy(PURE_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .build()
+    }
+
+    /// Creates a room with the given participants (the creator among them)
+    /// and roles; returns what the creator uploads to the hub.
+    pub fn create_room(
+        &mut self,
+        participants: &[(&str, u32)],
+        roles: RoleData,
+    ) -> (RatchetTreeIn, VerifiableGroupInfo) {
+        let list = ParticipantListData::new(
+            participants
+                .iter()
+                .map(|(u, r)| UserRolePair::new(u.as_bytes().to_vec(), *r))
+                .collect(),
+        );
+        let mut dict = AppDataDictionary::new();
+        dict.insert(PARTICIPANT_LIST, list.tls_serialize_detached().unwrap());
+        dict.insert(ROLES_LIST, roles.tls_serialize_detached().unwrap());
+        let extensions = Extensions::from_vec(vec![
+            Extension::AppDataDictionary(AppDataDictionaryExtension::new(dict)),
+            Extension::RequiredCapabilities(RequiredCapabilitiesExtension::new(
+                &[ExtensionType::AppDataDictionary],
+                &[ProposalType::AppDataUpdate, ProposalType::SelfRemove],
+                &[],
+            )),
+        ])
+        .unwrap();
+        let group = MlsGroup::builder()
+            .ciphersuite(CIPHERSUITE)
+            .with_capabilities(capabilities())
+            .with_group_context_extensions(extensions)
+            .with_wire_format_policy(PURE_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .build(&self.provider, &self.signer, self.credential.clone())
+            .unwrap();
+        self.group = Some(group);
+        self.group_info()
+    }
+
+    pub fn create_default_room(
+        &mut self,
+        others: &[(&str, u32)],
+    ) -> (RatchetTreeIn, VerifiableGroupInfo) {
+        let me = self.user();
+        let mut participants = vec![(me.as_str(), mimi_room::policy::default_role::ADMIN)];
+        participants.extend_from_slice(others);
+        self.create_room(&participants, default_roles())
+    }
+
+    pub fn group(&mut self) -> &mut MlsGroup {
+        self.group.as_mut().expect("not in a group")
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.group.as_ref().unwrap().epoch().as_u64()
+    }
+
+    pub fn group_info(&self) -> (RatchetTreeIn, VerifiableGroupInfo) {
+        let group = self.group.as_ref().unwrap();
+        let info = group
+            .export_group_info(self.provider.crypto(), &self.signer, false)
+            .unwrap();
+        let MlsMessageBodyIn::GroupInfo(info) = wire(info).extract() else {
+            panic!("not a GroupInfo")
+        };
+        (group.export_ratchet_tree().into(), info)
+    }
+
+    pub fn participants(&self) -> ParticipantListData {
+        let dict = self
+            .group
+            .as_ref()
+            .unwrap()
+            .extensions()
+            .app_data_dictionary()
+            .unwrap()
+            .dictionary();
+        mimi_protocol::components::decode_component(dict.get(&PARTICIPANT_LIST).unwrap()).unwrap()
+    }
+
+    /// Builds (but does not merge) a commit with the given inline
+    /// proposals and Adds, also committing pending proposals by reference.
+    pub fn commit(
+        &mut self,
+        proposals: Vec<Proposal>,
+        adds: Vec<KeyPackage>,
+    ) -> (MlsMessageIn, Option<Welcome>) {
+        self.commit_with_removals(proposals, adds, vec![])
+    }
+
+    pub fn commit_with_removals(
+        &mut self,
+        proposals: Vec<Proposal>,
+        adds: Vec<KeyPackage>,
+        removals: Vec<LeafNodeIndex>,
+    ) -> (MlsMessageIn, Option<Welcome>) {
+        let provider = &self.provider;
+        let signer = &self.signer;
+        let group = self.group.as_mut().unwrap();
+        let old = group
+            .extensions()
+            .app_data_dictionary()
+            .map(|e| e.dictionary().clone());
+        let mut stage = group
+            .commit_builder()
+            .add_proposals(proposals)
+            .propose_adds(adds)
+            .propose_removals(removals)
+            .load_psks(provider.storage())
+            .unwrap();
+        let updates =
+            resolve_app_data_updates(old.as_ref(), stage.app_data_update_proposals()).unwrap();
+        stage.with_app_data_dictionary_updates(updates);
+        let bundle = stage
+            .build(provider.rand(), provider.crypto(), signer, |_| true)
+            .unwrap()
+            .stage_commit(provider)
+            .unwrap();
+        let (commit, welcome, _) = bundle.into_contents();
+        (wire(commit), welcome)
+    }
+
+    pub fn merge_pending(&mut self) {
+        let provider = &self.provider;
+        self.group
+            .as_mut()
+            .unwrap()
+            .merge_pending_commit(provider)
+            .unwrap();
+    }
+
+    pub fn discard_pending(&mut self) {
+        let provider = &self.provider;
+        self.group
+            .as_mut()
+            .unwrap()
+            .clear_pending_commit(provider.storage())
+            .unwrap();
+    }
+
+    /// Processes a fanned-out handshake message; commits are merged.
+    pub fn process(&mut self, message: MlsMessageIn) {
+        let provider = &self.provider;
+        let group = self.group.as_mut().unwrap();
+        let protocol = message.try_into_protocol_message().unwrap();
+        let processed = group.process_message(provider, protocol).unwrap();
+        match processed.into_content() {
+            ProcessedMessageContent::ProposalMessage(p) => group
+                .store_pending_proposal(provider.storage(), *p)
+                .unwrap(),
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                group.merge_staged_commit(provider, *staged).unwrap()
+            }
+            ProcessedMessageContent::UnresolvedAppDataCommit(unresolved) => {
+                let old = group
+                    .extensions()
+                    .app_data_dictionary()
+                    .map(|e| e.dictionary().clone());
+                let updates =
+                    resolve_app_data_updates(old.as_ref(), unresolved.app_data_update_proposals())
+                        .unwrap();
+                let staged = group
+                    .stage_app_data_commit(provider, *unresolved, updates)
+                    .unwrap();
+                group.merge_staged_commit(provider, staged).unwrap();
+            }
+            other => panic!("unexpected content {other:?}"),
+        }
+    }
+
+    pub fn join(&mut self, welcome: Welcome, tree: RatchetTreeIn) {
+        let staged = StagedWelcome::new_from_welcome(
+            &self.provider,
+            &Self::join_config(),
+            welcome,
+            Some(tree),
+        )
+        .unwrap();
+        self.group = Some(staged.into_group(&self.provider).unwrap());
+    }
+
+    /// Joins by external commit from a GroupInfo (-06 §4.7); returns the
+    /// commit for the hub.
+    pub fn join_external(
+        &mut self,
+        tree: RatchetTreeIn,
+        info: VerifiableGroupInfo,
+    ) -> MlsMessageIn {
+        let (group, bundle) = MlsGroup::external_commit_builder()
+            .with_ratchet_tree(tree)
+            .with_config(Self::join_config())
+            .build_group(&self.provider, info, self.credential.clone())
+            .unwrap()
+            .leaf_node_parameters(
+                LeafNodeParameters::builder()
+                    .with_capabilities(capabilities())
+                    .build(),
+            )
+            .load_psks(self.provider.storage())
+            .unwrap()
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                &self.signer,
+                |_| true,
+            )
+            .unwrap()
+            .finalize(&self.provider)
+            .unwrap();
+        self.group = Some(group);
+        wire(bundle.into_commit())
+    }
+
+    pub fn self_remove(&mut self) -> MlsMessageIn {
+        let provider = &self.provider;
+        wire(
+            self.group
+                .as_mut()
+                .unwrap()
+                .leave_group_via_self_remove(provider, &self.signer)
+                .unwrap(),
+        )
+    }
+
+    pub fn propose_participants(&mut self, update: &ParticipantListUpdate) -> MlsMessageIn {
+        let provider = &self.provider;
+        let (msg, _) = self
+            .group
+            .as_mut()
+            .unwrap()
+            .propose_app_data_update(
+                provider,
+                &self.signer,
+                PARTICIPANT_LIST,
+                AppDataUpdateOperation::Update(update.tls_serialize_detached().unwrap().into()),
+            )
+            .unwrap();
+        wire(msg)
+    }
+
+    pub fn leaf_of(&self, device: &str) -> LeafNodeIndex {
+        self.group
+            .as_ref()
+            .unwrap()
+            .members()
+            .find(|m| m.credential.serialized_content() == device.as_bytes())
+            .map(|m| m.index)
+            .expect("no such member")
+    }
+}
+
+pub fn participant_update(proposal: &ParticipantListUpdate) -> Proposal {
+    Proposal::AppDataUpdate(Box::new(AppDataUpdateProposal::update(
+        PARTICIPANT_LIST,
+        proposal.tls_serialize_detached().unwrap(),
+    )))
+}
+
+pub fn add_participant(user: &str, role: u32) -> ParticipantListUpdate {
+    ParticipantListUpdate {
+        added_participants: vec![UserRolePair::new(user.as_bytes().to_vec(), role)],
+        ..Default::default()
+    }
+}
+
+pub fn component_data(id: u16, data: Vec<u8>) -> ComponentData {
+    ComponentData::from_parts(id, data.into())
+}
