@@ -1,0 +1,293 @@
+//! Durable storage for mimi-rs servers.
+//!
+//! One object-safe [`Store`] trait (used as `Arc<dyn Store>`) with two
+//! implementations: [`SqliteStore`], the embedded single-process default, and
+//! [`PgStore`], shared by several server processes of one provider (DESIGN.md
+//! "Scaling past one machine"). The store keeps bytes and plain values only;
+//! protocol parsing and validation happen above it.
+//!
+//! Concurrency guarantees, identical for both backends:
+//! - a KeyPackage is handed out at most once (-06 §4.3); last-resort ones are
+//!   reused, expired ones never returned;
+//! - exactly one commit wins each room epoch (compare-and-set on the room row,
+//!   transport requirements §3.2), while application messages of the current
+//!   epoch never conflict with each other;
+//! - accepting an event, appending it to the room log and writing its outbox
+//!   rows is one transaction, so an accepted event is never lost and a
+//!   rejected one is never fanned out;
+//! - outbox lanes `(destination, room_id)` are leased by one worker at a time
+//!   and hand out rows in sequence order (see [`Store::lease_outbox`]).
+
+mod common;
+mod error;
+mod postgres;
+mod sqlite;
+mod types;
+
+use std::time::Duration;
+
+pub use error::{Result, StoreError};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+/// Storage operations of a MIMI provider server (hub and follower roles).
+///
+/// Times are Unix timestamps: KeyPackage lifetimes in seconds (as MLS
+/// `Lifetime.not_after`), everything else in milliseconds (`*_ms`).
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    // ---- KeyPackages (-06 §4.3), provider-local -------------------------------
+
+    /// Registers `client_uri` under `user_uri` (if new) and stores its
+    /// KeyPackages. Re-uploading a KeyPackageRef already stored is ignored.
+    /// Returns how many KeyPackages were newly stored.
+    async fn add_key_packages(
+        &self,
+        user_uri: &str,
+        client_uri: &str,
+        key_packages: Vec<NewKeyPackage>,
+    ) -> Result<u64>;
+
+    /// The client URIs registered for `user_uri`, sorted.
+    async fn list_clients(&self, user_uri: &str) -> Result<Vec<String>>;
+
+    /// Claims one KeyPackage for each client of `user_uri` (-06 §4.3 keyMaterial,
+    /// transport requirements §3.1): the oldest unexpired non-last-resort one,
+    /// deleted in the same transaction so it is never handed out twice; else
+    /// the newest unexpired last-resort one (kept); else `None`. Each claimed
+    /// KeyPackageRef is recorded for [`Store::client_for_key_package_ref`].
+    /// A KeyPackage is expired when `not_after <= now_secs`.
+    async fn claim_key_packages(&self, user_uri: &str, now_secs: i64) -> Result<Vec<ClientClaim>>;
+
+    /// The local client a claimed KeyPackageRef belongs to (target side of
+    /// Welcome routing).
+    async fn client_for_key_package_ref(&self, key_package_ref: &[u8]) -> Result<Option<String>>;
+
+    /// Unexpired, unclaimed KeyPackages stored for a client (including last-resort ones).
+    async fn count_key_packages(&self, client_uri: &str, now_secs: i64) -> Result<KeyPackageCount>;
+
+    /// Deletes KeyPackages with `not_after <= now_secs`; returns how many.
+    async fn purge_expired_key_packages(&self, now_secs: i64) -> Result<u64>;
+
+    // ---- Hub-side Welcome routing ---------------------------------------------
+
+    /// Records which provider each KeyPackageRef of a Welcome belongs to
+    /// (hub side, -06 §4.3/§4.6). Later records for the same ref replace earlier ones.
+    async fn record_key_package_routes(
+        &self,
+        room_id: &str,
+        routes: Vec<(Vec<u8>, String)>,
+    ) -> Result<()>;
+
+    /// The provider domain recorded for a KeyPackageRef.
+    async fn provider_for_key_package_ref(&self, key_package_ref: &[u8]) -> Result<Option<String>>;
+
+    // ---- Rooms (hub) ------------------------------------------------------------
+
+    /// Creates a room; [`StoreError::RoomExists`] if the id is taken.
+    async fn create_room(&self, room: NewRoom) -> Result<RoomRecord>;
+
+    /// Loads a room's current record.
+    async fn load_room(&self, room_id: &str) -> Result<Option<RoomRecord>>;
+
+    /// Accepts one event into a room in a single transaction: compare-and-set
+    /// of the room epoch (and, for same-epoch state writes, the state version),
+    /// append to the room log with the next sequence number, and one outbox row
+    /// per delivery. See [`AcceptedEvent`] for the rules.
+    async fn accept_room_event(&self, event: AcceptedEvent) -> Result<AcceptOutcome>;
+
+    /// Room log entries with `seq > after_seq`, ascending, at most `limit`.
+    async fn room_events(
+        &self,
+        room_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<RoomEvent>>;
+
+    // ---- Durable outbox (fanout, DESIGN.md) ------------------------------------
+
+    /// Enqueues outbox rows that are not room-log events (e.g. a follower
+    /// forwarding a client's submission to the hub). `seq` orders them in their lane.
+    async fn enqueue_outbox(&self, items: Vec<NewOutboxItem>, now_ms: i64) -> Result<Vec<u64>>;
+
+    /// Leases up to `limit` due outbox rows for `lease_for`.
+    ///
+    /// Ordering: rows are grouped in lanes `(destination, room_id)`. A lane is
+    /// leased as a whole by one caller (no row of it may be under an unexpired
+    /// lease), only when its head is due, and the returned rows of a lane are
+    /// a prefix of it in `(seq, id)` order. Rows are returned sorted by
+    /// destination, room, seq. A worker delivers a lane's rows in order and on
+    /// the first failure calls [`Store::retry_outbox`] for that row and stops
+    /// that lane: this releases the whole lane, so no later row overtakes it.
+    async fn lease_outbox(
+        &self,
+        destination: Option<&str>,
+        limit: u32,
+        lease_for: Duration,
+        now_ms: i64,
+    ) -> Result<Vec<OutboxItem>>;
+
+    /// Deletes delivered rows. A lane whose current lease has no rows left is
+    /// released at once, so new rows need not wait for the lease to expire.
+    async fn complete_outbox(&self, ids: &[u64]) -> Result<()>;
+
+    /// Records a failed delivery: bumps `attempts`, stores `error`, releases
+    /// the row's whole lane and makes it due again at `next_attempt_at_ms`.
+    async fn retry_outbox(&self, id: u64, next_attempt_at_ms: i64, error: &str) -> Result<()>;
+
+    /// Number of undelivered outbox rows (metrics).
+    async fn outbox_depth(&self) -> Result<u64>;
+
+    /// Destinations that have a lane with a due, unleased head row.
+    async fn destinations_with_due_items(&self, now_ms: i64) -> Result<Vec<String>>;
+
+    // ---- Follower inbox dedup (-06 §4.6) ---------------------------------------
+
+    /// Records a `/notify` request by hub and body hash; `true` if it was not
+    /// seen before (the follower processes only the first copy).
+    async fn record_notify(
+        &self,
+        hub_domain: &str,
+        body_sha256: [u8; 32],
+        now_ms: i64,
+    ) -> Result<bool>;
+
+    /// [`Store::record_notify`] and [`Store::enqueue_for_clients`] in one
+    /// transaction: if the request is new, its client events are queued;
+    /// returns `None` for a duplicate, else the client sequence numbers.
+    /// A crash can then neither lose a first copy nor queue a duplicate.
+    async fn record_notify_and_enqueue(
+        &self,
+        hub_domain: &str,
+        body_sha256: [u8; 32],
+        now_ms: i64,
+        events: Vec<NewClientEvent>,
+    ) -> Result<Option<Vec<u64>>>;
+
+    /// Forgets `/notify` hashes seen before `before_ms`; returns how many.
+    async fn prune_notify_before(&self, before_ms: i64) -> Result<u64>;
+
+    // ---- Per-client delivery queues (provider-internal) -------------------------
+
+    /// Appends events to client queues; returns each event's per-client
+    /// sequence number (strictly increasing per client, in commit order).
+    async fn enqueue_for_clients(
+        &self,
+        events: Vec<NewClientEvent>,
+        now_ms: i64,
+    ) -> Result<Vec<u64>>;
+
+    /// Queued events of a client with `seq > after_seq`, ascending, at most `limit`.
+    async fn fetch_client_events(
+        &self,
+        client_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<ClientEvent>>;
+
+    /// Deletes a client's events with `seq <= up_to_seq`; returns how many.
+    async fn ack_client_events(&self, client_id: &str, up_to_seq: u64) -> Result<u64>;
+
+    // ---- Health ------------------------------------------------------------------
+
+    /// Round-trips a trivial query.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Lease length in milliseconds, at least 1 so a lease is always in the future.
+pub(crate) fn lease_millis(lease_for: Duration) -> i64 {
+    i64::try_from(lease_for.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1)
+}
+
+/// [`AcceptedEvent`] numbers converted for storage, after the argument rules
+/// of its docs are checked.
+pub(crate) struct CheckedAccept {
+    pub(crate) expected_epoch: i64,
+    pub(crate) new_epoch: i64,
+    pub(crate) expected_state_version: Option<i64>,
+}
+
+pub(crate) fn check_accept(event: &AcceptedEvent) -> Result<CheckedAccept> {
+    if event.new_epoch < event.expected_epoch {
+        return Err(StoreError::Invalid(format!(
+            "new epoch {} is before expected epoch {}",
+            event.new_epoch, event.expected_epoch
+        )));
+    }
+    let commit = event.new_epoch > event.expected_epoch;
+    if commit && event.new_group_state.is_none() {
+        return Err(StoreError::Invalid(
+            "an epoch change must carry the new group state".into(),
+        ));
+    }
+    if !commit && event.new_group_state.is_some() && event.expected_state_version.is_none() {
+        return Err(StoreError::Invalid(
+            "a same-epoch group state write needs expected_state_version".into(),
+        ));
+    }
+    Ok(CheckedAccept {
+        expected_epoch: error::to_i64(event.expected_epoch, "epoch")?,
+        new_epoch: error::to_i64(event.new_epoch, "epoch")?,
+        expected_state_version: event
+            .expected_state_version
+            .map(|v| error::to_i64(v, "state version"))
+            .transpose()?,
+    })
+}
+
+/// The error for a failed room compare-and-set, given the room's current
+/// `(epoch, state_version)` if it exists.
+pub(crate) fn conflict(event: &AcceptedEvent, current: Option<(i64, i64)>) -> Result<StoreError> {
+    let Some((epoch, state_version)) = current else {
+        return Ok(StoreError::RoomNotFound(event.room_id.clone()));
+    };
+    let current_epoch = error::to_u64(epoch, "epoch")?;
+    tracing::debug!(
+        room_id = %event.room_id,
+        expected_epoch = event.expected_epoch,
+        current_epoch,
+        "room compare-and-set lost"
+    );
+    if current_epoch != event.expected_epoch {
+        Ok(StoreError::EpochConflict { current_epoch })
+    } else {
+        Ok(StoreError::StateVersionConflict {
+            current_epoch,
+            current_state_version: error::to_u64(state_version, "state version")?,
+        })
+    }
+}
+
+pub(crate) fn room_event(
+    (room_id, seq, epoch, new_epoch, payload, accepted_at_ms): (
+        String,
+        i64,
+        i64,
+        i64,
+        Vec<u8>,
+        i64,
+    ),
+) -> Result<RoomEvent> {
+    Ok(RoomEvent {
+        room_id,
+        seq: error::to_u64(seq, "seq")?,
+        epoch: error::to_u64(epoch, "epoch")?,
+        new_epoch: error::to_u64(new_epoch, "epoch")?,
+        payload,
+        accepted_at_ms,
+    })
+}
+
+pub(crate) fn client_event(
+    (seq, room_id, payload, enqueued_at_ms): (i64, String, Vec<u8>, i64),
+) -> Result<ClientEvent> {
+    Ok(ClientEvent {
+        seq: error::to_u64(seq, "client seq")?,
+        room_id,
+        payload,
+        enqueued_at_ms,
+    })
+}

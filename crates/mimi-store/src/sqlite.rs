@@ -1,0 +1,711 @@
+//! SQLite backend: the embedded single-process default (DESIGN.md "Scaling past
+//! one machine").
+//!
+//! Every read-modify-write runs in a `BEGIN IMMEDIATE` transaction, which takes
+//! SQLite's single write lock up front: writers are serialized (waiting up to
+//! the busy timeout), so compare-and-set, KeyPackage claims and outbox leases
+//! are atomic even with several pool connections, and a deferred transaction
+//! can never fail while upgrading its read lock.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Connection, Sqlite, Transaction};
+
+use crate::common::*;
+use crate::error::{Result, StoreError, to_i64, to_u64};
+use crate::types::*;
+use crate::{Store, lease_millis};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a writer waits for SQLite's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// [`Store`] on an SQLite file (or an in-memory database for tests).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `location` and runs the
+    /// SQLite migrations. `location` is a file path, a `sqlite:` URL, or
+    /// `:memory:` / `sqlite::memory:` for a private in-memory database.
+    pub async fn open(location: &str) -> Result<Self> {
+        let in_memory = location == ":memory:"
+            || location.contains(":memory:")
+            || location.contains("mode=memory");
+        let base = if location == ":memory:" {
+            SqliteConnectOptions::from_str("sqlite::memory:")?
+        } else if location.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(location)?
+        } else {
+            SqliteConnectOptions::new().filename(location)
+        };
+        let base = base
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(SqliteSynchronous::Full);
+
+        let pool = if in_memory {
+            // One connection that is never recycled: the database lives as long as it does.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(base)
+                .await?
+        } else {
+            // Switch the file to WAL once, on a lone connection: changing the
+            // journal mode needs an exclusive lock that busy_timeout cannot wait
+            // for, and the mode is persistent afterwards.
+            let setup =
+                SqliteConnection::connect_with(&base.clone().journal_mode(SqliteJournalMode::Wal))
+                    .await?;
+            setup.close().await?;
+            SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(base)
+                .await?
+        };
+        MIGRATOR.run(&pool).await?;
+        tracing::debug!(location, "opened SQLite store");
+        Ok(Self { pool })
+    }
+
+    /// The underlying pool (for diagnostics).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes all connections.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// Appends events to client queues inside an open write transaction.
+async fn enqueue_clients(
+    conn: &mut SqliteConnection,
+    events: Vec<NewClientEvent>,
+    now_ms: i64,
+) -> Result<Vec<u64>> {
+    let mut seqs = Vec::with_capacity(events.len());
+    for ev in events {
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO client_queue_heads (client_id, last_seq) VALUES ($1, 1)
+             ON CONFLICT (client_id) DO UPDATE SET last_seq = client_queue_heads.last_seq + 1
+             RETURNING last_seq",
+        )
+        .bind(&ev.client_id)
+        .fetch_one(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO client_events (client_id, seq, room_id, payload, enqueued_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&ev.client_id)
+        .bind(seq)
+        .bind(&ev.room_id)
+        .bind(&ev.payload)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
+        seqs.push(to_u64(seq, "client seq")?);
+    }
+    Ok(seqs)
+}
+
+/// Inserts one outbox row (and its lane, if new) inside an open write transaction.
+async fn insert_outbox(
+    conn: &mut SqliteConnection,
+    destination: &str,
+    room_id: &str,
+    seq: i64,
+    payload: &[u8],
+    now_ms: i64,
+) -> Result<u64> {
+    sqlx::query(
+        "INSERT INTO outbox_lanes (destination, room_id, next_attempt_at, leased_until)
+         VALUES ($1, $2, 0, NULL) ON CONFLICT (destination, room_id) DO NOTHING",
+    )
+    .bind(destination)
+    .bind(room_id)
+    .execute(&mut *conn)
+    .await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO outbox (destination, room_id, seq, payload, attempts, enqueued_at)
+         VALUES ($1, $2, $3, $4, 0, $5) RETURNING id",
+    )
+    .bind(destination)
+    .bind(room_id)
+    .bind(seq)
+    .bind(payload)
+    .bind(now_ms)
+    .fetch_one(&mut *conn)
+    .await?;
+    to_u64(id, "outbox id")
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn add_key_packages(
+        &self,
+        user_uri: &str,
+        client_uri: &str,
+        key_packages: Vec<NewKeyPackage>,
+    ) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO clients (client_uri, user_uri) VALUES ($1, $2)
+             ON CONFLICT (client_uri) DO NOTHING",
+        )
+        .bind(client_uri)
+        .bind(user_uri)
+        .execute(&mut *tx)
+        .await?;
+        let owner: String =
+            sqlx::query_scalar("SELECT user_uri FROM clients WHERE client_uri = $1")
+                .bind(client_uri)
+                .fetch_one(&mut *tx)
+                .await?;
+        if owner != user_uri {
+            return Err(StoreError::ClientOwnedByOtherUser {
+                client_uri: client_uri.to_owned(),
+                owner,
+            });
+        }
+        let mut added = 0;
+        for kp in key_packages {
+            added += sqlx::query(
+                "INSERT INTO key_packages (client_uri, key_package_ref, key_package, not_after, last_resort)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_package_ref) DO NOTHING",
+            )
+            .bind(client_uri)
+            .bind(&kp.key_package_ref)
+            .bind(&kp.key_package)
+            .bind(kp.not_after)
+            .bind(kp.last_resort)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    async fn list_clients(&self, user_uri: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT client_uri FROM clients WHERE user_uri = $1 ORDER BY client_uri",
+        )
+        .bind(user_uri)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn claim_key_packages(&self, user_uri: &str, now_secs: i64) -> Result<Vec<ClientClaim>> {
+        let mut tx = self.write_tx().await?;
+        let clients: Vec<String> = sqlx::query_scalar(
+            "SELECT client_uri FROM clients WHERE user_uri = $1 ORDER BY client_uri",
+        )
+        .bind(user_uri)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claims = Vec::with_capacity(clients.len());
+        for client_uri in clients {
+            let mut row: Option<KeyPackageRow> = sqlx::query_as(
+                "DELETE FROM key_packages WHERE id = (
+                     SELECT id FROM key_packages
+                     WHERE client_uri = $1 AND NOT last_resort AND not_after > $2
+                     ORDER BY id LIMIT 1)
+                 RETURNING key_package_ref, key_package, not_after, last_resort",
+            )
+            .bind(&client_uri)
+            .bind(now_secs)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if row.is_none() {
+                row = sqlx::query_as(
+                    "SELECT key_package_ref, key_package, not_after, last_resort FROM key_packages
+                     WHERE client_uri = $1 AND last_resort AND not_after > $2
+                     ORDER BY id DESC LIMIT 1",
+                )
+                .bind(&client_uri)
+                .bind(now_secs)
+                .fetch_optional(&mut *tx)
+                .await?;
+            }
+            if let Some((kp_ref, ..)) = &row {
+                sqlx::query(
+                    "INSERT INTO key_package_claims (key_package_ref, client_uri, claimed_at)
+                     VALUES ($1, $2, $3) ON CONFLICT (key_package_ref) DO NOTHING",
+                )
+                .bind(kp_ref)
+                .bind(&client_uri)
+                .bind(now_secs)
+                .execute(&mut *tx)
+                .await?;
+            }
+            claims.push(ClientClaim {
+                client_uri,
+                key_package: row.map(claimed),
+            });
+        }
+        tx.commit().await?;
+        Ok(claims)
+    }
+
+    async fn client_for_key_package_ref(&self, key_package_ref: &[u8]) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT client_uri FROM key_package_claims WHERE key_package_ref = $1",
+        )
+        .bind(key_package_ref)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn count_key_packages(&self, client_uri: &str, now_secs: i64) -> Result<KeyPackageCount> {
+        let (single_use, last_resort): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE NOT last_resort), COUNT(*) FILTER (WHERE last_resort)
+             FROM key_packages WHERE client_uri = $1 AND not_after > $2",
+        )
+        .bind(client_uri)
+        .bind(now_secs)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(KeyPackageCount {
+            single_use: to_u64(single_use, "count")?,
+            last_resort: to_u64(last_resort, "count")?,
+        })
+    }
+
+    async fn purge_expired_key_packages(&self, now_secs: i64) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM key_packages WHERE not_after <= $1")
+                .bind(now_secs)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    async fn record_key_package_routes(
+        &self,
+        room_id: &str,
+        routes: Vec<(Vec<u8>, String)>,
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        for (kp_ref, domain) in routes {
+            sqlx::query(
+                "INSERT INTO key_package_routes (key_package_ref, room_id, provider_domain)
+                 VALUES ($1, $2, $3) ON CONFLICT (key_package_ref)
+                 DO UPDATE SET room_id = excluded.room_id, provider_domain = excluded.provider_domain",
+            )
+            .bind(&kp_ref)
+            .bind(room_id)
+            .bind(&domain)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn provider_for_key_package_ref(&self, key_package_ref: &[u8]) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT provider_domain FROM key_package_routes WHERE key_package_ref = $1",
+        )
+        .bind(key_package_ref)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn create_room(&self, room: NewRoom) -> Result<RoomRecord> {
+        let epoch = to_i64(room.epoch, "epoch")?;
+        let inserted = sqlx::query(
+            "INSERT INTO rooms (room_id, epoch, state_version, group_state, last_seq, created_at_ms, updated_at_ms)
+             VALUES ($1, $2, 0, $3, 0, $4, $4) ON CONFLICT (room_id) DO NOTHING",
+        )
+        .bind(&room.room_id)
+        .bind(epoch)
+        .bind(&room.group_state)
+        .bind(room.created_at_ms)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(StoreError::RoomExists(room.room_id));
+        }
+        Ok(RoomRecord {
+            room_id: room.room_id,
+            epoch: room.epoch,
+            state_version: 0,
+            group_state: room.group_state,
+            last_seq: 0,
+            created_at_ms: room.created_at_ms,
+            updated_at_ms: room.created_at_ms,
+        })
+    }
+
+    async fn load_room(&self, room_id: &str) -> Result<Option<RoomRecord>> {
+        let row: Option<RoomRow> = sqlx::query_as(
+            "SELECT room_id, epoch, state_version, group_state, last_seq, created_at_ms, updated_at_ms
+             FROM rooms WHERE room_id = $1",
+        )
+        .bind(room_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(room_record).transpose()
+    }
+
+    async fn accept_room_event(&self, event: AcceptedEvent) -> Result<AcceptOutcome> {
+        let checked = crate::check_accept(&event)?;
+        let mut tx = self.write_tx().await?;
+        let updated: Option<(i64, i64, i64)> = sqlx::query_as(
+            "UPDATE rooms SET
+                 epoch = $3,
+                 group_state = COALESCE($4, group_state),
+                 state_version = state_version + (CASE WHEN $4 IS NULL THEN 0 ELSE 1 END),
+                 last_seq = last_seq + 1,
+                 updated_at_ms = $6
+             WHERE room_id = $1 AND epoch = $2 AND ($5 IS NULL OR state_version = $5)
+             RETURNING last_seq, epoch, state_version",
+        )
+        .bind(&event.room_id)
+        .bind(checked.expected_epoch)
+        .bind(checked.new_epoch)
+        .bind(&event.new_group_state)
+        .bind(checked.expected_state_version)
+        .bind(event.accepted_at_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((seq, epoch, state_version)) = updated else {
+            let current: Option<(i64, i64)> =
+                sqlx::query_as("SELECT epoch, state_version FROM rooms WHERE room_id = $1")
+                    .bind(&event.room_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Err(crate::conflict(&event, current)?);
+        };
+        sqlx::query(
+            "INSERT INTO room_events (room_id, seq, epoch, new_epoch, payload, accepted_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&event.room_id)
+        .bind(seq)
+        .bind(checked.expected_epoch)
+        .bind(checked.new_epoch)
+        .bind(&event.event)
+        .bind(event.accepted_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        for d in &event.deliveries {
+            insert_outbox(
+                &mut tx,
+                &d.destination,
+                &event.room_id,
+                seq,
+                &d.payload,
+                event.accepted_at_ms,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(AcceptOutcome {
+            seq: to_u64(seq, "seq")?,
+            epoch: to_u64(epoch, "epoch")?,
+            state_version: to_u64(state_version, "state version")?,
+        })
+    }
+
+    async fn room_events(
+        &self,
+        room_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<RoomEvent>> {
+        let rows: Vec<(String, i64, i64, i64, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT room_id, seq, epoch, new_epoch, payload, accepted_at_ms FROM room_events
+             WHERE room_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(room_id)
+        .bind(to_i64(after_seq, "seq")?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(crate::room_event).collect()
+    }
+
+    async fn enqueue_outbox(&self, items: Vec<NewOutboxItem>, now_ms: i64) -> Result<Vec<u64>> {
+        let mut tx = self.write_tx().await?;
+        let mut ids = Vec::with_capacity(items.len());
+        for item in &items {
+            let seq = to_i64(item.seq, "seq")?;
+            ids.push(
+                insert_outbox(
+                    &mut tx,
+                    &item.destination,
+                    &item.room_id,
+                    seq,
+                    &item.payload,
+                    now_ms,
+                )
+                .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn lease_outbox(
+        &self,
+        destination: Option<&str>,
+        limit: u32,
+        lease_for: Duration,
+        now_ms: i64,
+    ) -> Result<Vec<OutboxItem>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let until = now_ms.saturating_add(lease_millis(lease_for));
+        let mut tx = self.write_tx().await?;
+        // At most `limit` lanes, each contributing at least its head row; rows are
+        // ranked within their lane so the LIMIT cuts every lane to a prefix.
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "WITH lanes AS (
+                 SELECT l.destination, l.room_id FROM outbox_lanes l
+                 WHERE ($1 IS NULL OR l.destination = $1)
+                   AND l.next_attempt_at <= $2
+                   AND (l.leased_until IS NULL OR l.leased_until <= $2)
+                   AND EXISTS (SELECT 1 FROM outbox o
+                               WHERE o.destination = l.destination AND o.room_id = l.room_id)
+                 ORDER BY l.next_attempt_at, l.destination, l.room_id
+                 LIMIT $3
+             ), ranked AS (
+                 SELECT o.id, o.destination, o.room_id, o.seq, o.payload, o.attempts,
+                        ROW_NUMBER() OVER (PARTITION BY o.destination, o.room_id ORDER BY o.seq, o.id) AS rn
+                 FROM outbox o JOIN lanes ON o.destination = lanes.destination AND o.room_id = lanes.room_id
+             )
+             SELECT id, destination, room_id, seq, payload, attempts FROM ranked
+             ORDER BY rn, destination, room_id LIMIT $3",
+        )
+        .bind(destination)
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut items = rows
+            .into_iter()
+            .map(outbox_item)
+            .collect::<Result<Vec<_>>>()?;
+        items.sort_by(|a, b| {
+            (&a.destination, &a.room_id, a.seq, a.id).cmp(&(
+                &b.destination,
+                &b.room_id,
+                b.seq,
+                b.id,
+            ))
+        });
+        let mut lanes = BTreeSet::new();
+        for item in &items {
+            lanes.insert((item.destination.as_str(), item.room_id.as_str()));
+            sqlx::query("UPDATE outbox SET leased_until = $2 WHERE id = $1")
+                .bind(to_i64(item.id, "outbox id")?)
+                .bind(until)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (dest, room) in lanes {
+            sqlx::query(
+                "UPDATE outbox_lanes SET leased_until = $3 WHERE destination = $1 AND room_id = $2",
+            )
+            .bind(dest)
+            .bind(room)
+            .bind(until)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(items)
+    }
+
+    async fn complete_outbox(&self, ids: &[u64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        let mut lanes = BTreeSet::new();
+        for &id in ids {
+            let lane: Option<(String, String)> =
+                sqlx::query_as("DELETE FROM outbox WHERE id = $1 RETURNING destination, room_id")
+                    .bind(to_i64(id, "outbox id")?)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            lanes.extend(lane);
+        }
+        for (dest, room) in &lanes {
+            sqlx::query(RELEASE_FINISHED_LANE)
+                .bind(dest)
+                .bind(room)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retry_outbox(&self, id: u64, next_attempt_at_ms: i64, error: &str) -> Result<()> {
+        let id = to_i64(id, "outbox id")?;
+        let mut tx = self.write_tx().await?;
+        let lane: Option<(String, String)> = sqlx::query_as(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1
+             RETURNING destination, room_id",
+        )
+        .bind(id)
+        .bind(error)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((dest, room)) = lane else {
+            tracing::debug!(id, "retry_outbox: row already completed");
+            return Ok(());
+        };
+        sqlx::query(
+            "UPDATE outbox SET leased_until = NULL WHERE destination = $1 AND room_id = $2",
+        )
+        .bind(&dest)
+        .bind(&room)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE outbox_lanes SET next_attempt_at = $3, leased_until = NULL
+             WHERE destination = $1 AND room_id = $2",
+        )
+        .bind(&dest)
+        .bind(&room)
+        .bind(next_attempt_at_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn outbox_depth(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await?;
+        to_u64(n, "count")
+    }
+
+    async fn destinations_with_due_items(&self, now_ms: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(DUE_DESTINATIONS)
+            .bind(now_ms)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn record_notify(
+        &self,
+        hub_domain: &str,
+        body_sha256: [u8; 32],
+        now_ms: i64,
+    ) -> Result<bool> {
+        let n = sqlx::query(INSERT_NOTIFY)
+            .bind(hub_domain)
+            .bind(&body_sha256[..])
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn record_notify_and_enqueue(
+        &self,
+        hub_domain: &str,
+        body_sha256: [u8; 32],
+        now_ms: i64,
+        events: Vec<NewClientEvent>,
+    ) -> Result<Option<Vec<u64>>> {
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(INSERT_NOTIFY)
+            .bind(hub_domain)
+            .bind(&body_sha256[..])
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(None);
+        }
+        let seqs = enqueue_clients(&mut tx, events, now_ms).await?;
+        tx.commit().await?;
+        Ok(Some(seqs))
+    }
+
+    async fn prune_notify_before(&self, before_ms: i64) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM notify_seen WHERE seen_at < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    async fn enqueue_for_clients(
+        &self,
+        events: Vec<NewClientEvent>,
+        now_ms: i64,
+    ) -> Result<Vec<u64>> {
+        let mut tx = self.write_tx().await?;
+        let seqs = enqueue_clients(&mut tx, events, now_ms).await?;
+        tx.commit().await?;
+        Ok(seqs)
+    }
+
+    async fn fetch_client_events(
+        &self,
+        client_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<ClientEvent>> {
+        let rows: Vec<(i64, String, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT seq, room_id, payload, enqueued_at FROM client_events
+             WHERE client_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(client_id)
+        .bind(to_i64(after_seq, "seq")?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(crate::client_event).collect()
+    }
+
+    async fn ack_client_events(&self, client_id: &str, up_to_seq: u64) -> Result<u64> {
+        // Sequence numbers beyond i64 cannot exist; acknowledge everything.
+        let up_to = i64::try_from(up_to_seq).unwrap_or(i64::MAX);
+        Ok(
+            sqlx::query("DELETE FROM client_events WHERE client_id = $1 AND seq <= $2")
+                .bind(client_id)
+                .bind(up_to)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

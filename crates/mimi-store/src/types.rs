@@ -1,0 +1,206 @@
+//! Plain values passed to and returned by [`crate::Store`].
+
+/// A KeyPackage uploaded by a client (-06 §4.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewKeyPackage {
+    /// MLS KeyPackageRef (hash of the KeyPackage); unique across the store.
+    pub key_package_ref: Vec<u8>,
+    /// The serialized KeyPackage (MLSMessage), returned as is.
+    pub key_package: Vec<u8>,
+    /// MLS `Lifetime.not_after`, Unix seconds.
+    pub not_after: i64,
+    /// A last-resort KeyPackage is handed out when no other is left, and kept.
+    pub last_resort: bool,
+}
+
+/// A KeyPackage handed out by [`crate::Store::claim_key_packages`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedKeyPackage {
+    /// MLS KeyPackageRef.
+    pub key_package_ref: Vec<u8>,
+    /// The serialized KeyPackage.
+    pub key_package: Vec<u8>,
+    /// MLS `Lifetime.not_after`, Unix seconds.
+    pub not_after: i64,
+    /// Whether this is the client's (reused) last-resort KeyPackage.
+    pub last_resort: bool,
+}
+
+/// The claim result for one client of the requested user (transport
+/// requirements §3.1: a KeyPackage or an error per client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientClaim {
+    /// The client URI.
+    pub client_uri: String,
+    /// `None` when the client has no unexpired KeyPackage at all.
+    pub key_package: Option<ClaimedKeyPackage>,
+}
+
+/// Unexpired KeyPackages stored for one client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyPackageCount {
+    /// Single-use KeyPackages left.
+    pub single_use: u64,
+    /// Last-resort KeyPackages stored.
+    pub last_resort: u64,
+}
+
+/// A room to create on this hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRoom {
+    /// The room id (`mimi://domain/r/id`).
+    pub room_id: String,
+    /// The MLS epoch of `group_state`.
+    pub epoch: u64,
+    /// Opaque serialized hub state (e.g. the PublicGroup and pending proposals).
+    pub group_state: Vec<u8>,
+    /// Creation time, Unix milliseconds.
+    pub created_at_ms: i64,
+}
+
+/// A room as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRecord {
+    /// The room id.
+    pub room_id: String,
+    /// Current MLS epoch.
+    pub epoch: u64,
+    /// Incremented on every group-state write; pass it back as
+    /// [`AcceptedEvent::expected_state_version`] for same-epoch state writes.
+    pub state_version: u64,
+    /// Opaque serialized hub state.
+    pub group_state: Vec<u8>,
+    /// Sequence number of the last event in the room log (0: none yet).
+    pub last_seq: u64,
+    /// Creation time, Unix milliseconds.
+    pub created_at_ms: i64,
+    /// Time of the last accepted event (or creation), Unix milliseconds.
+    pub updated_at_ms: i64,
+}
+
+/// One outbox row to write with an accepted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// A provider domain (federation `/notify`) or a local client id.
+    pub destination: String,
+    /// What to send to that destination (it may differ per destination,
+    /// e.g. a Welcome only to providers of new members).
+    pub payload: Vec<u8>,
+}
+
+/// An event the hub has validated and wants to accept (-06 §4.5, §4.6).
+///
+/// Rules, checked atomically against the room row:
+/// - the room's epoch must equal `expected_epoch`, else
+///   [`crate::StoreError::EpochConflict`];
+/// - a commit has `new_epoch > expected_epoch` and must carry
+///   `new_group_state`; exactly one commit per epoch wins;
+/// - an event with `new_epoch == expected_epoch` and no `new_group_state`
+///   (application message) never conflicts with other such events;
+/// - a same-epoch state write (`new_group_state` with `new_epoch ==
+///   expected_epoch`, e.g. a stored proposal) must give
+///   `expected_state_version`, else [`crate::StoreError::Invalid`]; it fails
+///   with [`crate::StoreError::StateVersionConflict`] if another state write
+///   happened since, so none is lost.
+/// - `expected_state_version`, when given, is checked for commits too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedEvent {
+    /// The room id.
+    pub room_id: String,
+    /// The epoch the event was validated against.
+    pub expected_epoch: u64,
+    /// The epoch after the event (== `expected_epoch` unless it is a commit).
+    pub new_epoch: u64,
+    /// Optional guard on same-epoch state writes (see the type docs).
+    pub expected_state_version: Option<u64>,
+    /// The new opaque hub state, if the event changed it.
+    pub new_group_state: Option<Vec<u8>>,
+    /// The event bytes appended to the room log.
+    pub event: Vec<u8>,
+    /// Acceptance time, Unix milliseconds.
+    pub accepted_at_ms: i64,
+    /// Outbox rows written in the same transaction.
+    pub deliveries: Vec<Delivery>,
+}
+
+/// What [`crate::Store::accept_room_event`] assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptOutcome {
+    /// The event's sequence number in the room log (1, 2, 3, … without gaps).
+    pub seq: u64,
+    /// The room's epoch after the event.
+    pub epoch: u64,
+    /// The room's state version after the event.
+    pub state_version: u64,
+}
+
+/// One entry of a room log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomEvent {
+    /// The room id.
+    pub room_id: String,
+    /// Sequence number in the room log.
+    pub seq: u64,
+    /// The epoch the event was accepted in.
+    pub epoch: u64,
+    /// The epoch after the event.
+    pub new_epoch: u64,
+    /// The event bytes.
+    pub payload: Vec<u8>,
+    /// Acceptance time, Unix milliseconds.
+    pub accepted_at_ms: i64,
+}
+
+/// An outbox row that is not tied to a room-log event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutboxItem {
+    /// A provider domain or a local client id.
+    pub destination: String,
+    /// The room the item belongs to (its lane with `destination`).
+    pub room_id: String,
+    /// Orders the item within its lane (ties broken by insertion order).
+    pub seq: u64,
+    /// What to send.
+    pub payload: Vec<u8>,
+}
+
+/// A leased outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    /// Row id, for [`crate::Store::complete_outbox`] / [`crate::Store::retry_outbox`].
+    pub id: u64,
+    /// A provider domain or a local client id.
+    pub destination: String,
+    /// The room.
+    pub room_id: String,
+    /// The room-log sequence number (or the caller's `seq`).
+    pub seq: u64,
+    /// What to send.
+    pub payload: Vec<u8>,
+    /// Failed delivery attempts so far.
+    pub attempts: u32,
+}
+
+/// An event to append to a client's delivery queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewClientEvent {
+    /// The local client id.
+    pub client_id: String,
+    /// The room the event belongs to.
+    pub room_id: String,
+    /// The event bytes.
+    pub payload: Vec<u8>,
+}
+
+/// An event in a client's delivery queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientEvent {
+    /// Per-client sequence number.
+    pub seq: u64,
+    /// The room the event belongs to.
+    pub room_id: String,
+    /// The event bytes.
+    pub payload: Vec<u8>,
+    /// Enqueue time, Unix milliseconds.
+    pub enqueued_at_ms: i64,
+}

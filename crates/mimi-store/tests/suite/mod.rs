@@ -1,0 +1,957 @@
+//! Backend-independent test suite: every function runs against SQLite
+//! (tests/sqlite.rs) and PostgreSQL (tests/postgres.rs).
+//!
+//! Each test gets two independent store handles on one fresh database
+//! (`s[0]`, `s[1]`): two pools, as two server processes would have.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mimi_store::*;
+
+/// Two handles on the same database.
+pub type Stores = Vec<Arc<dyn Store>>;
+
+const NOW: i64 = 1_700_000_000; // seconds
+const NOW_MS: i64 = NOW * 1000;
+const LATER: i64 = NOW + 86_400;
+
+fn kp(tag: &str, n: u32, not_after: i64, last_resort: bool) -> NewKeyPackage {
+    NewKeyPackage {
+        key_package_ref: format!("ref-{tag}-{n}").into_bytes(),
+        key_package: format!("kp-{tag}-{n}").into_bytes(),
+        not_after,
+        last_resort,
+    }
+}
+
+fn room(id: &str, epoch: u64) -> NewRoom {
+    NewRoom {
+        room_id: id.to_owned(),
+        epoch,
+        group_state: format!("state-{id}-{epoch}").into_bytes(),
+        created_at_ms: NOW_MS,
+    }
+}
+
+fn delivery(dest: &str, payload: &str) -> Delivery {
+    Delivery {
+        destination: dest.to_owned(),
+        payload: payload.as_bytes().to_vec(),
+    }
+}
+
+/// An application message (no epoch change) validated at `epoch`.
+fn app_msg(room_id: &str, epoch: u64, body: &str, dests: &[&str]) -> AcceptedEvent {
+    AcceptedEvent {
+        room_id: room_id.to_owned(),
+        expected_epoch: epoch,
+        new_epoch: epoch,
+        expected_state_version: None,
+        new_group_state: None,
+        event: body.as_bytes().to_vec(),
+        accepted_at_ms: NOW_MS,
+        deliveries: dests.iter().map(|d| delivery(d, body)).collect(),
+    }
+}
+
+/// A commit moving `room_id` from `epoch` to `epoch + 1`.
+fn commit(room_id: &str, epoch: u64, body: &str, dests: &[&str]) -> AcceptedEvent {
+    AcceptedEvent {
+        new_epoch: epoch + 1,
+        new_group_state: Some(format!("state-after-{body}").into_bytes()),
+        ..app_msg(room_id, epoch, body, dests)
+    }
+}
+
+fn claimed_refs(claims: &[ClientClaim]) -> Vec<Option<String>> {
+    claims
+        .iter()
+        .map(|c| {
+            c.key_package
+                .as_ref()
+                .map(|k| String::from_utf8_lossy(&k.key_package_ref).into_owned())
+        })
+        .collect()
+}
+
+// ---- KeyPackages ------------------------------------------------------------
+
+pub async fn key_package_claim_per_client(s: Stores) {
+    let st = &s[0];
+    let user = "mimi://b.example/u/bob";
+    for (client, tag) in [("mimi://b.example/d/bob/2", "b2"), ("mimi://b.example/d/bob/1", "b1")] {
+        let added = st
+            .add_key_packages(
+                user,
+                client,
+                vec![
+                    kp(tag, 1, LATER, false),
+                    kp(tag, 2, LATER, false),
+                    kp(tag, 9, LATER, true),
+                ],
+            )
+            .await
+            .expect("add");
+        assert_eq!(added, 3);
+    }
+    // Re-uploading a stored KeyPackageRef is ignored.
+    let again = st
+        .add_key_packages(user, "mimi://b.example/d/bob/1", vec![kp("b1", 1, LATER, false)])
+        .await
+        .expect("re-add");
+    assert_eq!(again, 0);
+    assert_eq!(
+        st.list_clients(user).await.expect("list"),
+        vec!["mimi://b.example/d/bob/1", "mimi://b.example/d/bob/2"]
+    );
+    assert_eq!(
+        st.count_key_packages("mimi://b.example/d/bob/1", NOW)
+            .await
+            .expect("count"),
+        KeyPackageCount {
+            single_use: 2,
+            last_resort: 1
+        }
+    );
+
+    let first = st.claim_key_packages(user, NOW).await.expect("claim");
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0].client_uri, "mimi://b.example/d/bob/1");
+    assert_eq!(
+        claimed_refs(&first),
+        vec![Some("ref-b1-1".into()), Some("ref-b2-1".into())]
+    );
+    let k = first[0].key_package.as_ref().expect("kp");
+    assert_eq!(k.key_package, b"kp-b1-1");
+    assert!(!k.last_resort);
+    assert_eq!(k.not_after, LATER);
+
+    let second = st.claim_key_packages(user, NOW).await.expect("claim");
+    assert_eq!(
+        claimed_refs(&second),
+        vec![Some("ref-b1-2".into()), Some("ref-b2-2".into())]
+    );
+    // Single-use ones exhausted: the last-resort KeyPackage, reused, never deleted.
+    for _ in 0..3 {
+        let lr = st.claim_key_packages(user, NOW).await.expect("claim");
+        assert_eq!(
+            claimed_refs(&lr),
+            vec![Some("ref-b1-9".into()), Some("ref-b2-9".into())]
+        );
+        assert!(lr.iter().all(|c| c.key_package.as_ref().is_some_and(|k| k.last_resort)));
+    }
+    assert_eq!(
+        st.count_key_packages("mimi://b.example/d/bob/2", NOW)
+            .await
+            .expect("count"),
+        KeyPackageCount {
+            single_use: 0,
+            last_resort: 1
+        }
+    );
+
+    // Target-side Welcome routing: every claimed ref maps to its client.
+    for (r, c) in [
+        ("ref-b1-1", "mimi://b.example/d/bob/1"),
+        ("ref-b2-2", "mimi://b.example/d/bob/2"),
+        ("ref-b2-9", "mimi://b.example/d/bob/2"),
+    ] {
+        assert_eq!(
+            s[1].client_for_key_package_ref(r.as_bytes())
+                .await
+                .expect("lookup")
+                .as_deref(),
+            Some(c)
+        );
+    }
+    assert_eq!(
+        st.client_for_key_package_ref(b"never-claimed")
+            .await
+            .expect("lookup"),
+        None
+    );
+
+    // Unknown user: no clients, no claims.
+    assert!(
+        st.claim_key_packages("mimi://b.example/u/nobody", NOW)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    // A client URI belongs to one user.
+    let err = st
+        .add_key_packages("mimi://b.example/u/eve", "mimi://b.example/d/bob/1", vec![])
+        .await
+        .expect_err("other user's client");
+    assert!(matches!(err, StoreError::ClientOwnedByOtherUser { .. }), "{err}");
+}
+
+pub async fn key_package_expired_never_returned(s: Stores) {
+    let st = &s[0];
+    let user = "mimi://b.example/u/betty";
+    let c1 = "mimi://b.example/d/betty/1";
+    let c2 = "mimi://b.example/d/betty/2";
+    st.add_key_packages(
+        user,
+        c1,
+        vec![
+            kp("e1", 1, NOW - 10, false), // expired
+            kp("e1", 2, NOW, false),      // expires exactly now
+            kp("e1", 3, LATER, false),
+            kp("e1", 9, NOW - 1, true), // expired last resort
+        ],
+    )
+    .await
+    .expect("add");
+    st.add_key_packages(user, c2, vec![kp("e2", 1, NOW - 1, false)])
+        .await
+        .expect("add");
+
+    let claims = st.claim_key_packages(user, NOW).await.expect("claim");
+    assert_eq!(claimed_refs(&claims), vec![Some("ref-e1-3".into()), None]);
+    // Nothing unexpired left for either client (expired last resort is not used).
+    let claims = st.claim_key_packages(user, NOW).await.expect("claim");
+    assert_eq!(claimed_refs(&claims), vec![None, None]);
+    assert_eq!(
+        st.count_key_packages(c1, NOW).await.expect("count"),
+        KeyPackageCount::default()
+    );
+    // Before expiry they were valid.
+    assert_eq!(
+        st.count_key_packages(c1, NOW - 20).await.expect("count"),
+        KeyPackageCount {
+            single_use: 2,
+            last_resort: 1
+        }
+    );
+    assert_eq!(st.purge_expired_key_packages(NOW).await.expect("purge"), 4);
+    assert_eq!(st.purge_expired_key_packages(NOW).await.expect("purge"), 0);
+    assert_eq!(
+        st.count_key_packages(c1, NOW - 20).await.expect("count"),
+        KeyPackageCount::default()
+    );
+}
+
+/// Runs `m` concurrent claims (spread over both store handles) for a user
+/// whose one client has `k` single-use KeyPackages and one last-resort one.
+async fn claim_race(s: &Stores, user: &str, k: u32, m: usize) {
+    let client = format!("{user}/client");
+    let tag = user.rsplit('/').next().unwrap_or("x").to_owned();
+    let mut kps: Vec<_> = (0..k).map(|i| kp(&tag, i, LATER, false)).collect();
+    kps.push(kp(&tag, 999, LATER, true));
+    s[0].add_key_packages(user, &client, kps).await.expect("add");
+
+    let mut tasks = Vec::new();
+    for i in 0..m {
+        let st = Arc::clone(&s[i % s.len()]);
+        let user = user.to_owned();
+        tasks.push(tokio::spawn(async move {
+            st.claim_key_packages(&user, NOW).await
+        }));
+    }
+    let mut single_use = Vec::new();
+    let mut last_resort = 0usize;
+    for t in tasks {
+        let claims = t.await.expect("join").expect("claim");
+        assert_eq!(claims.len(), 1);
+        let kp = claims[0].key_package.clone().expect("some KeyPackage");
+        if kp.last_resort {
+            last_resort += 1;
+        } else {
+            single_use.push(kp.key_package_ref);
+        }
+    }
+    let distinct: HashSet<_> = single_use.iter().cloned().collect();
+    let expect = m.min(k as usize);
+    assert_eq!(single_use.len(), expect, "single-use claims for k={k} m={m}");
+    assert_eq!(distinct.len(), expect, "a KeyPackage was handed out twice");
+    assert_eq!(last_resort, m - expect, "last-resort claims for k={k} m={m}");
+    let left = s[1].count_key_packages(&client, NOW).await.expect("count");
+    assert_eq!(left.single_use, u64::from(k) - expect as u64);
+    assert_eq!(left.last_resort, 1);
+}
+
+pub async fn key_package_claim_race(s: Stores) {
+    claim_race(&s, "mimi://b.example/u/race1", 5, 12).await;
+    claim_race(&s, "mimi://b.example/u/race2", 12, 5).await;
+    claim_race(&s, "mimi://b.example/u/race3", 8, 8).await;
+}
+
+pub async fn key_package_routes(s: Stores) {
+    let st = &s[0];
+    st.record_key_package_routes(
+        "mimi://a.example/r/club",
+        vec![
+            (b"kpr-1".to_vec(), "b.example".into()),
+            (b"kpr-2".to_vec(), "c.example".into()),
+        ],
+    )
+    .await
+    .expect("record");
+    assert_eq!(
+        s[1].provider_for_key_package_ref(b"kpr-2")
+            .await
+            .expect("lookup")
+            .as_deref(),
+        Some("c.example")
+    );
+    // A reused (last-resort) ref recorded again for another room: latest wins.
+    st.record_key_package_routes(
+        "mimi://a.example/r/other",
+        vec![(b"kpr-1".to_vec(), "d.example".into())],
+    )
+    .await
+    .expect("record");
+    assert_eq!(
+        st.provider_for_key_package_ref(b"kpr-1")
+            .await
+            .expect("lookup")
+            .as_deref(),
+        Some("d.example")
+    );
+    assert_eq!(
+        st.provider_for_key_package_ref(b"kpr-unknown")
+            .await
+            .expect("lookup"),
+        None
+    );
+}
+
+// ---- Rooms ---------------------------------------------------------------------
+
+pub async fn room_create_and_load(s: Stores) {
+    let st = &s[0];
+    let rec = st.create_room(room("mimi://a.example/r/one", 0)).await.expect("create");
+    assert_eq!(rec.epoch, 0);
+    assert_eq!(rec.last_seq, 0);
+    let err = s[1]
+        .create_room(room("mimi://a.example/r/one", 5))
+        .await
+        .expect_err("duplicate");
+    assert!(matches!(err, StoreError::RoomExists(ref id) if id == "mimi://a.example/r/one"));
+    let loaded = s[1]
+        .load_room("mimi://a.example/r/one")
+        .await
+        .expect("load")
+        .expect("exists");
+    assert_eq!(loaded, rec);
+    assert_eq!(loaded.group_state, b"state-mimi://a.example/r/one-0");
+    assert_eq!(st.load_room("mimi://a.example/r/none").await.expect("load"), None);
+}
+
+pub async fn epoch_cas_race(s: Stores) {
+    let rid = "mimi://a.example/r/cas";
+    s[0].create_room(room(rid, 3)).await.expect("create");
+    let n = 10;
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let st = Arc::clone(&s[i % s.len()]);
+        let ev = commit(rid, 3, &format!("commit-{i}"), &["b.example", "c.example"]);
+        tasks.push(tokio::spawn(async move { st.accept_room_event(ev).await }));
+    }
+    let mut winners = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.expect("join") {
+            Ok(out) => winners.push((i, out)),
+            Err(StoreError::EpochConflict { current_epoch }) => assert_eq!(current_epoch, 4),
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one commit wins epoch 3");
+    let (wi, out) = winners[0];
+    assert_eq!(out.seq, 1);
+    assert_eq!(out.epoch, 4);
+    assert_eq!(out.state_version, 1);
+    let rec = s[0].load_room(rid).await.expect("load").expect("room");
+    assert_eq!(rec.epoch, 4);
+    assert_eq!(rec.last_seq, 1);
+    assert_eq!(rec.group_state, format!("state-after-commit-{wi}").into_bytes());
+    // Only the winner is in the log and the outbox.
+    let log = s[1].room_events(rid, 0, 100).await.expect("log");
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].payload, format!("commit-{wi}").into_bytes());
+    assert_eq!((log[0].epoch, log[0].new_epoch), (3, 4));
+    assert_eq!(s[0].outbox_depth().await.expect("depth"), 2);
+    let leased = s[0]
+        .lease_outbox(None, 100, Duration::from_secs(30), NOW_MS)
+        .await
+        .expect("lease");
+    assert_eq!(leased.len(), 2);
+    assert!(leased.iter().all(|i| i.payload == format!("commit-{wi}").into_bytes()));
+}
+
+pub async fn application_messages_same_epoch(s: Stores) {
+    let rid = "mimi://a.example/r/chat";
+    s[0].create_room(room(rid, 7)).await.expect("create");
+    let n = 24;
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let st = Arc::clone(&s[i % s.len()]);
+        let ev = app_msg(rid, 7, &format!("msg-{i}"), &["b.example"]);
+        tasks.push(tokio::spawn(async move { st.accept_room_event(ev).await }));
+    }
+    let mut seqs = BTreeSet::new();
+    for t in tasks {
+        let out = t.await.expect("join").expect("application message accepted");
+        assert_eq!(out.epoch, 7);
+        assert_eq!(out.state_version, 0);
+        seqs.insert(out.seq);
+    }
+    assert_eq!(seqs, (1..=n as u64).collect::<BTreeSet<_>>(), "gapless, distinct seqs");
+    let log = s[0].room_events(rid, 0, 1000).await.expect("log");
+    assert_eq!(log.len(), n);
+    assert!(log.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
+    assert_eq!(s[1].room_events(rid, 20, 2).await.expect("page").len(), 2);
+
+    // A commit bumps the epoch once; messages validated at the old epoch then conflict.
+    let out = s[1]
+        .accept_room_event(commit(rid, 7, "c", &[]))
+        .await
+        .expect("commit");
+    assert_eq!((out.seq, out.epoch), (n as u64 + 1, 8));
+    let err = s[0]
+        .accept_room_event(app_msg(rid, 7, "late", &["b.example"]))
+        .await
+        .expect_err("stale epoch");
+    assert!(matches!(err, StoreError::EpochConflict { current_epoch: 8 }), "{err}");
+    let out = s[0]
+        .accept_room_event(app_msg(rid, 8, "fresh", &[]))
+        .await
+        .expect("new epoch message");
+    assert_eq!(out.seq, n as u64 + 2);
+    assert_eq!(
+        s[0].load_room(rid).await.expect("load").expect("room").last_seq,
+        n as u64 + 2
+    );
+}
+
+pub async fn accept_rules_and_state_versions(s: Stores) {
+    let st = &s[0];
+    let rid = "mimi://a.example/r/rules";
+    let err = st
+        .accept_room_event(app_msg("mimi://a.example/r/missing", 0, "x", &[]))
+        .await
+        .expect_err("missing room");
+    assert!(matches!(err, StoreError::RoomNotFound(_)), "{err}");
+    st.create_room(room(rid, 0)).await.expect("create");
+
+    let mut no_state = commit(rid, 0, "c", &[]);
+    no_state.new_group_state = None;
+    assert!(matches!(
+        st.accept_room_event(no_state).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let mut backwards = commit(rid, 1, "c", &[]);
+    backwards.new_epoch = 0;
+    assert!(matches!(
+        st.accept_room_event(backwards).await,
+        Err(StoreError::Invalid(_))
+    ));
+    // Same-epoch state write (e.g. a stored proposal) needs the state version.
+    let mut proposal = app_msg(rid, 0, "proposal-1", &["b.example"]);
+    proposal.new_group_state = Some(b"with-proposal-1".to_vec());
+    assert!(matches!(
+        st.accept_room_event(proposal.clone()).await,
+        Err(StoreError::Invalid(_))
+    ));
+    proposal.expected_state_version = Some(0);
+    let out = st.accept_room_event(proposal.clone()).await.expect("proposal");
+    assert_eq!((out.seq, out.epoch, out.state_version), (1, 0, 1));
+    // A second write validated against version 0 lost the race.
+    let mut proposal2 = proposal.clone();
+    proposal2.event = b"proposal-2".to_vec();
+    let err = s[1]
+        .accept_room_event(proposal2.clone())
+        .await
+        .expect_err("stale state version");
+    assert!(
+        matches!(
+            err,
+            StoreError::StateVersionConflict {
+                current_epoch: 0,
+                current_state_version: 1
+            }
+        ),
+        "{err}"
+    );
+    // Application messages are not affected by state versions.
+    st.accept_room_event(app_msg(rid, 0, "hello", &[]))
+        .await
+        .expect("message");
+    proposal2.expected_state_version = Some(1);
+    let out = s[1].accept_room_event(proposal2).await.expect("retried proposal");
+    assert_eq!((out.seq, out.state_version), (3, 2));
+    let rec = st.load_room(rid).await.expect("load").expect("room");
+    assert_eq!(rec.group_state, b"with-proposal-1");
+    assert_eq!(rec.state_version, 2);
+    // A commit can also be guarded by the state version.
+    let mut c = commit(rid, 0, "c", &[]);
+    c.expected_state_version = Some(1);
+    assert!(matches!(
+        st.accept_room_event(c.clone()).await,
+        Err(StoreError::StateVersionConflict { .. })
+    ));
+    c.expected_state_version = Some(2);
+    let out = st.accept_room_event(c).await.expect("commit");
+    assert_eq!((out.seq, out.epoch, out.state_version), (4, 1, 3));
+}
+
+pub async fn conflicting_commit_writes_nothing(s: Stores) {
+    let rid = "mimi://a.example/r/atomic";
+    s[0].create_room(room(rid, 0)).await.expect("create");
+    s[0].accept_room_event(commit(rid, 0, "winner", &["b.example", "c.example", "d.example"]))
+        .await
+        .expect("winner");
+    assert_eq!(s[0].outbox_depth().await.expect("depth"), 3);
+    let err = s[1]
+        .accept_room_event(commit(rid, 0, "loser", &["b.example", "e.example"]))
+        .await
+        .expect_err("loser");
+    assert!(matches!(err, StoreError::EpochConflict { current_epoch: 1 }));
+    assert_eq!(s[0].outbox_depth().await.expect("depth"), 3);
+    assert_eq!(s[0].room_events(rid, 0, 10).await.expect("log").len(), 1);
+    assert_eq!(
+        s[0].destinations_with_due_items(NOW_MS).await.expect("due"),
+        vec!["b.example", "c.example", "d.example"]
+    );
+}
+
+// ---- Outbox ----------------------------------------------------------------------
+
+pub async fn outbox_lease_complete_retry(s: Stores) {
+    let st = &s[0];
+    let lease = Duration::from_secs(30);
+    let ra = "mimi://a.example/r/a";
+    let rb = "mimi://a.example/r/b";
+    st.create_room(room(ra, 0)).await.expect("create");
+    st.create_room(room(rb, 0)).await.expect("create");
+    for i in 1..=3 {
+        st.accept_room_event(app_msg(ra, 0, &format!("a{i}"), &["b.example", "c.example"]))
+            .await
+            .expect("accept");
+    }
+    st.accept_room_event(app_msg(rb, 0, "b1", &["b.example"]))
+        .await
+        .expect("accept");
+    assert_eq!(st.outbox_depth().await.expect("depth"), 7);
+
+    // Destination filter; lanes come back in seq order.
+    let got = st
+        .lease_outbox(Some("b.example"), 100, lease, NOW_MS)
+        .await
+        .expect("lease");
+    let view: Vec<_> = got
+        .iter()
+        .map(|i| (i.room_id.as_str(), i.seq, i.payload.clone(), i.attempts))
+        .collect();
+    assert_eq!(
+        view,
+        vec![
+            (ra, 1, b"a1".to_vec(), 0),
+            (ra, 2, b"a2".to_vec(), 0),
+            (ra, 3, b"a3".to_vec(), 0),
+            (rb, 1, b"b1".to_vec(), 0),
+        ]
+    );
+    assert!(got.iter().all(|i| i.destination == "b.example"));
+    // Leased lanes are not handed out again; the c.example lane still is.
+    assert_eq!(
+        s[1].destinations_with_due_items(NOW_MS).await.expect("due"),
+        vec!["c.example"]
+    );
+    let other = s[1]
+        .lease_outbox(None, 100, lease, NOW_MS + 1)
+        .await
+        .expect("lease");
+    assert_eq!(other.len(), 3);
+    assert!(other.iter().all(|i| i.destination == "c.example"));
+    assert!(
+        s[1].lease_outbox(None, 100, lease, NOW_MS + 2)
+            .await
+            .expect("lease")
+            .is_empty()
+    );
+
+    // b.example: a1 delivered, a2 fails -> lane released with backoff, a3 waits behind a2.
+    st.complete_outbox(&[got[0].id]).await.expect("complete");
+    st.retry_outbox(got[1].id, NOW_MS + 10_000, "connection refused")
+        .await
+        .expect("retry");
+    // rb's lane is still leased; ra's lane is backing off.
+    assert!(
+        st.lease_outbox(Some("b.example"), 100, lease, NOW_MS + 5_000)
+            .await
+            .expect("lease")
+            .is_empty()
+    );
+    st.complete_outbox(&[got[3].id]).await.expect("complete rb");
+    let again = st
+        .lease_outbox(Some("b.example"), 100, lease, NOW_MS + 10_000)
+        .await
+        .expect("lease");
+    let view: Vec<_> = again.iter().map(|i| (i.seq, i.attempts)).collect();
+    assert_eq!(view, vec![(2, 1), (3, 0)], "a2 before a3, attempts counted");
+    assert_eq!(again[0].id, got[1].id);
+
+    // A lease that is never completed expires and the rows come back.
+    let expired = st
+        .lease_outbox(None, 100, lease, NOW_MS + 10_000 + 30_000)
+        .await
+        .expect("lease");
+    let mut ids: Vec<_> = expired.iter().map(|i| i.id).collect();
+    ids.sort_unstable();
+    let mut want: Vec<_> = again.iter().chain(other.iter()).map(|i| i.id).collect();
+    want.sort_unstable();
+    assert_eq!(ids, want);
+
+    // Completing everything leased releases the lanes at once: a new event is due now.
+    st.complete_outbox(&ids).await.expect("complete");
+    assert_eq!(st.outbox_depth().await.expect("depth"), 0);
+    st.accept_room_event(app_msg(ra, 0, "a4", &["b.example"]))
+        .await
+        .expect("accept");
+    let fresh = s[1]
+        .lease_outbox(None, 100, lease, NOW_MS + 40_001)
+        .await
+        .expect("lease");
+    assert_eq!(fresh.len(), 1);
+    assert_eq!(fresh[0].seq, 4);
+    // Completing an already-completed row, retrying a gone row: no-ops.
+    st.complete_outbox(&[fresh[0].id, got[0].id]).await.expect("complete");
+    st.retry_outbox(got[0].id, NOW_MS, "late").await.expect("retry gone");
+    assert_eq!(st.outbox_depth().await.expect("depth"), 0);
+    assert!(
+        st.destinations_with_due_items(NOW_MS + 50_000)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+}
+
+pub async fn outbox_partial_lease_keeps_order(s: Stores) {
+    let st = &s[0];
+    let lease = Duration::from_secs(30);
+    let rid = "mimi://a.example/r/long";
+    st.create_room(room(rid, 0)).await.expect("create");
+    for i in 1..=5 {
+        st.accept_room_event(app_msg(rid, 0, &format!("m{i}"), &["b.example"]))
+            .await
+            .expect("accept");
+    }
+    // Non-room items share the lane model and are ordered by their seq.
+    st.enqueue_outbox(
+        vec![NewOutboxItem {
+            destination: "hub.example".into(),
+            room_id: "mimi://hub.example/r/x".into(),
+            seq: 0,
+            payload: b"submit".to_vec(),
+        }],
+        NOW_MS,
+    )
+    .await
+    .expect("enqueue");
+
+    let first = st.lease_outbox(None, 2, lease, NOW_MS).await.expect("lease");
+    // Two lanes, limit two: each lane's head.
+    let heads: Vec<_> = first.iter().map(|i| (i.destination.as_str(), i.seq)).collect();
+    assert_eq!(heads, vec![("b.example", 1), ("hub.example", 0)]);
+    // The rest of the b.example lane is not leasable by anyone else meanwhile.
+    assert!(
+        s[1].lease_outbox(None, 10, lease, NOW_MS)
+            .await
+            .expect("lease")
+            .is_empty()
+    );
+    st.complete_outbox(&first.iter().map(|i| i.id).collect::<Vec<_>>())
+        .await
+        .expect("complete");
+    let next = s[1].lease_outbox(None, 2, lease, NOW_MS).await.expect("lease");
+    assert_eq!(next.iter().map(|i| i.seq).collect::<Vec<_>>(), vec![2, 3]);
+    // Completing only part of a lease keeps the lane leased (m4 cannot overtake m3).
+    s[1].complete_outbox(&[next[0].id]).await.expect("complete");
+    assert!(
+        st.lease_outbox(None, 10, lease, NOW_MS)
+            .await
+            .expect("lease")
+            .is_empty()
+    );
+    s[1].complete_outbox(&[next[1].id]).await.expect("complete");
+    let rest = st.lease_outbox(None, 10, lease, NOW_MS).await.expect("lease");
+    assert_eq!(rest.iter().map(|i| i.seq).collect::<Vec<_>>(), vec![4, 5]);
+}
+
+pub async fn outbox_concurrent_leasers(s: Stores) {
+    let lanes = 8usize;
+    let per_lane = 6usize;
+    for r in 0..lanes {
+        let rid = format!("mimi://a.example/r/w{r}");
+        s[0].create_room(room(&rid, 0)).await.expect("create");
+        for m in 1..=per_lane {
+            s[0].accept_room_event(app_msg(&rid, 0, &format!("{r}-{m}"), &["b.example", "c.example"]))
+                .await
+                .expect("accept");
+        }
+    }
+    let total = lanes * per_lane * 2;
+    let delivered: Arc<Mutex<Vec<(String, String, u64, u64)>>> = Arc::default();
+    let mut workers = Vec::new();
+    for w in 0..6usize {
+        let st = Arc::clone(&s[w % s.len()]);
+        let delivered = Arc::clone(&delivered);
+        workers.push(tokio::spawn(async move {
+            let mut idle = 0;
+            let mut round = 0u32;
+            loop {
+                let items = st
+                    .lease_outbox(None, 3, Duration::from_secs(60), NOW_MS)
+                    .await
+                    .expect("lease");
+                if items.is_empty() {
+                    if st.outbox_depth().await.expect("depth") == 0 {
+                        break;
+                    }
+                    idle += 1;
+                    assert!(idle < 20_000, "workers starved");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                }
+                // Every third round the last delivery fails and is retried at once.
+                round += 1;
+                let fail = round % 3 == 0;
+                let (done, failed) = if fail {
+                    items.split_at(items.len() - 1)
+                } else {
+                    (&items[..], &[][..])
+                };
+                {
+                    let mut d = delivered.lock().expect("lock");
+                    for i in done {
+                        d.push((i.destination.clone(), i.room_id.clone(), i.seq, i.id));
+                    }
+                }
+                st.complete_outbox(&done.iter().map(|i| i.id).collect::<Vec<_>>())
+                    .await
+                    .expect("complete");
+                if let Some(f) = failed.first() {
+                    st.retry_outbox(f.id, NOW_MS, "flaky").await.expect("retry");
+                }
+            }
+        }));
+    }
+    for w in workers {
+        w.await.expect("worker");
+    }
+    let d = delivered.lock().expect("lock");
+    let ids: HashSet<u64> = d.iter().map(|x| x.3).collect();
+    assert_eq!(d.len(), total, "every row delivered exactly once");
+    assert_eq!(ids.len(), total);
+    // Per (destination, room) lane, deliveries happened in seq order.
+    let mut by_lane: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+    for (dest, room, seq, _) in d.iter() {
+        by_lane.entry((dest.clone(), room.clone())).or_default().push(*seq);
+    }
+    assert_eq!(by_lane.len(), lanes * 2);
+    for (lane, seqs) in by_lane {
+        assert_eq!(seqs, (1..=per_lane as u64).collect::<Vec<_>>(), "lane {lane:?}");
+    }
+}
+
+// ---- Follower inbox dedup (-06 §4.6) ---------------------------------------------
+
+pub async fn notify_dedup(s: Stores) {
+    let st = &s[0];
+    let h1 = [1u8; 32];
+    let h2 = [2u8; 32];
+    assert!(st.record_notify("a.example", h1, NOW_MS).await.expect("notify"));
+    assert!(!s[1].record_notify("a.example", h1, NOW_MS + 5).await.expect("notify"));
+    assert!(st.record_notify("a.example", h2, NOW_MS + 10).await.expect("notify"));
+    // Same body from another hub is a different request.
+    assert!(st.record_notify("z.example", h1, NOW_MS + 10).await.expect("notify"));
+
+    // Concurrent duplicates: exactly one first copy.
+    let h3 = [3u8; 32];
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let st = Arc::clone(&s[i % s.len()]);
+        tasks.push(tokio::spawn(async move {
+            st.record_notify("a.example", h3, NOW_MS + 20).await
+        }));
+    }
+    let mut firsts = 0;
+    for t in tasks {
+        if t.await.expect("join").expect("notify") {
+            firsts += 1;
+        }
+    }
+    assert_eq!(firsts, 1);
+
+    // Dedup and client queueing in one transaction.
+    let ev = |c: &str| NewClientEvent {
+        client_id: c.into(),
+        room_id: "mimi://a.example/r/club".into(),
+        payload: b"fanout".to_vec(),
+    };
+    let h4 = [4u8; 32];
+    let seqs = st
+        .record_notify_and_enqueue("a.example", h4, NOW_MS + 30, vec![ev("c1"), ev("c2")])
+        .await
+        .expect("ingest");
+    assert_eq!(seqs, Some(vec![1, 1]));
+    let dup = s[1]
+        .record_notify_and_enqueue("a.example", h4, NOW_MS + 31, vec![ev("c1")])
+        .await
+        .expect("ingest");
+    assert_eq!(dup, None);
+    assert_eq!(st.fetch_client_events("c1", 0, 10).await.expect("fetch").len(), 1);
+
+    // Pruning forgets old hashes: the same body counts as new again.
+    assert_eq!(st.prune_notify_before(NOW_MS + 5).await.expect("prune"), 1);
+    assert!(st.record_notify("a.example", h1, NOW_MS + 40).await.expect("notify"));
+    assert!(!st.record_notify("a.example", h2, NOW_MS + 40).await.expect("notify"));
+}
+
+// ---- Client queues -------------------------------------------------------------------
+
+pub async fn client_queue_fetch_ack(s: Stores) {
+    let st = &s[0];
+    let ev = |c: &str, p: &str| NewClientEvent {
+        client_id: c.into(),
+        room_id: "mimi://a.example/r/club".into(),
+        payload: p.as_bytes().to_vec(),
+    };
+    let seqs = st
+        .enqueue_for_clients(
+            vec![ev("bob-1", "e1"), ev("bob-2", "e1"), ev("bob-1", "e2"), ev("bob-1", "e3")],
+            NOW_MS,
+        )
+        .await
+        .expect("enqueue");
+    assert_eq!(seqs, vec![1, 1, 2, 3]);
+    let got = s[1].fetch_client_events("bob-1", 0, 10).await.expect("fetch");
+    assert_eq!(
+        got.iter().map(|e| (e.seq, e.payload.clone())).collect::<Vec<_>>(),
+        vec![(1, b"e1".to_vec()), (2, b"e2".to_vec()), (3, b"e3".to_vec())]
+    );
+    assert_eq!(got[0].room_id, "mimi://a.example/r/club");
+    assert_eq!(got[0].enqueued_at_ms, NOW_MS);
+    assert_eq!(st.fetch_client_events("bob-1", 1, 1).await.expect("fetch")[0].seq, 2);
+    assert_eq!(st.ack_client_events("bob-1", 2).await.expect("ack"), 2);
+    assert_eq!(st.ack_client_events("bob-1", 2).await.expect("ack"), 0);
+    let rest = st.fetch_client_events("bob-1", 0, 10).await.expect("fetch");
+    assert_eq!(rest.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3]);
+    // Sequence numbers are never reused after an ack.
+    let seqs = st.enqueue_for_clients(vec![ev("bob-1", "e4")], NOW_MS).await.expect("enqueue");
+    assert_eq!(seqs, vec![4]);
+    assert_eq!(st.fetch_client_events("bob-2", 0, 10).await.expect("fetch").len(), 1);
+    assert!(st.fetch_client_events("nobody", 0, 10).await.expect("fetch").is_empty());
+
+    // Concurrent enqueuers: per-client seqs stay distinct and gapless.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let st = Arc::clone(&s[i % s.len()]);
+        tasks.push(tokio::spawn(async move {
+            let evs = vec![
+                NewClientEvent {
+                    client_id: "carol-1".into(),
+                    room_id: "r".into(),
+                    payload: vec![i as u8],
+                },
+                NewClientEvent {
+                    client_id: "carol-2".into(),
+                    room_id: "r".into(),
+                    payload: vec![i as u8],
+                },
+            ];
+            st.enqueue_for_clients(evs, NOW_MS).await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("join").expect("enqueue");
+    }
+    for c in ["carol-1", "carol-2"] {
+        let evs = st.fetch_client_events(c, 0, 100).await.expect("fetch");
+        assert_eq!(evs.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=8).collect::<Vec<_>>());
+    }
+}
+
+pub async fn ping(s: Stores) {
+    for st in &s {
+        st.ping().await.expect("ping");
+    }
+}
+
+/// Writes one of everything; [`check_persisted`] verifies it after a reopen.
+pub async fn write_persisted(st: &dyn Store) {
+    st.add_key_packages(
+        "mimi://b.example/u/p",
+        "mimi://b.example/d/p/1",
+        vec![kp("p", 1, LATER, false), kp("p", 2, LATER, false)],
+    )
+    .await
+    .expect("add");
+    st.claim_key_packages("mimi://b.example/u/p", NOW).await.expect("claim");
+    st.create_room(room("mimi://a.example/r/p", 0)).await.expect("create");
+    st.accept_room_event(commit("mimi://a.example/r/p", 0, "c", &["b.example"]))
+        .await
+        .expect("accept");
+    assert!(st.record_notify("a.example", [9; 32], NOW_MS).await.expect("notify"));
+    st.enqueue_for_clients(
+        vec![NewClientEvent {
+            client_id: "p-1".into(),
+            room_id: "mimi://a.example/r/p".into(),
+            payload: b"x".to_vec(),
+        }],
+        NOW_MS,
+    )
+    .await
+    .expect("enqueue");
+}
+
+pub async fn check_persisted(st: &dyn Store) {
+    assert_eq!(
+        st.count_key_packages("mimi://b.example/d/p/1", NOW)
+            .await
+            .expect("count")
+            .single_use,
+        1
+    );
+    assert_eq!(
+        st.client_for_key_package_ref(b"ref-p-1").await.expect("lookup").as_deref(),
+        Some("mimi://b.example/d/p/1")
+    );
+    let rec = st
+        .load_room("mimi://a.example/r/p")
+        .await
+        .expect("load")
+        .expect("room");
+    assert_eq!((rec.epoch, rec.last_seq), (1, 1));
+    assert_eq!(rec.group_state, b"state-after-c");
+    assert_eq!(st.outbox_depth().await.expect("depth"), 1);
+    assert!(!st.record_notify("a.example", [9; 32], NOW_MS).await.expect("notify"));
+    assert_eq!(st.fetch_client_events("p-1", 0, 10).await.expect("fetch").len(), 1);
+    // Epoch CAS still holds across the reopen.
+    assert!(matches!(
+        st.accept_room_event(commit("mimi://a.example/r/p", 0, "late", &[])).await,
+        Err(StoreError::EpochConflict { current_epoch: 1 })
+    ));
+}
+
+/// Expands to one `#[tokio::test]` per suite function; `$setup` is an async
+/// expression yielding `(guard, Stores)` for a fresh database.
+#[macro_export]
+macro_rules! suite_tests {
+    ($setup:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let (guard, stores) = $setup().await;
+                suite::$name(stores).await;
+                guard.finish().await;
+            }
+        )*
+    };
+}
