@@ -27,7 +27,7 @@ mod types;
 use std::time::Duration;
 
 pub use error::{Result, StoreError};
-pub use postgres::PgStore;
+pub use postgres::{PgStore, PgStoreOptions};
 pub use sqlite::SqliteStore;
 pub use types::*;
 

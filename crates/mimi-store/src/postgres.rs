@@ -25,8 +25,24 @@ use crate::{Store, lease_millis};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Default pool size per server process.
-const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+/// Pool settings for [`PgStore::connect_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgStoreOptions {
+    /// Maximum connections of this process's pool (default 10).
+    pub max_connections: u32,
+    /// How long to wait for a connection, including the first one at
+    /// start-up, e.g. while PostgreSQL is still starting (default 30 s).
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PgStoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// [`Store`] on a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -35,18 +51,18 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects to `url` (`postgres://user@host:port/db`) and runs the
-    /// PostgreSQL migrations (concurrent starts are serialized by sqlx's
-    /// migration advisory lock).
+    /// Connects to `url` (`postgres://user@host:port/db`) with default
+    /// [`PgStoreOptions`] and runs the PostgreSQL migrations (concurrent starts
+    /// are serialized by sqlx's migration advisory lock).
     pub async fn connect(url: &str) -> Result<Self> {
-        Self::connect_with_pool_size(url, DEFAULT_MAX_CONNECTIONS).await
+        Self::connect_with(url, PgStoreOptions::default()).await
     }
 
-    /// [`PgStore::connect`] with an explicit maximum number of connections.
-    pub async fn connect_with_pool_size(url: &str, max_connections: u32) -> Result<Self> {
+    /// [`PgStore::connect`] with explicit pool settings.
+    pub async fn connect_with(url: &str, options: PgStoreOptions) -> Result<Self> {
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(30))
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
@@ -233,8 +249,7 @@ impl Store for PgStore {
                 "DELETE FROM key_packages WHERE id = (
                      SELECT id FROM key_packages
                      WHERE client_uri = $1 AND NOT last_resort AND not_after > $2
-                     ORDER BY id LIMIT 1
-                     FOR UPDATE SKIP LOCKED)
+                     ORDER BY id LIMIT 1)
                  RETURNING key_package_ref, key_package, not_after, last_resort",
             )
             .bind(&client_uri)

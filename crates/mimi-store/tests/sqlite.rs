@@ -66,7 +66,9 @@ async fn data_survives_reopen() {
     st.close().await;
     drop(st);
     // Reopening runs the migrations again (a no-op) and sees everything.
-    let st = SqliteStore::open(&format!("sqlite://{path}")).await.expect("reopen");
+    let st = SqliteStore::open(&format!("sqlite://{path}"))
+        .await
+        .expect("reopen");
     suite::check_persisted(&st).await;
     st.close().await;
 }

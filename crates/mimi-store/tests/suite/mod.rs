@@ -83,7 +83,10 @@ fn claimed_refs(claims: &[ClientClaim]) -> Vec<Option<String>> {
 pub async fn key_package_claim_per_client(s: Stores) {
     let st = &s[0];
     let user = "mimi://b.example/u/bob";
-    for (client, tag) in [("mimi://b.example/d/bob/2", "b2"), ("mimi://b.example/d/bob/1", "b1")] {
+    for (client, tag) in [
+        ("mimi://b.example/d/bob/2", "b2"),
+        ("mimi://b.example/d/bob/1", "b1"),
+    ] {
         let added = st
             .add_key_packages(
                 user,
@@ -100,7 +103,11 @@ pub async fn key_package_claim_per_client(s: Stores) {
     }
     // Re-uploading a stored KeyPackageRef is ignored.
     let again = st
-        .add_key_packages(user, "mimi://b.example/d/bob/1", vec![kp("b1", 1, LATER, false)])
+        .add_key_packages(
+            user,
+            "mimi://b.example/d/bob/1",
+            vec![kp("b1", 1, LATER, false)],
+        )
         .await
         .expect("re-add");
     assert_eq!(again, 0);
@@ -142,7 +149,10 @@ pub async fn key_package_claim_per_client(s: Stores) {
             claimed_refs(&lr),
             vec![Some("ref-b1-9".into()), Some("ref-b2-9".into())]
         );
-        assert!(lr.iter().all(|c| c.key_package.as_ref().is_some_and(|k| k.last_resort)));
+        assert!(
+            lr.iter()
+                .all(|c| c.key_package.as_ref().is_some_and(|k| k.last_resort))
+        );
     }
     assert_eq!(
         st.count_key_packages("mimi://b.example/d/bob/2", NOW)
@@ -187,7 +197,10 @@ pub async fn key_package_claim_per_client(s: Stores) {
         .add_key_packages("mimi://b.example/u/eve", "mimi://b.example/d/bob/1", vec![])
         .await
         .expect_err("other user's client");
-    assert!(matches!(err, StoreError::ClientOwnedByOtherUser { .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::ClientOwnedByOtherUser { .. }),
+        "{err}"
+    );
 }
 
 pub async fn key_package_expired_never_returned(s: Stores) {
@@ -243,7 +256,9 @@ async fn claim_race(s: &Stores, user: &str, k: u32, m: usize) {
     let tag = user.rsplit('/').next().unwrap_or("x").to_owned();
     let mut kps: Vec<_> = (0..k).map(|i| kp(&tag, i, LATER, false)).collect();
     kps.push(kp(&tag, 999, LATER, true));
-    s[0].add_key_packages(user, &client, kps).await.expect("add");
+    s[0].add_key_packages(user, &client, kps)
+        .await
+        .expect("add");
 
     let mut tasks = Vec::new();
     for i in 0..m {
@@ -267,9 +282,17 @@ async fn claim_race(s: &Stores, user: &str, k: u32, m: usize) {
     }
     let distinct: HashSet<_> = single_use.iter().cloned().collect();
     let expect = m.min(k as usize);
-    assert_eq!(single_use.len(), expect, "single-use claims for k={k} m={m}");
+    assert_eq!(
+        single_use.len(),
+        expect,
+        "single-use claims for k={k} m={m}"
+    );
     assert_eq!(distinct.len(), expect, "a KeyPackage was handed out twice");
-    assert_eq!(last_resort, m - expect, "last-resort claims for k={k} m={m}");
+    assert_eq!(
+        last_resort,
+        m - expect,
+        "last-resort claims for k={k} m={m}"
+    );
     let left = s[1].count_key_packages(&client, NOW).await.expect("count");
     assert_eq!(left.single_use, u64::from(k) - expect as u64);
     assert_eq!(left.last_resort, 1);
@@ -325,7 +348,10 @@ pub async fn key_package_routes(s: Stores) {
 
 pub async fn room_create_and_load(s: Stores) {
     let st = &s[0];
-    let rec = st.create_room(room("mimi://a.example/r/one", 0)).await.expect("create");
+    let rec = st
+        .create_room(room("mimi://a.example/r/one", 0))
+        .await
+        .expect("create");
     assert_eq!(rec.epoch, 0);
     assert_eq!(rec.last_seq, 0);
     let err = s[1]
@@ -340,7 +366,10 @@ pub async fn room_create_and_load(s: Stores) {
         .expect("exists");
     assert_eq!(loaded, rec);
     assert_eq!(loaded.group_state, b"state-mimi://a.example/r/one-0");
-    assert_eq!(st.load_room("mimi://a.example/r/none").await.expect("load"), None);
+    assert_eq!(
+        st.load_room("mimi://a.example/r/none").await.expect("load"),
+        None
+    );
 }
 
 pub async fn epoch_cas_race(s: Stores) {
@@ -369,7 +398,10 @@ pub async fn epoch_cas_race(s: Stores) {
     let rec = s[0].load_room(rid).await.expect("load").expect("room");
     assert_eq!(rec.epoch, 4);
     assert_eq!(rec.last_seq, 1);
-    assert_eq!(rec.group_state, format!("state-after-commit-{wi}").into_bytes());
+    assert_eq!(
+        rec.group_state,
+        format!("state-after-commit-{wi}").into_bytes()
+    );
     // Only the winner is in the log and the outbox.
     let log = s[1].room_events(rid, 0, 100).await.expect("log");
     assert_eq!(log.len(), 1);
@@ -381,7 +413,11 @@ pub async fn epoch_cas_race(s: Stores) {
         .await
         .expect("lease");
     assert_eq!(leased.len(), 2);
-    assert!(leased.iter().all(|i| i.payload == format!("commit-{wi}").into_bytes()));
+    assert!(
+        leased
+            .iter()
+            .all(|i| i.payload == format!("commit-{wi}").into_bytes())
+    );
 }
 
 pub async fn application_messages_same_epoch(s: Stores) {
@@ -396,12 +432,19 @@ pub async fn application_messages_same_epoch(s: Stores) {
     }
     let mut seqs = BTreeSet::new();
     for t in tasks {
-        let out = t.await.expect("join").expect("application message accepted");
+        let out = t
+            .await
+            .expect("join")
+            .expect("application message accepted");
         assert_eq!(out.epoch, 7);
         assert_eq!(out.state_version, 0);
         seqs.insert(out.seq);
     }
-    assert_eq!(seqs, (1..=n as u64).collect::<BTreeSet<_>>(), "gapless, distinct seqs");
+    assert_eq!(
+        seqs,
+        (1..=n as u64).collect::<BTreeSet<_>>(),
+        "gapless, distinct seqs"
+    );
     let log = s[0].room_events(rid, 0, 1000).await.expect("log");
     assert_eq!(log.len(), n);
     assert!(log.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
@@ -417,14 +460,21 @@ pub async fn application_messages_same_epoch(s: Stores) {
         .accept_room_event(app_msg(rid, 7, "late", &["b.example"]))
         .await
         .expect_err("stale epoch");
-    assert!(matches!(err, StoreError::EpochConflict { current_epoch: 8 }), "{err}");
+    assert!(
+        matches!(err, StoreError::EpochConflict { current_epoch: 8 }),
+        "{err}"
+    );
     let out = s[0]
         .accept_room_event(app_msg(rid, 8, "fresh", &[]))
         .await
         .expect("new epoch message");
     assert_eq!(out.seq, n as u64 + 2);
     assert_eq!(
-        s[0].load_room(rid).await.expect("load").expect("room").last_seq,
+        s[0].load_room(rid)
+            .await
+            .expect("load")
+            .expect("room")
+            .last_seq,
         n as u64 + 2
     );
 }
@@ -459,7 +509,10 @@ pub async fn accept_rules_and_state_versions(s: Stores) {
         Err(StoreError::Invalid(_))
     ));
     proposal.expected_state_version = Some(0);
-    let out = st.accept_room_event(proposal.clone()).await.expect("proposal");
+    let out = st
+        .accept_room_event(proposal.clone())
+        .await
+        .expect("proposal");
     assert_eq!((out.seq, out.epoch, out.state_version), (1, 0, 1));
     // A second write validated against version 0 lost the race.
     let mut proposal2 = proposal.clone();
@@ -483,7 +536,10 @@ pub async fn accept_rules_and_state_versions(s: Stores) {
         .await
         .expect("message");
     proposal2.expected_state_version = Some(1);
-    let out = s[1].accept_room_event(proposal2).await.expect("retried proposal");
+    let out = s[1]
+        .accept_room_event(proposal2)
+        .await
+        .expect("retried proposal");
     assert_eq!((out.seq, out.state_version), (3, 2));
     let rec = st.load_room(rid).await.expect("load").expect("room");
     assert_eq!(rec.group_state, b"with-proposal-1");
@@ -503,15 +559,23 @@ pub async fn accept_rules_and_state_versions(s: Stores) {
 pub async fn conflicting_commit_writes_nothing(s: Stores) {
     let rid = "mimi://a.example/r/atomic";
     s[0].create_room(room(rid, 0)).await.expect("create");
-    s[0].accept_room_event(commit(rid, 0, "winner", &["b.example", "c.example", "d.example"]))
-        .await
-        .expect("winner");
+    s[0].accept_room_event(commit(
+        rid,
+        0,
+        "winner",
+        &["b.example", "c.example", "d.example"],
+    ))
+    .await
+    .expect("winner");
     assert_eq!(s[0].outbox_depth().await.expect("depth"), 3);
     let err = s[1]
         .accept_room_event(commit(rid, 0, "loser", &["b.example", "e.example"]))
         .await
         .expect_err("loser");
-    assert!(matches!(err, StoreError::EpochConflict { current_epoch: 1 }));
+    assert!(matches!(
+        err,
+        StoreError::EpochConflict { current_epoch: 1 }
+    ));
     assert_eq!(s[0].outbox_depth().await.expect("depth"), 3);
     assert_eq!(s[0].room_events(rid, 0, 10).await.expect("log").len(), 1);
     assert_eq!(
@@ -530,9 +594,14 @@ pub async fn outbox_lease_complete_retry(s: Stores) {
     st.create_room(room(ra, 0)).await.expect("create");
     st.create_room(room(rb, 0)).await.expect("create");
     for i in 1..=3 {
-        st.accept_room_event(app_msg(ra, 0, &format!("a{i}"), &["b.example", "c.example"]))
-            .await
-            .expect("accept");
+        st.accept_room_event(app_msg(
+            ra,
+            0,
+            &format!("a{i}"),
+            &["b.example", "c.example"],
+        ))
+        .await
+        .expect("accept");
     }
     st.accept_room_event(app_msg(rb, 0, "b1", &["b.example"]))
         .await
@@ -621,8 +690,12 @@ pub async fn outbox_lease_complete_retry(s: Stores) {
     assert_eq!(fresh.len(), 1);
     assert_eq!(fresh[0].seq, 4);
     // Completing an already-completed row, retrying a gone row: no-ops.
-    st.complete_outbox(&[fresh[0].id, got[0].id]).await.expect("complete");
-    st.retry_outbox(got[0].id, NOW_MS, "late").await.expect("retry gone");
+    st.complete_outbox(&[fresh[0].id, got[0].id])
+        .await
+        .expect("complete");
+    st.retry_outbox(got[0].id, NOW_MS, "late")
+        .await
+        .expect("retry gone");
     assert_eq!(st.outbox_depth().await.expect("depth"), 0);
     assert!(
         st.destinations_with_due_items(NOW_MS + 50_000)
@@ -655,9 +728,15 @@ pub async fn outbox_partial_lease_keeps_order(s: Stores) {
     .await
     .expect("enqueue");
 
-    let first = st.lease_outbox(None, 2, lease, NOW_MS).await.expect("lease");
+    let first = st
+        .lease_outbox(None, 2, lease, NOW_MS)
+        .await
+        .expect("lease");
     // Two lanes, limit two: each lane's head.
-    let heads: Vec<_> = first.iter().map(|i| (i.destination.as_str(), i.seq)).collect();
+    let heads: Vec<_> = first
+        .iter()
+        .map(|i| (i.destination.as_str(), i.seq))
+        .collect();
     assert_eq!(heads, vec![("b.example", 1), ("hub.example", 0)]);
     // The rest of the b.example lane is not leasable by anyone else meanwhile.
     assert!(
@@ -669,7 +748,10 @@ pub async fn outbox_partial_lease_keeps_order(s: Stores) {
     st.complete_outbox(&first.iter().map(|i| i.id).collect::<Vec<_>>())
         .await
         .expect("complete");
-    let next = s[1].lease_outbox(None, 2, lease, NOW_MS).await.expect("lease");
+    let next = s[1]
+        .lease_outbox(None, 2, lease, NOW_MS)
+        .await
+        .expect("lease");
     assert_eq!(next.iter().map(|i| i.seq).collect::<Vec<_>>(), vec![2, 3]);
     // Completing only part of a lease keeps the lane leased (m4 cannot overtake m3).
     s[1].complete_outbox(&[next[0].id]).await.expect("complete");
@@ -680,7 +762,10 @@ pub async fn outbox_partial_lease_keeps_order(s: Stores) {
             .is_empty()
     );
     s[1].complete_outbox(&[next[1].id]).await.expect("complete");
-    let rest = st.lease_outbox(None, 10, lease, NOW_MS).await.expect("lease");
+    let rest = st
+        .lease_outbox(None, 10, lease, NOW_MS)
+        .await
+        .expect("lease");
     assert_eq!(rest.iter().map(|i| i.seq).collect::<Vec<_>>(), vec![4, 5]);
 }
 
@@ -691,9 +776,14 @@ pub async fn outbox_concurrent_leasers(s: Stores) {
         let rid = format!("mimi://a.example/r/w{r}");
         s[0].create_room(room(&rid, 0)).await.expect("create");
         for m in 1..=per_lane {
-            s[0].accept_room_event(app_msg(&rid, 0, &format!("{r}-{m}"), &["b.example", "c.example"]))
-                .await
-                .expect("accept");
+            s[0].accept_room_event(app_msg(
+                &rid,
+                0,
+                &format!("{r}-{m}"),
+                &["b.example", "c.example"],
+            ))
+            .await
+            .expect("accept");
         }
     }
     let total = lanes * per_lane * 2;
@@ -752,11 +842,18 @@ pub async fn outbox_concurrent_leasers(s: Stores) {
     // Per (destination, room) lane, deliveries happened in seq order.
     let mut by_lane: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
     for (dest, room, seq, _) in d.iter() {
-        by_lane.entry((dest.clone(), room.clone())).or_default().push(*seq);
+        by_lane
+            .entry((dest.clone(), room.clone()))
+            .or_default()
+            .push(*seq);
     }
     assert_eq!(by_lane.len(), lanes * 2);
     for (lane, seqs) in by_lane {
-        assert_eq!(seqs, (1..=per_lane as u64).collect::<Vec<_>>(), "lane {lane:?}");
+        assert_eq!(
+            seqs,
+            (1..=per_lane as u64).collect::<Vec<_>>(),
+            "lane {lane:?}"
+        );
     }
 }
 
@@ -766,11 +863,28 @@ pub async fn notify_dedup(s: Stores) {
     let st = &s[0];
     let h1 = [1u8; 32];
     let h2 = [2u8; 32];
-    assert!(st.record_notify("a.example", h1, NOW_MS).await.expect("notify"));
-    assert!(!s[1].record_notify("a.example", h1, NOW_MS + 5).await.expect("notify"));
-    assert!(st.record_notify("a.example", h2, NOW_MS + 10).await.expect("notify"));
+    assert!(
+        st.record_notify("a.example", h1, NOW_MS)
+            .await
+            .expect("notify")
+    );
+    assert!(
+        !s[1]
+            .record_notify("a.example", h1, NOW_MS + 5)
+            .await
+            .expect("notify")
+    );
+    assert!(
+        st.record_notify("a.example", h2, NOW_MS + 10)
+            .await
+            .expect("notify")
+    );
     // Same body from another hub is a different request.
-    assert!(st.record_notify("z.example", h1, NOW_MS + 10).await.expect("notify"));
+    assert!(
+        st.record_notify("z.example", h1, NOW_MS + 10)
+            .await
+            .expect("notify")
+    );
 
     // Concurrent duplicates: exactly one first copy.
     let h3 = [3u8; 32];
@@ -806,12 +920,26 @@ pub async fn notify_dedup(s: Stores) {
         .await
         .expect("ingest");
     assert_eq!(dup, None);
-    assert_eq!(st.fetch_client_events("c1", 0, 10).await.expect("fetch").len(), 1);
+    assert_eq!(
+        st.fetch_client_events("c1", 0, 10)
+            .await
+            .expect("fetch")
+            .len(),
+        1
+    );
 
     // Pruning forgets old hashes: the same body counts as new again.
     assert_eq!(st.prune_notify_before(NOW_MS + 5).await.expect("prune"), 1);
-    assert!(st.record_notify("a.example", h1, NOW_MS + 40).await.expect("notify"));
-    assert!(!st.record_notify("a.example", h2, NOW_MS + 40).await.expect("notify"));
+    assert!(
+        st.record_notify("a.example", h1, NOW_MS + 40)
+            .await
+            .expect("notify")
+    );
+    assert!(
+        !st.record_notify("a.example", h2, NOW_MS + 40)
+            .await
+            .expect("notify")
+    );
 }
 
 // ---- Client queues -------------------------------------------------------------------
@@ -825,29 +953,60 @@ pub async fn client_queue_fetch_ack(s: Stores) {
     };
     let seqs = st
         .enqueue_for_clients(
-            vec![ev("bob-1", "e1"), ev("bob-2", "e1"), ev("bob-1", "e2"), ev("bob-1", "e3")],
+            vec![
+                ev("bob-1", "e1"),
+                ev("bob-2", "e1"),
+                ev("bob-1", "e2"),
+                ev("bob-1", "e3"),
+            ],
             NOW_MS,
         )
         .await
         .expect("enqueue");
     assert_eq!(seqs, vec![1, 1, 2, 3]);
-    let got = s[1].fetch_client_events("bob-1", 0, 10).await.expect("fetch");
+    let got = s[1]
+        .fetch_client_events("bob-1", 0, 10)
+        .await
+        .expect("fetch");
     assert_eq!(
-        got.iter().map(|e| (e.seq, e.payload.clone())).collect::<Vec<_>>(),
-        vec![(1, b"e1".to_vec()), (2, b"e2".to_vec()), (3, b"e3".to_vec())]
+        got.iter()
+            .map(|e| (e.seq, e.payload.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            (1, b"e1".to_vec()),
+            (2, b"e2".to_vec()),
+            (3, b"e3".to_vec())
+        ]
     );
     assert_eq!(got[0].room_id, "mimi://a.example/r/club");
     assert_eq!(got[0].enqueued_at_ms, NOW_MS);
-    assert_eq!(st.fetch_client_events("bob-1", 1, 1).await.expect("fetch")[0].seq, 2);
+    assert_eq!(
+        st.fetch_client_events("bob-1", 1, 1).await.expect("fetch")[0].seq,
+        2
+    );
     assert_eq!(st.ack_client_events("bob-1", 2).await.expect("ack"), 2);
     assert_eq!(st.ack_client_events("bob-1", 2).await.expect("ack"), 0);
     let rest = st.fetch_client_events("bob-1", 0, 10).await.expect("fetch");
     assert_eq!(rest.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3]);
     // Sequence numbers are never reused after an ack.
-    let seqs = st.enqueue_for_clients(vec![ev("bob-1", "e4")], NOW_MS).await.expect("enqueue");
+    let seqs = st
+        .enqueue_for_clients(vec![ev("bob-1", "e4")], NOW_MS)
+        .await
+        .expect("enqueue");
     assert_eq!(seqs, vec![4]);
-    assert_eq!(st.fetch_client_events("bob-2", 0, 10).await.expect("fetch").len(), 1);
-    assert!(st.fetch_client_events("nobody", 0, 10).await.expect("fetch").is_empty());
+    assert_eq!(
+        st.fetch_client_events("bob-2", 0, 10)
+            .await
+            .expect("fetch")
+            .len(),
+        1
+    );
+    assert!(
+        st.fetch_client_events("nobody", 0, 10)
+            .await
+            .expect("fetch")
+            .is_empty()
+    );
 
     // Concurrent enqueuers: per-client seqs stay distinct and gapless.
     let mut tasks = Vec::new();
@@ -874,7 +1033,10 @@ pub async fn client_queue_fetch_ack(s: Stores) {
     }
     for c in ["carol-1", "carol-2"] {
         let evs = st.fetch_client_events(c, 0, 100).await.expect("fetch");
-        assert_eq!(evs.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=8).collect::<Vec<_>>());
+        assert_eq!(
+            evs.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=8).collect::<Vec<_>>()
+        );
     }
 }
 
@@ -893,12 +1055,20 @@ pub async fn write_persisted(st: &dyn Store) {
     )
     .await
     .expect("add");
-    st.claim_key_packages("mimi://b.example/u/p", NOW).await.expect("claim");
-    st.create_room(room("mimi://a.example/r/p", 0)).await.expect("create");
+    st.claim_key_packages("mimi://b.example/u/p", NOW)
+        .await
+        .expect("claim");
+    st.create_room(room("mimi://a.example/r/p", 0))
+        .await
+        .expect("create");
     st.accept_room_event(commit("mimi://a.example/r/p", 0, "c", &["b.example"]))
         .await
         .expect("accept");
-    assert!(st.record_notify("a.example", [9; 32], NOW_MS).await.expect("notify"));
+    assert!(
+        st.record_notify("a.example", [9; 32], NOW_MS)
+            .await
+            .expect("notify")
+    );
     st.enqueue_for_clients(
         vec![NewClientEvent {
             client_id: "p-1".into(),
@@ -920,7 +1090,10 @@ pub async fn check_persisted(st: &dyn Store) {
         1
     );
     assert_eq!(
-        st.client_for_key_package_ref(b"ref-p-1").await.expect("lookup").as_deref(),
+        st.client_for_key_package_ref(b"ref-p-1")
+            .await
+            .expect("lookup")
+            .as_deref(),
         Some("mimi://b.example/d/p/1")
     );
     let rec = st
@@ -931,11 +1104,22 @@ pub async fn check_persisted(st: &dyn Store) {
     assert_eq!((rec.epoch, rec.last_seq), (1, 1));
     assert_eq!(rec.group_state, b"state-after-c");
     assert_eq!(st.outbox_depth().await.expect("depth"), 1);
-    assert!(!st.record_notify("a.example", [9; 32], NOW_MS).await.expect("notify"));
-    assert_eq!(st.fetch_client_events("p-1", 0, 10).await.expect("fetch").len(), 1);
+    assert!(
+        !st.record_notify("a.example", [9; 32], NOW_MS)
+            .await
+            .expect("notify")
+    );
+    assert_eq!(
+        st.fetch_client_events("p-1", 0, 10)
+            .await
+            .expect("fetch")
+            .len(),
+        1
+    );
     // Epoch CAS still holds across the reopen.
     assert!(matches!(
-        st.accept_room_event(commit("mimi://a.example/r/p", 0, "late", &[])).await,
+        st.accept_room_event(commit("mimi://a.example/r/p", 0, "late", &[]))
+            .await,
         Err(StoreError::EpochConflict { current_epoch: 1 })
     ));
 }
