@@ -15,6 +15,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a provider server (see docs/operations.md for the config file).
+    Server(ServerArgs),
+    /// Create a development CA and one certificate per provider domain,
+    /// plus a ready-to-run config file for each provider.
+    DevCa(DevCaArgs),
     /// Inspect MIMI content messages (draft-ietf-mimi-content).
     #[command(subcommand)]
     Content(ContentCommand),
@@ -23,6 +28,46 @@ enum Command {
         /// The URI, e.g. mimi://a.example/u/alice
         uri: String,
     },
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// TOML configuration file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Override the provider domain.
+    #[arg(long)]
+    domain: Option<String>,
+    /// Override the federation listen address.
+    #[arg(long)]
+    federation_listen: Option<std::net::SocketAddr>,
+    /// Override the client API listen address.
+    #[arg(long)]
+    client_listen: Option<std::net::SocketAddr>,
+    /// Use PostgreSQL at this URL instead of SQLite.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    json_logs: bool,
+}
+
+#[derive(clap::Args)]
+struct DevCaArgs {
+    /// Output directory.
+    #[arg(long, default_value = "mimi-dev")]
+    out: PathBuf,
+    /// Provider domains to issue certificates for.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "a.example,b.example,c.example"
+    )]
+    domains: Vec<String>,
+    /// First federation port; provider i listens on base+2i (federation)
+    /// and base+2i+1 (client API) in the generated configs.
+    #[arg(long, default_value_t = 18443)]
+    base_port: u16,
 }
 
 #[derive(Subcommand)]
@@ -43,6 +88,8 @@ enum ContentCommand {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Server(args) => run_server(args),
+        Command::DevCa(args) => dev_ca(args),
         Command::Content(ContentCommand::Decode { file, sender, room }) => {
             decode_content(&file, sender.as_deref(), room.as_deref())
         }
@@ -82,5 +129,103 @@ fn decode_content(file: &PathBuf, sender: Option<&str>, room: Option<&str>) -> a
         }
         _ => println!("message id: unknown (give --sender and --room)"),
     }
+    Ok(())
+}
+
+fn run_server(args: ServerArgs) -> anyhow::Result<()> {
+    init_logs(args.json_logs);
+    let mut config = mimi_server::config::ServerConfig::load(&args.config)?;
+    if let Some(domain) = args.domain {
+        config.domain = domain;
+    }
+    if let Some(addr) = args.federation_listen {
+        config.federation.listen = addr;
+    }
+    if let Some(addr) = args.client_listen {
+        config.client_api.listen = addr;
+    }
+    if let Some(url) = args.postgres {
+        config.storage.postgres = Some(url);
+    }
+    config.validate()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let server = mimi_server::start(config).await?;
+        println!(
+            "mimi server for {} listening: federation {} client API {}",
+            server.state.domain(),
+            server.federation_addr,
+            server.client_addr
+        );
+        tokio::signal::ctrl_c().await?;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn dev_ca(args: DevCaArgs) -> anyhow::Result<()> {
+    use mimi_server::tls::DevCa;
+    std::fs::create_dir_all(&args.out)?;
+    let out = std::fs::canonicalize(&args.out)?;
+    let ca = DevCa::generate("mimi-rs development CA")?;
+    std::fs::write(out.join("ca.pem"), ca.cert_pem())?;
+    write_secret(&out.join("ca.key"), ca.key_pem())?;
+    let ports: Vec<(String, u16, u16)> = args
+        .domains
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let federation = args.base_port + 2 * i as u16;
+            (d.clone(), federation, federation + 1)
+        })
+        .collect();
+    for (domain, federation, client) in &ports {
+        mimi_protocol::uri::validate_domain(domain)
+            .map_err(|e| anyhow::anyhow!("{domain}: {e}"))?;
+        let id = ca.issue(domain)?;
+        std::fs::write(out.join(format!("{domain}.pem")), &id.cert_chain_pem)?;
+        write_secret(&out.join(format!("{domain}.key")), &id.key_pem)?;
+        let mut peers = String::new();
+        for (other, other_port, _) in &ports {
+            if other != domain {
+                peers.push_str(&format!("\"{other}\" = \"127.0.0.1:{other_port}\"\n"));
+            }
+        }
+        let config = format!(
+            "domain = \"{domain}\"\ndata_dir = \"{data}\"\n\n[federation]\nlisten = \"127.0.0.1:{federation}\"\n\n[client_api]\nlisten = \"127.0.0.1:{client}\"\nopen_registration = true\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n[peers]\n{peers}",
+            data = out.join(format!("{domain}-data")).display(),
+            ca = out.join("ca.pem").display(),
+            cert = out.join(format!("{domain}.pem")).display(),
+            key = out.join(format!("{domain}.key")).display(),
+        );
+        std::fs::write(out.join(format!("{domain}.toml")), config)?;
+        println!(
+            "{domain}: {}/{domain}.toml (federation 127.0.0.1:{federation}, client API 127.0.0.1:{client})",
+            out.display()
+        );
+    }
+    println!("CA: {}/ca.pem", out.display());
+    Ok(())
+}
+
+fn write_secret(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())?;
     Ok(())
 }

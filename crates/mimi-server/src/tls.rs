@@ -117,6 +117,19 @@ pub struct ProviderIdentity {
 }
 
 impl ProviderIdentity {
+    /// Loads a certificate chain and key from PEM files.
+    pub fn from_files(
+        domain: &str,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            domain: domain.to_owned(),
+            cert_chain_pem: std::fs::read_to_string(cert)?,
+            key_pem: std::fs::read_to_string(key)?,
+        })
+    }
+
     fn chain(&self) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         let chain = CertificateDer::pem_slice_iter(self.cert_chain_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()?;
@@ -160,6 +173,19 @@ pub fn server_config(
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
+        .with_single_cert(identity.chain()?, identity.key()?)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// TLS for the provider-internal client API: server authentication only;
+/// clients authenticate with bearer tokens (docs/client-api.md).
+pub fn client_api_server_config(
+    identity: &ProviderIdentity,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(crypto_provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
         .with_single_cert(identity.chain()?, identity.key()?)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)

@@ -1,0 +1,1 @@
+//! Client API module `auth` (docs/client-api.md).

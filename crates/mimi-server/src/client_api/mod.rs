@@ -1,0 +1,48 @@
+//! The provider-internal client API (docs/client-api.md): how a provider's
+//! own clients register devices, upload KeyPackages, create rooms, send
+//! handshake and application messages, and fetch their queued events.
+//! Served over TLS (server authentication); clients use bearer tokens.
+
+pub mod auth;
+pub mod events;
+pub mod registration;
+pub mod rooms;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let limits = &state.config.limits;
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(crate::metrics::render))
+        .merge(registration::routes())
+        .merge(rooms::routes())
+        .merge(events::routes())
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_millis(limits.request_timeout_ms),
+        ))
+        .layer(axum::middleware::from_fn(crate::metrics::track_requests))
+        .with_state(state)
+}
+
+/// Liveness and storage readiness.
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ok"),
+        Err(e) => {
+            tracing::warn!(%e, "health check: store unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Server configuration: a TOML file, then `MIMI_*` environment variables,
+//! then command-line overrides (applied by the caller).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("environment variable {name}: {reason}")]
+    Env { name: &'static str, reason: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// One provider's server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The provider domain this server answers for (-06 §3.1 `Host`).
+    pub domain: String,
+    /// Where state lives: the SQLite database (unless `storage.postgres`
+    /// is set) and the hub's signing key.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    pub federation: FederationConfig,
+    pub client_api: ClientApiConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    pub tls: TlsConfig,
+    /// Peer overrides: provider domain → `host:port`, bypassing discovery
+    /// (local runs and tests).
+    #[serde(default)]
+    pub peers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub fanout: FanoutConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    /// Listen address of the provider-to-provider (mTLS) endpoints.
+    pub listen: SocketAddr,
+    /// Base URL peers use to reach us, published in our directory
+    /// (default `https://<domain>:<listen port>`).
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientApiConfig {
+    /// Listen address of the provider-internal client API (TLS).
+    pub listen: SocketAddr,
+    /// Whether any client may register a device (development); otherwise
+    /// registration needs `admin_token`.
+    #[serde(default)]
+    pub open_registration: bool,
+    /// Bearer token for registration and operator endpoints.
+    #[serde(default)]
+    pub admin_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// SQLite file (default `<data_dir>/mimi.db`).
+    #[serde(default)]
+    pub sqlite: Option<PathBuf>,
+    /// PostgreSQL URL; when set, SQLite is not used.
+    #[serde(default)]
+    pub postgres: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM trust anchors for peers' certificates.
+    pub ca: PathBuf,
+    /// PEM certificate chain for our domain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// Resource limits (see docs/operations.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Timeout of one outbound federation request, in milliseconds.
+    pub outbound_timeout_ms: u64,
+    /// Timeout for handling one inbound request, in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 4 * 1024 * 1024,
+            outbound_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Outbox delivery settings (-06 §4.6, transport requirements bulk fanout).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FanoutConfig {
+    /// Concurrent delivery workers.
+    pub workers: usize,
+    /// Most FanoutMessages concatenated into one `/notify` body.
+    pub max_batch: u32,
+    /// First retry delay; doubles per attempt up to `max_backoff_ms`.
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// How long a worker holds a leased outbox lane.
+    pub lease_ms: u64,
+    /// Idle poll interval when nothing is due.
+    pub poll_ms: u64,
+}
+
+impl Default for FanoutConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            max_batch: 256,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 30_000,
+            lease_ms: 30_000,
+            poll_ms: 200,
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("mimi-data")
+}
+
+impl ServerConfig {
+    /// Reads a TOML file and applies `MIMI_*` environment overrides.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let mut config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })?;
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Environment overrides: `MIMI_DOMAIN`, `MIMI_DATA_DIR`,
+    /// `MIMI_FEDERATION_LISTEN`, `MIMI_CLIENT_LISTEN`, `MIMI_POSTGRES_URL`,
+    /// `MIMI_SQLITE_PATH`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let addr = |name: &'static str, v: String| {
+            v.parse::<SocketAddr>().map_err(|e| ConfigError::Env {
+                name,
+                reason: e.to_string(),
+            })
+        };
+        if let Some(v) = var("MIMI_DOMAIN") {
+            self.domain = v;
+        }
+        if let Some(v) = var("MIMI_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = var("MIMI_FEDERATION_LISTEN") {
+            self.federation.listen = addr("MIMI_FEDERATION_LISTEN", v)?;
+        }
+        if let Some(v) = var("MIMI_CLIENT_LISTEN") {
+            self.client_api.listen = addr("MIMI_CLIENT_LISTEN", v)?;
+        }
+        if let Some(v) = var("MIMI_POSTGRES_URL") {
+            self.storage.postgres = Some(v);
+        }
+        if let Some(v) = var("MIMI_SQLITE_PATH") {
+            self.storage.sqlite = Some(v.into());
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        mimi_protocol::uri::validate_domain(&self.domain)
+            .map_err(|e| ConfigError::Invalid(format!("domain `{}`: {e}", self.domain)))?;
+        if self.limits.max_body_bytes == 0 || self.fanout.workers == 0 || self.fanout.max_batch == 0
+        {
+            return Err(ConfigError::Invalid(
+                "limits and fanout sizes must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The SQLite file in use when PostgreSQL is not configured.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.storage
+            .sqlite
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("mimi.db"))
+    }
+
+    /// Our federation base URL as published in the directory.
+    pub fn public_url(&self) -> String {
+        self.federation
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("https://{}:{}", self.domain, self.federation.listen.port()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+domain = "a.example"
+data_dir = "/tmp/a"
+[federation]
+listen = "127.0.0.1:8443"
+[client_api]
+listen = "127.0.0.1:9443"
+open_registration = true
+[tls]
+ca = "ca.pem"
+cert = "a.pem"
+key = "a.key"
+[peers]
+"b.example" = "127.0.0.1:8444"
+"#;
+
+    #[test]
+    fn parses_and_applies_env_overrides() {
+        let mut config: ServerConfig = toml::from_str(EXAMPLE).unwrap();
+        assert_eq!(config.peers["b.example"], "127.0.0.1:8444");
+        assert_eq!(config.sqlite_path(), PathBuf::from("/tmp/a/mimi.db"));
+        config
+            .apply_env(|n| match n {
+                "MIMI_POSTGRES_URL" => Some("postgres://x@127.0.0.1/test".into()),
+                "MIMI_FEDERATION_LISTEN" => Some("127.0.0.1:1".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            config.storage.postgres.as_deref(),
+            Some("postgres://x@127.0.0.1/test")
+        );
+        assert_eq!(config.federation.listen.port(), 1);
+        assert!(
+            config
+                .apply_env(|n| (n == "MIMI_CLIENT_LISTEN").then(|| "nope".into()))
+                .is_err()
+        );
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_domains_are_refused() {
+        assert!(toml::from_str::<ServerConfig>(&format!("{EXAMPLE}\nbogus = 1")).is_err());
+        let mut config: ServerConfig = toml::from_str(EXAMPLE).unwrap();
+        config.domain = "not a domain".into();
+        assert!(config.validate().is_err());
+    }
+}

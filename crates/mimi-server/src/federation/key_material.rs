@@ -1,0 +1,9 @@
+//! Federation endpoint module `key_material` (-06 §4).
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}
