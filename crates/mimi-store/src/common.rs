@@ -1,6 +1,8 @@
 //! Row conversions and SQL text shared by both backends (both accept `$N` parameters).
 
-use crate::error::{Result, to_u64};
+use std::time::Duration;
+
+use crate::error::{Result, StoreError, to_i64, to_u64};
 use crate::types::*;
 
 pub(crate) type KeyPackageRow = (Vec<u8>, Vec<u8>, i64, bool);
@@ -63,3 +65,100 @@ pub(crate) const DUE_DESTINATIONS: &str = "SELECT DISTINCT l.destination FROM ou
 
 pub(crate) const INSERT_NOTIFY: &str = "INSERT INTO notify_seen (hub_domain, body_sha256, seen_at)
      VALUES ($1, $2, $3) ON CONFLICT (hub_domain, body_sha256) DO NOTHING";
+
+/// Lease length in milliseconds, at least 1 so a lease is always in the future.
+pub(crate) fn lease_millis(lease_for: Duration) -> i64 {
+    i64::try_from(lease_for.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1)
+}
+
+/// [`AcceptedEvent`] numbers converted for storage, after the argument rules
+/// of its docs are checked.
+pub(crate) struct CheckedAccept {
+    pub(crate) expected_epoch: i64,
+    pub(crate) new_epoch: i64,
+    pub(crate) expected_state_version: Option<i64>,
+}
+
+pub(crate) fn check_accept(event: &AcceptedEvent) -> Result<CheckedAccept> {
+    if event.new_epoch < event.expected_epoch {
+        return Err(StoreError::Invalid(format!(
+            "new epoch {} is before expected epoch {}",
+            event.new_epoch, event.expected_epoch
+        )));
+    }
+    let commit = event.new_epoch > event.expected_epoch;
+    if commit && event.new_group_state.is_none() {
+        return Err(StoreError::Invalid(
+            "an epoch change must carry the new group state".into(),
+        ));
+    }
+    if !commit && event.new_group_state.is_some() && event.expected_state_version.is_none() {
+        return Err(StoreError::Invalid(
+            "a same-epoch group state write needs expected_state_version".into(),
+        ));
+    }
+    Ok(CheckedAccept {
+        expected_epoch: to_i64(event.expected_epoch, "epoch")?,
+        new_epoch: to_i64(event.new_epoch, "epoch")?,
+        expected_state_version: event
+            .expected_state_version
+            .map(|v| to_i64(v, "state version"))
+            .transpose()?,
+    })
+}
+
+/// The error for a failed room compare-and-set, given the room's current
+/// `(epoch, state_version)` if it exists.
+pub(crate) fn conflict(event: &AcceptedEvent, current: Option<(i64, i64)>) -> Result<StoreError> {
+    let Some((epoch, state_version)) = current else {
+        return Ok(StoreError::RoomNotFound(event.room_id.clone()));
+    };
+    let current_epoch = to_u64(epoch, "epoch")?;
+    tracing::debug!(
+        room_id = %event.room_id,
+        expected_epoch = event.expected_epoch,
+        current_epoch,
+        "room compare-and-set lost"
+    );
+    if current_epoch != event.expected_epoch {
+        Ok(StoreError::EpochConflict { current_epoch })
+    } else {
+        Ok(StoreError::StateVersionConflict {
+            current_epoch,
+            current_state_version: to_u64(state_version, "state version")?,
+        })
+    }
+}
+
+pub(crate) fn room_event(
+    (room_id, seq, epoch, new_epoch, payload, accepted_at_ms): (
+        String,
+        i64,
+        i64,
+        i64,
+        Vec<u8>,
+        i64,
+    ),
+) -> Result<RoomEvent> {
+    Ok(RoomEvent {
+        room_id,
+        seq: to_u64(seq, "seq")?,
+        epoch: to_u64(epoch, "epoch")?,
+        new_epoch: to_u64(new_epoch, "epoch")?,
+        payload,
+        accepted_at_ms,
+    })
+}
+
+pub(crate) fn client_event(
+    (seq, room_id, payload, enqueued_at_ms): (i64, String, Vec<u8>, i64),
+) -> Result<ClientEvent> {
+    Ok(ClientEvent {
+        seq: to_u64(seq, "client seq")?,
+        room_id,
+        payload,
+        enqueued_at_ms,
+    })
+}

@@ -18,10 +18,10 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
+use crate::Store;
 use crate::common::*;
 use crate::error::{Result, StoreError, to_i64, to_u64};
 use crate::types::*;
-use crate::{Store, lease_millis};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -249,7 +249,8 @@ impl Store for PgStore {
                 "DELETE FROM key_packages WHERE id = (
                      SELECT id FROM key_packages
                      WHERE client_uri = $1 AND NOT last_resort AND not_after > $2
-                     ORDER BY id LIMIT 1)
+                     ORDER BY id LIMIT 1
+                     FOR UPDATE SKIP LOCKED)
                  RETURNING key_package_ref, key_package, not_after, last_resort",
             )
             .bind(&client_uri)
@@ -394,7 +395,7 @@ impl Store for PgStore {
     }
 
     async fn accept_room_event(&self, event: AcceptedEvent) -> Result<AcceptOutcome> {
-        let checked = crate::check_accept(&event)?;
+        let checked = check_accept(&event)?;
         let mut tx = self.tx().await?;
         // The row lock taken here serializes all accepts of this room until commit.
         let updated: Option<(i64, i64, i64)> = sqlx::query_as(
@@ -421,7 +422,7 @@ impl Store for PgStore {
                     .bind(&event.room_id)
                     .fetch_optional(&mut *tx)
                     .await?;
-            return Err(crate::conflict(&event, current)?);
+            return Err(conflict(&event, current)?);
         };
         sqlx::query(
             "INSERT INTO room_events (room_id, seq, epoch, new_epoch, payload, accepted_at_ms)
@@ -477,7 +478,7 @@ impl Store for PgStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter().map(crate::room_event).collect()
+        rows.into_iter().map(room_event).collect()
     }
 
     async fn enqueue_outbox(&self, items: Vec<NewOutboxItem>, now_ms: i64) -> Result<Vec<u64>> {
@@ -544,21 +545,30 @@ impl Store for PgStore {
         }
         let (dests, rooms): (Vec<String>, Vec<String>) = lanes.into_iter().unzip();
         // At most `limit` lanes, each contributing at least its head row; rows are
-        // ranked within their lane so the LIMIT cuts every lane to a prefix.
+        // ranked within their lane so the LIMIT cuts every lane to a prefix. The
+        // LATERAL limit bounds the scan of long lanes; payloads are read only
+        // for the rows leased.
         let rows: Vec<OutboxRow> = sqlx::query_as(
-            "WITH ranked AS (
-                 SELECT o.id, o.destination, o.room_id, o.seq, o.payload, o.attempts,
+            "WITH picked AS (
+                 SELECT o.id, o.destination, o.room_id,
                         ROW_NUMBER() OVER (PARTITION BY o.destination, o.room_id ORDER BY o.seq, o.id) AS rn
-                 FROM outbox o
-                 JOIN UNNEST($1::text[], $2::text[]) AS lanes (destination, room_id)
-                   ON o.destination = lanes.destination AND o.room_id = lanes.room_id
+                 FROM UNNEST($1::text[], $2::text[]) AS lanes (destination, room_id)
+                 CROSS JOIN LATERAL (
+                     SELECT id, destination, room_id, seq FROM outbox
+                     WHERE outbox.destination = lanes.destination AND outbox.room_id = lanes.room_id
+                     ORDER BY seq, id LIMIT $3
+                 ) o
+             ), chosen AS (
+                 SELECT id FROM picked ORDER BY rn, destination, room_id LIMIT $3
              )
-             SELECT id, destination, room_id, seq, payload, attempts FROM ranked
-             ORDER BY rn, destination, room_id LIMIT $3",
+             UPDATE outbox SET leased_until = $4 FROM chosen WHERE outbox.id = chosen.id
+             RETURNING outbox.id, outbox.destination, outbox.room_id, outbox.seq,
+                       outbox.payload, outbox.attempts",
         )
         .bind(&dests)
         .bind(&rooms)
         .bind(i64::from(limit))
+        .bind(until)
         .fetch_all(&mut *tx)
         .await?;
         let mut items = rows
@@ -573,15 +583,6 @@ impl Store for PgStore {
                 b.id,
             ))
         });
-        let ids = items
-            .iter()
-            .map(|i| to_i64(i.id, "outbox id"))
-            .collect::<Result<Vec<_>>>()?;
-        sqlx::query("UPDATE outbox SET leased_until = $1 WHERE id = ANY($2)")
-            .bind(until)
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
         let mut leased: Vec<(&str, &str)> = items
             .iter()
             .map(|i| (i.destination.as_str(), i.room_id.as_str()))
@@ -761,7 +762,7 @@ impl Store for PgStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter().map(crate::client_event).collect()
+        rows.into_iter().map(client_event).collect()
     }
 
     async fn ack_client_events(&self, client_id: &str, up_to_seq: u64) -> Result<u64> {

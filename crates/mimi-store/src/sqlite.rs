@@ -17,10 +17,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Sqlite, Transaction};
 
+use crate::Store;
 use crate::common::*;
 use crate::error::{Result, StoreError, to_i64, to_u64};
 use crate::types::*;
-use crate::{Store, lease_millis};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -371,7 +371,7 @@ impl Store for SqliteStore {
     }
 
     async fn accept_room_event(&self, event: AcceptedEvent) -> Result<AcceptOutcome> {
-        let checked = crate::check_accept(&event)?;
+        let checked = check_accept(&event)?;
         let mut tx = self.write_tx().await?;
         let updated: Option<(i64, i64, i64)> = sqlx::query_as(
             "UPDATE rooms SET
@@ -397,7 +397,7 @@ impl Store for SqliteStore {
                     .bind(&event.room_id)
                     .fetch_optional(&mut *tx)
                     .await?;
-            return Err(crate::conflict(&event, current)?);
+            return Err(conflict(&event, current)?);
         };
         sqlx::query(
             "INSERT INTO room_events (room_id, seq, epoch, new_epoch, payload, accepted_at_ms)
@@ -445,7 +445,7 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter().map(crate::room_event).collect()
+        rows.into_iter().map(room_event).collect()
     }
 
     async fn enqueue_outbox(&self, items: Vec<NewOutboxItem>, now_ms: i64) -> Result<Vec<u64>> {
@@ -481,35 +481,49 @@ impl Store for SqliteStore {
         }
         let until = now_ms.saturating_add(lease_millis(lease_for));
         let mut tx = self.write_tx().await?;
-        // At most `limit` lanes, each contributing at least its head row; rows are
-        // ranked within their lane so the LIMIT cuts every lane to a prefix.
-        let rows: Vec<OutboxRow> = sqlx::query_as(
-            "WITH lanes AS (
-                 SELECT l.destination, l.room_id FROM outbox_lanes l
-                 WHERE ($1 IS NULL OR l.destination = $1)
-                   AND l.next_attempt_at <= $2
-                   AND (l.leased_until IS NULL OR l.leased_until <= $2)
-                   AND EXISTS (SELECT 1 FROM outbox o
-                               WHERE o.destination = l.destination AND o.room_id = l.room_id)
-                 ORDER BY l.next_attempt_at, l.destination, l.room_id
-                 LIMIT $3
-             ), ranked AS (
-                 SELECT o.id, o.destination, o.room_id, o.seq, o.payload, o.attempts,
-                        ROW_NUMBER() OVER (PARTITION BY o.destination, o.room_id ORDER BY o.seq, o.id) AS rn
-                 FROM outbox o JOIN lanes ON o.destination = lanes.destination AND o.room_id = lanes.room_id
-             )
-             SELECT id, destination, room_id, seq, payload, attempts FROM ranked
-             ORDER BY rn, destination, room_id LIMIT $3",
+        let lanes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT l.destination, l.room_id FROM outbox_lanes l
+             WHERE ($1 IS NULL OR l.destination = $1)
+               AND l.next_attempt_at <= $2
+               AND (l.leased_until IS NULL OR l.leased_until <= $2)
+               AND EXISTS (SELECT 1 FROM outbox o
+                           WHERE o.destination = l.destination AND o.room_id = l.room_id)
+             ORDER BY l.next_attempt_at, l.destination, l.room_id
+             LIMIT $3",
         )
         .bind(destination)
         .bind(now_ms)
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;
-        let mut items = rows
-            .into_iter()
-            .map(outbox_item)
-            .collect::<Result<Vec<_>>>()?;
+        // Each lane's first `limit` row ids in order, then round-robin over the
+        // lanes: every lane gets its head, and is cut to a prefix.
+        let mut per_lane = Vec::with_capacity(lanes.len());
+        for (dest, room) in &lanes {
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM outbox WHERE destination = $1 AND room_id = $2
+                 ORDER BY seq, id LIMIT $3",
+            )
+            .bind(dest)
+            .bind(room)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+            per_lane.push(ids);
+        }
+        let chosen = round_robin(&per_lane, limit as usize);
+        let mut items = Vec::with_capacity(chosen.len());
+        for id in chosen {
+            let row: OutboxRow = sqlx::query_as(
+                "UPDATE outbox SET leased_until = $2 WHERE id = $1
+                 RETURNING id, destination, room_id, seq, payload, attempts",
+            )
+            .bind(id)
+            .bind(until)
+            .fetch_one(&mut *tx)
+            .await?;
+            items.push(outbox_item(row)?);
+        }
         items.sort_by(|a, b| {
             (&a.destination, &a.room_id, a.seq, a.id).cmp(&(
                 &b.destination,
@@ -518,16 +532,11 @@ impl Store for SqliteStore {
                 b.id,
             ))
         });
-        let mut lanes = BTreeSet::new();
-        for item in &items {
-            lanes.insert((item.destination.as_str(), item.room_id.as_str()));
-            sqlx::query("UPDATE outbox SET leased_until = $2 WHERE id = $1")
-                .bind(to_i64(item.id, "outbox id")?)
-                .bind(until)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for (dest, room) in lanes {
+        let leased: BTreeSet<(&str, &str)> = items
+            .iter()
+            .map(|i| (i.destination.as_str(), i.room_id.as_str()))
+            .collect();
+        for (dest, room) in leased {
             sqlx::query(
                 "UPDATE outbox_lanes SET leased_until = $3 WHERE destination = $1 AND room_id = $2",
             )
@@ -688,7 +697,7 @@ impl Store for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter().map(crate::client_event).collect()
+        rows.into_iter().map(client_event).collect()
     }
 
     async fn ack_client_events(&self, client_id: &str, up_to_seq: u64) -> Result<u64> {
@@ -707,5 +716,37 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+}
+
+/// Takes ids from the lanes in rounds (every lane's first, then every lane's
+/// second, ...) until `limit`: each lane contributes a prefix of its ids.
+fn round_robin(lanes: &[Vec<i64>], limit: usize) -> Vec<i64> {
+    let mut out = Vec::with_capacity(limit);
+    let longest = lanes.iter().map(Vec::len).max().unwrap_or(0);
+    for rank in 0..longest {
+        for lane in lanes {
+            if out.len() == limit {
+                return out;
+            }
+            if let Some(&id) = lane.get(rank) {
+                out.push(id);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_robin;
+
+    #[test]
+    fn round_robin_takes_prefixes() {
+        let lanes = vec![vec![1, 2, 3], vec![10], vec![20, 21]];
+        assert_eq!(round_robin(&lanes, 10), vec![1, 10, 20, 2, 21, 3]);
+        assert_eq!(round_robin(&lanes, 4), vec![1, 10, 20, 2]);
+        assert_eq!(round_robin(&lanes, 0), Vec::<i64>::new());
+        assert_eq!(round_robin(&[], 3), Vec::<i64>::new());
     }
 }

@@ -46,6 +46,7 @@ suite_tests!(fresh;
     room_create_and_load,
     epoch_cas_race,
     application_messages_same_epoch,
+    commit_races_messages,
     accept_rules_and_state_versions,
     conflicting_commit_writes_nothing,
     outbox_lease_complete_retry,

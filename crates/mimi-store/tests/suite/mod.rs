@@ -479,6 +479,48 @@ pub async fn application_messages_same_epoch(s: Stores) {
     );
 }
 
+pub async fn commit_races_messages(s: Stores) {
+    let rid = "mimi://a.example/r/mixed";
+    s[0].create_room(room(rid, 0)).await.expect("create");
+    let mut tasks = Vec::new();
+    for i in 0..20usize {
+        let st = Arc::clone(&s[i % s.len()]);
+        // Two commits race among 18 messages, all validated at epoch 0.
+        let ev = if i == 7 || i == 13 {
+            commit(rid, 0, &format!("commit-{i}"), &["b.example"])
+        } else {
+            app_msg(rid, 0, &format!("msg-{i}"), &["b.example"])
+        };
+        tasks.push(tokio::spawn(async move { st.accept_room_event(ev).await }));
+    }
+    let mut accepted = 0u64;
+    let mut commits = 0;
+    for t in tasks {
+        match t.await.expect("join") {
+            Ok(out) => {
+                accepted += 1;
+                if out.epoch == 1 {
+                    commits += 1;
+                }
+            }
+            Err(StoreError::EpochConflict { current_epoch: 1 }) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(commits, 1, "one commit per epoch");
+    let log = s[1].room_events(rid, 0, 100).await.expect("log");
+    assert_eq!(log.len() as u64, accepted);
+    assert_eq!(
+        log.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=accepted).collect::<Vec<_>>()
+    );
+    // Everything before the commit is in epoch 0, nothing is logged after it.
+    let last = log.last().expect("non-empty");
+    assert_eq!((last.epoch, last.new_epoch), (0, 1));
+    assert!(log[..log.len() - 1].iter().all(|e| e.new_epoch == 0));
+    assert_eq!(s[0].outbox_depth().await.expect("depth"), accepted);
+}
+
 pub async fn accept_rules_and_state_versions(s: Stores) {
     let st = &s[0];
     let rid = "mimi://a.example/r/rules";
@@ -769,6 +811,9 @@ pub async fn outbox_partial_lease_keeps_order(s: Stores) {
     assert_eq!(rest.iter().map(|i| i.seq).collect::<Vec<_>>(), vec![4, 5]);
 }
 
+/// (destination, room, seq, outbox id) of one delivery.
+type Delivered = (String, String, u64, u64);
+
 pub async fn outbox_concurrent_leasers(s: Stores) {
     let lanes = 8usize;
     let per_lane = 6usize;
@@ -787,7 +832,7 @@ pub async fn outbox_concurrent_leasers(s: Stores) {
         }
     }
     let total = lanes * per_lane * 2;
-    let delivered: Arc<Mutex<Vec<(String, String, u64, u64)>>> = Arc::default();
+    let delivered: Arc<Mutex<Vec<Delivered>>> = Arc::default();
     let mut workers = Vec::new();
     for w in 0..6usize {
         let st = Arc::clone(&s[w % s.len()]);
@@ -811,7 +856,7 @@ pub async fn outbox_concurrent_leasers(s: Stores) {
                 }
                 // Every third round the last delivery fails and is retried at once.
                 round += 1;
-                let fail = round % 3 == 0;
+                let fail = round.is_multiple_of(3);
                 let (done, failed) = if fail {
                     items.split_at(items.len() - 1)
                 } else {
