@@ -14,6 +14,12 @@ pub mod group;
 pub mod hub;
 pub mod identity;
 pub mod policy;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+// Lets `testing` name this crate as `mimi_room` both here and when the
+// integration tests include it directly.
+extern crate self as mimi_room;
 
 pub use hub::{AcceptedCommit, AddedClient, HubRoom, SubmitRejection, UpdateRejection};
 

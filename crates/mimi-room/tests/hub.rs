@@ -1,14 +1,15 @@
 //! The hub state machine driven by real openmls clients (-06 §3 flow,
 //! §4.4 update rules, §4.5 submit rules).
 
-mod common;
+#[path = "../src/testing.rs"]
+mod testing;
 
-use common::*;
 use mimi_protocol::components::{ParticipantListUpdate, UserindexRolePair};
 use mimi_room::policy::default_role::{ADMIN, BANNED, MEMBER};
 use mimi_room::{HubRoom, SubmitRejection, UpdateRejection};
 use openmls::prelude::*;
 use openmls_rust_crypto::RustCrypto;
+use testing::*;
 
 const ALICE: &str = "mimi://a.example/d/alice/laptop";
 const BOB: &str = "mimi://b.example/d/bob/phone";

@@ -190,6 +190,17 @@ pub trait Store: Send + Sync {
     /// Deletes a client's events with `seq <= up_to_seq`; returns how many.
     async fn ack_client_events(&self, client_id: &str, up_to_seq: u64) -> Result<u64>;
 
+    // ---- Room subscriptions (provider-internal delivery) -----------------------
+
+    /// Subscribes a local device to a room's events; idempotent.
+    async fn subscribe(&self, room_id: &str, client_id: &str) -> Result<()>;
+
+    /// Ends a device's subscription; `true` if it existed.
+    async fn unsubscribe(&self, room_id: &str, client_id: &str) -> Result<bool>;
+
+    /// The local devices subscribed to a room, sorted.
+    async fn subscribers(&self, room_id: &str) -> Result<Vec<String>>;
+
     // ---- Health ------------------------------------------------------------------
 
     /// Round-trips a trivial query.

@@ -778,6 +778,35 @@ impl Store for PgStore {
         )
     }
 
+    async fn subscribe(&self, room_id: &str, client_id: &str) -> Result<()> {
+        sqlx::query("INSERT INTO room_subscriptions (room_id, client_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(room_id)
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, room_id: &str, client_id: &str) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM room_subscriptions WHERE room_id = $1 AND client_id = $2")
+                .bind(room_id)
+                .bind(client_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn subscribers(&self, room_id: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT client_id FROM room_subscriptions WHERE room_id = $1 ORDER BY client_id",
+        )
+        .bind(room_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(c,)| c).collect())
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -54,6 +54,7 @@ suite_tests!(fresh;
     outbox_concurrent_leasers,
     notify_dedup,
     client_queue_fetch_ack,
+    room_subscriptions,
     ping,
 );
 

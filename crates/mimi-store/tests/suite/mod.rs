@@ -1085,6 +1085,50 @@ pub async fn client_queue_fetch_ack(s: Stores) {
     }
 }
 
+pub async fn room_subscriptions(s: Stores) {
+    let (a, b) = (&*s[0], &*s[1]);
+    a.subscribe("mimi://a.example/r/x", "mimi://a.example/d/al/1")
+        .await
+        .expect("subscribe");
+    b.subscribe("mimi://a.example/r/x", "mimi://a.example/d/al/0")
+        .await
+        .expect("subscribe");
+    // Idempotent, also from the other handle.
+    b.subscribe("mimi://a.example/r/x", "mimi://a.example/d/al/1")
+        .await
+        .expect("resubscribe");
+    a.subscribe("mimi://a.example/r/y", "mimi://a.example/d/al/1")
+        .await
+        .expect("subscribe");
+    assert_eq!(
+        a.subscribers("mimi://a.example/r/x").await.expect("list"),
+        vec![
+            "mimi://a.example/d/al/0".to_string(),
+            "mimi://a.example/d/al/1".to_string()
+        ]
+    );
+    assert!(
+        b.unsubscribe("mimi://a.example/r/x", "mimi://a.example/d/al/0")
+            .await
+            .expect("unsub")
+    );
+    assert!(
+        !a.unsubscribe("mimi://a.example/r/x", "mimi://a.example/d/al/0")
+            .await
+            .expect("unsub twice")
+    );
+    assert_eq!(
+        a.subscribers("mimi://a.example/r/x").await.expect("list"),
+        vec!["mimi://a.example/d/al/1".to_string()]
+    );
+    assert!(
+        a.subscribers("mimi://a.example/r/none")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
 pub async fn ping(s: Stores) {
     for st in &s {
         st.ping().await.expect("ping");
