@@ -201,6 +201,23 @@ pub trait Store: Send + Sync {
     /// The local devices subscribed to a room, sorted.
     async fn subscribers(&self, room_id: &str) -> Result<Vec<String>>;
 
+    // ---- Devices (provider-internal client API) ----------------------------------
+
+    /// Registers a device of a user with the SHA-256 of its bearer token;
+    /// re-registering the same device replaces its token.
+    /// [`StoreError::ClientOwnedByOtherUser`] if the device belongs to
+    /// another user.
+    async fn register_device(
+        &self,
+        user_uri: &str,
+        device_uri: &str,
+        token_sha256: [u8; 32],
+        now_ms: i64,
+    ) -> Result<()>;
+
+    /// The `(user, device)` a bearer token belongs to.
+    async fn device_for_token(&self, token_sha256: [u8; 32]) -> Result<Option<(String, String)>>;
+
     // ---- Health ------------------------------------------------------------------
 
     /// Round-trips a trivial query.

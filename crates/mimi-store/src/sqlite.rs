@@ -742,6 +742,45 @@ impl Store for SqliteStore {
         Ok(rows.into_iter().map(|(c,)| c).collect())
     }
 
+    async fn register_device(
+        &self,
+        user_uri: &str,
+        device_uri: &str,
+        token_sha256: [u8; 32],
+        now_ms: i64,
+    ) -> Result<()> {
+        // The conditional upsert changes nothing when the device is another
+        // user's, which is reported as such.
+        let done = sqlx::query("INSERT INTO devices (device_uri, user_uri, token_sha256, registered_at) VALUES (?, ?, ?, ?) ON CONFLICT (device_uri) DO UPDATE SET token_sha256 = excluded.token_sha256, registered_at = excluded.registered_at WHERE devices.user_uri = excluded.user_uri")
+            .bind(device_uri)
+            .bind(user_uri)
+            .bind(token_sha256.to_vec())
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            let owner: Option<(String,)> =
+                sqlx::query_as("SELECT user_uri FROM devices WHERE device_uri = ?")
+                    .bind(device_uri)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            return Err(StoreError::ClientOwnedByOtherUser {
+                client_uri: device_uri.to_owned(),
+                owner: owner.map(|(o,)| o).unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn device_for_token(&self, token_sha256: [u8; 32]) -> Result<Option<(String, String)>> {
+        Ok(
+            sqlx::query_as("SELECT user_uri, device_uri FROM devices WHERE token_sha256 = ?")
+                .bind(token_sha256.to_vec())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

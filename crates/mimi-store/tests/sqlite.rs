@@ -55,6 +55,7 @@ suite_tests!(fresh;
     notify_dedup,
     client_queue_fetch_ack,
     room_subscriptions,
+    devices_and_tokens,
     ping,
 );
 

@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use mimi_server::RunningServer;
-use mimi_server::config::{ClientApiConfig, FederationConfig, ServerConfig, StorageConfig, TlsConfig};
+use mimi_server::config::{
+    ClientApiConfig, FederationConfig, ServerConfig, StorageConfig, TlsConfig,
+};
 use mimi_server::tls::{self, DevCa, ProviderIdentity};
 
 pub const DOMAINS: [&str; 3] = ["a.example", "b.example", "c.example"];
@@ -19,7 +21,9 @@ pub const DOMAINS: [&str; 3] = ["a.example", "b.example", "c.example"];
 pub enum Backend {
     Sqlite,
     /// One fresh database per provider on this PostgreSQL server.
-    Postgres { admin_url: String },
+    Postgres {
+        admin_url: String,
+    },
 }
 
 pub struct Provider {
@@ -46,7 +50,11 @@ impl Provider {
     /// Starts the server again on the same addresses and data.
     pub async fn restart(&mut self) {
         self.stop().await;
-        self.server = Some(mimi_server::start(self.config.clone()).await.expect("restart"));
+        self.server = Some(
+            mimi_server::start(self.config.clone())
+                .await
+                .expect("restart"),
+        );
     }
 }
 
@@ -58,16 +66,23 @@ pub struct Federation {
 
 impl Federation {
     pub fn provider(&self, domain: &str) -> &Provider {
-        self.providers.iter().find(|p| p.domain == domain).expect("no such provider")
+        self.providers
+            .iter()
+            .find(|p| p.domain == domain)
+            .expect("no such provider")
     }
 
     pub fn provider_mut(&mut self, domain: &str) -> &mut Provider {
-        self.providers.iter_mut().find(|p| p.domain == domain).expect("no such provider")
+        self.providers
+            .iter_mut()
+            .find(|p| p.domain == domain)
+            .expect("no such provider")
     }
 
     /// A federation client presenting `identity` (for raw endpoint tests).
     pub fn federation_client(&self, identity: Option<&ProviderIdentity>) -> reqwest::Client {
-        let config = tls::client_config(tls::root_store(self.ca.cert_pem()).unwrap(), identity).unwrap();
+        let config =
+            tls::client_config(tls::root_store(self.ca.cert_pem()).unwrap(), identity).unwrap();
         let mut builder = reqwest::Client::builder().tls_backend_preconfigured(config);
         for p in &self.providers {
             builder = builder.resolve(&p.domain, p.config.federation.listen);
@@ -77,7 +92,10 @@ impl Federation {
 
     /// Base URL of a provider's federation listener.
     pub fn federation_url(&self, domain: &str) -> String {
-        format!("https://{domain}:{}", self.provider(domain).config.federation.listen.port())
+        format!(
+            "https://{domain}:{}",
+            self.provider(domain).config.federation.listen.port()
+        )
     }
 
     pub async fn shutdown(mut self) {
@@ -101,7 +119,8 @@ pub async fn start_federation(backend: Backend) -> Federation {
     let dir = tempfile::tempdir().unwrap();
     let ca = DevCa::generate("mimi test CA").unwrap();
     write(&dir.path().join("ca.pem"), ca.cert_pem());
-    let addrs: Vec<(SocketAddr, SocketAddr)> = DOMAINS.iter().map(|_| (free_port(), free_port())).collect();
+    let addrs: Vec<(SocketAddr, SocketAddr)> =
+        DOMAINS.iter().map(|_| (free_port(), free_port())).collect();
     let mut providers = Vec::new();
     for (i, domain) in DOMAINS.iter().enumerate() {
         let id = ca.issue(domain).unwrap();
@@ -117,22 +136,40 @@ pub async fn start_federation(backend: Backend) -> Federation {
             .collect();
         let storage = match &backend {
             Backend::Sqlite => StorageConfig::default(),
-            Backend::Postgres { admin_url } => {
-                StorageConfig { sqlite: None, postgres: Some(fresh_postgres_database(admin_url, domain).await) }
-            }
+            Backend::Postgres { admin_url } => StorageConfig {
+                sqlite: None,
+                postgres: Some(fresh_postgres_database(admin_url, domain).await),
+            },
         };
         let config = ServerConfig {
             domain: domain.to_string(),
             data_dir: dir.path().join(format!("{domain}-data")),
-            federation: FederationConfig { listen: addrs[i].0, public_url: None },
-            client_api: ClientApiConfig { listen: addrs[i].1, open_registration: true, admin_token: None },
+            federation: FederationConfig {
+                listen: addrs[i].0,
+                public_url: None,
+            },
+            client_api: ClientApiConfig {
+                listen: addrs[i].1,
+                open_registration: true,
+                admin_token: None,
+            },
             storage,
-            tls: TlsConfig { ca: dir.path().join("ca.pem"), cert, key },
+            tls: TlsConfig {
+                ca: dir.path().join("ca.pem"),
+                cert,
+                key,
+            },
             peers,
             limits: Default::default(),
-            fanout: mimi_server::config::FanoutConfig { initial_backoff_ms: 50, poll_ms: 20, ..Default::default() },
+            fanout: mimi_server::config::FanoutConfig {
+                initial_backoff_ms: 50,
+                poll_ms: 20,
+                ..Default::default()
+            },
         };
-        let server = mimi_server::start(config.clone()).await.expect("provider starts");
+        let server = mimi_server::start(config.clone())
+            .await
+            .expect("provider starts");
         let client_tls = tls::client_config(tls::root_store(ca.cert_pem()).unwrap(), None).unwrap();
         let client_api = reqwest::Client::builder()
             .tls_backend_preconfigured(client_tls)
@@ -160,5 +197,6 @@ pub async fn fresh_postgres_database(admin_url: &str, label: &str) -> String {
 
 /// The PostgreSQL server for tests (CI starts one).
 pub fn postgres_admin_url() -> String {
-    std::env::var("MIMI_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("MIMI_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }

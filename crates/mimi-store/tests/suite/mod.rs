@@ -1129,6 +1129,35 @@ pub async fn room_subscriptions(s: Stores) {
     );
 }
 
+pub async fn devices_and_tokens(s: Stores) {
+    let (a, b) = (&*s[0], &*s[1]);
+    let alice = "mimi://a.example/u/alice";
+    let laptop = "mimi://a.example/d/alice/laptop";
+    a.register_device(alice, laptop, [1; 32], 1)
+        .await
+        .expect("register");
+    assert_eq!(
+        b.device_for_token([1; 32]).await.expect("lookup"),
+        Some((alice.to_string(), laptop.to_string()))
+    );
+    // Re-registration rotates the token.
+    b.register_device(alice, laptop, [2; 32], 2)
+        .await
+        .expect("re-register");
+    assert_eq!(a.device_for_token([1; 32]).await.expect("lookup"), None);
+    assert!(a.device_for_token([2; 32]).await.expect("lookup").is_some());
+    // Another user cannot take the device over, and nothing changes.
+    let err = a
+        .register_device("mimi://a.example/u/mallory", laptop, [3; 32], 3)
+        .await;
+    assert!(
+        matches!(err, Err(StoreError::ClientOwnedByOtherUser { ref owner, .. }) if owner == alice),
+        "{err:?}"
+    );
+    assert_eq!(a.device_for_token([3; 32]).await.expect("lookup"), None);
+    assert!(a.device_for_token([2; 32]).await.expect("lookup").is_some());
+}
+
 pub async fn ping(s: Stores) {
     for st in &s {
         st.ping().await.expect("ping");
