@@ -1,0 +1,631 @@
+//! One client device: its identity, signature key, openmls state and the
+//! bookkeeping the library keeps per room, with file persistence.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use mimi_content::{MessageId, MimiContent};
+use mimi_protocol::components::{
+    PARTICIPANT_LIST, ParticipantListData, ROOM_METADATA, RoomMetaData, decode_component,
+};
+use mimi_protocol::decode_exact;
+use mimi_protocol::msgs::Frank;
+use mimi_protocol::uri::{MimiUri, MimiUriKind};
+use mimi_room::identity::{client_identity, user_of_device};
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tls_codec::{Deserialize as _, Serialize as _, VLBytes};
+
+use crate::error::{Error, Result};
+use crate::provider::Provider;
+
+/// The cipher suite of every room this library creates.
+pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+/// Default KeyPackage lifetime: 28 days.
+pub const DEFAULT_KEY_PACKAGE_LIFETIME: u64 = 28 * 24 * 60 * 60;
+
+/// How many digests of own handshake/application messages are kept per
+/// room to recognise the hub's echoes (-06 §4.6).
+const SENT_DIGESTS_KEPT: usize = 64;
+
+const FILE_MAGIC: &[u8; 8] = b"MIMICLI1";
+
+/// Leaf capabilities of every client: the `app_data_dictionary` GroupContext
+/// extension, AppDataUpdate and SelfRemove proposals (mls-extensions;
+/// -06 §6 carries room state in AppDataUpdate), and the `last_resort`
+/// KeyPackage extension (RFC 9420 §16.8 requires listing it).
+pub fn capabilities() -> Capabilities {
+    Capabilities::new(
+        None,
+        Some(&[CIPHERSUITE]),
+        Some(&[ExtensionType::AppDataDictionary, ExtensionType::LastResort]),
+        Some(&[ProposalType::AppDataUpdate, ProposalType::SelfRemove]),
+        None,
+    )
+}
+
+/// The `required_capabilities` of every room this library creates.
+pub fn required_capabilities() -> RequiredCapabilitiesExtension {
+    RequiredCapabilitiesExtension::new(
+        &[ExtensionType::AppDataDictionary],
+        &[ProposalType::AppDataUpdate, ProposalType::SelfRemove],
+        &[],
+    )
+}
+
+/// The MLS group id of a room: the room URI with kind `g` instead of `r`
+/// (-06 §3.1: room `mimi://a.example/r/clubhouse` has group
+/// `mimi://a.example/g/clubhouse`).
+pub fn group_id_of_room(room: &MimiUri) -> Result<GroupId> {
+    if room.kind() != MimiUriKind::Room {
+        return Err(Error::Uri(format!("{room} is not a room URI")));
+    }
+    let id = room.id().unwrap_or_default();
+    let group = MimiUri::parse(&format!("mimi://{}/g/{id}", room.domain()))?;
+    Ok(GroupId::from_slice(group.as_str().as_bytes()))
+}
+
+/// The room URI of a group id made by [`group_id_of_room`].
+pub fn room_of_group_id(group_id: &GroupId) -> Result<MimiUri> {
+    let text = std::str::from_utf8(group_id.as_slice())
+        .map_err(|_| Error::Uri("group id is not UTF-8".into()))?;
+    let group = MimiUri::parse(text)?;
+    if group.kind() != MimiUriKind::Group {
+        return Err(Error::Uri(format!(
+            "group id {text} is not a mimi group URI"
+        )));
+    }
+    let id = group.id().unwrap_or_default();
+    Ok(MimiUri::parse(&format!(
+        "mimi://{}/r/{id}",
+        group.domain()
+    ))?)
+}
+
+/// Options for [`Device::generate_key_packages`].
+#[derive(Debug, Clone, Copy)]
+pub struct KeyPackageOptions {
+    /// Validity from now, in seconds.
+    pub lifetime_seconds: u64,
+    /// Mark as last resort (may be used more than once, RFC 9420 §16.8).
+    pub last_resort: bool,
+}
+
+impl Default for KeyPackageOptions {
+    fn default() -> Self {
+        Self {
+            lifetime_seconds: DEFAULT_KEY_PACKAGE_LIFETIME,
+            last_resort: false,
+        }
+    }
+}
+
+/// A KeyPackage ready for upload to the device's provider (-06 §4.3: the
+/// provider hands them out in `KeyMaterialResponse`s).
+#[derive(Debug, Clone)]
+pub struct GeneratedKeyPackage {
+    /// The `KeyPackageRef` (RFC 9420 §5.2), by which the hub routes the
+    /// Welcome.
+    pub key_package_ref: Vec<u8>,
+    /// The TLS encoding of the bare `KeyPackage` (as carried in a
+    /// `KeyMaterialResponse`).
+    pub key_package: Vec<u8>,
+    /// The same KeyPackage as an `MLSMessage` (the upload format of the
+    /// provider-internal client API).
+    pub mls_message: Vec<u8>,
+    pub last_resort: bool,
+}
+
+/// Where the device stands in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RoomStatus {
+    /// A member of the room's MLS group.
+    Active,
+    /// Joined by external commit; waiting for the hub's verdict
+    /// ([`Device::confirm_commit`] / [`Device::discard_commit`]).
+    JoiningByExternalCommit,
+    /// Removed from the MLS group (by others, or after leaving).
+    Removed,
+}
+
+/// A message in a room's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// The MIMI message ID (mimi-content "Message ID").
+    pub id: MessageId,
+    pub room: String,
+    /// Device URI from the sender's MLS credential.
+    pub sender_device: String,
+    /// The sender's user URI.
+    pub sender_user: String,
+    /// The MLS epoch the message was sent in.
+    pub epoch: u64,
+    /// Hub acceptance time (ms since the UNIX epoch); 0 for own messages.
+    pub timestamp: u64,
+    pub content: MimiContent,
+    /// Sent by this device.
+    pub own: bool,
+    /// The `frank_aad` franking tag carried in the message's Safe AAD.
+    pub franking_tag: Option<[u8; 32]>,
+    /// The hub's frank (-06 §4.5.1), kept only when its integrity
+    /// signature verified with the room's `franking_signature_key`.
+    pub frank: Option<Frank>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredMessage {
+    id: String,
+    sender_device: String,
+    sender_user: String,
+    epoch: u64,
+    timestamp: u64,
+    content: String,
+    own: bool,
+    franking_tag: Option<String>,
+    #[serde(default)]
+    frank: Option<String>,
+}
+
+impl StoredMessage {
+    pub(crate) fn from_message(m: &Message) -> Result<Self> {
+        Ok(Self {
+            id: m.id.to_hex(),
+            sender_device: m.sender_device.clone(),
+            sender_user: m.sender_user.clone(),
+            epoch: m.epoch,
+            timestamp: m.timestamp,
+            content: hex::encode(m.content.to_cbor()?),
+            own: m.own,
+            franking_tag: m.franking_tag.map(hex::encode),
+            frank: match &m.frank {
+                Some(f) => Some(hex::encode(f.tls_serialize_detached()?)),
+                None => None,
+            },
+        })
+    }
+
+    pub(crate) fn is_own(&self) -> bool {
+        self.own
+    }
+
+    pub(crate) fn has_id(&self, hex_id: &str) -> bool {
+        self.id == hex_id
+    }
+
+    fn to_message(&self, room: &str) -> Result<Message> {
+        let bad = |what: &str| Error::Persistence(format!("history: bad {what}"));
+        let content = hex::decode(&self.content).map_err(|_| bad("content"))?;
+        let franking_tag = match &self.franking_tag {
+            Some(t) => Some(
+                hex::decode(t)
+                    .ok()
+                    .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                    .ok_or_else(|| bad("franking tag"))?,
+            ),
+            None => None,
+        };
+        let frank = match &self.frank {
+            Some(f) => Some(
+                hex::decode(f)
+                    .ok()
+                    .and_then(|b| decode_exact::<Frank>(&b).ok())
+                    .ok_or_else(|| bad("frank"))?,
+            ),
+            None => None,
+        };
+        Ok(Message {
+            id: MessageId::from_hex(&self.id).ok_or_else(|| bad("message id"))?,
+            room: room.to_owned(),
+            sender_device: self.sender_device.clone(),
+            sender_user: self.sender_user.clone(),
+            epoch: self.epoch,
+            timestamp: self.timestamp,
+            content: MimiContent::from_cbor(&content)?,
+            own: self.own,
+            franking_tag,
+            frank,
+        })
+    }
+}
+
+/// Per-room bookkeeping besides the openmls state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RoomRecord {
+    pub(crate) group_id: String,
+    pub(crate) status: RoomStatus,
+    pub(crate) history: Vec<StoredMessage>,
+    /// Hex SHA-256 of own outgoing MLS messages, newest last.
+    pub(crate) sent: Vec<String>,
+}
+
+impl RoomRecord {
+    pub(crate) fn new(group_id: &GroupId) -> Self {
+        Self {
+            group_id: hex::encode(group_id.as_slice()),
+            status: RoomStatus::Active,
+            history: Vec::new(),
+            sent: Vec::new(),
+        }
+    }
+
+    pub(crate) fn remember_sent(&mut self, digest: String) {
+        self.sent.push(digest);
+        if self.sent.len() > SENT_DIGESTS_KEPT {
+            let excess = self.sent.len() - SENT_DIGESTS_KEPT;
+            self.sent.drain(..excess);
+        }
+    }
+
+    pub(crate) fn was_sent(&self, digest: &str) -> bool {
+        self.sent.iter().any(|d| d == digest)
+    }
+}
+
+/// The bookkeeping part of the device file.
+#[derive(Serialize, Deserialize)]
+struct DeviceState {
+    device: String,
+    ciphersuite: u16,
+    signature_public_key: String,
+    rooms: BTreeMap<String, RoomRecord>,
+}
+
+/// One client device (-06 §3: ClientA1, ClientB1, …): a BasicCredential
+/// whose identity is its device URI `mimi://<domain>/d/<user>/<device>`,
+/// one MLS group per room, and a message history.
+///
+/// Pure: operations return the MIMI requests to send and consume the
+/// fanout messages received; the caller moves the bytes.
+pub struct Device {
+    pub(crate) device: MimiUri,
+    pub(crate) user: MimiUri,
+    pub(crate) provider: Provider,
+    pub(crate) signer: SignatureKeyPair,
+    pub(crate) credential: CredentialWithKey,
+    pub(crate) rooms: BTreeMap<String, RoomRecord>,
+    pub(crate) groups: HashMap<String, MlsGroup>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("device", &self.device.as_str())
+            .field("rooms", &self.rooms.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Device {
+    /// A new device with a fresh signature key. `device_uri` must be a
+    /// two-segment device URI (`mimi://b.example/d/bob/phone`).
+    pub fn new(device_uri: &str) -> Result<Self> {
+        let device = MimiUri::parse(device_uri)?;
+        let user = user_of_device(&device).ok_or_else(|| {
+            Error::Uri(format!(
+                "{device_uri} is not a mimi://domain/d/user/device URI"
+            ))
+        })?;
+        let provider = Provider::default();
+        let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm())
+            .map_err(|e| Error::mls("signature key generation", e))?;
+        signer
+            .store(provider.storage())
+            .map_err(|e| Error::mls("storing the signature key", e))?;
+        let credential = Self::credential_for(&device, &signer);
+        Ok(Self {
+            device,
+            user,
+            provider,
+            signer,
+            credential,
+            rooms: BTreeMap::new(),
+            groups: HashMap::new(),
+        })
+    }
+
+    fn credential_for(device: &MimiUri, signer: &SignatureKeyPair) -> CredentialWithKey {
+        CredentialWithKey {
+            credential: BasicCredential::new(device.as_str().as_bytes().to_vec()).into(),
+            signature_key: signer.public().into(),
+        }
+    }
+
+    /// This device's URI.
+    pub fn device_uri(&self) -> &MimiUri {
+        &self.device
+    }
+
+    /// The URI of the user this device belongs to.
+    pub fn user_uri(&self) -> &MimiUri {
+        &self.user
+    }
+
+    /// The device's credential and signature key.
+    pub fn credential(&self) -> &CredentialWithKey {
+        &self.credential
+    }
+
+    /// The device's signature key pair (e.g. to sign a
+    /// `KeyMaterialRequest` or `GroupInfoRequest`, -06 §4.3, §4.7).
+    pub fn signer(&self) -> &SignatureKeyPair {
+        &self.signer
+    }
+
+    /// The crypto provider (e.g. for verifying responses).
+    pub fn crypto(&self) -> &openmls_rust_crypto::RustCrypto {
+        self.provider.crypto()
+    }
+
+    // ---- KeyPackages (-06 §4.3) -------------------------------------
+
+    /// Generates `count` KeyPackages for upload. Their private keys stay in
+    /// the device state (and are persisted with it).
+    pub fn generate_key_packages(
+        &mut self,
+        count: usize,
+        options: KeyPackageOptions,
+    ) -> Result<Vec<GeneratedKeyPackage>> {
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut builder = KeyPackage::builder()
+                .leaf_node_capabilities(capabilities())
+                .key_package_lifetime(Lifetime::new(options.lifetime_seconds));
+            if options.last_resort {
+                builder = builder.mark_as_last_resort();
+            }
+            let bundle = builder
+                .build(
+                    CIPHERSUITE,
+                    &self.provider,
+                    &self.signer,
+                    self.credential.clone(),
+                )
+                .map_err(|e| Error::mls("KeyPackage creation", e))?;
+            let key_package = bundle.key_package();
+            let key_package_ref = key_package
+                .hash_ref(self.provider.crypto())
+                .map_err(|e| Error::mls("KeyPackageRef", e))?;
+            out.push(GeneratedKeyPackage {
+                key_package_ref: key_package_ref.as_slice().to_vec(),
+                key_package: key_package.tls_serialize_detached()?,
+                mls_message: MlsMessageOut::from(key_package.clone()).tls_serialize_detached()?,
+                last_resort: options.last_resort,
+            });
+        }
+        Ok(out)
+    }
+
+    // ---- queries (-06 §6) --------------------------------------------
+
+    /// The URIs of the rooms this device knows, with their status.
+    pub fn rooms(&self) -> Vec<(String, RoomStatus)> {
+        self.rooms
+            .iter()
+            .map(|(room, record)| (room.clone(), record.status))
+            .collect()
+    }
+
+    /// The room's status on this device.
+    pub fn room_status(&self, room: &str) -> Result<RoomStatus> {
+        Ok(self.record(room)?.status)
+    }
+
+    /// The room's participant list (-06 §6.4) as of the device's epoch.
+    pub fn participants(&self, room: &str) -> Result<ParticipantListData> {
+        participants_of(self.group(room)?)
+    }
+
+    /// The room metadata (-06 §6.5), if the room has any.
+    pub fn room_metadata(&self, room: &str) -> Result<Option<RoomMetaData>> {
+        self.group(room)?
+            .extensions()
+            .app_data_dictionary()
+            .and_then(|e| e.dictionary().get(&ROOM_METADATA))
+            .map(|bytes| {
+                decode_component(bytes).map_err(|e| Error::RoomState(format!("room metadata: {e}")))
+            })
+            .transpose()
+    }
+
+    /// The room's MLS epoch as this device sees it.
+    pub fn epoch(&self, room: &str) -> Result<u64> {
+        Ok(self.group(room)?.epoch().as_u64())
+    }
+
+    /// Device URIs of the MLS group's members, in leaf order.
+    pub fn members(&self, room: &str) -> Result<Vec<String>> {
+        Ok(self
+            .group(room)?
+            .members()
+            .filter_map(|m| client_identity(&m.credential).ok())
+            .map(|id| id.device.as_str().to_owned())
+            .collect())
+    }
+
+    /// The room's message history, oldest first.
+    pub fn history(&self, room: &str) -> Result<Vec<Message>> {
+        self.record(room)?
+            .history
+            .iter()
+            .map(|m| m.to_message(room))
+            .collect()
+    }
+
+    /// The room's `app_data_dictionary` (-06 §6: room state components).
+    pub fn app_data_dictionary(&self, room: &str) -> Result<Option<AppDataDictionary>> {
+        Ok(self
+            .group(room)?
+            .extensions()
+            .app_data_dictionary()
+            .map(|e| e.dictionary().clone()))
+    }
+
+    /// The room's MLS group (read-only), for inspection.
+    pub fn mls_group(&self, room: &str) -> Result<&MlsGroup> {
+        self.group(room)
+    }
+
+    // ---- persistence --------------------------------------------------
+
+    /// Encodes the whole device: identity, openmls storage (signature key,
+    /// KeyPackage private keys, groups) and bookkeeping. Deterministic.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let state = DeviceState {
+            device: self.device.as_str().to_owned(),
+            ciphersuite: CIPHERSUITE as u16,
+            signature_public_key: hex::encode(self.signer.public()),
+            rooms: self.rooms.clone(),
+        };
+        let json =
+            serde_json::to_vec(&state).map_err(|e| Error::Persistence(format!("state: {e}")))?;
+        let mut out = FILE_MAGIC.to_vec();
+        VLBytes::new(json).tls_serialize(&mut out)?;
+        VLBytes::new(self.provider.storage_to_bytes()?).tls_serialize(&mut out)?;
+        Ok(out)
+    }
+
+    /// Restores a device encoded by [`Device::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let rest = bytes
+            .strip_prefix(FILE_MAGIC.as_slice())
+            .ok_or_else(|| Error::Persistence("not a mimi-client device file".into()))?;
+        let mut rest = rest;
+        let json = VLBytes::tls_deserialize(&mut rest)
+            .map_err(|e| Error::Persistence(format!("state: {e}")))?;
+        let storage = VLBytes::tls_deserialize(&mut rest)
+            .map_err(|e| Error::Persistence(format!("storage: {e}")))?;
+        if !rest.is_empty() {
+            return Err(Error::Persistence("trailing bytes".into()));
+        }
+        let state: DeviceState = serde_json::from_slice(json.as_slice())
+            .map_err(|e| Error::Persistence(format!("state: {e}")))?;
+        if state.ciphersuite != CIPHERSUITE as u16 {
+            return Err(Error::Persistence(format!(
+                "unsupported cipher suite {:#06x}",
+                state.ciphersuite
+            )));
+        }
+        let device = MimiUri::parse(&state.device)?;
+        let user = user_of_device(&device)
+            .ok_or_else(|| Error::Persistence(format!("bad device URI {}", state.device)))?;
+        let provider = Provider::from_storage_bytes(storage.as_slice())?;
+        let public = hex::decode(&state.signature_public_key)
+            .map_err(|_| Error::Persistence("bad signature key".into()))?;
+        let signer = SignatureKeyPair::read(
+            provider.storage(),
+            &public,
+            CIPHERSUITE.signature_algorithm(),
+        )
+        .ok_or_else(|| Error::Persistence("signature key missing from storage".into()))?;
+        let credential = Self::credential_for(&device, &signer);
+        let mut groups = HashMap::new();
+        for (room, record) in &state.rooms {
+            let group_id = hex::decode(&record.group_id)
+                .map_err(|_| Error::Persistence(format!("bad group id of {room}")))?;
+            let group = MlsGroup::load(provider.storage(), &GroupId::from_slice(&group_id))
+                .map_err(|e| Error::mls("loading a group", e))?
+                .ok_or_else(|| Error::Persistence(format!("group of {room} missing")))?;
+            groups.insert(room.clone(), group);
+        }
+        Ok(Self {
+            device,
+            user,
+            provider,
+            signer,
+            credential,
+            rooms: state.rooms,
+            groups,
+        })
+    }
+
+    /// Saves the device to `path` atomically (temporary file, fsync,
+    /// rename).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        use std::io::Write as _;
+        let path = path.as_ref();
+        let bytes = self.to_bytes()?;
+        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(format!(".tmp-{}", std::process::id()));
+        let tmp = path.with_file_name(tmp_name);
+        {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        // Make the rename itself durable where directories can be synced.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(dir) = std::fs::File::open(dir)
+        {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Loads a device saved with [`Device::save`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_bytes(&std::fs::read(path)?)
+    }
+
+    // ---- internals ----------------------------------------------------
+
+    pub(crate) fn record(&self, room: &str) -> Result<&RoomRecord> {
+        self.rooms
+            .get(room)
+            .ok_or_else(|| Error::UnknownRoom(room.to_owned()))
+    }
+
+    pub(crate) fn record_mut(&mut self, room: &str) -> Result<&mut RoomRecord> {
+        self.rooms
+            .get_mut(room)
+            .ok_or_else(|| Error::UnknownRoom(room.to_owned()))
+    }
+
+    pub(crate) fn group(&self, room: &str) -> Result<&MlsGroup> {
+        self.groups
+            .get(room)
+            .ok_or_else(|| Error::UnknownRoom(room.to_owned()))
+    }
+
+    /// The room whose MLS group has this id.
+    pub(crate) fn room_of_group(&self, group_id: &GroupId) -> Result<String> {
+        self.groups
+            .iter()
+            .find(|(_, g)| g.group_id() == group_id)
+            .map(|(room, _)| room.clone())
+            .ok_or_else(|| {
+                Error::UnknownRoom(String::from_utf8_lossy(group_id.as_slice()).into_owned())
+            })
+    }
+
+    pub(crate) fn random_salt(&self) -> Result<[u8; 16]> {
+        self.provider
+            .rand()
+            .random_array::<16>()
+            .map_err(|e| Error::mls("randomness", e))
+    }
+}
+
+/// Reads the participant list from a group's `app_data_dictionary`.
+pub(crate) fn participants_of(group: &MlsGroup) -> Result<ParticipantListData> {
+    match group
+        .extensions()
+        .app_data_dictionary()
+        .and_then(|e| e.dictionary().get(&PARTICIPANT_LIST))
+    {
+        Some(bytes) => {
+            decode_component(bytes).map_err(|e| Error::RoomState(format!("participant list: {e}")))
+        }
+        None => Ok(ParticipantListData::default()),
+    }
+}
+
+/// Hex SHA-256 of an MLS message's encoding, to recognise echoes.
+pub(crate) fn digest_of(message: &impl tls_codec::Serialize) -> Result<String> {
+    Ok(hex::encode(Sha256::digest(
+        message.tls_serialize_detached()?,
+    )))
+}

@@ -1,0 +1,69 @@
+//! The one error type of the client library.
+
+/// Everything that can go wrong in a client operation.
+///
+/// openmls errors are generic over the storage error type; they are kept
+/// as text with the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A `mimi://` URI is malformed or of the wrong kind.
+    #[error("bad URI: {0}")]
+    Uri(String),
+    /// The device has no room with this URI (or MLS group with this id).
+    #[error("unknown room {0}")]
+    UnknownRoom(String),
+    /// The device already has a room with this URI.
+    #[error("room {0} already exists on this device")]
+    RoomExists(String),
+    /// The device is no longer a member of the room's MLS group.
+    #[error("not a member of room {0} any more")]
+    NotAMember(String),
+    /// The user is not in the room's participant list (-06 §6.4).
+    #[error("{user} is not a participant of room {room}")]
+    NotAParticipant { room: String, user: String },
+    /// A KeyPackage offered for an Add is invalid or unsuitable (-06 §4.3).
+    #[error("invalid KeyPackage: {0}")]
+    InvalidKeyPackage(String),
+    /// Proposals are queued; they must be committed before sending
+    /// (openmls refuses application messages while proposals are pending).
+    #[error("room {0} has pending proposals; commit them first")]
+    PendingProposals(String),
+    /// The room state (participant list, roles) is inconsistent or the
+    /// requested change is invalid.
+    #[error("room state: {0}")]
+    RoomState(String),
+    /// A received message is malformed or not acceptable.
+    #[error("invalid message: {0}")]
+    InvalidMessage(String),
+    /// MIMI content encoding or decoding failed.
+    #[error("content: {0}")]
+    Content(#[from] mimi_content::ContentError),
+    /// TLS encoding or decoding failed.
+    #[error("codec: {0}")]
+    Codec(#[from] tls_codec::Error),
+    /// An openmls operation failed.
+    #[error("MLS {op}: {reason}")]
+    Mls { op: &'static str, reason: String },
+    /// Reading or writing the device file failed.
+    #[error("persistence: {0}")]
+    Persistence(String),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    pub(crate) fn mls(op: &'static str, e: impl std::fmt::Debug) -> Self {
+        Error::Mls {
+            op,
+            reason: format!("{e:?}"),
+        }
+    }
+}
+
+impl From<mimi_protocol::MimiUriError> for Error {
+    fn from(e: mimi_protocol::MimiUriError) -> Self {
+        Error::Uri(e.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,60 @@
+//! MIMI client library (draft-ietf-mimi-protocol-06).
+//!
+//! A [`Device`] is one client: its MLS state (openmls), one MLS group per
+//! room, and a message history. It produces the MIMI requests a client
+//! hands to its own provider (`UpdateRequest` for handshakes, -06 §4.4;
+//! `SubmitMessageRequest` for messages, §4.5) and consumes the
+//! `FanoutMessage`s its provider delivers (§4.6). No IO: the caller moves
+//! the bytes, and persists the device with [`Device::save`].
+//!
+//! Room state lives in the `app_data_dictionary` (-06 §6): every
+//! participant-list change travels as an AppDataUpdate proposal in the same
+//! commit as the matching Adds/Removes, and every commit (own or received)
+//! is resolved with `mimi_room::components::resolve_app_data_updates`, the
+//! function the hub uses too.
+//!
+//! Section numbers (`-06 §x`) follow the project's convention
+//! (`docs/divergences.md`): §4.3 key material, §4.4 update, §4.5 submit
+//! (§4.5.1 franking), §4.6 fanout, §4.7 groupInfo, §6.4 participant list,
+//! §6.5 room metadata.
+//!
+//! ```
+//! use mimi_client::{Device, KeyPackageOptions, RoomOptions, content};
+//! use mimi_room::policy::default_role::MEMBER;
+//!
+//! let room = "mimi://a.example/r/clubhouse";
+//! let mut alice = Device::new("mimi://a.example/d/alice/laptop")?;
+//! let created = alice.create_room(room, None, RoomOptions::default())?;
+//! // … upload `created.group_info` / `created.ratchet_tree` to the hub.
+//!
+//! let mut bob = Device::new("mimi://b.example/d/bob/phone")?;
+//! let kp = bob.generate_key_packages(1, KeyPackageOptions::default())?;
+//! let kp = mimi_protocol::decode_exact(&kp[0].key_package).expect("KeyPackage");
+//! let update = alice.add_user(room, "mimi://b.example/u/bob", MEMBER, vec![kp])?;
+//! // … POST `update` to the hub; on `success`:
+//! alice.confirm_commit(room)?;
+//! let message = alice.send(room, content::text("hi Bob"))?;
+//! // … POST `message.request`; deliver fanout with `Device::process_fanout`.
+//! # let _ = (created, update, message);
+//! # Ok::<(), mimi_client::Error>(())
+//! ```
+
+mod device;
+mod error;
+mod messaging;
+mod provider;
+mod requests;
+mod rooms;
+
+pub use device::{
+    CIPHERSUITE, DEFAULT_KEY_PACKAGE_LIFETIME, Device, GeneratedKeyPackage, KeyPackageOptions,
+    Message, RoomStatus, capabilities, group_id_of_room, required_capabilities, room_of_group_id,
+};
+pub use error::{Error, Result};
+pub use messaging::{Event, OutgoingMessage, TEXT_PLAIN, content};
+pub use provider::Provider;
+pub use requests::{
+    GROUP_INFO_ENCRYPTION_LABEL, GroupInfoKey, decrypt_with_label, encrypt_with_label,
+    key_packages_from_response,
+};
+pub use rooms::{CreatedRoom, HubSender, RoomOptions};

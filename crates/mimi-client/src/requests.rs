@@ -1,0 +1,255 @@
+//! Signed requests a client makes through its provider: fetching key
+//! material (-06 §4.3) and claiming group key information for an external
+//! join (-06 §4.7), with the HPKE `EncryptWithLabel` of RFC 9420 §5.1.3
+//! that protects the GroupInfo in transit.
+
+use mimi_protocol::Protocol;
+use mimi_protocol::msgs::{
+    ClientMaterial, GroupInfoCode, GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoRequestTbs,
+    GroupInfoResponse, GroupInfoResponseBody, KeyMaterialRequest, KeyMaterialRequestTbs,
+    KeyMaterialResponse, RatchetTreeOption, UpdateRequest,
+};
+use mimi_protocol::uri::MimiUri;
+use mimi_protocol::{IdentifierUri, decode_exact};
+use openmls::prelude::*;
+use openmls_traits::crypto::OpenMlsCrypto;
+use openmls_traits::types::HpkeCiphertext;
+use tls_codec::{Serialize as _, TlsSerialize, TlsSize, VLBytes};
+
+use crate::device::{CIPHERSUITE, Device, required_capabilities};
+use crate::error::{Error, Result};
+
+/// The `EncryptWithLabel` label of `encrypted_groupinfo_and_tree`
+/// (-06 §4.7).
+pub const GROUP_INFO_ENCRYPTION_LABEL: &str = "GroupInfo and ratchet_tree encryption";
+
+/// `struct { opaque label<V>; opaque context<V>; } EncryptContext;`
+/// (RFC 9420 §5.1.3), with `label = "MLS 1.0 " + Label`.
+#[derive(TlsSerialize, TlsSize)]
+struct EncryptContext {
+    label: VLBytes,
+    context: VLBytes,
+}
+
+fn encrypt_context(label: &str, context: &[u8]) -> Result<Vec<u8>> {
+    Ok(EncryptContext {
+        label: format!("MLS 1.0 {label}").into_bytes().into(),
+        context: context.to_vec().into(),
+    }
+    .tls_serialize_detached()?)
+}
+
+/// `EncryptWithLabel(public_key, label, context, plaintext)` (RFC 9420
+/// §5.1.3) with the HPKE suite of `ciphersuite`. The hub side of
+/// `encrypted_groupinfo_and_tree` (-06 §4.7).
+pub fn encrypt_with_label(
+    crypto: &impl OpenMlsCrypto,
+    ciphersuite: Ciphersuite,
+    public_key: &[u8],
+    label: &str,
+    context: &[u8],
+    plaintext: &[u8],
+) -> Result<HpkeCiphertext> {
+    crypto
+        .hpke_seal(
+            ciphersuite.hpke_config(),
+            public_key,
+            &encrypt_context(label, context)?,
+            &[],
+            plaintext,
+        )
+        .map_err(|e| Error::mls("EncryptWithLabel", e))
+}
+
+/// `DecryptWithLabel(private_key, label, context, ciphertext)` (RFC 9420
+/// §5.1.3).
+pub fn decrypt_with_label(
+    crypto: &impl OpenMlsCrypto,
+    ciphersuite: Ciphersuite,
+    private_key: &[u8],
+    label: &str,
+    context: &[u8],
+    ciphertext: &HpkeCiphertext,
+) -> Result<Vec<u8>> {
+    crypto
+        .hpke_open(
+            ciphersuite.hpke_config(),
+            ciphertext,
+            private_key,
+            &encrypt_context(label, context)?,
+            &[],
+        )
+        .map_err(|e| Error::mls("DecryptWithLabel", e))
+}
+
+/// The HPKE key pair of one GroupInfoRequest; keep it until the response
+/// arrives.
+pub struct GroupInfoKey {
+    room: String,
+    private_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for GroupInfoKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupInfoKey")
+            .field("room", &self.room)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Device {
+    /// A signed `KeyMaterialRequest` for `target_user`'s KeyPackages
+    /// (-06 §4.3), optionally for a specific room, asking for this
+    /// library's cipher suite and required capabilities.
+    pub fn key_material_request(
+        &self,
+        target_user: &str,
+        room: Option<&str>,
+    ) -> Result<KeyMaterialRequest> {
+        let target = MimiUri::parse(target_user)?;
+        let room_id = match room {
+            Some(r) => MimiUri::parse(r)?.to_identifier_uri(),
+            None => IdentifierUri::new(""),
+        };
+        KeyMaterialRequestTbs {
+            protocol: Protocol::Mls10,
+            requesting_user: self.user.to_identifier_uri(),
+            target_user: target.to_identifier_uri(),
+            room_id,
+            acceptable_ciphersuites: vec![CIPHERSUITE.into()],
+            required_capabilities: required_capabilities(),
+            requester_signature_key: self.signer.public().into(),
+            requester_credential: self.credential.credential.clone(),
+        }
+        .sign(&self.signer)
+        .map_err(|e| Error::mls("signing a KeyMaterialRequest", e))
+    }
+
+    /// A signed `GroupInfoRequest` (-06 §4.7) with a fresh HPKE key for the
+    /// response, to join `room` by external commit.
+    pub fn group_info_request(
+        &self,
+        room: &str,
+        joining_code: Option<Vec<u8>>,
+    ) -> Result<(GroupInfoRequest, GroupInfoKey)> {
+        let room = MimiUri::parse(room)?;
+        let ikm = self
+            .provider
+            .rand()
+            .random_vec(32)
+            .map_err(|e| Error::mls("randomness", e))?;
+        let keys = self
+            .provider
+            .crypto()
+            .derive_hpke_keypair(CIPHERSUITE.hpke_config(), &ikm)
+            .map_err(|e| Error::mls("HPKE key generation", e))?;
+        let request = GroupInfoRequestTbs {
+            protocol: Protocol::Mls10,
+            cipher_suite: CIPHERSUITE.into(),
+            requesting_signature_key: self.signer.public().into(),
+            requesting_credential: self.credential.credential.clone(),
+            group_info_public_key: keys.public.clone().into(),
+            joining_code: joining_code.map(Into::into),
+        }
+        .sign(&self.signer)
+        .map_err(|e| Error::mls("signing a GroupInfoRequest", e))?;
+        Ok((
+            request,
+            GroupInfoKey {
+                room: room.as_str().to_owned(),
+                private_key: keys.private.to_vec(),
+            },
+        ))
+    }
+
+    /// Verifies and decrypts a `GroupInfoResponse` (-06 §4.7): the hub's
+    /// signature, the room, and `encrypted_groupinfo_and_tree`. Whether
+    /// `hub_sender` really is the room's hub is checked against the
+    /// `external_senders` of the GroupInfo when the room has one.
+    pub fn open_group_info_response(
+        &self,
+        key: &GroupInfoKey,
+        response: &GroupInfoResponse,
+    ) -> Result<GroupInfoRatchetTreeTbe> {
+        let success = match &response.body {
+            GroupInfoResponseBody::Success(s) => s,
+            other => {
+                return Err(Error::InvalidMessage(format!(
+                    "groupInfo refused: {:?}",
+                    other.status()
+                )));
+            }
+        };
+        debug_assert_eq!(response.status(), GroupInfoCode::Success);
+        if response.room_id.as_slice() != key.room.as_bytes() {
+            return Err(Error::InvalidMessage(
+                "GroupInfoResponse is for another room".into(),
+            ));
+        }
+        response
+            .verify(self.provider.crypto())
+            .map_err(|e| Error::InvalidMessage(format!("GroupInfoResponse signature: {e}")))?;
+        let ciphersuite = success.cipher_suite.to_openmls().ok_or_else(|| {
+            Error::InvalidMessage(format!(
+                "unsupported cipher suite {:#06x}",
+                success.cipher_suite.0
+            ))
+        })?;
+        let plaintext = decrypt_with_label(
+            self.provider.crypto(),
+            ciphersuite,
+            &key.private_key,
+            GROUP_INFO_ENCRYPTION_LABEL,
+            key.room.as_bytes(),
+            &success.encrypted_groupinfo_and_tree,
+        )?;
+        let tbe: GroupInfoRatchetTreeTbe = decode_exact(&plaintext)
+            .map_err(|e| Error::InvalidMessage(format!("GroupInfoRatchetTreeTBE: {e}")))?;
+        if let Some(senders) = tbe
+            .group_info
+            .group_context()
+            .extensions()
+            .external_senders()
+            && !senders.is_empty()
+            && !senders.contains(&success.hub_sender)
+        {
+            return Err(Error::InvalidMessage(
+                "hub_sender is not an external sender of the room".into(),
+            ));
+        }
+        Ok(tbe)
+    }
+
+    /// Opens a `GroupInfoResponse` and joins by external commit (-06 §3.6):
+    /// the returned `UpdateRequest` goes to the hub.
+    pub fn join_from_group_info_response(
+        &mut self,
+        key: &GroupInfoKey,
+        response: &GroupInfoResponse,
+    ) -> Result<UpdateRequest> {
+        let tbe = self.open_group_info_response(key, response)?;
+        let RatchetTreeOption::Full(tree) = tbe.ratchet_tree_option else {
+            return Err(Error::InvalidMessage(
+                "only a full ratchet tree is supported".into(),
+            ));
+        };
+        let room = key.room.clone();
+        self.join_by_external_commit(&room, tbe.group_info, tree)
+    }
+}
+
+/// The KeyPackages of a `KeyMaterialResponse` (-06 §4.3), with the client
+/// URI each belongs to; clients without material are skipped.
+pub fn key_packages_from_response(response: &KeyMaterialResponse) -> Vec<(String, KeyPackageIn)> {
+    response
+        .clients
+        .iter()
+        .filter_map(|c| match &c.material {
+            ClientMaterial::Success(kp) => Some((
+                c.client_uri.as_str().unwrap_or_default().to_owned(),
+                kp.clone(),
+            )),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,667 @@
+//! Room operations that change the MLS group: creation (-06 §3.1), adding
+//! and removing users (§3.2, §3.3, §3.5), leaving (§3.5), role changes
+//! (§6.4, room-policy), committing queued proposals, joining by external
+//! commit (§3.6), and the fate of a pending commit after the hub's answer
+//! (§4.4).
+//!
+//! Every commit carries the participant-list change as an AppDataUpdate
+//! proposal in the same commit as the Adds/Removes, and the dictionary
+//! change is computed with [`resolve_app_data_updates`], the function the
+//! hub and every other client use.
+
+use mimi_protocol::components::room_policy::RoleData;
+use mimi_protocol::components::{
+    ComponentId, FRANK_AAD, FRANKING_SIGNATURE_KEY, FrankingAgentData, PARTICIPANT_LIST,
+    ParticipantListData, ParticipantListUpdate, ROLES_LIST, ROOM_METADATA, RoomMetaData,
+    UserRolePair, UserindexRolePair,
+};
+use mimi_protocol::msgs::{
+    GroupInfoOption, HandshakeBody, HandshakeBundle, RatchetTreeOption, UpdateRequest,
+};
+use mimi_protocol::uri::MimiUri;
+use mimi_room::components::resolve_app_data_updates;
+use mimi_room::identity::client_identity;
+use mimi_room::policy::{RoomPolicyState, default_role, default_roles};
+use openmls::component::{ComponentType, ComponentsList};
+use openmls::messages::group_info::{GroupInfo, VerifiableGroupInfo};
+use openmls::prelude::*;
+use tls_codec::{Deserialize as _, Serialize as _};
+
+use crate::device::{
+    CIPHERSUITE, Device, RoomRecord, RoomStatus, capabilities, digest_of, group_id_of_room,
+    participants_of, required_capabilities,
+};
+use crate::error::{Error, Result};
+
+/// How a room is set up by [`Device::create_room`].
+#[derive(Debug, Clone)]
+pub struct RoomOptions {
+    /// The `roles_list` component (room-policy).
+    pub roles: RoleData,
+    /// The creator's role index in the initial participant list.
+    pub creator_role: u32,
+    /// Initial `room_metadata` (-06 §6.5), if any.
+    pub metadata: Option<RoomMetaData>,
+    /// Require Safe AAD with the `frank_aad` component (-06 §4.5.1), so
+    /// that every application message carries a franking tag.
+    pub franking: bool,
+    /// The hub's franking key (`franking_signature_key` component, -06
+    /// §4.5.1), if the hub franks messages of this room.
+    pub franking_agent: Option<FrankingAgentData>,
+}
+
+impl Default for RoomOptions {
+    fn default() -> Self {
+        Self {
+            roles: default_roles(),
+            creator_role: default_role::ADMIN,
+            metadata: None,
+            franking: true,
+            franking_agent: None,
+        }
+    }
+}
+
+/// What the hub needs to start hosting a new room: the GroupInfo without
+/// an embedded tree and the ratchet tree.
+#[derive(Debug, Clone)]
+pub struct CreatedRoom {
+    pub room: String,
+    pub group_info: VerifiableGroupInfo,
+    pub ratchet_tree: RatchetTreeIn,
+}
+
+impl CreatedRoom {
+    /// As a `GroupInfoOption` (-06 §4.4).
+    pub fn group_info_option(&self) -> GroupInfoOption {
+        GroupInfoOption::Full(self.group_info.clone())
+    }
+
+    /// As a `RatchetTreeOption` (ratchet-tree-options).
+    pub fn ratchet_tree_option(&self) -> RatchetTreeOption {
+        RatchetTreeOption::Full(self.ratchet_tree.clone())
+    }
+
+    /// The GroupInfo as TLS `MLSMessage(GroupInfo)` bytes.
+    pub fn group_info_message_bytes(&self) -> Result<Vec<u8>> {
+        // MLSMessage = version (mls10 = 1) || wire_format (group_info = 4)
+        // || GroupInfo (RFC 9420 §6).
+        let mut out = vec![0, 1, 0, 4];
+        self.group_info.tls_serialize(&mut out)?;
+        Ok(out)
+    }
+
+    /// The ratchet tree as TLS bytes (`optional<Node> ratchet_tree<V>`).
+    pub fn ratchet_tree_bytes(&self) -> Result<Vec<u8>> {
+        Ok(self.ratchet_tree.tls_serialize_detached()?)
+    }
+}
+
+/// The hub's signature key and credential, for the `external_senders`
+/// GroupContext extension. From a TLS `ExternalSender` (as the provider's
+/// client API hands it out) use
+/// `mimi_protocol::msgs::group_info::external_sender_parts`.
+pub type HubSender = (SignaturePublicKey, Credential);
+
+impl Device {
+    pub(crate) fn join_config() -> MlsGroupJoinConfig {
+        MlsGroupJoinConfig::builder()
+            // The hub must read handshake messages (-06 §4.4).
+            .wire_format_policy(PURE_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .max_past_epochs(3)
+            .build()
+    }
+
+    /// Creates a room (-06 §3.1): an MLS group whose id is derived from
+    /// the room URI, with the hub as external sender (if given), the
+    /// required capabilities, and an `app_data_dictionary` holding the
+    /// participant list (the creator's user with `creator_role`), the roles
+    /// list, optional room metadata and, with franking, the Safe AAD
+    /// component list `[frank_aad]`.
+    pub fn create_room(
+        &mut self,
+        room_uri: &str,
+        hub_external_sender: Option<HubSender>,
+        options: RoomOptions,
+    ) -> Result<CreatedRoom> {
+        let room = MimiUri::parse(room_uri)?;
+        let key = room.as_str().to_owned();
+        if self.rooms.contains_key(&key) {
+            return Err(Error::RoomExists(key));
+        }
+        let group_id = group_id_of_room(&room)?;
+
+        let participants = ParticipantListData::new(vec![UserRolePair::for_uri(
+            &self.user,
+            options.creator_role,
+        )]);
+        let state = RoomPolicyState {
+            participants: participants.clone(),
+            roles: options.roles.clone(),
+        };
+        state
+            .roles
+            .validate()
+            .map_err(|e| Error::RoomState(e.to_string()))?;
+        if !state.may_be_active(self.user.as_str()) {
+            return Err(Error::RoomState(format!(
+                "role {} may not be an active participant",
+                options.creator_role
+            )));
+        }
+        let mut dict = AppDataDictionary::new();
+        dict.insert(PARTICIPANT_LIST, participants.tls_serialize_detached()?);
+        dict.insert(ROLES_LIST, options.roles.tls_serialize_detached()?);
+        if let Some(metadata) = &options.metadata {
+            metadata
+                .validate(Some(&room))
+                .map_err(|e| Error::RoomState(e.to_string()))?;
+            dict.insert(ROOM_METADATA, metadata.tls_serialize_detached()?);
+        }
+        if let Some(agent) = &options.franking_agent {
+            dict.insert(FRANKING_SIGNATURE_KEY, agent.tls_serialize_detached()?);
+        }
+        if options.franking {
+            dict.insert(
+                ComponentId::from(ComponentType::SafeAad),
+                ComponentsList::new(vec![FRANK_AAD]).tls_serialize_detached()?,
+            );
+        }
+        let mut extensions = vec![
+            Extension::AppDataDictionary(AppDataDictionaryExtension::new(dict)),
+            Extension::RequiredCapabilities(required_capabilities()),
+        ];
+        if let Some((signature_key, credential)) = hub_external_sender {
+            extensions.push(Extension::ExternalSenders(vec![ExternalSender::new(
+                signature_key,
+                credential,
+            )]));
+        }
+        let extensions =
+            Extensions::from_vec(extensions).map_err(|e| Error::mls("room extensions", e))?;
+        let group = MlsGroup::builder()
+            .with_group_id(group_id.clone())
+            .ciphersuite(CIPHERSUITE)
+            .with_capabilities(capabilities())
+            .with_group_context_extensions(extensions)
+            .with_wire_format_policy(PURE_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .max_past_epochs(3)
+            .build(&self.provider, &self.signer, self.credential.clone())
+            .map_err(|e| Error::mls("group creation", e))?;
+        let info = group
+            .export_group_info(self.provider.crypto(), &self.signer, false)
+            .map_err(|e| Error::mls("GroupInfo export", e))?;
+        let group_info =
+            match MlsMessageIn::tls_deserialize_exact(info.tls_serialize_detached()?)?.extract() {
+                MlsMessageBodyIn::GroupInfo(info) => info,
+                _ => return Err(Error::mls("GroupInfo export", "not a GroupInfo")),
+            };
+        let ratchet_tree = group.export_ratchet_tree().into();
+        self.rooms.insert(key.clone(), RoomRecord::new(&group_id));
+        self.groups.insert(key.clone(), group);
+        Ok(CreatedRoom {
+            room: key,
+            group_info,
+            ratchet_tree,
+        })
+    }
+
+    /// Adds a user with `role` and their clients (-06 §3.2, §3.3): one
+    /// commit with the participant-list AppDataUpdate and an Add per
+    /// KeyPackage, plus a Welcome. If the user is already a participant
+    /// (a new client of an existing user) only the Adds are sent.
+    ///
+    /// The KeyPackages are validated first: signature, lifetime, cipher
+    /// suite, capabilities, and a credential naming a device of `user_uri`.
+    pub fn add_user(
+        &mut self,
+        room: &str,
+        user_uri: &str,
+        role: u32,
+        key_packages: Vec<KeyPackageIn>,
+    ) -> Result<UpdateRequest> {
+        let user = MimiUri::parse(user_uri)?;
+        if key_packages.is_empty() {
+            return Err(Error::InvalidKeyPackage("no KeyPackages to add".into()));
+        }
+        let mut adds = Vec::with_capacity(key_packages.len());
+        for kp in key_packages {
+            adds.push(self.validate_key_package(kp, &user)?);
+        }
+        let participants = participants_of(self.group(room)?)?;
+        let mut inline = Vec::new();
+        if !participants.contains(user.as_str()) {
+            inline.push(participant_update_proposal(&ParticipantListUpdate {
+                added_participants: vec![UserRolePair::for_uri(&user, role)],
+                ..Default::default()
+            })?);
+        }
+        self.commit(room, inline, adds, Vec::new())
+    }
+
+    fn validate_key_package(&self, kp: KeyPackageIn, user: &MimiUri) -> Result<KeyPackage> {
+        let kp = kp
+            .validate(self.provider.crypto(), ProtocolVersion::Mls10)
+            .map_err(|e| Error::InvalidKeyPackage(format!("{e:?}")))?;
+        if kp.ciphersuite() != CIPHERSUITE {
+            return Err(Error::InvalidKeyPackage(format!(
+                "cipher suite {:?} is not the room's",
+                kp.ciphersuite()
+            )));
+        }
+        let identity = client_identity(kp.leaf_node().credential())
+            .map_err(|e| Error::InvalidKeyPackage(e.to_string()))?;
+        if identity.user != *user {
+            return Err(Error::InvalidKeyPackage(format!(
+                "KeyPackage of {} is not a client of {user}",
+                identity.device
+            )));
+        }
+        let caps = kp.leaf_node().capabilities();
+        let required = required_capabilities();
+        let supported = required
+            .extension_types()
+            .iter()
+            .all(|t| caps.extensions().contains(t))
+            && required
+                .proposal_types()
+                .iter()
+                .all(|t| caps.proposals().contains(t));
+        if !supported {
+            return Err(Error::InvalidKeyPackage(format!(
+                "{} lacks the room's required capabilities",
+                identity.device
+            )));
+        }
+        Ok(kp)
+    }
+
+    /// Removes a user (-06 §3.5, first paragraph): one commit removing the
+    /// user from the participant list and Removing all their clients.
+    pub fn remove_user(&mut self, room: &str, user_uri: &str) -> Result<UpdateRequest> {
+        let user = MimiUri::parse(user_uri)?;
+        let participants = participants_of(self.group(room)?)?;
+        let index = participants
+            .index_of(user.as_str())
+            .ok_or_else(|| Error::NotAParticipant {
+                room: room.to_owned(),
+                user: user.as_str().to_owned(),
+            })?;
+        let leaves = self.leaves_of_user(room, &user)?;
+        let update = participant_update_proposal(&ParticipantListUpdate {
+            removed_indices: vec![index],
+            ..Default::default()
+        })?;
+        self.commit(room, vec![update], Vec::new(), leaves)
+    }
+
+    /// Changes a participant's role (room-policy §Role Changes). If the new
+    /// role may not be active (e.g. banned), the user's clients are removed
+    /// in the same commit.
+    pub fn set_role(&mut self, room: &str, user_uri: &str, role: u32) -> Result<UpdateRequest> {
+        let user = MimiUri::parse(user_uri)?;
+        let group = self.group(room)?;
+        let state = RoomPolicyState::from_dictionary(
+            group
+                .extensions()
+                .app_data_dictionary()
+                .map(|e| e.dictionary()),
+        )
+        .map_err(|e| Error::RoomState(e.to_string()))?;
+        let index =
+            state
+                .participants
+                .index_of(user.as_str())
+                .ok_or_else(|| Error::NotAParticipant {
+                    room: room.to_owned(),
+                    user: user.as_str().to_owned(),
+                })?;
+        let update = ParticipantListUpdate {
+            changed_role_participants: vec![UserindexRolePair {
+                user_index: index,
+                role_index: role,
+            }],
+            ..Default::default()
+        };
+        let after = RoomPolicyState {
+            participants: state
+                .participants
+                .apply(&update)
+                .map_err(|e| Error::RoomState(e.to_string()))?,
+            roles: state.roles.clone(),
+        };
+        let removals = if after.may_be_active(user.as_str()) {
+            Vec::new()
+        } else {
+            self.leaves_of_user(room, &user)?
+        };
+        self.commit(
+            room,
+            vec![participant_update_proposal(&update)?],
+            Vec::new(),
+            removals,
+        )
+    }
+
+    /// Leaves the room (-06 §3.5): SelfRemove, Removes of the user's other
+    /// clients and the participant-list removal of the own user, as
+    /// proposals in one HandshakeBundle (the first as `proposalOrCommit`,
+    /// the rest as `moreProposals`). The hub queues them and the next
+    /// committer must include them; the device learns of its removal when
+    /// that commit arrives.
+    pub fn leave(&mut self, room: &str) -> Result<UpdateRequest> {
+        let own_user = self.user.clone();
+        let index = participants_of(self.group(room)?)?
+            .index_of(own_user.as_str())
+            .ok_or_else(|| Error::NotAParticipant {
+                room: room.to_owned(),
+                user: own_user.as_str().to_owned(),
+            })?;
+        let own_leaf = self.group(room)?.own_leaf_index();
+        let other_leaves: Vec<LeafNodeIndex> = self
+            .leaves_of_user(room, &own_user)?
+            .into_iter()
+            .filter(|l| *l != own_leaf)
+            .collect();
+        let update = ParticipantListUpdate {
+            removed_indices: vec![index],
+            ..Default::default()
+        };
+        let group = self
+            .groups
+            .get_mut(room)
+            .ok_or_else(|| Error::UnknownRoom(room.to_owned()))?;
+        let mut messages = vec![
+            group
+                .leave_group_via_self_remove(&self.provider, &self.signer)
+                .map_err(|e| Error::mls("SelfRemove", e))?,
+        ];
+        for leaf in other_leaves {
+            let (msg, _) = group
+                .propose_remove_member(&self.provider, &self.signer, leaf)
+                .map_err(|e| Error::mls("Remove proposal", e))?;
+            messages.push(msg);
+        }
+        let (msg, _) = group
+            .propose_app_data_update(
+                &self.provider,
+                &self.signer,
+                PARTICIPANT_LIST,
+                AppDataUpdateOperation::Update(update.tls_serialize_detached()?.into()),
+            )
+            .map_err(|e| Error::mls("AppDataUpdate proposal", e))?;
+        messages.push(msg);
+        let mut messages = messages
+            .into_iter()
+            .map(wire)
+            .collect::<Result<Vec<_>>>()?
+            .into_iter();
+        let first = messages
+            .next()
+            .ok_or_else(|| Error::mls("leave", "no proposal"))?;
+        let more_proposals: Vec<MlsMessageIn> = messages.collect();
+        let record = self.record_mut(room)?;
+        record.remember_sent(digest_of(&first)?);
+        for p in &more_proposals {
+            record.remember_sent(digest_of(p)?);
+        }
+        Ok(UpdateRequest {
+            bundle: HandshakeBundle {
+                proposal_or_commit: first,
+                body: HandshakeBody::Proposal { more_proposals },
+            },
+        })
+    }
+
+    /// Replaces the room metadata (-06 §6.5): one commit with an
+    /// AppDataUpdate of `room_metadata`.
+    pub fn set_room_metadata(
+        &mut self,
+        room: &str,
+        metadata: &RoomMetaData,
+    ) -> Result<UpdateRequest> {
+        let uri = MimiUri::parse(room)?;
+        metadata
+            .validate(Some(&uri))
+            .map_err(|e| Error::RoomState(e.to_string()))?;
+        let proposal = Proposal::AppDataUpdate(Box::new(AppDataUpdateProposal::update(
+            ROOM_METADATA,
+            metadata.tls_serialize_detached()?,
+        )));
+        self.commit(room, vec![proposal], Vec::new(), Vec::new())
+    }
+
+    /// Commits the queued proposals by reference (e.g. another user's
+    /// leave, -06 §3.5), with an empty path update if nothing is queued.
+    pub fn commit_pending(&mut self, room: &str) -> Result<UpdateRequest> {
+        self.commit(room, Vec::new(), Vec::new(), Vec::new())
+    }
+
+    /// Joins a room with a new client by external commit (-06 §3.6), from
+    /// the GroupInfo and ratchet tree the hub returned (-06 §4.7). The
+    /// group is usable at once; if the hub refuses the commit,
+    /// [`Device::discard_commit`] forgets the room again.
+    pub fn join_by_external_commit(
+        &mut self,
+        room_uri: &str,
+        group_info: VerifiableGroupInfo,
+        ratchet_tree: RatchetTreeIn,
+    ) -> Result<UpdateRequest> {
+        let room = MimiUri::parse(room_uri)?;
+        let key = room.as_str().to_owned();
+        if self.rooms.contains_key(&key) {
+            return Err(Error::RoomExists(key));
+        }
+        let group_id = group_id_of_room(&room)?;
+        if group_info.group_id() != &group_id {
+            return Err(Error::InvalidMessage(format!(
+                "the GroupInfo is not for room {key}"
+            )));
+        }
+        let (group, bundle) = MlsGroup::external_commit_builder()
+            .with_ratchet_tree(ratchet_tree)
+            .with_config(Self::join_config())
+            .build_group(&self.provider, group_info, self.credential.clone())
+            .map_err(|e| Error::mls("external commit", e))?
+            .leaf_node_parameters(
+                LeafNodeParameters::builder()
+                    .with_capabilities(capabilities())
+                    .build(),
+            )
+            .load_psks(self.provider.storage())
+            .map_err(|e| Error::mls("external commit", e))?
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                &self.signer,
+                |_| true,
+            )
+            .map_err(|e| Error::mls("external commit", e))?
+            .finalize(&self.provider)
+            .map_err(|e| Error::mls("external commit", e))?;
+        let (commit, _welcome, info) = bundle.into_contents();
+        let info = match info {
+            Some(info) => verifiable(&info)?,
+            None => {
+                let msg = group
+                    .export_group_info(self.provider.crypto(), &self.signer, false)
+                    .map_err(|e| Error::mls("GroupInfo export", e))?;
+                match wire(msg)?.extract() {
+                    MlsMessageBodyIn::GroupInfo(info) => info,
+                    _ => return Err(Error::mls("GroupInfo export", "not a GroupInfo")),
+                }
+            }
+        };
+        let tree: RatchetTreeIn = group.export_ratchet_tree().into();
+        let commit = wire(commit)?;
+        let mut record = RoomRecord::new(&group_id);
+        record.status = RoomStatus::JoiningByExternalCommit;
+        record.remember_sent(digest_of(&commit)?);
+        self.rooms.insert(key.clone(), record);
+        self.groups.insert(key, group);
+        Ok(UpdateRequest {
+            bundle: HandshakeBundle {
+                proposal_or_commit: commit,
+                body: HandshakeBody::Commit {
+                    welcome: None,
+                    group_info_option: GroupInfoOption::Full(info),
+                    ratchet_tree_option: RatchetTreeOption::Full(tree),
+                },
+            },
+        })
+    }
+
+    /// The hub accepted this device's commit (`success`, -06 §4.4): merge
+    /// it. Returns the new epoch. Harmless if the hub's echo of the commit
+    /// was processed already (returns the current epoch).
+    pub fn confirm_commit(&mut self, room: &str) -> Result<u64> {
+        let record = self.record_mut(room)?;
+        if record.status == RoomStatus::JoiningByExternalCommit {
+            record.status = RoomStatus::Active;
+            return self.epoch(room);
+        }
+        let group = self
+            .groups
+            .get_mut(room)
+            .ok_or_else(|| Error::UnknownRoom(room.to_owned()))?;
+        if group.pending_commit().is_some() {
+            group
+                .merge_pending_commit(&self.provider)
+                .map_err(|e| Error::mls("merging the pending commit", e))?;
+        }
+        Ok(group.epoch().as_u64())
+    }
+
+    /// The hub refused this device's commit (`wrongEpoch`, `notAllowed`,
+    /// `invalidProposal`, -06 §4.4): drop it. After `wrongEpoch`, process
+    /// the fanout the device missed and build the change again. For an
+    /// external join the room is forgotten. A no-op if the pending commit
+    /// was already superseded by processing the winning commit.
+    pub fn discard_commit(&mut self, room: &str) -> Result<()> {
+        if self.record(room)?.status == RoomStatus::JoiningByExternalCommit {
+            self.rooms.remove(room);
+            if let Some(mut group) = self.groups.remove(room) {
+                group
+                    .delete(self.provider.storage())
+                    .map_err(|e| Error::mls("deleting the group", e))?;
+            }
+            return Ok(());
+        }
+        let group = self
+            .groups
+            .get_mut(room)
+            .ok_or_else(|| Error::UnknownRoom(room.to_owned()))?;
+        if group.pending_commit().is_none() {
+            // Already superseded by a commit from the fanout.
+            return Ok(());
+        }
+        group
+            .clear_pending_commit(self.provider.storage())
+            .map_err(|e| Error::mls("discarding the pending commit", e))
+    }
+
+    /// Whether this device has a commit waiting for the hub's answer.
+    pub fn has_pending_commit(&self, room: &str) -> Result<bool> {
+        Ok(self.group(room)?.pending_commit().is_some())
+    }
+
+    /// Builds a commit over `inline` proposals, Adds and Removes, plus
+    /// every queued proposal by reference; stages it as the pending commit.
+    pub(crate) fn commit(
+        &mut self,
+        room: &str,
+        inline: Vec<Proposal>,
+        adds: Vec<KeyPackage>,
+        removals: Vec<LeafNodeIndex>,
+    ) -> Result<UpdateRequest> {
+        if self.record(room)?.status != RoomStatus::Active {
+            return Err(Error::NotAMember(room.to_owned()));
+        }
+        let provider = &self.provider;
+        let group = self
+            .groups
+            .get_mut(room)
+            .ok_or_else(|| Error::UnknownRoom(room.to_owned()))?;
+        if !group.is_active() {
+            return Err(Error::NotAMember(room.to_owned()));
+        }
+        if group.pending_commit().is_some() {
+            return Err(Error::RoomState(
+                "a commit is already pending; confirm or discard it first".into(),
+            ));
+        }
+        let old = group
+            .extensions()
+            .app_data_dictionary()
+            .map(|e| e.dictionary().clone());
+        let mut stage = group
+            .commit_builder()
+            .add_proposals(inline)
+            .propose_adds(adds)
+            .propose_removals(removals)
+            .load_psks(provider.storage())
+            .map_err(|e| Error::mls("commit", e))?
+            .create_group_info(true);
+        let updates = resolve_app_data_updates(old.as_ref(), stage.app_data_update_proposals())
+            .map_err(Error::RoomState)?;
+        stage.with_app_data_dictionary_updates(updates);
+        let bundle = stage
+            .build(provider.rand(), provider.crypto(), &self.signer, |_| true)
+            .map_err(|e| Error::mls("commit", e))?
+            .stage_commit(provider)
+            .map_err(|e| Error::mls("commit", e))?;
+        let (commit, welcome, group_info) = bundle.into_contents();
+        let ratchet_tree_option = match group.pending_commit() {
+            Some(staged) => staged
+                .export_ratchet_tree(provider.crypto(), group.export_ratchet_tree())
+                .map_err(|e| Error::mls("ratchet tree export", e))?
+                .map(|t| RatchetTreeOption::Full(t.into()))
+                .unwrap_or(RatchetTreeOption::DistributionService),
+            None => RatchetTreeOption::DistributionService,
+        };
+        let group_info = group_info.ok_or_else(|| Error::mls("commit", "no GroupInfo"))?;
+        let commit = wire(commit)?;
+        self.record_mut(room)?.remember_sent(digest_of(&commit)?);
+        Ok(UpdateRequest {
+            bundle: HandshakeBundle {
+                proposal_or_commit: commit,
+                body: HandshakeBody::Commit {
+                    welcome,
+                    group_info_option: GroupInfoOption::Full(verifiable(&group_info)?),
+                    ratchet_tree_option,
+                },
+            },
+        })
+    }
+
+    /// Leaves of the MLS group whose credential names a device of `user`.
+    fn leaves_of_user(&self, room: &str, user: &MimiUri) -> Result<Vec<LeafNodeIndex>> {
+        Ok(self
+            .group(room)?
+            .members()
+            .filter(|m| client_identity(&m.credential).is_ok_and(|id| id.user == *user))
+            .map(|m| m.index)
+            .collect())
+    }
+}
+
+/// An AppDataUpdate proposal for the participant list.
+fn participant_update_proposal(update: &ParticipantListUpdate) -> Result<Proposal> {
+    Ok(Proposal::AppDataUpdate(Box::new(
+        AppDataUpdateProposal::update(PARTICIPANT_LIST, update.tls_serialize_detached()?),
+    )))
+}
+
+/// Serialises an outgoing message and parses it as received, which is the
+/// form the mimi-protocol types carry.
+pub(crate) fn wire(out: MlsMessageOut) -> Result<MlsMessageIn> {
+    Ok(MlsMessageIn::tls_deserialize_exact(
+        out.tls_serialize_detached()?,
+    )?)
+}
+
+fn verifiable(info: &GroupInfo) -> Result<VerifiableGroupInfo> {
+    Ok(VerifiableGroupInfo::tls_deserialize_exact(
+        info.tls_serialize_detached()?,
+    )?)
+}

@@ -1,0 +1,163 @@
+//! A device survives a restart: save, drop, load, continue.
+
+mod common;
+
+use common::*;
+use mimi_client::{Device, KeyPackageOptions};
+use mimi_room::policy::default_role::MEMBER;
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mimi-client-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("device.mimi")
+}
+
+#[test]
+fn save_drop_load_continue_chatting() {
+    let mut net = Net::create(ALICE);
+    net.new_device(BOB);
+    let kps = net.key_packages(BOB, 1);
+    let req = net
+        .device(ALICE)
+        .add_user(ROOM, &user(BOB), MEMBER, kps)
+        .unwrap();
+    net.update(ALICE, req).unwrap();
+    net.say(ALICE, "before restart");
+    net.say(BOB, "ack");
+
+    // Both devices restart.
+    for (device, name) in [(ALICE, "alice"), (BOB, "bob")] {
+        let path = temp_path(name);
+        let d = net.devices.remove(device).unwrap();
+        let bytes = d.to_bytes().unwrap();
+        assert_eq!(d.to_bytes().unwrap(), bytes, "deterministic encoding");
+        d.save(&path).unwrap();
+        drop(d);
+        let loaded = Device::load(&path).unwrap();
+        assert_eq!(loaded.to_bytes().unwrap(), bytes, "load/save round-trips");
+        assert_eq!(loaded.device_uri().as_str(), device);
+        net.devices.insert(device.to_owned(), loaded);
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+    assert_eq!(net.texts(ALICE), ["before restart", "ack"]);
+
+    // Chat and membership changes continue with the restored state.
+    net.say(BOB, "after restart");
+    net.say(ALICE, "still works");
+    net.new_device(CATHY);
+    let kps = net.key_packages(CATHY, 1);
+    let req = net
+        .device(BOB)
+        .add_user(ROOM, &user(CATHY), MEMBER, kps)
+        .unwrap();
+    net.update(BOB, req).unwrap();
+    net.say(CATHY, "hi all");
+    assert_eq!(
+        net.texts(ALICE),
+        [
+            "before restart",
+            "ack",
+            "after restart",
+            "still works",
+            "hi all"
+        ]
+    );
+    assert_eq!(net.device(BOB).epoch(ROOM).unwrap(), net.hub.epoch());
+}
+
+#[test]
+fn key_packages_survive_restart() {
+    // A KeyPackage uploaded before a restart can still be used to join.
+    let mut net = Net::create(ALICE);
+    net.new_device(BOB);
+    let kps = net.key_packages(BOB, 1);
+    let bob = net.devices.remove(BOB).unwrap();
+    let bob = Device::from_bytes(&bob.to_bytes().unwrap()).unwrap();
+    net.devices.insert(BOB.to_owned(), bob);
+    let req = net
+        .device(ALICE)
+        .add_user(ROOM, &user(BOB), MEMBER, kps)
+        .unwrap();
+    net.update(ALICE, req).unwrap();
+    assert_eq!(net.device(BOB).epoch(ROOM).unwrap(), 1);
+}
+
+#[test]
+fn key_package_options() {
+    let mut d = Device::new(BOB).unwrap();
+    let kps = d
+        .generate_key_packages(
+            3,
+            KeyPackageOptions {
+                lifetime_seconds: 3600,
+                last_resort: true,
+            },
+        )
+        .unwrap();
+    assert_eq!(kps.len(), 3);
+    for kp in kps {
+        let parsed: openmls::prelude::KeyPackageIn =
+            mimi_protocol::decode_exact(&kp.key_package).unwrap();
+        let parsed = parsed
+            .validate(
+                &openmls_rust_crypto::RustCrypto::default(),
+                openmls::prelude::ProtocolVersion::Mls10,
+            )
+            .unwrap();
+        assert!(parsed.last_resort());
+        assert_eq!(
+            parsed
+                .hash_ref(&openmls_rust_crypto::RustCrypto::default())
+                .unwrap()
+                .as_slice(),
+            kp.key_package_ref.as_slice()
+        );
+    }
+}
+
+#[test]
+fn corrupt_files_are_refused() {
+    let d = Device::new(ALICE).unwrap();
+    let bytes = d.to_bytes().unwrap();
+    assert!(Device::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+    assert!(Device::from_bytes(b"garbage").is_err());
+}
+
+#[test]
+fn pending_commit_and_queued_proposals_survive_restart() {
+    let mut net = Net::create(ALICE);
+    net.confirm_before_fanout = false;
+    net.new_device(BOB);
+    let kps = net.key_packages(BOB, 1);
+    let req = net
+        .device(ALICE)
+        .add_user(ROOM, &user(BOB), MEMBER, kps)
+        .unwrap();
+    net.update(ALICE, req).unwrap();
+
+    // Bob proposes to leave; Alice restarts with the proposals queued.
+    let req = net.device(BOB).leave(ROOM).unwrap();
+    net.update(BOB, req).unwrap();
+    let alice = net.devices.remove(ALICE).unwrap();
+    let alice = Device::from_bytes(&alice.to_bytes().unwrap()).unwrap();
+    net.devices.insert(ALICE.to_owned(), alice);
+
+    // Alice commits them, restarts before the hub's answer, then confirms.
+    let req = net.device(ALICE).commit_pending(ROOM).unwrap();
+    let alice = net.devices.remove(ALICE).unwrap();
+    let alice = Device::from_bytes(&alice.to_bytes().unwrap()).unwrap();
+    assert!(alice.has_pending_commit(ROOM).unwrap());
+    net.devices.insert(ALICE.to_owned(), alice);
+    net.update(ALICE, req).unwrap();
+    assert_eq!(net.device(ALICE).epoch(ROOM).unwrap(), 2);
+    assert_eq!(
+        net.device(BOB).room_status(ROOM).unwrap(),
+        mimi_client::RoomStatus::Removed
+    );
+    // Bob's device file still lists the room, as removed, with history.
+    let bob = Device::from_bytes(&net.device(BOB).to_bytes().unwrap()).unwrap();
+    assert_eq!(
+        bob.rooms(),
+        [(ROOM.to_string(), mimi_client::RoomStatus::Removed)]
+    );
+}
