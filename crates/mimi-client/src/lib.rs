@@ -41,6 +41,8 @@
 
 mod device;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 mod messaging;
 mod provider;
 mod requests;

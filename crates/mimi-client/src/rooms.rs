@@ -560,6 +560,18 @@ impl Device {
             .map_err(|e| Error::mls("discarding the pending commit", e))
     }
 
+    /// Drops a room and its MLS group from this device (e.g. after the
+    /// provider refused to create it). Unknown rooms are ignored.
+    pub fn forget_room(&mut self, room: &str) -> Result<()> {
+        self.rooms.remove(room);
+        if let Some(mut group) = self.groups.remove(room) {
+            group
+                .delete(self.provider.storage())
+                .map_err(|e| Error::mls("deleting the group", e))?;
+        }
+        Ok(())
+    }
+
     /// Whether this device has a commit waiting for the hub's answer.
     pub fn has_pending_commit(&self, room: &str) -> Result<bool> {
         Ok(self.group(room)?.pending_commit().is_some())

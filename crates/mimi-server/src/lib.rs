@@ -7,9 +7,11 @@
 
 pub mod client_api;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod fanout;
 pub mod federation;
+pub mod hub;
 pub mod metrics;
 pub mod outbound;
 pub mod state;

@@ -218,8 +218,87 @@ pub trait Store: Send + Sync {
     /// The `(user, device)` a bearer token belongs to.
     async fn device_for_token(&self, token_sha256: [u8; 32]) -> Result<Option<(String, String)>>;
 
+    // ---- Consent, user settings, abuse reports (-06 §4.8-§4.10) -----------------
+
+    /// Stores a consent operation for its `ConsentScope` (-06 §4.8), replacing
+    /// the previous operation of the same scope (`room_id` `None`: any room).
+    async fn record_consent(&self, entry: ConsentRecord) -> Result<()>;
+
+    /// Every stored consent scope of a (requester, target) pair.
+    async fn consent_entries(
+        &self,
+        requester_uri: &str,
+        target_uri: &str,
+    ) -> Result<Vec<ConsentRecord>>;
+
+    /// Creates or replaces a local user's settings and profile.
+    async fn put_user_settings(&self, settings: UserSettings) -> Result<()>;
+
+    /// A local user's settings, if any were stored.
+    async fn user_settings(&self, user_uri: &str) -> Result<Option<UserSettings>>;
+
+    /// Settings of every user whose discoverability is not `none`, sorted by user.
+    async fn discoverable_users(&self) -> Result<Vec<UserSettings>>;
+
+    /// Stores an abuse report (-06 §4.10); returns its id.
+    async fn add_abuse_report(&self, report: NewAbuseReport) -> Result<u64>;
+
+    /// Stored abuse reports, oldest first.
+    async fn abuse_reports(&self) -> Result<Vec<AbuseReportRecord>>;
+
     // ---- Health ------------------------------------------------------------------
 
     /// Round-trips a trivial query.
     async fn ping(&self) -> Result<()>;
+}
+
+// ---- Consent, user settings, abuse reports: values ---------------------------
+
+/// The latest consent operation for one `ConsentScope` (-06 §4.8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRecord {
+    pub requester_uri: String,
+    pub target_uri: String,
+    /// `None`: the scope covers every room.
+    pub room_id: Option<String>,
+    /// `cancel`, `request`, `grant` or `revoke`.
+    pub operation: String,
+    pub updated_at_ms: i64,
+}
+
+/// A local user's consent policy and identifier-query profile (-06 §4.9).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UserSettings {
+    pub user_uri: String,
+    /// KeyMaterial requests need an explicit `grant` (-06 §7).
+    pub consent_required: bool,
+    pub handle: Option<String>,
+    pub nick: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// `none`, `exact` or `search`.
+    pub discoverability: String,
+}
+
+/// An abuse report received by the hub (-06 §4.10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAbuseReport {
+    pub room_id: String,
+    /// The provider that sent the report.
+    pub source_provider: String,
+    /// Empty for an anonymous report.
+    pub reporting_user: String,
+    pub alleged_abuser: String,
+    /// The TLS-encoded `AbuseReport`.
+    pub report: Vec<u8>,
+    pub received_at_ms: i64,
+}
+
+/// A stored abuse report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbuseReportRecord {
+    pub id: u64,
+    pub report: NewAbuseReport,
 }

@@ -781,6 +781,119 @@ impl Store for SqliteStore {
         )
     }
 
+    async fn record_consent(&self, entry: crate::ConsentRecord) -> Result<()> {
+        sqlx::query("INSERT INTO consent_entries (requester_uri, target_uri, room_id, operation, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (requester_uri, target_uri, room_id) DO UPDATE SET operation = excluded.operation, updated_at = excluded.updated_at")
+            .bind(entry.requester_uri)
+            .bind(entry.target_uri)
+            .bind(entry.room_id.unwrap_or_default())
+            .bind(entry.operation)
+            .bind(entry.updated_at_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn consent_entries(
+        &self,
+        requester_uri: &str,
+        target_uri: &str,
+    ) -> Result<Vec<crate::ConsentRecord>> {
+        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as("SELECT requester_uri, target_uri, room_id, operation, updated_at FROM consent_entries WHERE requester_uri = ? AND target_uri = ? ORDER BY room_id")
+            .bind(requester_uri)
+            .bind(target_uri)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(requester_uri, target_uri, room, operation, updated_at_ms)| {
+                    crate::ConsentRecord {
+                        requester_uri,
+                        target_uri,
+                        room_id: (!room.is_empty()).then_some(room),
+                        operation,
+                        updated_at_ms,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    async fn put_user_settings(&self, s: crate::UserSettings) -> Result<()> {
+        sqlx::query("INSERT INTO user_settings (user_uri, consent_required, handle, nick, email, phone, given_name, family_name, discoverability) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_uri) DO UPDATE SET consent_required = excluded.consent_required, handle = excluded.handle, nick = excluded.nick, email = excluded.email, phone = excluded.phone, given_name = excluded.given_name, family_name = excluded.family_name, discoverability = excluded.discoverability")
+            .bind(s.user_uri)
+            .bind(s.consent_required)
+            .bind(s.handle)
+            .bind(s.nick)
+            .bind(s.email)
+            .bind(s.phone)
+            .bind(s.given_name)
+            .bind(s.family_name)
+            .bind(s.discoverability)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn user_settings(&self, user_uri: &str) -> Result<Option<crate::UserSettings>> {
+        let row: Option<UserSettingsRow> = sqlx::query_as("SELECT user_uri, consent_required, handle, nick, email, phone, given_name, family_name, discoverability FROM user_settings WHERE user_uri = ?")
+            .bind(user_uri)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(user_settings_from_row))
+    }
+
+    async fn discoverable_users(&self) -> Result<Vec<crate::UserSettings>> {
+        let rows: Vec<UserSettingsRow> = sqlx::query_as("SELECT user_uri, consent_required, handle, nick, email, phone, given_name, family_name, discoverability FROM user_settings WHERE discoverability <> 'none' ORDER BY user_uri")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(user_settings_from_row).collect())
+    }
+
+    async fn add_abuse_report(&self, r: crate::NewAbuseReport) -> Result<u64> {
+        let (id,): (i64,) = sqlx::query_as("INSERT INTO abuse_reports (room_id, source_provider, reporting_user, alleged_abuser, report, received_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id")
+            .bind(r.room_id)
+            .bind(r.source_provider)
+            .bind(r.reporting_user)
+            .bind(r.alleged_abuser)
+            .bind(r.report)
+            .bind(r.received_at_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        to_u64(id, "abuse report id")
+    }
+
+    async fn abuse_reports(&self) -> Result<Vec<crate::AbuseReportRecord>> {
+        let rows: Vec<(i64, String, String, String, String, Vec<u8>, i64)> = sqlx::query_as("SELECT id, room_id, source_provider, reporting_user, alleged_abuser, report, received_at FROM abuse_reports ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(
+                |(
+                    id,
+                    room_id,
+                    source_provider,
+                    reporting_user,
+                    alleged_abuser,
+                    report,
+                    received_at_ms,
+                )| {
+                    Ok(crate::AbuseReportRecord {
+                        id: to_u64(id, "abuse report id")?,
+                        report: crate::NewAbuseReport {
+                            room_id,
+                            source_provider,
+                            reporting_user,
+                            alleged_abuser,
+                            report,
+                            received_at_ms,
+                        },
+                    })
+                },
+            )
+            .collect()
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -803,6 +916,45 @@ fn round_robin(lanes: &[Vec<i64>], limit: usize) -> Vec<i64> {
         }
     }
     out
+}
+
+// ---- Consent, user settings, abuse reports: row helpers ----------------------
+
+type UserSettingsRow = (
+    String,
+    bool,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
+fn user_settings_from_row(row: UserSettingsRow) -> crate::UserSettings {
+    let (
+        user_uri,
+        consent_required,
+        handle,
+        nick,
+        email,
+        phone,
+        given_name,
+        family_name,
+        discoverability,
+    ) = row;
+    crate::UserSettings {
+        user_uri,
+        consent_required,
+        handle,
+        nick,
+        email,
+        phone,
+        given_name,
+        family_name,
+        discoverability,
+    }
 }
 
 #[cfg(test)]

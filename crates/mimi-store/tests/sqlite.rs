@@ -57,6 +57,9 @@ suite_tests!(fresh;
     room_subscriptions,
     devices_and_tokens,
     ping,
+    consent_entries_per_scope,
+    user_settings_and_discovery,
+    abuse_reports_stored,
 );
 
 #[tokio::test]

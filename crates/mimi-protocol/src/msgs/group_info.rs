@@ -282,3 +282,113 @@ pub fn external_sender_parts(
     let credential = Credential::tls_deserialize(&mut rest)?;
     Ok((key, credential))
 }
+
+/// The EncryptWithLabel label of `encrypted_groupinfo_and_tree` (-06 §4.7).
+pub const GROUP_INFO_ENCRYPTION_LABEL: &str = "GroupInfo and ratchet_tree encryption";
+
+/// `struct { opaque label<V>; opaque context<V>; } EncryptContext`
+/// (RFC 9420 §5.1.3), with `label = "MLS 1.0 " + Label`.
+#[derive(TlsSerialize, TlsSize)]
+struct EncryptContext {
+    label: VLBytes,
+    context: VLBytes,
+}
+
+fn encrypt_context(label: &str, context: &[u8]) -> Result<Vec<u8>, MsgError> {
+    Ok(EncryptContext {
+        label: format!("MLS 1.0 {label}").into_bytes().into(),
+        context: context.to_vec().into(),
+    }
+    .tls_serialize_detached()?)
+}
+
+/// `EncryptWithLabel(public_key, label, context, plaintext)` (RFC 9420
+/// §5.1.3): `SealBase(public_key, EncryptContext, "", plaintext)` with the
+/// HPKE algorithms of `cipher_suite`. openmls keeps its own helper private.
+pub fn encrypt_with_label(
+    crypto: &impl OpenMlsCrypto,
+    cipher_suite: CipherSuite,
+    public_key: &[u8],
+    label: &str,
+    context: &[u8],
+    plaintext: &[u8],
+) -> Result<HpkeCiphertext, MsgError> {
+    let suite = cipher_suite
+        .to_openmls()
+        .ok_or(MsgError::UnsupportedCipherSuite(cipher_suite.0))?;
+    crypto
+        .hpke_seal(
+            suite.hpke_config(),
+            public_key,
+            &encrypt_context(label, context)?,
+            &[],
+            plaintext,
+        )
+        .map_err(MsgError::Hpke)
+}
+
+/// `DecryptWithLabel(private_key, label, context, ciphertext)` (RFC 9420
+/// §5.1.3), the inverse of [`encrypt_with_label`].
+pub fn decrypt_with_label(
+    crypto: &impl OpenMlsCrypto,
+    cipher_suite: CipherSuite,
+    private_key: &[u8],
+    label: &str,
+    context: &[u8],
+    ciphertext: &HpkeCiphertext,
+) -> Result<Vec<u8>, MsgError> {
+    let suite = cipher_suite
+        .to_openmls()
+        .ok_or(MsgError::UnsupportedCipherSuite(cipher_suite.0))?;
+    crypto
+        .hpke_open(
+            suite.hpke_config(),
+            ciphertext,
+            private_key,
+            &encrypt_context(label, context)?,
+            &[],
+        )
+        .map_err(MsgError::Hpke)
+}
+
+impl GroupInfoRatchetTreeTbe {
+    /// Hub side (-06 §4.7): encrypts to the requester's `groupInfoPublicKey`
+    /// with the room ID as context.
+    pub fn seal(
+        &self,
+        crypto: &impl OpenMlsCrypto,
+        cipher_suite: CipherSuite,
+        group_info_public_key: &[u8],
+        room_id: &[u8],
+    ) -> Result<HpkeCiphertext, MsgError> {
+        encrypt_with_label(
+            crypto,
+            cipher_suite,
+            group_info_public_key,
+            GROUP_INFO_ENCRYPTION_LABEL,
+            room_id,
+            &self.tls_serialize_detached()?,
+        )
+    }
+
+    /// Client side: decrypts `encrypted_groupinfo_and_tree` of a verified
+    /// [`GroupInfoResponse`] with the private key of `groupInfoPublicKey`.
+    pub fn open(
+        crypto: &impl OpenMlsCrypto,
+        cipher_suite: CipherSuite,
+        group_info_private_key: &[u8],
+        room_id: &[u8],
+        ciphertext: &HpkeCiphertext,
+    ) -> Result<Self, MsgError> {
+        let plaintext = decrypt_with_label(
+            crypto,
+            cipher_suite,
+            group_info_private_key,
+            GROUP_INFO_ENCRYPTION_LABEL,
+            room_id,
+            ciphertext,
+        )?;
+        crate::decode_exact(&plaintext)
+            .map_err(|e| MsgError::Codec(tls_codec::Error::DecodingError(e.to_string())))
+    }
+}

@@ -90,6 +90,9 @@ pub enum MsgError {
     /// The message has no signature to verify (e.g. a non-success response).
     #[error("message carries no signature")]
     NotSigned,
+    /// HPKE sealing or opening failed (wrong key, corrupt ciphertext).
+    #[error("HPKE: {0:?}")]
+    Hpke(openmls_traits::types::CryptoError),
 }
 
 /// `uint16 CipherSuite` (RFC 9420 §17.1), kept as a raw code point.

@@ -1,20 +1,40 @@
-//! Device registration (docs/client-api.md).
+//! Device registration and the per-user bookkeeping of the client API
+//! (docs/client-api.md): KeyPackage upload, key material (-06 §4.3) via the
+//! room's hub, the hub key, profile and discoverability (-06 §4.9),
+//! consent (-06 §4.8) and the operator's abuse reports (-06 §4.10).
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::routing::post;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use mimi_protocol::{MimiUri, MimiUriKind};
 use openmls_traits::random::OpenMlsRand;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Admin, token_hash};
-use crate::error::ApiError;
+use super::auth::{Admin, AuthenticatedDevice, token_hash};
+use crate::error::{ApiError, decode_body, encode_body};
+use crate::federation::hub::mimi_response;
+use crate::federation::{consent, key_material};
 use crate::state::{AppState, now_ms};
+use axum::body::Bytes;
+use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use mimi_protocol::IdentifierUri;
+use mimi_protocol::msgs::{ConsentEntry, ConsentOperation};
+use mimi_store::{NewKeyPackage, UserSettings};
+use openmls::prelude::{AppDataDictionary, BasicCredential};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/client/v1/devices", post(register_device))
+    Router::new()
+        .route("/client/v1/devices", post(register_device))
+        .route("/client/v1/key-packages", post(upload_key_packages))
+        .route("/client/v1/key-material", post(key_material))
+        .route("/client/v1/hub", get(hub))
+        .route("/client/v1/profile", put(put_profile))
+        .route("/client/v1/consent", post(consent))
+        .route("/client/v1/admin/reports", get(admin_reports))
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,4 +114,297 @@ async fn register_device(
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+// ---- KeyPackages and key material (-06 §4.3) -----------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadKeyPackages {
+    /// Base64 `MLSMessage(KeyPackage)`s.
+    pub key_packages: Vec<String>,
+    #[serde(default)]
+    pub last_resort: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Stored {
+    pub stored: u64,
+}
+
+/// `POST /client/v1/key-packages`: every KeyPackage must be valid, unexpired
+/// and carry a BasicCredential naming exactly the device.
+async fn upload_key_packages(
+    device: AuthenticatedDevice,
+    State(state): State<AppState>,
+    Json(req): Json<UploadKeyPackages>,
+) -> Result<Json<Stored>, ApiError> {
+    if req.key_packages.is_empty() {
+        return Err(ApiError::bad_request("no key_packages"));
+    }
+    let mut new = Vec::with_capacity(req.key_packages.len());
+    for (i, b64) in req.key_packages.iter().enumerate() {
+        let bytes = B64
+            .decode(b64)
+            .map_err(|e| ApiError::bad_request(format!("key_packages[{i}]: base64: {e}")))?;
+        let (kp, key_package_ref, not_after) = key_material::validate_upload(&state, &bytes)
+            .map_err(|e| ApiError::bad_request(format!("key_packages[{i}]: {e}")))?;
+        let identity = BasicCredential::try_from(kp.leaf_node().credential().clone())
+            .ok()
+            .map(|c| c.identity().to_vec());
+        if identity.as_deref() != Some(device.device.as_str().as_bytes()) {
+            return Err(ApiError::bad_request(format!(
+                "key_packages[{i}]: the credential must be a BasicCredential naming {}",
+                device.device
+            )));
+        }
+        new.push(NewKeyPackage {
+            key_package_ref,
+            key_package: bytes,
+            not_after,
+            last_resort: req.last_resort,
+        });
+    }
+    let stored = state
+        .store
+        .add_key_packages(device.user.as_str(), device.device.as_str(), new)
+        .await?;
+    Ok(Json(Stored { stored }))
+}
+
+/// `POST /client/v1/key-material`: a TLS `KeyMaterialRequest` signed by the
+/// device, answered here when this provider is the room's hub (or the
+/// target's provider without a room), else forwarded to the hub.
+async fn key_material(
+    device: AuthenticatedDevice,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Response {
+    key_material::with_retry_after(key_material_inner(&device, &state, body).await)
+}
+
+async fn key_material_inner(
+    device: &AuthenticatedDevice,
+    state: &AppState,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let checked = key_material::check_request(state, decode_body(&body)?)?;
+    if checked.requesting_user != device.user {
+        return Err(ApiError::forbidden(
+            "requestingUser must be the device's user",
+        ));
+    }
+    key_material::rate_limit::check(state, state.domain(), device.user.as_str())?;
+    let target = &checked.target_user;
+    let response = match &checked.room_id {
+        Some(room) if !key_material::is_local(state, room) => {
+            key_material::forward(state, room.domain(), target, body.to_vec()).await?
+        }
+        None if !key_material::is_local(state, target) => {
+            key_material::forward(state, target.domain(), target, body.to_vec()).await?
+        }
+        _ => key_material::serve(state, &checked, body.to_vec()).await?,
+    };
+    Ok(mimi_response(StatusCode::OK, encode_body(&response)?))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HubSender {
+    /// Base64 TLS `ExternalSender`.
+    pub external_sender: String,
+}
+
+/// `GET /client/v1/hub`: this provider's hub key as an `ExternalSender`.
+async fn hub(
+    _: AuthenticatedDevice,
+    State(state): State<AppState>,
+) -> Result<Json<HubSender>, ApiError> {
+    let sender = crate::hub::hub_external_sender(&state.hub_key);
+    Ok(Json(HubSender {
+        external_sender: B64.encode(encode_body(&sender)?),
+    }))
+}
+
+// ---- Profile and discoverability (-06 §4.9) ------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub handle: Option<String>,
+    pub nick: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// `none` (default), `exact` or `search`.
+    #[serde(default)]
+    pub discoverability: Option<String>,
+    /// keyMaterial requests need an explicit grant (-06 §7).
+    #[serde(default)]
+    pub consent_required: bool,
+}
+
+/// `PUT /client/v1/profile`: replaces the device's user's profile.
+async fn put_profile(
+    device: AuthenticatedDevice,
+    State(state): State<AppState>,
+    Json(p): Json<Profile>,
+) -> Result<StatusCode, ApiError> {
+    let discoverability = p.discoverability.unwrap_or_else(|| "none".into());
+    if !["none", "exact", "search"].contains(&discoverability.as_str()) {
+        return Err(ApiError::bad_request(
+            "discoverability is none, exact or search",
+        ));
+    }
+    state
+        .store
+        .put_user_settings(UserSettings {
+            user_uri: device.user.to_string(),
+            consent_required: p.consent_required,
+            handle: p.handle,
+            nick: p.nick,
+            email: p.email,
+            phone: p.phone,
+            given_name: p.given_name,
+            family_name: p.family_name,
+            discoverability,
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- Consent (-06 §4.8) ------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRequest {
+    /// `request`, `cancel`, `grant` or `revoke`.
+    pub operation: String,
+    pub requester: String,
+    pub target: String,
+    #[serde(default)]
+    pub room: Option<String>,
+}
+
+/// `POST /client/v1/consent`: the device's user requests or cancels
+/// (as requester), grants or revokes (as target). Stored here and sent to
+/// the other user's provider (`requestConsent` / `updateConsent`).
+async fn consent(
+    device: AuthenticatedDevice,
+    State(state): State<AppState>,
+    Json(req): Json<ConsentRequest>,
+) -> Result<StatusCode, ApiError> {
+    let operation = match req.operation.as_str() {
+        "request" => ConsentOperation::Request,
+        "cancel" => ConsentOperation::Cancel,
+        "grant" => ConsentOperation::Grant,
+        "revoke" => ConsentOperation::Revoke,
+        _ => {
+            return Err(ApiError::bad_request(
+                "operation is request, cancel, grant or revoke",
+            ));
+        }
+    };
+    let entry = ConsentEntry {
+        consent_operation: operation,
+        requester_uri: IdentifierUri::new(&req.requester),
+        target_uri: IdentifierUri::new(&req.target),
+        room_id: req.room.as_deref().map(IdentifierUri::new),
+        client_key_packages: Vec::new(),
+        consent_extensions: AppDataDictionary::new(),
+    };
+    let parsed = consent::parse_entry(entry)?;
+    let asks = matches!(
+        operation,
+        ConsentOperation::Request | ConsentOperation::Cancel
+    );
+    let (own, other) = if asks {
+        (&parsed.requester, &parsed.target)
+    } else {
+        (&parsed.target, &parsed.requester)
+    };
+    if own != &device.user {
+        return Err(ApiError::forbidden(if asks {
+            "the device's user must be the requester"
+        } else {
+            "the device's user must be the target"
+        }));
+    }
+    consent::store_entry(&state, &parsed).await?;
+    if !key_material::is_local(&state, other) {
+        send_consent(&state, &parsed, asks, other).await?;
+    }
+    Ok(StatusCode::CREATED)
+}
+
+/// Sends a ConsentEntry to the other user's provider.
+async fn send_consent(
+    state: &AppState,
+    parsed: &consent::ParsedEntry,
+    asks: bool,
+    other: &mimi_protocol::MimiUri,
+) -> Result<(), ApiError> {
+    let bad_gateway = |reason: String| ApiError::new(StatusCode::BAD_GATEWAY, reason);
+    let domain = other.domain();
+    let directory = state
+        .peers
+        .directory(domain)
+        .await
+        .map_err(|e| bad_gateway(e.to_string()))?;
+    let url = if asks {
+        directory.request_consent_url(&parsed.target)
+    } else {
+        directory.update_consent_url(&parsed.requester)
+    };
+    let answer = state
+        .peers
+        .post(domain, &url, encode_body(&parsed.entry)?)
+        .await
+        .map_err(|e| bad_gateway(e.to_string()))?;
+    if !answer.status().is_success() {
+        return Err(bad_gateway(format!(
+            "{domain} answered {} to the consent entry",
+            answer.status()
+        )));
+    }
+    Ok(())
+}
+
+// ---- Abuse reports for the operator (-06 §4.10) ------------------------------------
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReportView {
+    pub id: u64,
+    pub room_id: String,
+    pub source_provider: String,
+    pub reporting_user: String,
+    pub alleged_abuser: String,
+    pub received_at_ms: i64,
+    /// Base64 TLS `AbuseReport` as received.
+    pub report: String,
+    /// Franks are not verified yet: always `false`.
+    pub franks_verified: bool,
+}
+
+/// `GET /client/v1/admin/reports` (admin token).
+async fn admin_reports(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<ReportView>>, ApiError> {
+    let reports = state.store.abuse_reports().await?;
+    Ok(Json(
+        reports
+            .into_iter()
+            .map(|r| ReportView {
+                id: r.id,
+                room_id: r.report.room_id,
+                source_provider: r.report.source_provider,
+                reporting_user: r.report.reporting_user,
+                alleged_abuser: r.report.alleged_abuser,
+                received_at_ms: r.report.received_at_ms,
+                report: B64.encode(&r.report.report),
+                franks_verified: false,
+            })
+            .collect(),
+    ))
 }

@@ -1,9 +1,257 @@
-//! Client API module `rooms` (docs/client-api.md).
+//! Client API: rooms (docs/client-api.md).
+//!
+//! `POST /client/v1/rooms` creates a room hosted here. The update, submit
+//! and group-info requests are handled by [`crate::hub`] when this
+//! provider is the room's hub (the provider named by the room URI's
+//! domain), and otherwise forwarded to the hub's federation endpoint; the
+//! hub's status and body are relayed unchanged.
 
-use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use mimi_protocol::MimiUri;
+use mimi_protocol::directory::Endpoint;
+use mimi_protocol::msgs::{
+    GroupInfoRequest, HandshakeBody, SubmitMessageRequest, UpdateRequest, UpdateResult,
+    UpdateRoomResponse,
+};
+use openmls::prelude::{ProtocolMessage, RatchetTreeIn, Sender};
+use serde::Deserialize;
+use tls_codec::Deserialize as _;
 
+use crate::client_api::auth::AuthenticatedDevice;
+use crate::error::{ApiError, decode_body, encode_body};
+use crate::federation::hub::mimi_response;
+use crate::hub::{self, CreateRoom, Requester, parse_room_id};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/client/v1/rooms", post(create))
+        .route("/client/v1/rooms/{roomId}/update", post(update))
+        .route("/client/v1/rooms/{roomId}/submit", post(submit))
+        .route("/client/v1/rooms/{roomId}/group-info", post(group_info))
+}
+
+/// `POST /client/v1/rooms` body.
+#[derive(Debug, Deserialize)]
+struct CreateRoomBody {
+    room_id: String,
+    /// base64 `MLSMessage(GroupInfo)`.
+    group_info: String,
+    /// base64 TLS `RatchetTree`.
+    ratchet_tree: String,
+}
+
+fn base64_field(name: &str, value: &str) -> Result<Vec<u8>, ApiError> {
+    B64.decode(value)
+        .map_err(|e| ApiError::bad_request(format!("{name}: invalid base64: {e}")))
+}
+
+/// Creates a room hosted by this provider; the creating device must be a
+/// member of the group (-06 §3.2).
+async fn create(
+    State(state): State<AppState>,
+    device: AuthenticatedDevice,
+    Json(body): Json<CreateRoomBody>,
+) -> Result<Response, ApiError> {
+    let room_id = parse_room_id(&body.room_id)?;
+    let group_info = hub::group_info_from_message(&base64_field("group_info", &body.group_info)?)?;
+    let ratchet_tree =
+        RatchetTreeIn::tls_deserialize_exact(base64_field("ratchet_tree", &body.ratchet_tree)?)
+            .map_err(|e| ApiError::bad_request(format!("ratchet_tree: {e}")))?;
+    hub::create_room(
+        &state,
+        &device,
+        CreateRoom {
+            room_id,
+            group_info,
+            ratchet_tree,
+        },
+    )
+    .await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// Whether this provider is the room's hub.
+fn is_local(state: &AppState, room_id: &MimiUri) -> bool {
+    room_id.domain().eq_ignore_ascii_case(state.domain())
+}
+
+/// Forwards a request to the hub's federation endpoint and relays its
+/// answer (status and body).
+async fn forward(
+    state: &AppState,
+    room_id: &MimiUri,
+    endpoint: Endpoint,
+    body: Bytes,
+) -> Result<Relayed, ApiError> {
+    let hub_domain = room_id.domain();
+    let gateway = |e: crate::outbound::OutboundError| {
+        tracing::warn!(hub = hub_domain, %e, "forwarding to the hub failed");
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("the hub {hub_domain} is unreachable"),
+        )
+    };
+    let directory = state.peers.directory(hub_domain).await.map_err(gateway)?;
+    let url = directory.room_url(endpoint, room_id);
+    let response = state
+        .peers
+        .post(hub_domain, &url, body.to_vec())
+        .await
+        .map_err(gateway)?;
+    let status =
+        StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = response.bytes().await.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("reading the answer of {hub_domain}: {e}"),
+        )
+    })?;
+    Ok(Relayed {
+        status,
+        content_type,
+        body: bytes.to_vec(),
+    })
+}
+
+/// The hub's answer to a forwarded request.
+struct Relayed {
+    status: StatusCode,
+    content_type: Option<String>,
+    body: Vec<u8>,
+}
+
+impl IntoResponse for Relayed {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.body).into_response();
+        if let Some(value) = self
+            .content_type
+            .and_then(|v| axum::http::HeaderValue::from_str(&v).ok())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONTENT_TYPE, value);
+        }
+        response
+    }
+}
+
+/// `POST /client/v1/rooms/{roomId}/update`: TLS `UpdateRequest` (-06 §4.4).
+/// A device that joined by external commit is subscribed to the room once
+/// the hub accepted it.
+async fn update(
+    State(state): State<AppState>,
+    device: AuthenticatedDevice,
+    Path(room_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let room_id = parse_room_id(&room_id)?;
+    let request: UpdateRequest = decode_body(&body)?;
+    let external_join = is_external_commit(&request);
+    let (status, response) = if is_local(&state, &room_id) {
+        let response = hub::update(
+            &state,
+            &room_id,
+            &Requester::Device(device.clone()),
+            request,
+        )
+        .await?;
+        (StatusCode::OK, response)
+    } else {
+        let relayed = forward(&state, &room_id, Endpoint::Update, body).await?;
+        if !relayed.status.is_success() {
+            return Ok(relayed.into_response());
+        }
+        let response: UpdateRoomResponse = decode_body(&relayed.body).map_err(|e| {
+            ApiError::new(StatusCode::BAD_GATEWAY, format!("hub answer: {}", e.reason))
+        })?;
+        (relayed.status, response)
+    };
+    if external_join && matches!(response.result, UpdateResult::Success { .. }) {
+        state
+            .store
+            .subscribe(room_id.as_str(), device.device.as_str())
+            .await?;
+    }
+    Ok(mimi_response(status, encode_body(&response)?))
+}
+
+/// Whether the update is a commit by a joining client (external commit).
+fn is_external_commit(request: &UpdateRequest) -> bool {
+    let bundle = &request.bundle;
+    if !matches!(bundle.body, HandshakeBody::Commit { .. }) {
+        return false;
+    }
+    matches!(
+        bundle.proposal_or_commit.clone().try_into_protocol_message(),
+        Ok(ProtocolMessage::PublicMessage(m)) if matches!(m.sender(), Sender::NewMemberCommit)
+    )
+}
+
+/// `POST /client/v1/rooms/{roomId}/submit`: TLS `SubmitMessageRequest`
+/// (-06 §4.5); `sendingUri` must be the device's user.
+async fn submit(
+    State(state): State<AppState>,
+    device: AuthenticatedDevice,
+    Path(room_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let room_id = parse_room_id(&room_id)?;
+    let request: SubmitMessageRequest = decode_body(&body)?;
+    if hub::sending_user(&request)?.as_str() != device.user.as_str() {
+        return Err(ApiError::forbidden(format!(
+            "sendingUri must be {}",
+            device.user
+        )));
+    }
+    if is_local(&state, &room_id) {
+        let response =
+            hub::submit_message(&state, &room_id, &Requester::Device(device), request).await?;
+        Ok(mimi_response(StatusCode::OK, encode_body(&response)?))
+    } else {
+        Ok(forward(&state, &room_id, Endpoint::SubmitMessage, body)
+            .await?
+            .into_response())
+    }
+}
+
+/// `POST /client/v1/rooms/{roomId}/group-info`: TLS `GroupInfoRequest`
+/// (-06 §4.7); the requesting credential must be the device's.
+async fn group_info(
+    State(state): State<AppState>,
+    device: AuthenticatedDevice,
+    Path(room_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let room_id = parse_room_id(&room_id)?;
+    let request: GroupInfoRequest = decode_body(&body)?;
+    let own = hub::requesting_device(&request)
+        .is_some_and(|id| id.device.as_str() == device.device.as_str());
+    if !own {
+        return Err(ApiError::forbidden(format!(
+            "requestingCredential must be {}",
+            device.device
+        )));
+    }
+    if is_local(&state, &room_id) {
+        let (status, response) =
+            hub::group_info(&state, &room_id, &Requester::Device(device), request).await?;
+        Ok(mimi_response(status, encode_body(&response)?))
+    } else {
+        Ok(forward(&state, &room_id, Endpoint::GroupInfo, body)
+            .await?
+            .into_response())
+    }
 }

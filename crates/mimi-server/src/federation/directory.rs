@@ -1,9 +1,27 @@
-//! Federation endpoint module `directory` (-06 §4).
+//! The directory document (-06 §4.2): `GET /.well-known/mimi-protocol-directory`,
+//! served without client authentication. Our endpoints live at
+//! [`Endpoint::canonical_path`] under `federation.public_url`.
+//!
+//! [`Endpoint::canonical_path`]: mimi_protocol::directory::Endpoint::canonical_path
 
 use axum::Router;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use mimi_protocol::Directory;
+use mimi_protocol::directory::WELL_KNOWN_PATH;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    Router::new().route(WELL_KNOWN_PATH, get(directory))
+}
+
+/// This provider's directory, built from its public federation URL.
+async fn directory(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let directory =
+        Directory::for_base_url(&state.config.public_url()).map_err(ApiError::internal)?;
+    Ok(([(CONTENT_TYPE, "application/json")], directory.to_json()).into_response())
 }

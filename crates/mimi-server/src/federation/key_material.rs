@@ -1,9 +1,474 @@
-//! Federation endpoint module `key_material` (-06 §4).
+//! Fetch key material: `POST /keyMaterial/{targetUser}` (-06 §4.3).
+//!
+//! The same logic serves three roles:
+//! - the target user's provider claims one KeyPackage per client
+//!   ([`local_key_material`]);
+//! - the hub of the room forwards the request to the target's provider and
+//!   records KeyPackageRef → target provider for Welcome routing
+//!   ([`forward_for_room`]);
+//! - a follower forwards its own client's request to the hub
+//!   (`client_api::registration`, via [`forward`]).
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use mimi_protocol::msgs::CipherSuite;
+use mimi_protocol::msgs::key_material::{
+    ClientKeyMaterial, ClientMaterial, KeyMaterialRequest, KeyMaterialResponse, KeyMaterialUserCode,
+};
+use mimi_protocol::{IdentifierUri, MimiUri, Protocol};
+use openmls::prelude::{
+    BasicCredential, KeyPackage, KeyPackageIn, MlsMessageBodyIn, MlsMessageIn, ProtocolVersion,
+    SignatureScheme,
+};
+use tls_codec::Deserialize as _;
 
-use crate::state::AppState;
+use super::hub::mimi_response;
+use crate::error::{ApiError, decode_body, encode_body};
+use crate::state::{AppState, now_secs};
+use crate::transport::SourceProvider;
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    Router::new().route("/v1/keyMaterial/{target_user}", post(key_material))
+}
+
+/// A decoded, signature-checked request with its URIs parsed.
+pub struct CheckedRequest {
+    pub request: KeyMaterialRequest,
+    pub requesting_user: MimiUri,
+    pub target_user: MimiUri,
+    /// `None` when `roomId` is empty (divergence M2).
+    pub room_id: Option<MimiUri>,
+}
+
+/// `POST /v1/keyMaterial/{targetUser}` from a peer provider (-06 §4.3).
+///
+/// The source provider must be the requesting user's provider, or the hub
+/// of the request's room (forwarding for a follower).
+async fn key_material(
+    State(state): State<AppState>,
+    Extension(SourceProvider(source)): Extension<SourceProvider>,
+    Path(target_in_path): Path<String>,
+    body: Bytes,
+) -> Response {
+    with_retry_after(key_material_inner(&state, &source, &target_in_path, body).await)
+}
+
+async fn key_material_inner(
+    state: &AppState,
+    source: &str,
+    target_in_path: &str,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let checked = check_request(state, decode_body(&body)?)?;
+    let path_target = MimiUri::parse(target_in_path)
+        .map_err(|e| ApiError::bad_request(format!("targetUser in path: {e}")))?;
+    if path_target != checked.target_user {
+        return Err(ApiError::bad_request(
+            "targetUser in the path differs from the body",
+        ));
+    }
+    let via_hub = checked
+        .room_id
+        .as_ref()
+        .is_some_and(|r| r.domain().eq_ignore_ascii_case(source));
+    if !checked
+        .requesting_user
+        .domain()
+        .eq_ignore_ascii_case(source)
+        && !via_hub
+    {
+        return Err(ApiError::forbidden(format!(
+            "{source} is neither the requesting user's provider nor the room's hub"
+        )));
+    }
+    rate_limit::check(state, source, checked.requesting_user.as_str())?;
+    let response = serve(state, &checked, body.to_vec()).await?;
+    Ok(mimi_response(StatusCode::OK, encode_body(&response)?))
+}
+
+/// Decodes the URIs of a request and verifies its signature (-06 §4.3).
+///
+/// The scheme is that of the first acceptable cipher suite openmls knows,
+/// else Ed25519 (divergence M3).
+pub fn check_request(
+    state: &AppState,
+    request: KeyMaterialRequest,
+) -> Result<CheckedRequest, ApiError> {
+    let uri = |id: &IdentifierUri, what: &str| {
+        let s = id
+            .as_str()
+            .ok_or_else(|| ApiError::bad_request(format!("{what} is not UTF-8")))?;
+        MimiUri::parse(s).map_err(|e| ApiError::bad_request(format!("{what}: {e}")))
+    };
+    let requesting_user = uri(&request.requesting_user, "requestingUser")?;
+    let target_user = uri(&request.target_user, "targetUser")?;
+    let room_id = match request.room_id.uri.as_slice() {
+        [] => None,
+        _ => Some(uri(&request.room_id, "roomId")?),
+    };
+    if request.acceptable_ciphersuites.is_empty() {
+        return Err(ApiError::bad_request("acceptableCiphersuites is empty"));
+    }
+    let scheme = request
+        .acceptable_ciphersuites
+        .iter()
+        .find_map(|cs| cs.signature_scheme().ok())
+        .unwrap_or(SignatureScheme::ED25519);
+    request
+        .verify(state.crypto.as_ref(), scheme)
+        .map_err(|e| ApiError::bad_request(format!("keyMaterialRequestSignature: {e}")))?;
+    check_requester_credential(&request, &requesting_user)?;
+    Ok(CheckedRequest {
+        request,
+        requesting_user,
+        target_user,
+        room_id,
+    })
+}
+
+/// The requester's credential must be a BasicCredential naming the
+/// requesting user or one of its devices (divergence I4).
+fn check_requester_credential(
+    request: &KeyMaterialRequest,
+    requesting_user: &MimiUri,
+) -> Result<(), ApiError> {
+    let basic = BasicCredential::try_from(request.requester_credential.clone())
+        .map_err(|_| ApiError::bad_request("requesterCredential is not a BasicCredential"))?;
+    let identity = std::str::from_utf8(basic.identity())
+        .ok()
+        .and_then(|s| MimiUri::parse(s).ok())
+        .ok_or_else(|| ApiError::bad_request("requesterCredential does not name a mimi URI"))?;
+    let user = mimi_room::identity::user_of_device(&identity).unwrap_or(identity);
+    if &user != requesting_user {
+        return Err(ApiError::forbidden(
+            "requesterCredential does not belong to requestingUser",
+        ));
+    }
+    Ok(())
+}
+
+/// What this provider does with a checked request: answer it for a local
+/// target, or forward it as the room's hub; anything else is refused.
+pub async fn serve(
+    state: &AppState,
+    checked: &CheckedRequest,
+    body: Vec<u8>,
+) -> Result<KeyMaterialResponse, ApiError> {
+    if is_local(state, &checked.target_user) {
+        return local_key_material(state, checked).await;
+    }
+    match &checked.room_id {
+        Some(room) if is_local(state, room) => forward_for_room(state, checked, room, body).await,
+        _ => Err(ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "the target user is not served here and this provider is not the room's hub",
+        )),
+    }
+}
+
+pub fn is_local(state: &AppState, uri: &MimiUri) -> bool {
+    uri.domain().eq_ignore_ascii_case(state.domain())
+}
+
+/// The hub forwards to the target's provider and records where each
+/// returned KeyPackage's Welcome must go (-06 §4.3).
+async fn forward_for_room(
+    state: &AppState,
+    checked: &CheckedRequest,
+    room: &MimiUri,
+    body: Vec<u8>,
+) -> Result<KeyMaterialResponse, ApiError> {
+    let target_domain = checked.target_user.domain().to_owned();
+    let response = forward(state, &target_domain, &checked.target_user, body).await?;
+    let mut routes = Vec::new();
+    for client in &response.clients {
+        if let ClientMaterial::Success(kp) = &client.material {
+            let kp_ref = kp
+                .clone()
+                .validate(state.crypto.as_ref(), ProtocolVersion::Mls10)
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        format!("{target_domain} returned an invalid KeyPackage: {e:?}"),
+                    )
+                })?
+                .hash_ref(state.crypto.as_ref())
+                .map_err(ApiError::internal)?;
+            routes.push((kp_ref.as_slice().to_vec(), target_domain.clone()));
+        }
+    }
+    if !routes.is_empty() {
+        state
+            .store
+            .record_key_package_routes(room.as_str(), routes)
+            .await?;
+    }
+    Ok(response)
+}
+
+/// POSTs the request body to `domain`'s keyMaterial URL for `target` and
+/// decodes the answer. Peer refusals are relayed with their status.
+pub async fn forward(
+    state: &AppState,
+    domain: &str,
+    target: &MimiUri,
+    body: Vec<u8>,
+) -> Result<KeyMaterialResponse, ApiError> {
+    let bad_gateway = |reason: String| ApiError::new(StatusCode::BAD_GATEWAY, reason);
+    let directory = state
+        .peers
+        .directory(domain)
+        .await
+        .map_err(|e| bad_gateway(e.to_string()))?;
+    let url = directory.key_material_url(target);
+    let answer = state
+        .peers
+        .post(domain, &url, body)
+        .await
+        .map_err(|e| bad_gateway(e.to_string()))?;
+    let status = answer.status();
+    let bytes = answer
+        .bytes()
+        .await
+        .map_err(|e| bad_gateway(format!("{domain}: {e}")))?;
+    if !status.is_success() {
+        let reason = String::from_utf8_lossy(&bytes);
+        // Refusals (4xx) are relayed; a peer's own failure is a bad gateway here.
+        let status = StatusCode::from_u16(status.as_u16())
+            .ok()
+            .filter(StatusCode::is_client_error)
+            .unwrap_or(StatusCode::BAD_GATEWAY);
+        return Err(ApiError::new(status, format!("{domain}: {reason}")));
+    }
+    let response: KeyMaterialResponse = mimi_protocol::decode_exact(&bytes).map_err(|e| {
+        bad_gateway(format!(
+            "{domain} sent a malformed KeyMaterialResponse: {e}"
+        ))
+    })?;
+    if response.user_uri != target.to_identifier_uri() {
+        return Err(bad_gateway(format!("{domain} answered for another user")));
+    }
+    Ok(response)
+}
+
+/// The target provider's answer for a local user (-06 §4.3): consent,
+/// then one KeyPackage per client, filtered by the request's suites and
+/// required capabilities.
+async fn local_key_material(
+    state: &AppState,
+    checked: &CheckedRequest,
+) -> Result<KeyMaterialResponse, ApiError> {
+    let target = checked.target_user.as_str();
+    let refuse = |code| KeyMaterialResponse {
+        protocol: Protocol::Mls10,
+        user_status: code,
+        user_uri: checked.target_user.to_identifier_uri(),
+        clients: Vec::new(),
+    };
+    let known = !state.store.list_clients(target).await?.is_empty()
+        || state.store.user_settings(target).await?.is_some();
+    if !known {
+        return Ok(refuse(KeyMaterialUserCode::UserUnknown));
+    }
+    if let Some(code) = super::consent::refusal(
+        state,
+        checked.requesting_user.as_str(),
+        target,
+        checked.room_id.as_ref().map(MimiUri::as_str),
+    )
+    .await?
+    {
+        return Ok(refuse(code));
+    }
+    let claims = state.store.claim_key_packages(target, now_secs()).await?;
+    let clients: Vec<ClientKeyMaterial> = claims
+        .into_iter()
+        .map(|claim| ClientKeyMaterial {
+            client_uri: IdentifierUri::new(&claim.client_uri),
+            material: match claim.key_package {
+                None => ClientMaterial::KeyMaterialExhausted,
+                Some(kp) => client_material(state, &kp.key_package, &checked.request),
+            },
+        })
+        .collect();
+    Ok(KeyMaterialResponse {
+        protocol: Protocol::Mls10,
+        user_status: user_status(&clients),
+        user_uri: checked.target_user.to_identifier_uri(),
+        clients,
+    })
+}
+
+/// `success` when every client got a KeyPackage, `partialSuccess` when
+/// some did, else `noCompatibleMaterial` (also when all are exhausted: the
+/// draft has no user code for that).
+fn user_status(clients: &[ClientKeyMaterial]) -> KeyMaterialUserCode {
+    let ok = clients
+        .iter()
+        .filter(|c| matches!(c.material, ClientMaterial::Success(_)))
+        .count();
+    match ok {
+        0 => KeyMaterialUserCode::NoCompatibleMaterial,
+        n if n == clients.len() => KeyMaterialUserCode::Success,
+        _ => KeyMaterialUserCode::PartialSuccess,
+    }
+}
+
+/// A stored KeyPackage (an MLSMessage) as a client's material, or
+/// `nothingCompatible` with its capabilities.
+fn client_material(
+    state: &AppState,
+    stored: &[u8],
+    request: &KeyMaterialRequest,
+) -> ClientMaterial {
+    let Some((kp_in, kp)) = key_package_from_message(stored).and_then(|kp_in| {
+        let kp = kp_in
+            .clone()
+            .validate(state.crypto.as_ref(), ProtocolVersion::Mls10)
+            .ok()?;
+        Some((kp_in, kp))
+    }) else {
+        tracing::warn!("a stored KeyPackage no longer validates");
+        return ClientMaterial::NothingCompatible(None);
+    };
+    if compatible(&kp, request) {
+        ClientMaterial::Success(kp_in)
+    } else {
+        ClientMaterial::NothingCompatible(Some(kp.leaf_node().capabilities().clone()))
+    }
+}
+
+/// The KeyPackage inside a TLS-encoded `MLSMessage`.
+pub fn key_package_from_message(bytes: &[u8]) -> Option<KeyPackageIn> {
+    match MlsMessageIn::tls_deserialize_exact(bytes).ok()?.extract() {
+        MlsMessageBodyIn::KeyPackage(kp) => Some(kp),
+        _ => None,
+    }
+}
+
+/// Whether a KeyPackage's suite is acceptable and its leaf supports every
+/// required extension, proposal and credential type (RFC 9420 §7.2:
+/// default types need not be listed).
+fn compatible(kp: &KeyPackage, request: &KeyMaterialRequest) -> bool {
+    if !request
+        .acceptable_ciphersuites
+        .contains(&CipherSuite::from(kp.ciphersuite()))
+    {
+        return false;
+    }
+    let caps = kp.leaf_node().capabilities();
+    let required = &request.required_capabilities;
+    let extensions_ok = required
+        .extension_types()
+        .iter()
+        .all(|t| (1..=5).contains(&u16::from(*t)) || caps.extensions().contains(t));
+    let proposals_ok = required
+        .proposal_types()
+        .iter()
+        .all(|t| (1..=7).contains(&u16::from(*t)) || caps.proposals().contains(t));
+    let credentials_ok = required
+        .credential_types()
+        .iter()
+        .all(|t| caps.credentials().contains(t));
+    extensions_ok && proposals_ok && credentials_ok
+}
+
+/// Validates an uploaded KeyPackage (signature, lifetime, version) and
+/// returns it with its reference and `not_after`.
+pub fn validate_upload(
+    state: &AppState,
+    bytes: &[u8],
+) -> Result<(KeyPackage, Vec<u8>, i64), String> {
+    let kp_in = key_package_from_message(bytes).ok_or("not an MLSMessage(KeyPackage)")?;
+    let kp = kp_in
+        .validate(state.crypto.as_ref(), ProtocolVersion::Mls10)
+        .map_err(|e| format!("invalid KeyPackage: {e:?}"))?;
+    let kp_ref = kp
+        .hash_ref(state.crypto.as_ref())
+        .map_err(|e| format!("KeyPackageRef: {e:?}"))?;
+    let not_after = i64::try_from(kp.life_time().not_after()).unwrap_or(i64::MAX);
+    if not_after <= now_secs() {
+        return Err("the KeyPackage has expired".into());
+    }
+    Ok((kp, kp_ref.as_slice().to_vec(), not_after))
+}
+
+/// A per-(source provider, requesting user) token bucket, in memory
+/// (-06 §4.3 leaves abuse limits to providers).
+pub mod rate_limit {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    use std::time::Instant;
+
+    use axum::http::StatusCode;
+
+    use crate::error::ApiError;
+    use crate::state::AppState;
+
+    /// Bucket size: requests allowed in a burst.
+    pub const BURST: f64 = 20.0;
+    /// Refill rate: requests per minute.
+    pub const PER_MINUTE: f64 = 20.0;
+
+    type Key = (String, String, String);
+
+    fn buckets() -> &'static Mutex<HashMap<Key, (f64, Instant)>> {
+        static BUCKETS: OnceLock<Mutex<HashMap<Key, (f64, Instant)>>> = OnceLock::new();
+        BUCKETS.get_or_init(|| Mutex::new(HashMap::new()))
+    }
+
+    /// Takes one token or answers 429 with `Retry-After` in the reason.
+    pub fn check(state: &AppState, source: &str, user: &str) -> Result<(), ApiError> {
+        // Keyed by our listener too, so several servers in one process
+        // (tests) do not share buckets.
+        let local = format!("{}@{}", state.domain(), state.config.federation.listen);
+        let key = (local, source.to_ascii_lowercase(), user.to_owned());
+        let now = Instant::now();
+        let mut map = buckets()
+            .lock()
+            .map_err(|_| ApiError::internal("rate limiter poisoned"))?;
+        if map.len() > 100_000 {
+            map.retain(|_, (tokens, at)| {
+                *tokens + at.elapsed().as_secs_f64() * PER_MINUTE / 60.0 < BURST
+            });
+        }
+        let (tokens, at) = map.entry(key).or_insert((BURST, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * PER_MINUTE / 60.0).min(BURST);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            return Ok(());
+        }
+        let wait = ((1.0 - *tokens) * 60.0 / PER_MINUTE).ceil().max(1.0);
+        Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many keyMaterial requests; retry after {wait} s"),
+        ))
+    }
+
+    /// Seconds to put in `Retry-After` for a 429 produced by [`check`].
+    pub fn retry_after_secs() -> u64 {
+        (60.0 / PER_MINUTE).ceil() as u64
+    }
+}
+
+/// Adds `Retry-After` to a 429 answer.
+pub fn with_retry_after(result: Result<Response, ApiError>) -> Response {
+    match result {
+        Ok(r) => r,
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
+            let mut response = e.into_response();
+            if let Ok(v) = rate_limit::retry_after_secs().to_string().parse() {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+            response
+        }
+        Err(e) => e.into_response(),
+    }
 }

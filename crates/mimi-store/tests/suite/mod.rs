@@ -1257,3 +1257,124 @@ macro_rules! suite_tests {
         )*
     };
 }
+
+// ---- Consent, user settings, abuse reports (-06 §4.8-§4.10) -----------------
+
+pub async fn consent_entries_per_scope(s: Stores) {
+    let (a, b) = (&*s[0], &*s[1]);
+    let alice = "mimi://a.example/u/alice";
+    let bob = "mimi://b.example/u/bob";
+    let room = "mimi://a.example/r/x";
+    let entry = |room: Option<&str>, op: &str, t: i64| ConsentRecord {
+        requester_uri: alice.into(),
+        target_uri: bob.into(),
+        room_id: room.map(Into::into),
+        operation: op.into(),
+        updated_at_ms: t,
+    };
+    assert!(
+        a.consent_entries(alice, bob)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    a.record_consent(entry(None, "request", 1))
+        .await
+        .expect("request");
+    b.record_consent(entry(Some(room), "grant", 2))
+        .await
+        .expect("grant");
+    // A later operation on the same scope replaces the earlier one.
+    b.record_consent(entry(None, "revoke", 3))
+        .await
+        .expect("revoke");
+    let got = a.consent_entries(alice, bob).await.expect("read");
+    assert_eq!(
+        got,
+        vec![entry(None, "revoke", 3), entry(Some(room), "grant", 2)]
+    );
+    // Scopes are directional.
+    assert!(
+        a.consent_entries(bob, alice)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}
+
+pub async fn user_settings_and_discovery(s: Stores) {
+    let (a, b) = (&*s[0], &*s[1]);
+    assert!(
+        a.user_settings("mimi://a.example/u/x")
+            .await
+            .expect("read")
+            .is_none()
+    );
+    let alice = UserSettings {
+        user_uri: "mimi://a.example/u/alice".into(),
+        consent_required: true,
+        handle: Some("@alice".into()),
+        given_name: Some("Alice".into()),
+        discoverability: "search".into(),
+        ..UserSettings::default()
+    };
+    let hidden = UserSettings {
+        user_uri: "mimi://a.example/u/hidden".into(),
+        discoverability: "none".into(),
+        ..UserSettings::default()
+    };
+    a.put_user_settings(alice.clone()).await.expect("put");
+    a.put_user_settings(hidden.clone()).await.expect("put");
+    assert_eq!(
+        b.user_settings(&alice.user_uri).await.expect("read"),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        b.discoverable_users().await.expect("list"),
+        vec![alice.clone()]
+    );
+    // Replacing clears what is not given again.
+    let replaced = UserSettings {
+        handle: None,
+        consent_required: false,
+        discoverability: "exact".into(),
+        ..alice.clone()
+    };
+    b.put_user_settings(replaced.clone())
+        .await
+        .expect("replace");
+    assert_eq!(
+        a.user_settings(&alice.user_uri).await.expect("read"),
+        Some(replaced)
+    );
+}
+
+pub async fn abuse_reports_stored(s: Stores) {
+    let (a, b) = (&*s[0], &*s[1]);
+    assert!(a.abuse_reports().await.expect("list").is_empty());
+    let report = |n: u8| NewAbuseReport {
+        room_id: "mimi://a.example/r/x".into(),
+        source_provider: "b.example".into(),
+        reporting_user: "mimi://b.example/u/bob".into(),
+        alleged_abuser: "mimi://c.example/u/eve".into(),
+        report: vec![n; 3],
+        received_at_ms: NOW_MS + i64::from(n),
+    };
+    let first = a.add_abuse_report(report(1)).await.expect("add");
+    let second = b.add_abuse_report(report(2)).await.expect("add");
+    assert!(second > first);
+    let got = a.abuse_reports().await.expect("list");
+    assert_eq!(
+        got,
+        vec![
+            AbuseReportRecord {
+                id: first,
+                report: report(1)
+            },
+            AbuseReportRecord {
+                id: second,
+                report: report(2)
+            },
+        ]
+    );
+}

@@ -1,0 +1,638 @@
+//! Talking to one's own provider over its client API (docs/client-api.md),
+//! feature `http`.
+//!
+//! [`ProviderConnection`] moves bytes; [`Client`] ties a [`Device`] to a
+//! connection and runs whole operations: fetch KeyPackages, commit, send,
+//! and apply the hub's answer (-06 §5.3: `success` → merge, anything else
+//! → discard; `wrongEpoch` → catch up and try again).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use mimi_content::{MessageId, MimiContent};
+use mimi_protocol::msgs::{
+    FanoutMessage, GroupInfoResponse, KeyMaterialResponse, SubmitMessageResponse, SubmitStatus,
+    UpdateRequest, UpdateResponseCode, UpdateRoomResponse,
+};
+use mimi_protocol::{decode_exact, encode};
+use serde::{Deserialize, Serialize};
+
+use crate::{Device, Event, KeyPackageOptions, RoomOptions, key_packages_from_response};
+
+/// Media type of TLS-PL encoded MIMI bodies.
+const MIMI_CONTENT_TYPE: &str = "application/mimi-protocol";
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Device(#[from] crate::Error),
+    #[error("provider request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("provider answered {status}: {reason}")]
+    Refused { status: u16, reason: String },
+    #[error("malformed answer from the provider: {0}")]
+    Malformed(String),
+    #[error("the hub refused the change ({code:?}): {reason}")]
+    UpdateRefused {
+        code: UpdateResponseCode,
+        reason: String,
+    },
+    #[error("the hub refused the message: {0}")]
+    SubmitRefused(String),
+    #[error("client state {path}: {reason}")]
+    State { path: PathBuf, reason: String },
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// An HTTPS connection to a provider's client API.
+#[derive(Clone)]
+pub struct ProviderConnection {
+    base: String,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+/// One queued event from the provider.
+#[derive(Debug, Clone)]
+pub struct QueuedEvent {
+    pub seq: u64,
+    pub room_id: String,
+    pub fanout: FanoutMessage,
+}
+
+#[derive(Deserialize)]
+struct EventsJson {
+    events: Vec<EventJson>,
+}
+
+#[derive(Deserialize)]
+struct EventJson {
+    seq: u64,
+    room_id: String,
+    fanout: String,
+}
+
+impl ProviderConnection {
+    /// `base` is the client API URL (e.g. `https://a.example:18444`);
+    /// `ca_pem` the trust anchors for its certificate (all system roots are
+    /// ignored when given); `connect_to` overrides where the base URL's
+    /// host name is reached (local runs).
+    pub fn new(base: &str, ca_pem: Option<&[u8]>, connect_to: Option<SocketAddr>) -> Result<Self> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = ca_pem {
+            builder = builder.tls_certs_only([reqwest::Certificate::from_pem(pem)?]);
+        }
+        if let Some(addr) = connect_to {
+            let url = reqwest::Url::parse(base)
+                .map_err(|e| ClientError::Malformed(format!("provider URL: {e}")))?;
+            let host = url
+                .host_str()
+                .ok_or_else(|| ClientError::Malformed("provider URL has no host".into()))?;
+            builder = builder.resolve(host, addr);
+        }
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http: builder.build()?,
+            token: None,
+        })
+    }
+
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn room_path(room: &str, action: &str) -> String {
+        format!("/client/v1/rooms/{}/{action}", encode_segment(room))
+    }
+
+    fn authed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    async fn check(resp: reqwest::Response) -> Result<reqwest::Response> {
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let reason = resp.text().await.unwrap_or_default();
+        Err(ClientError::Refused { status, reason })
+    }
+
+    async fn post_json<T: Serialize>(&self, path: &str, body: &T) -> Result<reqwest::Response> {
+        let resp = self
+            .authed(self.http.post(self.url(path)))
+            .json(body)
+            .send()
+            .await?;
+        Self::check(resp).await
+    }
+
+    async fn post_tls<T: tls_codec::Deserialize>(&self, path: &str, body: Vec<u8>) -> Result<T> {
+        let resp = self
+            .authed(self.http.post(self.url(path)))
+            .header(reqwest::header::CONTENT_TYPE, MIMI_CONTENT_TYPE)
+            .body(body)
+            .send()
+            .await?;
+        let bytes = Self::check(resp).await?.bytes().await?;
+        decode_exact(&bytes).map_err(|e| ClientError::Malformed(e.to_string()))
+    }
+
+    /// Registers a device and keeps its token.
+    pub async fn register(&mut self, user: &str, device: &str) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Registered {
+            token: String,
+        }
+        let resp = self
+            .post_json(
+                "/client/v1/devices",
+                &serde_json::json!({"user": user, "device": device}),
+            )
+            .await?;
+        let token = resp.json::<Registered>().await?.token;
+        self.token = Some(token.clone());
+        Ok(token)
+    }
+
+    pub async fn upload_key_packages(
+        &self,
+        mls_messages: &[Vec<u8>],
+        last_resort: bool,
+    ) -> Result<u64> {
+        #[derive(Deserialize)]
+        struct Stored {
+            stored: u64,
+        }
+        let kps: Vec<String> = mls_messages.iter().map(|m| B64.encode(m)).collect();
+        let resp = self
+            .post_json(
+                "/client/v1/key-packages",
+                &serde_json::json!({"key_packages": kps, "last_resort": last_resort}),
+            )
+            .await?;
+        Ok(resp.json::<Stored>().await?.stored)
+    }
+
+    /// The provider's hub key, for the `external_senders` of rooms it hosts.
+    pub async fn hub_sender(&self) -> Result<crate::HubSender> {
+        #[derive(Deserialize)]
+        struct Hub {
+            external_sender: String,
+        }
+        let resp = Self::check(
+            self.authed(self.http.get(self.url("/client/v1/hub")))
+                .send()
+                .await?,
+        )
+        .await?;
+        let hub: Hub = resp.json().await?;
+        let bytes = B64
+            .decode(hub.external_sender)
+            .map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let sender: openmls::prelude::ExternalSender =
+            decode_exact(&bytes).map_err(|e| ClientError::Malformed(e.to_string()))?;
+        mimi_protocol::msgs::group_info::external_sender_parts(&sender)
+            .map_err(|e| ClientError::Malformed(e.to_string()))
+    }
+
+    pub async fn create_room(&self, created: &crate::CreatedRoom) -> Result<()> {
+        let body = serde_json::json!({
+            "room_id": created.room,
+            "group_info": B64.encode(created.group_info_message_bytes()?),
+            "ratchet_tree": B64.encode(created.ratchet_tree_bytes()?),
+        });
+        self.post_json("/client/v1/rooms", &body).await.map(|_| ())
+    }
+
+    pub async fn key_material(
+        &self,
+        request: &mimi_protocol::msgs::KeyMaterialRequest,
+    ) -> Result<KeyMaterialResponse> {
+        self.post_tls(
+            "/client/v1/key-material",
+            encode(request).map_err(crate::Error::from)?,
+        )
+        .await
+    }
+
+    pub async fn update(&self, room: &str, request: &UpdateRequest) -> Result<UpdateRoomResponse> {
+        self.post_tls(
+            &Self::room_path(room, "update"),
+            encode(request).map_err(crate::Error::from)?,
+        )
+        .await
+    }
+
+    pub async fn submit(
+        &self,
+        room: &str,
+        request: &mimi_protocol::msgs::SubmitMessageRequest,
+    ) -> Result<SubmitMessageResponse> {
+        self.post_tls(
+            &Self::room_path(room, "submit"),
+            encode(request).map_err(crate::Error::from)?,
+        )
+        .await
+    }
+
+    pub async fn group_info(
+        &self,
+        room: &str,
+        request: &mimi_protocol::msgs::GroupInfoRequest,
+    ) -> Result<GroupInfoResponse> {
+        self.post_tls(
+            &Self::room_path(room, "group-info"),
+            encode(request).map_err(crate::Error::from)?,
+        )
+        .await
+    }
+
+    /// Queued events after `after`, in delivery order.
+    pub async fn events(&self, after: u64, limit: u32) -> Result<Vec<QueuedEvent>> {
+        let url = self.url(&format!("/client/v1/events?after={after}&limit={limit}"));
+        let resp = Self::check(self.authed(self.http.get(url)).send().await?).await?;
+        let json: EventsJson = resp.json().await?;
+        json.events
+            .into_iter()
+            .map(|e| {
+                let bytes = B64
+                    .decode(e.fanout)
+                    .map_err(|err| ClientError::Malformed(err.to_string()))?;
+                let fanout =
+                    decode_exact(&bytes).map_err(|err| ClientError::Malformed(err.to_string()))?;
+                Ok(QueuedEvent {
+                    seq: e.seq,
+                    room_id: e.room_id,
+                    fanout,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn ack(&self, up_to: u64) -> Result<()> {
+        self.post_json(
+            "/client/v1/events/ack",
+            &serde_json::json!({"up_to": up_to}),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// RFC 3986 unreserved characters are kept; everything else is
+/// percent-encoded, so a room URI is one path segment.
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Connection details kept beside the device file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionState {
+    pub provider: String,
+    pub token: String,
+    /// Last event sequence number processed.
+    pub cursor: u64,
+}
+
+/// A device connected to its provider.
+pub struct Client {
+    pub device: Device,
+    pub connection: ProviderConnection,
+    cursor: u64,
+    path: Option<PathBuf>,
+}
+
+/// How often an operation is rebuilt after `wrongEpoch` / `epochTooOld`.
+const ATTEMPTS: usize = 4;
+
+impl Client {
+    /// Registers a new device with its provider.
+    pub async fn register(device_uri: &str, mut connection: ProviderConnection) -> Result<Self> {
+        let device = Device::new(device_uri)?;
+        connection
+            .register(device.user_uri().as_str(), device_uri)
+            .await?;
+        Ok(Self {
+            device,
+            connection,
+            cursor: 0,
+            path: None,
+        })
+    }
+
+    /// Loads a device saved with [`Client::save`]; `connection` must point
+    /// at the same provider (its token is restored).
+    pub fn load(path: &Path, connection: ProviderConnection) -> Result<Self> {
+        let device = Device::load(path)?;
+        let state_path = session_path(path);
+        let text = std::fs::read_to_string(&state_path).map_err(|e| ClientError::State {
+            path: state_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let state: SessionState = serde_json::from_str(&text).map_err(|e| ClientError::State {
+            path: state_path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            device,
+            connection: connection.with_token(state.token),
+            cursor: state.cursor,
+            path: Some(path.to_owned()),
+        })
+    }
+
+    /// Saves the device and the session beside it.
+    pub fn save(&mut self, path: &Path) -> Result<()> {
+        self.device.save(path)?;
+        let state = SessionState {
+            provider: self.connection.base.clone(),
+            token: self.connection.token.clone().unwrap_or_default(),
+            cursor: self.cursor,
+        };
+        let state_path = session_path(path);
+        let text = serde_json::to_string_pretty(&state)
+            .map_err(|e| ClientError::Malformed(e.to_string()))?;
+        std::fs::write(&state_path, text).map_err(|e| ClientError::State {
+            path: state_path,
+            reason: e.to_string(),
+        })?;
+        self.path = Some(path.to_owned());
+        Ok(())
+    }
+
+    fn autosave(&mut self) -> Result<()> {
+        match self.path.clone() {
+            Some(path) => self.save(&path),
+            None => Ok(()),
+        }
+    }
+
+    /// Generates and uploads `n` KeyPackages (plus one last-resort one).
+    pub async fn publish_key_packages(&mut self, n: usize) -> Result<u64> {
+        let kps = self
+            .device
+            .generate_key_packages(n, KeyPackageOptions::default())?;
+        let mut stored = self
+            .connection
+            .upload_key_packages(
+                &kps.iter()
+                    .map(|k| k.mls_message.clone())
+                    .collect::<Vec<_>>(),
+                false,
+            )
+            .await?;
+        let last = self.device.generate_key_packages(
+            1,
+            KeyPackageOptions {
+                last_resort: true,
+                ..KeyPackageOptions::default()
+            },
+        )?;
+        stored += self
+            .connection
+            .upload_key_packages(&[last[0].mls_message.clone()], true)
+            .await?;
+        self.autosave()?;
+        Ok(stored)
+    }
+
+    /// Creates a room hosted by this device's provider (-06 §3.1).
+    pub async fn create_room(&mut self, room: &str) -> Result<()> {
+        let hub = self.connection.hub_sender().await?;
+        let created = self
+            .device
+            .create_room(room, Some(hub), RoomOptions::default())?;
+        if let Err(e) = self.connection.create_room(&created).await {
+            self.device.forget_room(room)?;
+            return Err(e);
+        }
+        self.autosave()
+    }
+
+    /// Fetches and processes every queued event, in order.
+    pub async fn sync(&mut self) -> Result<Vec<Event>> {
+        let mut all = Vec::new();
+        loop {
+            let batch = self.connection.events(self.cursor, 256).await?;
+            let Some(last) = batch.last().map(|e| e.seq) else {
+                break;
+            };
+            for event in batch {
+                match self.device.process_fanout(event.fanout) {
+                    Ok(events) => all.extend(events),
+                    // A message this device cannot use (e.g. for a room it
+                    // left) must not block the queue.
+                    Err(e) => all.push(Event::InvalidMessage {
+                        room: event.room_id,
+                        sender: None,
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+            self.cursor = last;
+            self.connection.ack(last).await?;
+            self.autosave()?;
+        }
+        Ok(all)
+    }
+
+    /// Sends a handshake to the hub and applies its answer.
+    async fn commit(&mut self, room: &str, request: UpdateRequest) -> Result<UpdateResult> {
+        let response = match self.connection.update(room, &request).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.device.discard_commit(room)?;
+                return Err(e);
+            }
+        };
+        match response.response_code() {
+            UpdateResponseCode::Success => {
+                self.device.confirm_commit(room)?;
+                self.autosave()?;
+                Ok(UpdateResult::Accepted)
+            }
+            code => {
+                self.device.discard_commit(room)?;
+                let reason = response.error_description.0.clone();
+                if code == UpdateResponseCode::WrongEpoch {
+                    Ok(UpdateResult::Retry)
+                } else {
+                    Err(ClientError::UpdateRefused { code, reason })
+                }
+            }
+        }
+    }
+
+    /// Runs `build` → commit, catching up and rebuilding on `wrongEpoch`.
+    async fn with_retries(
+        &mut self,
+        room: &str,
+        mut build: impl FnMut(&mut Device) -> crate::Result<UpdateRequest>,
+    ) -> Result<()> {
+        for _ in 0..ATTEMPTS {
+            let request = build(&mut self.device)?;
+            if let UpdateResult::Accepted = self.commit(room, request).await? {
+                return Ok(());
+            }
+            self.sync().await?;
+        }
+        Err(ClientError::UpdateRefused {
+            code: UpdateResponseCode::WrongEpoch,
+            reason: "the room kept moving; gave up".into(),
+        })
+    }
+
+    /// Adds a user with all their devices (-06 §3.2): their KeyPackages
+    /// are claimed through the room's hub, then one commit adds them.
+    pub async fn add_user(&mut self, room: &str, user: &str, role: u32) -> Result<()> {
+        let request = self.device.key_material_request(user, Some(room))?;
+        let response = self.connection.key_material(&request).await?;
+        let kps: Vec<_> = key_packages_from_response(&response)
+            .into_iter()
+            .map(|(_, kp)| kp)
+            .collect();
+        if kps.is_empty() {
+            return Err(ClientError::Refused {
+                status: 200,
+                reason: format!("no KeyPackages for {user} ({:?})", response.user_status),
+            });
+        }
+        let user = user.to_owned();
+        self.with_retries(room, |d| d.add_user(room, &user, role, kps.clone()))
+            .await
+    }
+
+    pub async fn remove_user(&mut self, room: &str, user: &str) -> Result<()> {
+        self.with_retries(room, |d| d.remove_user(room, user)).await
+    }
+
+    pub async fn set_role(&mut self, room: &str, user: &str, role: u32) -> Result<()> {
+        self.with_retries(room, |d| d.set_role(room, user, role))
+            .await
+    }
+
+    /// Commits proposals queued by others (e.g. a leave, -06 §3.5).
+    pub async fn commit_pending(&mut self, room: &str) -> Result<()> {
+        self.with_retries(room, |d| d.commit_pending(room)).await
+    }
+
+    /// Leaves a room: the proposals go to the hub; the next committer
+    /// completes the departure (-06 §3.5).
+    pub async fn leave(&mut self, room: &str) -> Result<()> {
+        let request = self.device.leave(room)?;
+        match self
+            .connection
+            .update(room, &request)
+            .await?
+            .response_code()
+        {
+            UpdateResponseCode::Success => self.autosave(),
+            code => Err(ClientError::UpdateRefused {
+                code,
+                reason: "leave refused".into(),
+            }),
+        }
+    }
+
+    /// Joins a room this device's user is a participant of, by external
+    /// commit from the hub's GroupInfo (-06 §3.6, §5.6).
+    pub async fn join(&mut self, room: &str) -> Result<()> {
+        for _ in 0..ATTEMPTS {
+            let (request, key) = self.device.group_info_request(room, None)?;
+            let response = self.connection.group_info(room, &request).await?;
+            let update = self.device.join_from_group_info_response(&key, &response)?;
+            if let UpdateResult::Accepted = self.commit(room, update).await? {
+                return Ok(());
+            }
+        }
+        Err(ClientError::UpdateRefused {
+            code: UpdateResponseCode::WrongEpoch,
+            reason: "the room kept moving; gave up".into(),
+        })
+    }
+
+    /// Sends a message (-06 §3.4, §5.4); returns its message ID.
+    pub async fn send(&mut self, room: &str, content: MimiContent) -> Result<MessageId> {
+        for _ in 0..ATTEMPTS {
+            let outgoing = self.device.send(room, content.clone())?;
+            let response = self.connection.submit(room, &outgoing.request).await?;
+            match response.status {
+                SubmitStatus::Accepted { .. } => {
+                    self.autosave()?;
+                    return Ok(outgoing.message_id);
+                }
+                SubmitStatus::EpochTooOld { .. } => {
+                    self.device.discard_message(room, outgoing.message_id)?;
+                    self.sync().await?;
+                }
+                SubmitStatus::NotAllowed => {
+                    self.device.discard_message(room, outgoing.message_id)?;
+                    return Err(ClientError::SubmitRefused("notAllowed".into()));
+                }
+            }
+        }
+        Err(ClientError::SubmitRefused(
+            "the room kept moving; gave up".into(),
+        ))
+    }
+}
+
+enum UpdateResult {
+    Accepted,
+    Retry,
+}
+
+fn session_path(device_path: &Path) -> PathBuf {
+    let mut name = device_path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".session.json");
+    device_path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_uri_is_one_path_segment() {
+        assert_eq!(
+            encode_segment("mimi://a.example/r/club-house_1"),
+            "mimi%3A%2F%2Fa.example%2Fr%2Fclub-house_1"
+        );
+    }
+
+    #[test]
+    fn session_file_sits_beside_the_device() {
+        assert_eq!(
+            session_path(Path::new("/x/alice.device")),
+            PathBuf::from("/x/alice.device.session.json")
+        );
+    }
+}

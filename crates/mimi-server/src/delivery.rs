@@ -1,0 +1,184 @@
+//! Delivery of fanned-out room events to this provider's own devices
+//! (-06 §4.6 "Fanout Messages and Room Events", docs/client-api.md
+//! "Delivery to clients").
+//!
+//! Used by the follower's `/notify` endpoint and by the hub when it fans
+//! out to its own domain (in-process, no HTTP). A batch is one `/notify`
+//! body: one or more concatenated `FanoutMessage`s of one room.
+//!
+//! Routing:
+//! - a Welcome goes to the local device whose claimed KeyPackageRef appears
+//!   in the Welcome's `secrets` (-06 §4.3, §4.6 NOTE), and that device is
+//!   subscribed to the room;
+//! - every other event goes to every local device subscribed to the room.
+//!
+//! Each client event carries the exact TLS encoding of its `FanoutMessage`.
+
+use std::collections::BTreeSet;
+
+use mimi_protocol::DecodeError;
+use mimi_protocol::msgs::fanout::FanoutMessage;
+use mimi_store::{NewClientEvent, StoreError};
+use openmls::prelude::MlsMessageBodyIn;
+use sha2::{Digest, Sha256};
+use tls_codec::Deserialize as _;
+
+use crate::state::{AppState, now_ms};
+
+/// One `FanoutMessage` of a batch with its exact encoding.
+#[derive(Debug, Clone)]
+pub struct FanoutItem {
+    pub message: FanoutMessage,
+    pub encoded: Vec<u8>,
+}
+
+/// What happened to a delivered batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The same body from the same hub was processed before (-06 §4.6:
+    /// a duplicate request is acknowledged but not processed again).
+    Duplicate,
+    /// The batch was queued: `client_events` queue entries were written.
+    Queued { client_events: usize },
+}
+
+/// Splits a `/notify` body into its concatenated `FanoutMessage`s (-06
+/// §4.6), keeping each message's bytes. An empty body is an error
+/// (docs/divergences.md M16), as in `decode_fanout_batch`.
+pub fn split_batch(body: &[u8]) -> Result<Vec<FanoutItem>, DecodeError> {
+    if body.is_empty() {
+        return Err(DecodeError::Malformed(tls_codec::Error::DecodingError(
+            "empty notify body".into(),
+        )));
+    }
+    let mut rest = body;
+    let mut items = Vec::new();
+    while !rest.is_empty() {
+        let before = rest.len();
+        let message = FanoutMessage::tls_deserialize(&mut rest)?;
+        let used = before - rest.len();
+        let start = body.len() - before;
+        items.push(FanoutItem {
+            message,
+            encoded: body[start..start + used].to_vec(),
+        });
+    }
+    Ok(items)
+}
+
+/// SHA-256 of a `/notify` body, the follower's duplicate key (-06 §4.6).
+pub fn body_hash(body: &[u8]) -> [u8; 32] {
+    Sha256::digest(body).into()
+}
+
+/// The KeyPackageRefs a fanned-out Welcome is addressed to (the
+/// `new_member` of each entry of `secrets`, RFC 9420 §12.4.3.1); `None` if
+/// the message is not a Welcome.
+pub fn welcome_key_package_refs(message: &FanoutMessage) -> Option<Vec<Vec<u8>>> {
+    match message.message.clone().extract() {
+        MlsMessageBodyIn::Welcome(welcome) => Some(
+            welcome
+                .secrets()
+                .iter()
+                .map(|s| s.new_member().as_slice().to_vec())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// Delivers one batch of `FanoutMessage`s of `room_id`, received from the
+/// room's hub `hub_domain`, to this provider's devices: routes every
+/// message, then records the body hash and queues all client events in one
+/// transaction (-06 §4.6 duplicate detection).
+///
+/// Devices named by a Welcome are subscribed before the events are queued,
+/// so a crash in between cannot leave a joined device unsubscribed; a
+/// subscription is idempotent.
+pub async fn deliver_batch(
+    state: &AppState,
+    hub_domain: &str,
+    room_id: &str,
+    body: &[u8],
+    items: &[FanoutItem],
+) -> Result<DeliveryOutcome, StoreError> {
+    let store = &state.store;
+    let mut subscribers: BTreeSet<String> = store.subscribers(room_id).await?.into_iter().collect();
+    let mut events = Vec::new();
+    for item in items {
+        match welcome_key_package_refs(&item.message) {
+            Some(refs) => {
+                for client in welcome_recipients(state, room_id, &refs).await? {
+                    store.subscribe(room_id, &client).await?;
+                    subscribers.insert(client.clone());
+                    events.push(client_event(&client, room_id, item));
+                }
+            }
+            None => events.extend(
+                subscribers
+                    .iter()
+                    .map(|client| client_event(client, room_id, item)),
+            ),
+        }
+    }
+    let count = events.len();
+    let queued = store
+        .record_notify_and_enqueue(hub_domain, body_hash(body), now_ms(), events)
+        .await?;
+    Ok(match queued {
+        None => DeliveryOutcome::Duplicate,
+        Some(_) => {
+            metrics::counter!("mimi_client_events_queued_total", "provider" => state.domain().to_owned())
+                .increment(count as u64);
+            DeliveryOutcome::Queued {
+                client_events: count,
+            }
+        }
+    })
+}
+
+/// The local devices a Welcome is for. A Welcome naming no local device
+/// is logged and skipped (the hub may over-deliver; it is not an error).
+async fn welcome_recipients(
+    state: &AppState,
+    room_id: &str,
+    refs: &[Vec<u8>],
+) -> Result<Vec<String>, StoreError> {
+    let mut clients = Vec::new();
+    for key_package_ref in refs {
+        if let Some(client) = state
+            .store
+            .client_for_key_package_ref(key_package_ref)
+            .await?
+            && !clients.contains(&client)
+        {
+            clients.push(client);
+        }
+    }
+    if clients.is_empty() {
+        tracing::warn!(
+            room = room_id,
+            "Welcome names no KeyPackageRef claimed from this provider; skipped"
+        );
+    }
+    Ok(clients)
+}
+
+fn client_event(client: &str, room_id: &str, item: &FanoutItem) -> NewClientEvent {
+    NewClientEvent {
+        client_id: client.to_owned(),
+        room_id: room_id.to_owned(),
+        payload: item.encoded.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_garbage_bodies_are_rejected() {
+        assert!(split_batch(&[]).is_err());
+        assert!(split_batch(&[0, 1, 2, 3]).is_err());
+    }
+}
