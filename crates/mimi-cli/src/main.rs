@@ -1,5 +1,7 @@
 //! The `mimi` command.
 
+mod demo;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -15,6 +17,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start three providers on loopback (mutual TLS, SQLite) and play the
+    /// example flow of draft-ietf-mimi-protocol-06 §3 with real clients.
+    Demo {
+        /// Keep the providers' data, certificates and logs in this directory
+        /// (default: a temporary directory, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Run a provider server (see docs/operations.md for the config file).
     Server(ServerArgs),
     /// Create a development CA and one certificate per provider domain,
@@ -89,6 +99,7 @@ enum ContentCommand {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Server(args) => run_server(args),
+        Command::Demo { dir } => run_demo(dir),
         Command::DevCa(args) => dev_ca(args),
         Command::Content(ContentCommand::Decode { file, sender, room }) => {
             decode_content(&file, sender.as_deref(), room.as_deref())
@@ -228,4 +239,26 @@ fn write_secret(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)?.write_all(text.as_bytes())?;
     Ok(())
+}
+
+fn run_demo(dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = match dir {
+        Some(d) => {
+            std::fs::create_dir_all(&d)?;
+            d
+        }
+        None => tmp.path().to_owned(),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    match runtime.block_on(demo::run(&dir)) {
+        Ok(()) => {
+            println!("\nDemo finished: all checks passed.");
+            Ok(())
+        }
+        Err(e) => {
+            println!("\nDemo FAILED: {e:#}");
+            Err(e)
+        }
+    }
 }

@@ -1,0 +1,370 @@
+//! `mimi demo`: three providers on loopback (real mutual TLS, SQLite) and
+//! the example flow of draft-ietf-mimi-protocol-06 §3, played by real
+//! clients through their providers' client APIs.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use mimi_client::http::{Client, ProviderConnection};
+use mimi_client::{Event, content};
+use mimi_room::policy::default_role::MEMBER;
+use mimi_server::RunningServer;
+use mimi_server::config::{
+    ClientApiConfig, FederationConfig, ServerConfig, StorageConfig, TlsConfig,
+};
+use mimi_server::tls::DevCa;
+
+const DOMAINS: [&str; 3] = ["a.example", "b.example", "c.example"];
+const ROOM: &str = "mimi://a.example/r/clubhouse";
+
+struct Provider {
+    domain: &'static str,
+    server: RunningServer,
+}
+
+/// Runs the demo in `dir`; returns an error if any check fails.
+pub async fn run(dir: &Path) -> anyhow::Result<()> {
+    let ca = DevCa::generate("mimi demo CA")?;
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, ca.cert_pem())?;
+    let addrs: Vec<(SocketAddr, SocketAddr)> = DOMAINS
+        .iter()
+        .map(|_| Ok((free_port()?, free_port()?)))
+        .collect::<anyhow::Result<_>>()?;
+
+    step("Starting three providers with mutual TLS and SQLite");
+    let mut providers = Vec::new();
+    for (i, domain) in DOMAINS.iter().enumerate() {
+        let id = ca.issue(domain)?;
+        let cert = dir.join(format!("{domain}.pem"));
+        let key = dir.join(format!("{domain}.key"));
+        std::fs::write(&cert, &id.cert_chain_pem)?;
+        std::fs::write(&key, &id.key_pem)?;
+        let peers: BTreeMap<String, String> = DOMAINS
+            .iter()
+            .zip(&addrs)
+            .filter(|(d, _)| *d != domain)
+            .map(|(d, (fed, _))| (d.to_string(), fed.to_string()))
+            .collect();
+        let config = ServerConfig {
+            domain: domain.to_string(),
+            data_dir: dir.join(format!("{domain}-data")),
+            federation: FederationConfig {
+                listen: addrs[i].0,
+                public_url: None,
+            },
+            client_api: ClientApiConfig {
+                listen: addrs[i].1,
+                open_registration: true,
+                admin_token: None,
+            },
+            storage: StorageConfig::default(),
+            tls: TlsConfig {
+                ca: ca_path.clone(),
+                cert,
+                key,
+            },
+            peers,
+            limits: Default::default(),
+            fanout: mimi_server::config::FanoutConfig {
+                poll_ms: 20,
+                initial_backoff_ms: 50,
+                ..Default::default()
+            },
+        };
+        let server = mimi_server::start(config)
+            .await
+            .with_context(|| format!("starting {domain}"))?;
+        say(&format!(
+            "{domain}: federation https://{domain}:{} (mTLS), client API https://{domain}:{}",
+            server.federation_addr.port(),
+            server.client_addr.port()
+        ));
+        providers.push(Provider { domain, server });
+    }
+    let result = play(&providers, ca.cert_pem().as_bytes()).await;
+    for p in providers {
+        p.server.shutdown().await;
+    }
+    result
+}
+
+fn connection(
+    providers: &[Provider],
+    domain: &str,
+    ca: &[u8],
+) -> anyhow::Result<ProviderConnection> {
+    let p = providers
+        .iter()
+        .find(|p| p.domain == domain)
+        .context("no such provider")?;
+    let base = format!("https://{domain}:{}", p.server.client_addr.port());
+    Ok(ProviderConnection::new(
+        &base,
+        Some(ca),
+        Some(p.server.client_addr),
+    )?)
+}
+
+async fn play(providers: &[Provider], ca: &[u8]) -> anyhow::Result<()> {
+    step("Registering devices and publishing KeyPackages");
+    let mut alice = Client::register(
+        "mimi://a.example/d/alice/laptop",
+        connection(providers, "a.example", ca)?,
+    )
+    .await?;
+    let mut bob = Client::register(
+        "mimi://b.example/d/bob/phone",
+        connection(providers, "b.example", ca)?,
+    )
+    .await?;
+    let mut cathy = Client::register(
+        "mimi://c.example/d/cathy/tablet",
+        connection(providers, "c.example", ca)?,
+    )
+    .await?;
+    for c in [&mut alice, &mut bob, &mut cathy] {
+        let n = c.publish_key_packages(3).await?;
+        say(&format!(
+            "{} published {n} KeyPackages",
+            c.device.device_uri()
+        ));
+    }
+
+    step("§3.1 Alice creates the room on her provider (the hub)");
+    alice.create_room(ROOM).await?;
+    say(&format!(
+        "{ROOM} created, epoch {}",
+        alice.device.epoch(ROOM)?
+    ));
+
+    step(
+        "§3.2 Alice adds Bob: KeyPackages via the hub, one commit with the participant list, Add and Welcome",
+    );
+    alice
+        .add_user(ROOM, "mimi://b.example/u/bob", MEMBER)
+        .await?;
+    wait_for_room(&mut bob, alice.device.epoch(ROOM)?).await?;
+    say(&format!(
+        "Bob joined from the Welcome at epoch {}",
+        bob.device.epoch(ROOM)?
+    ));
+
+    step("§3.3 Bob adds Cathy (his request travels b.example → hub a.example → c.example)");
+    bob.add_user(ROOM, "mimi://c.example/u/cathy", MEMBER)
+        .await?;
+    let epoch = bob.device.epoch(ROOM)?;
+    wait_for_room(&mut cathy, epoch).await?;
+    wait_for_epoch(&mut alice, epoch).await?;
+    say(&format!("Cathy joined; everybody is at epoch {epoch}"));
+
+    let mut sent = Vec::new();
+    step("§3.4 Cathy sends a message");
+    let id = cathy
+        .send(ROOM, content::text("Hello from Cathy at c.example!"))
+        .await?;
+    sent.push((id, "Cathy", vec!["alice", "bob", "cathy"]));
+    let id = alice
+        .send(ROOM, content::text("Welcome, both of you."))
+        .await?;
+    sent.push((id, "Alice", vec!["alice", "bob", "cathy"]));
+    for c in [&mut alice, &mut bob, &mut cathy] {
+        settle(c).await?;
+    }
+    show_history(&bob, "Bob")?;
+
+    step("§3.5 Bob leaves: SelfRemove and participant-list proposals, committed by Cathy");
+    bob.leave(ROOM).await?;
+    wait_for_pending(&mut cathy).await?;
+    cathy.commit_pending(ROOM).await?;
+    let epoch = cathy.device.epoch(ROOM)?;
+    wait_for_epoch(&mut alice, epoch).await?;
+    let bob_events = settle(&mut bob).await?;
+    ensure!(
+        bob_events
+            .iter()
+            .any(|e| matches!(e, Event::RemovedFromRoom { .. })),
+        "Bob's device did not learn that it left"
+    );
+    say("Bob's device saw the commit removing it");
+
+    step("§3.6 Cathy adds a new device by external commit (GroupInfo from the hub)");
+    let mut cathy2 = Client::register(
+        "mimi://c.example/d/cathy/desktop",
+        connection(providers, "c.example", ca)?,
+    )
+    .await?;
+    cathy2.join(ROOM).await?;
+    let epoch = cathy2.device.epoch(ROOM)?;
+    wait_for_epoch(&mut alice, epoch).await?;
+    wait_for_epoch(&mut cathy, epoch).await?;
+    say(&format!("Cathy's desktop joined at epoch {epoch}"));
+    let id = cathy2
+        .send(ROOM, content::text("Now also on my desktop."))
+        .await?;
+    sent.push((id, "Cathy (desktop)", vec!["alice", "cathy", "cathy2"]));
+    let id = alice
+        .send(ROOM, content::text("Hi Cathy's desktop!"))
+        .await?;
+    sent.push((id, "Alice", vec!["alice", "cathy", "cathy2"]));
+    for c in [&mut alice, &mut cathy, &mut cathy2] {
+        settle(c).await?;
+    }
+
+    step("Checking the outcome");
+    let remaining: [(&str, &Client); 3] =
+        [("alice", &alice), ("cathy", &cathy), ("cathy2", &cathy2)];
+    let participants = alice.device.participants(ROOM)?;
+    let epoch = alice.device.epoch(ROOM)?;
+    for (name, c) in remaining {
+        ensure!(
+            c.device.participants(ROOM)? == participants,
+            "{name} disagrees on the participant list"
+        );
+        ensure!(c.device.epoch(ROOM)? == epoch, "{name} is at another epoch");
+    }
+    ensure!(
+        !participants.contains("mimi://b.example/u/bob"),
+        "Bob is still a participant"
+    );
+    let users: Vec<String> = participants
+        .participants
+        .iter()
+        .map(|p| String::from_utf8_lossy(p.user.as_slice()).into_owned())
+        .collect();
+    say(&format!(
+        "participants agreed by every remaining client: {}",
+        users.join(", ")
+    ));
+    say(&format!(
+        "MLS epoch agreed by every remaining client: {epoch}"
+    ));
+    let clients: BTreeMap<&str, &Client> = [
+        ("alice", &alice),
+        ("bob", &bob),
+        ("cathy", &cathy),
+        ("cathy2", &cathy2),
+    ]
+    .into_iter()
+    .collect();
+    for (id, from, readers) in &sent {
+        for reader in readers {
+            let history = clients[reader].device.history(ROOM)?;
+            ensure!(
+                history.iter().any(|m| m.id == *id),
+                "{reader} did not decrypt {from}'s message {}",
+                id.to_hex()
+            );
+        }
+    }
+    say(&format!(
+        "every client decrypted every message sent while it was a member ({} messages)",
+        sent.len()
+    ));
+    Ok(())
+}
+
+/// Syncs until nothing new arrives for a moment; returns the events seen.
+async fn settle(client: &mut Client) -> anyhow::Result<Vec<Event>> {
+    let mut all = Vec::new();
+    let mut quiet = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while quiet < 5 {
+        ensure!(Instant::now() < deadline, "events kept arriving for 20 s");
+        let events = client.sync().await?;
+        for e in &events {
+            if let Event::MessageReceived(m) = e
+                && !m.own
+            {
+                say(&format!(
+                    "  {} received from {}: {}",
+                    client.device.device_uri(),
+                    m.sender_user,
+                    text_of(&m.content)
+                ));
+            }
+        }
+        quiet = if events.is_empty() { quiet + 1 } else { 0 };
+        all.extend(events);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    Ok(all)
+}
+
+async fn wait_until(
+    client: &mut Client,
+    what: &str,
+    mut done: impl FnMut(&Client) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        client.sync().await?;
+        if done(client) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} timed out waiting for {what}",
+                client.device.device_uri()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+}
+
+async fn wait_for_room(client: &mut Client, epoch: u64) -> anyhow::Result<()> {
+    wait_until(client, "the Welcome", |c| {
+        c.device.epoch(ROOM).ok() == Some(epoch)
+    })
+    .await
+}
+
+async fn wait_for_epoch(client: &mut Client, epoch: u64) -> anyhow::Result<()> {
+    wait_until(client, &format!("epoch {epoch}"), |c| {
+        c.device.epoch(ROOM).ok() == Some(epoch)
+    })
+    .await
+}
+
+async fn wait_for_pending(client: &mut Client) -> anyhow::Result<()> {
+    wait_until(client, "the leave proposals", |c| {
+        c.device
+            .mls_group(ROOM)
+            .map(|g| g.pending_proposals().count() > 0)
+            .unwrap_or(false)
+    })
+    .await
+}
+
+fn show_history(client: &Client, name: &str) -> anyhow::Result<()> {
+    for m in client.device.history(ROOM)? {
+        say(&format!(
+            "  {name}'s history: {}: {}",
+            m.sender_user,
+            text_of(&m.content)
+        ));
+    }
+    Ok(())
+}
+
+fn text_of(content: &mimi_content::MimiContent) -> String {
+    match &content.nested_part.part {
+        mimi_content::Part::Single(p) => String::from_utf8_lossy(&p.content).into_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn free_port() -> anyhow::Result<SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+fn step(title: &str) {
+    println!("\n== {title}");
+}
+
+fn say(line: &str) {
+    println!("   {line}");
+}

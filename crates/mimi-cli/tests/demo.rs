@@ -1,0 +1,28 @@
+//! `mimi demo` as a user runs it: three real providers, the -06 §3 flow,
+//! and a non-zero exit if any check fails.
+
+use std::process::Command;
+
+#[test]
+fn demo_plays_the_protocol_flow_and_all_checks_pass() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mimi"))
+        .arg("demo")
+        .output()
+        .expect("run mimi demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in ["§3.1", "§3.2", "§3.3", "§3.4", "§3.5", "§3.6"] {
+        assert!(stdout.contains(step), "step {step} missing:\n{stdout}");
+    }
+    assert!(stdout.contains("participants agreed by every remaining client: mimi://a.example/u/alice, mimi://c.example/u/cathy"));
+    assert!(
+        stdout.contains(
+            "every client decrypted every message sent while it was a member (4 messages)"
+        )
+    );
+    assert!(stdout.contains("Demo finished: all checks passed."));
+}
