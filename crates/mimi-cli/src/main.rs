@@ -1,5 +1,6 @@
 //! The `mimi` command.
 
+mod client_cmd;
 mod demo;
 
 use std::path::PathBuf;
@@ -27,6 +28,8 @@ enum Command {
     },
     /// Run a provider server (see docs/operations.md for the config file).
     Server(ServerArgs),
+    /// Act as one client device against its provider.
+    Client(client_cmd::ClientArgs),
     /// Create a development CA and one certificate per provider domain,
     /// plus a ready-to-run config file for each provider.
     DevCa(DevCaArgs),
@@ -100,6 +103,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Server(args) => run_server(args),
         Command::Demo { dir } => run_demo(dir),
+        Command::Client(args) => tokio::runtime::Runtime::new()?.block_on(client_cmd::run(args)),
         Command::DevCa(args) => dev_ca(args),
         Command::Content(ContentCommand::Decode { file, sender, room }) => {
             decode_content(&file, sender.as_deref(), room.as_deref())

@@ -1,0 +1,227 @@
+//! `mimi client …`: one device talking to its provider's client API
+//! (docs/client-api.md). The device's MLS state lives in `--state`; where
+//! its provider is, in a small JSON file beside it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Subcommand;
+use mimi_client::http::{Client, ProviderConnection};
+use mimi_client::{Event, content};
+use serde::{Deserialize, Serialize};
+
+#[derive(clap::Args)]
+pub struct ClientArgs {
+    /// The device's state file (created by `register`).
+    #[arg(long, short)]
+    state: PathBuf,
+    #[command(subcommand)]
+    command: ClientCommand,
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a new device with its provider and publish KeyPackages.
+    Register {
+        /// Device URI, mimi://<domain>/d/<user>/<device>.
+        #[arg(long)]
+        device: String,
+        /// The provider's client API URL, e.g. https://a.example:18444.
+        #[arg(long)]
+        provider: String,
+        /// CA certificate (PEM) of the provider.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Address to connect to instead of resolving the URL's host.
+        #[arg(long)]
+        connect: Option<SocketAddr>,
+        /// KeyPackages to publish.
+        #[arg(long, default_value_t = 5)]
+        key_packages: usize,
+    },
+    /// Publish more KeyPackages.
+    Publish {
+        #[arg(default_value_t = 5)]
+        count: usize,
+    },
+    /// List the rooms this device is in.
+    Rooms,
+    /// Create a room hosted by this device's provider.
+    Create { room: String },
+    /// Add a user (all their devices) to a room.
+    Add {
+        room: String,
+        user: String,
+        /// Role index (default roles: 2 member, 3 moderator, 4 admin).
+        #[arg(long, default_value_t = 2)]
+        role: u32,
+    },
+    /// Remove a user from a room.
+    Remove { room: String, user: String },
+    /// Leave a room (another member commits the departure).
+    Leave { room: String },
+    /// Commit proposals queued by others (e.g. somebody's leave).
+    Commit { room: String },
+    /// Join a room of this device's user by external commit.
+    Join { room: String },
+    /// Send a text message.
+    Send { room: String, text: String },
+    /// Fetch queued events and print the room's messages.
+    Read { room: String },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Endpoint {
+    provider: String,
+    ca: Option<PathBuf>,
+    connect: Option<SocketAddr>,
+}
+
+fn endpoint_path(state: &Path) -> PathBuf {
+    let mut name = state
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".provider.json");
+    state.with_file_name(name)
+}
+
+fn connect(endpoint: &Endpoint) -> anyhow::Result<ProviderConnection> {
+    let ca = endpoint
+        .ca
+        .as_ref()
+        .map(std::fs::read)
+        .transpose()
+        .context("reading the CA certificate")?;
+    Ok(ProviderConnection::new(
+        &endpoint.provider,
+        ca.as_deref(),
+        endpoint.connect,
+    )?)
+}
+
+fn load(state: &Path) -> anyhow::Result<Client> {
+    let text = std::fs::read_to_string(endpoint_path(state)).with_context(|| {
+        format!(
+            "no device at {} (run `mimi client register` first)",
+            state.display()
+        )
+    })?;
+    let endpoint: Endpoint = serde_json::from_str(&text)?;
+    Ok(Client::load(state, connect(&endpoint)?)?)
+}
+
+pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
+    let state = args.state;
+    if let ClientCommand::Register {
+        device,
+        provider,
+        ca,
+        connect: addr,
+        key_packages,
+    } = args.command
+    {
+        let endpoint = Endpoint {
+            provider,
+            ca,
+            connect: addr,
+        };
+        let mut client = Client::register(&device, connect(&endpoint)?).await?;
+        client.save(&state)?;
+        std::fs::write(
+            endpoint_path(&state),
+            serde_json::to_string_pretty(&endpoint)?,
+        )?;
+        let n = client.publish_key_packages(key_packages).await?;
+        println!("registered {device}; published {n} KeyPackages");
+        return Ok(());
+    }
+    let mut client = load(&state)?;
+    print_events(&client.sync().await?);
+    match args.command {
+        ClientCommand::Register { .. } => unreachable!("handled above"),
+        ClientCommand::Publish { count } => {
+            println!("published {}", client.publish_key_packages(count).await?)
+        }
+        ClientCommand::Rooms => {
+            for (room, status) in client.device.rooms() {
+                let epoch = client
+                    .device
+                    .epoch(&room)
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|_| "-".into());
+                println!("{room}\t{status:?}\tepoch {epoch}");
+            }
+        }
+        ClientCommand::Create { room } => {
+            client.create_room(&room).await?;
+            println!("created {room}");
+        }
+        ClientCommand::Add { room, user, role } => {
+            client.add_user(&room, &user, role).await?;
+            println!("added {user} to {room}");
+        }
+        ClientCommand::Remove { room, user } => {
+            client.remove_user(&room, &user).await?;
+            println!("removed {user} from {room}");
+        }
+        ClientCommand::Leave { room } => {
+            client.leave(&room).await?;
+            println!("leaving {room}: proposals sent, the next commit completes it");
+        }
+        ClientCommand::Commit { room } => {
+            client.commit_pending(&room).await?;
+            println!("committed pending proposals in {room}");
+        }
+        ClientCommand::Join { room } => {
+            client.join(&room).await?;
+            println!("joined {room} at epoch {}", client.device.epoch(&room)?);
+        }
+        ClientCommand::Send { room, text } => {
+            let id = client.send(&room, content::text(&text)).await?;
+            println!("sent {}", id.to_hex());
+        }
+        ClientCommand::Read { room } => {
+            for m in client.device.history(&room)? {
+                let text = match &m.content.nested_part.part {
+                    mimi_content::Part::Single(p) => {
+                        String::from_utf8_lossy(&p.content).into_owned()
+                    }
+                    other => format!("{other:?}"),
+                };
+                println!("[{}] {}: {}", m.timestamp, m.sender_user, text);
+            }
+        }
+    }
+    client.save(&state)?;
+    Ok(())
+}
+
+fn print_events(events: &[Event]) {
+    for e in events {
+        match e {
+            Event::Joined { room, epoch } => println!("* joined {room} (epoch {epoch})"),
+            Event::CommitApplied {
+                room,
+                epoch,
+                added,
+                removed,
+                ..
+            } => {
+                println!("* {room}: epoch {epoch}, added {added:?}, removed {removed:?}")
+            }
+            Event::RemovedFromRoom { room, .. } => println!("* removed from {room}"),
+            Event::ProposalQueued { room, proposer, .. } => {
+                println!(
+                    "* {room}: proposal queued by {}",
+                    proposer.as_deref().unwrap_or("a server")
+                )
+            }
+            Event::InvalidMessage { room, reason, .. } => {
+                println!("* {room}: ignored an invalid message: {reason}")
+            }
+            _ => {}
+        }
+    }
+}
