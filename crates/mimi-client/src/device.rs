@@ -28,14 +28,14 @@ pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_
 pub const DEFAULT_KEY_PACKAGE_LIFETIME: u64 = 28 * 24 * 60 * 60;
 
 /// How many digests of own handshake/application messages are kept per
-/// room to recognise the hub's echoes (-06 §4.6).
+/// room to recognise the hub's echoes (-06 §5.5).
 const SENT_DIGESTS_KEPT: usize = 64;
 
 const FILE_MAGIC: &[u8; 8] = b"MIMICLI1";
 
 /// Leaf capabilities of every client: the `app_data_dictionary` GroupContext
 /// extension, AppDataUpdate and SelfRemove proposals (mls-extensions;
-/// -06 §6 carries room state in AppDataUpdate), and the `last_resort`
+/// -06 §7 carries room state in AppDataUpdate), and the `last_resort`
 /// KeyPackage extension (RFC 9420 §16.8 requires listing it).
 pub fn capabilities() -> Capabilities {
     Capabilities::new(
@@ -103,7 +103,7 @@ impl Default for KeyPackageOptions {
     }
 }
 
-/// A KeyPackage ready for upload to the device's provider (-06 §4.3: the
+/// A KeyPackage ready for upload to the device's provider (-06 §5.2: the
 /// provider hands them out in `KeyMaterialResponse`s).
 #[derive(Debug, Clone)]
 pub struct GeneratedKeyPackage {
@@ -150,7 +150,7 @@ pub struct Message {
     pub own: bool,
     /// The `frank_aad` franking tag carried in the message's Safe AAD.
     pub franking_tag: Option<[u8; 32]>,
-    /// The hub's frank (-06 §4.5.1), kept only when its integrity
+    /// The hub's frank (-06 §5.4.1), kept only when its integrity
     /// signature verified with the room's `franking_signature_key`.
     pub frank: Option<Frank>,
 }
@@ -349,7 +349,7 @@ impl Device {
     }
 
     /// The device's signature key pair (e.g. to sign a
-    /// `KeyMaterialRequest` or `GroupInfoRequest`, -06 §4.3, §4.7).
+    /// `KeyMaterialRequest` or `GroupInfoRequest`, -06 §5.2, §5.6).
     pub fn signer(&self) -> &SignatureKeyPair {
         &self.signer
     }
@@ -359,7 +359,7 @@ impl Device {
         self.provider.crypto()
     }
 
-    // ---- KeyPackages (-06 §4.3) -------------------------------------
+    // ---- KeyPackages (-06 §5.2) -------------------------------------
 
     /// Generates `count` KeyPackages for upload. Their private keys stay in
     /// the device state (and are persisted with it).
@@ -398,7 +398,7 @@ impl Device {
         Ok(out)
     }
 
-    // ---- queries (-06 §6) --------------------------------------------
+    // ---- queries (-06 §7) --------------------------------------------
 
     /// The URIs of the rooms this device knows, with their status.
     pub fn rooms(&self) -> Vec<(String, RoomStatus)> {
@@ -413,12 +413,12 @@ impl Device {
         Ok(self.record(room)?.status)
     }
 
-    /// The room's participant list (-06 §6.4) as of the device's epoch.
+    /// The room's participant list (-06 §7.5) as of the device's epoch.
     pub fn participants(&self, room: &str) -> Result<ParticipantListData> {
         participants_of(self.group(room)?)
     }
 
-    /// The room metadata (-06 §6.5), if the room has any.
+    /// The room metadata (-06 §7.6), if the room has any.
     pub fn room_metadata(&self, room: &str) -> Result<Option<RoomMetaData>> {
         self.group(room)?
             .extensions()
@@ -454,7 +454,7 @@ impl Device {
             .collect()
     }
 
-    /// The room's `app_data_dictionary` (-06 §6: room state components).
+    /// The room's `app_data_dictionary` (-06 §7: room state components).
     pub fn app_data_dictionary(&self, room: &str) -> Result<Option<AppDataDictionary>> {
         Ok(self
             .group(room)?

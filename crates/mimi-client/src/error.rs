@@ -18,10 +18,10 @@ pub enum Error {
     /// The device is no longer a member of the room's MLS group.
     #[error("not a member of room {0} any more")]
     NotAMember(String),
-    /// The user is not in the room's participant list (-06 §6.4).
+    /// The user is not in the room's participant list (-06 §7.5).
     #[error("{user} is not a participant of room {room}")]
     NotAParticipant { room: String, user: String },
-    /// A KeyPackage offered for an Add is invalid or unsuitable (-06 §4.3).
+    /// A KeyPackage offered for an Add is invalid or unsuitable (-06 §5.2).
     #[error("invalid KeyPackage: {0}")]
     InvalidKeyPackage(String),
     /// Proposals are queued; they must be committed before sending

@@ -2,21 +2,20 @@
 //!
 //! A [`Device`] is one client: its MLS state (openmls), one MLS group per
 //! room, and a message history. It produces the MIMI requests a client
-//! hands to its own provider (`UpdateRequest` for handshakes, -06 §4.4;
-//! `SubmitMessageRequest` for messages, §4.5) and consumes the
-//! `FanoutMessage`s its provider delivers (§4.6). No IO: the caller moves
+//! hands to its own provider (`UpdateRequest` for handshakes, -06 §5.3;
+//! `SubmitMessageRequest` for messages, §5.4) and consumes the
+//! `FanoutMessage`s its provider delivers (§5.5). No IO: the caller moves
 //! the bytes, and persists the device with [`Device::save`].
 //!
-//! Room state lives in the `app_data_dictionary` (-06 §6): every
+//! Room state lives in the `app_data_dictionary` (-06 §7): every
 //! participant-list change travels as an AppDataUpdate proposal in the same
 //! commit as the matching Adds/Removes, and every commit (own or received)
 //! is resolved with `mimi_room::components::resolve_app_data_updates`, the
 //! function the hub uses too.
 //!
-//! Section numbers (`-06 §x`) follow the project's convention
-//! (`docs/divergences.md`): §4.3 key material, §4.4 update, §4.5 submit
-//! (§4.5.1 franking), §4.6 fanout, §4.7 groupInfo, §6.4 participant list,
-//! §6.5 room metadata.
+//! Section numbers (`-06 §x`) are those of draft-ietf-mimi-protocol-06:
+//! §5.2 key material, §5.3 update, §5.4 submit (§5.4.1 franking), §5.5
+//! fanout, §5.6 groupInfo, §7.5 participant list, §7.6 room metadata.
 //!
 //! ```
 //! use mimi_client::{Device, KeyPackageOptions, RoomOptions, content};

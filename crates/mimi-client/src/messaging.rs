@@ -1,4 +1,4 @@
-//! Sending MIMI content (-06 §3.4, §4.5) and processing fanout (-06 §4.6).
+//! Sending MIMI content (-06 §3.4, §5.4) and processing fanout (-06 §5.5).
 
 use mimi_content::{Disposition, MessageId, MimiContent, NestedPart, message_id};
 use mimi_protocol::IdentifierUri;
@@ -77,7 +77,7 @@ pub mod content {
     }
 }
 
-/// A message ready for `/submitMessage` (-06 §4.5).
+/// A message ready for `/submitMessage` (-06 §5.4).
 #[derive(Debug, Clone)]
 pub struct OutgoingMessage {
     pub request: SubmitMessageRequest,
@@ -86,7 +86,7 @@ pub struct OutgoingMessage {
     pub franking_tag: Option<[u8; 32]>,
 }
 
-/// What processing one fanout message did (-06 §4.6).
+/// What processing one fanout message did (-06 §5.5).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// Joined a room from a Welcome (-06 §3.2).
@@ -113,7 +113,7 @@ pub enum Event {
     },
     /// The hub's echo of this device's own pending commit: merged.
     OwnCommitConfirmed { room: String, epoch: u64 },
-    /// This device was removed from the room (-06 §4.6: removed clients
+    /// This device was removed from the room (-06 §5.5: removed clients
     /// still receive the commit).
     RemovedFromRoom {
         room: String,
@@ -121,7 +121,7 @@ pub enum Event {
     },
     /// An application message was decrypted and stored.
     MessageReceived(Box<Message>),
-    /// An echo of something this device sent; ignored (-06 §4.6).
+    /// An echo of something this device sent; ignored (-06 §5.5).
     OwnEcho { room: String },
     /// An application message that decrypted but whose content is invalid
     /// (bad CBOR, sender or room URI not matching, wrong franking tag).
@@ -137,7 +137,7 @@ impl Device {
     /// (user URI) and room URI extensions (keys 1 and 2), encrypts the CBOR
     /// as a PrivateMessage, and, when the room requires Safe AAD with
     /// `frank_aad`, puts `FrankAAD{HMAC_SHA256(salt, application_data)}`
-    /// in the AAD (-06 §4.5.1). Stored in the history as own message.
+    /// in the AAD (-06 §5.4.1). Stored in the history as own message.
     pub fn send(&mut self, room: &str, mut content: MimiContent) -> Result<OutgoingMessage> {
         if self.record(room)?.status != RoomStatus::Active {
             return Err(Error::NotAMember(room.to_owned()));
@@ -200,7 +200,7 @@ impl Device {
     }
 
     /// Removes an own message from the history after the hub refused it
-    /// (-06 §4.5 `notAllowed`, `epochTooOld`); returns whether it was
+    /// (-06 §5.4 `notAllowed`, `epochTooOld`); returns whether it was
     /// there. After `epochTooOld`, process the missing fanout and send the
     /// content again (it gets a new salt and message ID).
     pub fn discard_message(&mut self, room: &str, id: MessageId) -> Result<bool> {
@@ -211,7 +211,7 @@ impl Device {
         Ok(record.history.len() != before)
     }
 
-    /// Processes one fanout message (-06 §4.6) and everything it carries,
+    /// Processes one fanout message (-06 §5.5) and everything it carries,
     /// in order: a Welcome (join), proposals (queued), a commit (applied;
     /// own removal detected), an application message (decrypted, stored).
     /// Echoes of this device's own messages are recognised and ignored,
@@ -250,7 +250,7 @@ impl Device {
         }
     }
 
-    /// Receiver verification of the frank (-06 §4.5.1): the room must have
+    /// Receiver verification of the frank (-06 §5.4.1): the room must have
     /// a `franking_signature_key` component, the cipher suite must be the
     /// group's, the message must carry a franking tag, and the integrity
     /// signature must verify over the sender and room URIs and the hub's
@@ -542,7 +542,7 @@ impl Device {
             Ok(c) => c,
             Err(e) => return invalid(sender, format!("content: {e}")),
         };
-        // -06 §4.5.1 "Receiver verification": the asserted URIs must match
+        // -06 §5.4.1 "Receiver verification": the asserted URIs must match
         // the credential and the room.
         if content.extensions.sender_uri() != Some(identity.user.as_str()) {
             return invalid(sender, "senderUri does not match the credential".into());
@@ -583,7 +583,7 @@ impl Device {
     }
 }
 
-/// Whether the group requires Safe AAD with `frank_aad` (-06 §4.5.1).
+/// Whether the group requires Safe AAD with `frank_aad` (-06 §5.4.1).
 fn franking_required(group: &MlsGroup) -> Result<bool> {
     let context = group.public_group().group_context();
     match context.safe_aad_required_components() {

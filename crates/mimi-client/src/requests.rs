@@ -1,6 +1,6 @@
 //! Signed requests a client makes through its provider: fetching key
-//! material (-06 §4.3) and claiming group key information for an external
-//! join (-06 §4.7), with the HPKE `EncryptWithLabel` of RFC 9420 §5.1.3
+//! material (-06 §5.2) and claiming group key information for an external
+//! join (-06 §5.6), with the HPKE `EncryptWithLabel` of RFC 9420 §5.1.3
 //! that protects the GroupInfo in transit.
 
 use mimi_protocol::Protocol;
@@ -20,7 +20,7 @@ use crate::device::{CIPHERSUITE, Device, required_capabilities};
 use crate::error::{Error, Result};
 
 /// The `EncryptWithLabel` label of `encrypted_groupinfo_and_tree`
-/// (-06 §4.7).
+/// (-06 §5.6).
 pub const GROUP_INFO_ENCRYPTION_LABEL: &str = "GroupInfo and ratchet_tree encryption";
 
 /// `struct { opaque label<V>; opaque context<V>; } EncryptContext;`
@@ -41,7 +41,7 @@ fn encrypt_context(label: &str, context: &[u8]) -> Result<Vec<u8>> {
 
 /// `EncryptWithLabel(public_key, label, context, plaintext)` (RFC 9420
 /// §5.1.3) with the HPKE suite of `ciphersuite`. The hub side of
-/// `encrypted_groupinfo_and_tree` (-06 §4.7).
+/// `encrypted_groupinfo_and_tree` (-06 §5.6).
 pub fn encrypt_with_label(
     crypto: &impl OpenMlsCrypto,
     ciphersuite: Ciphersuite,
@@ -99,7 +99,7 @@ impl std::fmt::Debug for GroupInfoKey {
 
 impl Device {
     /// A signed `KeyMaterialRequest` for `target_user`'s KeyPackages
-    /// (-06 §4.3), optionally for a specific room, asking for this
+    /// (-06 §5.2), optionally for a specific room, asking for this
     /// library's cipher suite and required capabilities.
     pub fn key_material_request(
         &self,
@@ -125,7 +125,7 @@ impl Device {
         .map_err(|e| Error::mls("signing a KeyMaterialRequest", e))
     }
 
-    /// A signed `GroupInfoRequest` (-06 §4.7) with a fresh HPKE key for the
+    /// A signed `GroupInfoRequest` (-06 §5.6) with a fresh HPKE key for the
     /// response, to join `room` by external commit.
     pub fn group_info_request(
         &self,
@@ -162,7 +162,7 @@ impl Device {
         ))
     }
 
-    /// Verifies and decrypts a `GroupInfoResponse` (-06 §4.7): the hub's
+    /// Verifies and decrypts a `GroupInfoResponse` (-06 §5.6): the hub's
     /// signature, the room, and `encrypted_groupinfo_and_tree`. Whether
     /// `hub_sender` really is the room's hub is checked against the
     /// `external_senders` of the GroupInfo when the room has one.
@@ -238,7 +238,7 @@ impl Device {
     }
 }
 
-/// The KeyPackages of a `KeyMaterialResponse` (-06 §4.3), with the client
+/// The KeyPackages of a `KeyMaterialResponse` (-06 §5.2), with the client
 /// URI each belongs to; clients without material are skipped.
 pub fn key_packages_from_response(response: &KeyMaterialResponse) -> Vec<(String, KeyPackageIn)> {
     response

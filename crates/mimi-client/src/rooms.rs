@@ -1,8 +1,8 @@
 //! Room operations that change the MLS group: creation (-06 §3.1), adding
 //! and removing users (§3.2, §3.3, §3.5), leaving (§3.5), role changes
-//! (§6.4, room-policy), committing queued proposals, joining by external
+//! (§7.5, room-policy), committing queued proposals, joining by external
 //! commit (§3.6), and the fate of a pending commit after the hub's answer
-//! (§4.4).
+//! (§5.3).
 //!
 //! Every commit carries the participant-list change as an AppDataUpdate
 //! proposal in the same commit as the Adds/Removes, and the dictionary
@@ -40,13 +40,13 @@ pub struct RoomOptions {
     pub roles: RoleData,
     /// The creator's role index in the initial participant list.
     pub creator_role: u32,
-    /// Initial `room_metadata` (-06 §6.5), if any.
+    /// Initial `room_metadata` (-06 §7.6), if any.
     pub metadata: Option<RoomMetaData>,
-    /// Require Safe AAD with the `frank_aad` component (-06 §4.5.1), so
+    /// Require Safe AAD with the `frank_aad` component (-06 §5.4.1), so
     /// that every application message carries a franking tag.
     pub franking: bool,
     /// The hub's franking key (`franking_signature_key` component, -06
-    /// §4.5.1), if the hub franks messages of this room.
+    /// §5.4.1), if the hub franks messages of this room.
     pub franking_agent: Option<FrankingAgentData>,
 }
 
@@ -72,7 +72,7 @@ pub struct CreatedRoom {
 }
 
 impl CreatedRoom {
-    /// As a `GroupInfoOption` (-06 §4.4).
+    /// As a `GroupInfoOption` (-06 §5.3).
     pub fn group_info_option(&self) -> GroupInfoOption {
         GroupInfoOption::Full(self.group_info.clone())
     }
@@ -106,7 +106,7 @@ pub type HubSender = (SignaturePublicKey, Credential);
 impl Device {
     pub(crate) fn join_config() -> MlsGroupJoinConfig {
         MlsGroupJoinConfig::builder()
-            // The hub must read handshake messages (-06 §4.4).
+            // The hub must read handshake messages (-06 §5.3).
             .wire_format_policy(PURE_PLAINTEXT_WIRE_FORMAT_POLICY)
             .max_past_epochs(3)
             .build()
@@ -413,7 +413,7 @@ impl Device {
         })
     }
 
-    /// Replaces the room metadata (-06 §6.5): one commit with an
+    /// Replaces the room metadata (-06 §7.6): one commit with an
     /// AppDataUpdate of `room_metadata`.
     pub fn set_room_metadata(
         &mut self,
@@ -438,7 +438,7 @@ impl Device {
     }
 
     /// Joins a room with a new client by external commit (-06 §3.6), from
-    /// the GroupInfo and ratchet tree the hub returned (-06 §4.7). The
+    /// the GroupInfo and ratchet tree the hub returned (-06 §5.6). The
     /// group is usable at once; if the hub refuses the commit,
     /// [`Device::discard_commit`] forgets the room again.
     pub fn join_by_external_commit(
@@ -511,7 +511,7 @@ impl Device {
         })
     }
 
-    /// The hub accepted this device's commit (`success`, -06 §4.4): merge
+    /// The hub accepted this device's commit (`success`, -06 §5.3): merge
     /// it. Returns the new epoch. Harmless if the hub's echo of the commit
     /// was processed already (returns the current epoch).
     pub fn confirm_commit(&mut self, room: &str) -> Result<u64> {
@@ -533,7 +533,7 @@ impl Device {
     }
 
     /// The hub refused this device's commit (`wrongEpoch`, `notAllowed`,
-    /// `invalidProposal`, -06 §4.4): drop it. After `wrongEpoch`, process
+    /// `invalidProposal`, -06 §5.3): drop it. After `wrongEpoch`, process
     /// the fanout the device missed and build the change again. For an
     /// external join the room is forgotten. A no-op if the pending commit
     /// was already superseded by processing the winning commit.

@@ -1,4 +1,4 @@
-//! Key material and GroupInfo requests (-06 §4.3, §4.7), rooms with a hub
+//! Key material and GroupInfo requests (-06 §5.2, §5.6), rooms with a hub
 //! external sender and room metadata.
 
 mod common;
@@ -51,7 +51,7 @@ fn new_device_joins_from_a_group_info_response() {
         Some(metadata("Clubhouse"))
     );
 
-    // Alice's phone asks the hub for the GroupInfo (-06 §4.7).
+    // Alice's phone asks the hub for the GroupInfo (-06 §5.6).
     let phone = "mimi://a.example/d/alice/phone";
     net.new_device(phone);
     let (request, key) = net.device(phone).group_info_request(ROOM, None).unwrap();
@@ -113,7 +113,7 @@ fn new_device_joins_from_a_group_info_response() {
     net.say(phone, "hello from the phone");
     assert_eq!(net.texts(ALICE), ["hello from the phone"]);
 
-    // Room metadata changes travel as AppDataUpdate (-06 §6.5).
+    // Room metadata changes travel as AppDataUpdate (-06 §7.6).
     let req = net
         .device(ALICE)
         .set_room_metadata(ROOM, &metadata("Clubhouse 2"))

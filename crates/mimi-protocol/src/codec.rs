@@ -1,6 +1,6 @@
 //! Strict decoding helpers shared by every MIMI message.
 //!
-//! A MIMI request body is exactly one TLS-PL value (-06 §4); anything left
+//! A MIMI request body is exactly one TLS-PL value (-06 §5); anything left
 //! over after it is an error, never silently ignored.
 
 use tls_codec::{Deserialize, Serialize};

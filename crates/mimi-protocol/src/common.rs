@@ -1,8 +1,8 @@
-//! Types shared by several MIMI messages (-06 §4).
+//! Types shared by several MIMI messages (-06 §5).
 
 use tls_codec::{TlsDeserialize, TlsSerialize, TlsSize, VLBytes};
 
-/// The end-to-end protocol a request is framed for (-06 §4).
+/// The end-to-end protocol a request is framed for (-06 §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsSize)]
 #[repr(u8)]
 pub enum Protocol {
@@ -10,7 +10,7 @@ pub enum Protocol {
     Mls10 = 1,
 }
 
-/// `struct { opaque uri<V>; } IdentifierUri;` (-06 §4.3).
+/// `struct { opaque uri<V>; } IdentifierUri;` (-06 §5.2).
 ///
 /// On the wire this is any byte string; [`crate::uri::MimiUri`] parses and
 /// validates the `mimi://` form where the protocol requires one.

@@ -1,4 +1,4 @@
-//! The directory document (-06 §4.2).
+//! The directory document (-06 §5.1).
 //!
 //! A provider publishes at `GET /.well-known/mimi-protocol-directory` a JSON
 //! object mapping each endpoint to an `https` URI template (RFC 6570 level 1,
@@ -13,7 +13,7 @@
 //! * `requestConsent`/`updateConsent` are templated with `{targetUser}` /
 //!   `{requesterUser}` in the directory but addressed as
 //!   `/requestConsent/{targetDomain}` / `/updateConsent/{requesterDomain}` in
-//!   -06 §4.8. We publish the domain form (the endpoint definition; consent
+//!   -06 §5.7. We publish the domain form (the endpoint definition; consent
 //!   travels provider to provider, the users are in the `ConsentEntry` body,
 //!   and a user id in the path adds nothing but exposure in access logs), and
 //!   accept templates with either spelling (or both): the typed helpers
@@ -21,7 +21,7 @@
 //! * Values are the complete identifiers (e.g. `{roomId}` is the full room
 //!   URI `mimi://hub.example/r/clubhouse`) percent-encoded by simple
 //!   expansion, so `:` and `/` become `%3A` and `%2F`; the informal paths of
-//!   the -06 §2 flow (`/notify/a.example/r/clubhouse`) are not used.
+//!   the -06 §3 flow (`/notify/a.example/r/clubhouse`) are not used.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -30,10 +30,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::uri::{MimiUri, pct_encode_unreserved};
 
-/// Well-known path of the directory (-06 §4.2).
+/// Well-known path of the directory (-06 §5.1).
 pub const WELL_KNOWN_PATH: &str = "/.well-known/mimi-protocol-directory";
 
-/// Template variables (-06 §4.2 and the endpoint sections).
+/// Template variables (-06 §5.1 and the endpoint sections).
 pub mod vars {
     pub const TARGET_USER: &str = "targetUser";
     pub const ROOM_ID: &str = "roomId";
@@ -360,7 +360,7 @@ fn is_template_char(c: char) -> bool {
         )
 }
 
-/// The directory document of -06 §4.2.
+/// The directory document of -06 §5.1.
 ///
 /// Every key is required; unknown keys are ignored (as ACME, RFC 8555 §7.1.1,
 /// which the draft follows, allows extension).

@@ -1,4 +1,4 @@
-//! `mimi://` identifiers (draft-mahy-mimi-identity §4, -06 §2).
+//! `mimi://` identifiers (draft-mahy-mimi-identity §4, -06 §3).
 //!
 //! A MIMI URI is `mimi://<domain>` (a provider) or
 //! `mimi://<domain>/<kind>/<id>` where the first path segment names the kind

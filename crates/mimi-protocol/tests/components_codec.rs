@@ -1,5 +1,5 @@
 //! Wire round trips and strict decoding of the room state components
-//! (-06 §4.5.1, §6; draft-ietf-mimi-room-policy).
+//! (-06 §5.4.1, §7; draft-ietf-mimi-room-policy).
 
 use std::fmt::Debug;
 

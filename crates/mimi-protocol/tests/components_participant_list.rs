@@ -1,4 +1,4 @@
-//! `ParticipantListData::apply` (-06 §6.4).
+//! `ParticipantListData::apply` (-06 §7.5).
 
 use mimi_protocol::components::{
     ParticipantListData, ParticipantListError as E, ParticipantListUpdate, UserRolePair,

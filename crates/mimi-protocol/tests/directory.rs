@@ -1,10 +1,10 @@
-//! The directory document (-06 §4.2).
+//! The directory document (-06 §5.1).
 
 use mimi_protocol::directory::{Directory, DirectoryError, Endpoint, TemplateError, UriTemplate};
 use mimi_protocol::uri::MimiUri;
 use proptest::prelude::*;
 
-/// The -06 §4.2 example with its missing `:` after `"proxyDownload"` restored
+/// The -06 §5.1 example with its missing `:` after `"proxyDownload"` restored
 /// and otherwise verbatim (including `update{roomId}` and the user-keyed
 /// consent templates).
 const DRAFT_EXAMPLE: &str = r#"{

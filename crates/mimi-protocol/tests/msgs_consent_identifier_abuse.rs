@@ -1,5 +1,5 @@
-//! ConsentEntry / ConsentScope (-06 §4.7), identifier query (-06 §4.8) and
-//! abuse reports (-06 §4.9).
+//! ConsentEntry / ConsentScope (-06 §5.7), identifier query (-06 §5.8) and
+//! abuse reports (-06 §5.9).
 
 mod common;
 

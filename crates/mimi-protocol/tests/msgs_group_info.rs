@@ -1,5 +1,5 @@
 //! GroupInfoRequest / GroupInfoResponse / PendingProposal /
-//! GroupInfoRatchetTreeTBE (-06 §4.6).
+//! GroupInfoRatchetTreeTBE (-06 §5.6).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! KeyMaterialRequest / KeyMaterialResponse (-06 §4.2).
+//! KeyMaterialRequest / KeyMaterialResponse (-06 §5.2).
 
 mod common;
 

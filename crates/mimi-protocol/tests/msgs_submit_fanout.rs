@@ -1,5 +1,5 @@
 //! SubmitMessageRequest / SubmitMessageResponse / Frank / franking structs
-//! (-06 §4.4) and FanoutMessage (-06 §4.5).
+//! (-06 §5.4) and FanoutMessage (-06 §5.5).
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! UpdateRequest / HandshakeBundle / GroupInfoOption / RatchetTreeOption /
-//! PartialGroupInfo / UpdateRoomResponse (-06 §4.3).
+//! PartialGroupInfo / UpdateRoomResponse (-06 §5.3).
 
 mod common;
 

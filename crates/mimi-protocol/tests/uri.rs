@@ -1,4 +1,4 @@
-//! `mimi://` URI parsing (draft-mahy-mimi-identity, -06 §2).
+//! `mimi://` URI parsing (draft-mahy-mimi-identity, -06 §3).
 
 use mimi_protocol::IdentifierUri;
 use mimi_protocol::uri::{DomainError, MAX_MIMI_URI_LEN, MimiUri, MimiUriError, MimiUriKind};

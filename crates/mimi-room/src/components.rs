@@ -1,5 +1,5 @@
 //! Applying AppDataUpdate proposals to the room's components
-//! (mls-extensions §4.6, -06 §6.4–6.5, room-policy §Role-Based Access
+//! (mls-extensions §4.6, -06 §7.5–6.5, room-policy §Role-Based Access
 //! Control).
 //!
 //! Every party that processes a commit (the hub and every client) must

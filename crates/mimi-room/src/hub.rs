@@ -1,4 +1,4 @@
-//! The hub's room state machine (-06 §4.4–4.6, §6).
+//! The hub's room state machine (-06 §5.3–4.6, §6).
 //!
 //! Pure: the caller loads a [`HubRoom`] from its store, feeds it a
 //! handshake message or an application message's metadata, and on success
@@ -23,7 +23,7 @@ use crate::policy::{
     ParticipantChanges, RoomPolicyState, authorize_participant_update, check_role_constraints,
 };
 
-/// Why an update (-06 §4.4) was refused, mapped 1:1 onto
+/// Why an update (-06 §5.3) was refused, mapped 1:1 onto
 /// `UpdateResponseCode`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpdateRejection {
@@ -38,7 +38,7 @@ pub enum UpdateRejection {
     },
 }
 
-/// Why a submitted application message was refused (-06 §4.5
+/// Why a submitted application message was refused (-06 §5.4
 /// `SubmitResponseCode`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitRejection {
@@ -49,7 +49,7 @@ pub enum SubmitRejection {
 }
 
 /// A client added by an accepted commit, for Welcome routing by
-/// KeyPackageRef (-06 §4.3, §4.6).
+/// KeyPackageRef (-06 §5.2, §5.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddedClient {
     pub key_package_ref: KeyPackageRef,
@@ -64,7 +64,7 @@ pub struct AcceptedCommit {
     pub committer: String,
     pub added: Vec<AddedClient>,
     /// Device URIs of the clients the commit removed. They still receive
-    /// this commit so they learn of their removal (-06 §4.6).
+    /// this commit so they learn of their removal (-06 §5.5).
     pub removed: Vec<String>,
 }
 
@@ -162,7 +162,7 @@ impl HubRoom {
     }
 
     /// Provider domains with at least one client in the group: the
-    /// destinations of fanout (-06 §4.6).
+    /// destinations of fanout (-06 §5.5).
     pub fn member_domains(&self) -> BTreeSet<String> {
         self.members()
             .into_iter()
@@ -172,7 +172,7 @@ impl HubRoom {
     }
 
     /// Handles the proposals of an update request (HandshakeBundle with a
-    /// proposal, -06 §4.4): each is validated and authorized on its own
+    /// proposal, -06 §5.3): each is validated and authorized on its own
     /// proposer's role; all are queued for the next commit, or none.
     pub fn handle_proposals(
         &mut self,
@@ -216,7 +216,7 @@ impl HubRoom {
         Ok(refs)
     }
 
-    /// Handles a commit (-06 §4.4): exactly one commit is accepted per
+    /// Handles a commit (-06 §5.3): exactly one commit is accepted per
     /// epoch; it must be valid MLS, authorized by the room policy for each
     /// of its proposals' proposers, leave the group consistent with the
     /// participant list, and include every Remove/SelfRemove the hub has
@@ -254,7 +254,7 @@ impl HubRoom {
         };
 
         // The committer must be allowed to act in the room at all: a
-        // removed or banned user's clients may not commit (-06 §4.4).
+        // removed or banned user's clients may not commit (-06 §5.3).
         let committer_user = committer.user.as_str().to_owned();
         match sender {
             Sender::Member(_) => {
@@ -279,7 +279,7 @@ impl HubRoom {
         }
 
         // Every Remove/SelfRemove queued at the hub this epoch must be
-        // committed now (-06 §4.4: leaving users' proposals are cached and
+        // committed now (-06 §5.3: leaving users' proposals are cached and
         // the next commit must include them).
         let included: BTreeSet<&ProposalRef> = staged
             .queued_proposals()
@@ -303,7 +303,7 @@ impl HubRoom {
         }
 
         // Authorize every proposal on its proposer's role. Participant-list
-        // updates are all built against this epoch's list (-06 §6.4, see
+        // updates are all built against this epoch's list (-06 §7.5, see
         // ParticipantListData::apply_all), so each is checked against it.
         let after = RoomPolicyState::from_dictionary(
             staged
@@ -419,7 +419,7 @@ impl HubRoom {
         })
     }
 
-    /// Checks an application message's metadata before fanout (-06 §4.5):
+    /// Checks an application message's metadata before fanout (-06 §5.4):
     /// the epoch must be current and the asserted sender an active
     /// participant allowed to send messages.
     pub fn authorize_message(
@@ -525,7 +525,7 @@ impl HubRoom {
     ) -> Result<(), String> {
         let Some(proposer) = proposer else {
             // Servers (hub, followers) may only remove clients (DESIGN:
-            // external senders send Add/Remove; -06 §6.3).
+            // external senders send Add/Remove; -06 §7.4).
             return match proposal {
                 Proposal::Remove(_) => Ok(()),
                 _ => Err("external senders may only propose Remove".into()),
@@ -534,7 +534,7 @@ impl HubRoom {
         let active = state.may_be_active(proposer);
         match proposal {
             // Leaving is always possible, even for removed or banned users
-            // (-06 §4.4 keeps Remove/SelfRemove open to them).
+            // (-06 §5.3 keeps Remove/SelfRemove open to them).
             Proposal::SelfRemove => Ok(()),
             Proposal::Remove(remove) => {
                 let target = self

@@ -1,4 +1,4 @@
-//! MIMI room logic as pure state machines (-06 §4.4–4.6, §6;
+//! MIMI room logic as pure state machines (-06 §5.3–4.6, §6;
 //! draft-ietf-mimi-room-policy).
 //!
 //! The hub validates handshake messages with openmls's [`PublicGroup`]

@@ -1,4 +1,4 @@
-//! Room policy as the hub enforces it (-06 §4.4, draft-ietf-mimi-room-policy
+//! Room policy as the hub enforces it (-06 §5.3, draft-ietf-mimi-room-policy
 //! §Role Capabilities).
 //!
 //! Authorization is per proposal and per *proposer*: a leaving user's

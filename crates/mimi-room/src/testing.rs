@@ -274,7 +274,7 @@ impl TestClient {
         self.group = Some(staged.into_group(&self.provider).unwrap());
     }
 
-    /// Joins by external commit from a GroupInfo (-06 §4.7); returns the
+    /// Joins by external commit from a GroupInfo (-06 §5.6); returns the
     /// commit for the hub.
     pub fn join_external(
         &mut self,

@@ -1,5 +1,5 @@
 //! The hub state machine driven by real openmls clients (-06 §3 flow,
-//! §4.4 update rules, §4.5 submit rules).
+//! §5.3 update rules, §5.4 submit rules).
 
 #[path = "../src/testing.rs"]
 mod testing;
@@ -79,7 +79,7 @@ fn protocol_flow_add_add_leave_new_device() {
     assert_eq!(alice.participants(), cathy.participants());
     assert!(hub.member_domains().contains("c.example"));
 
-    // Cathy may send; Dave (not a participant) may not (-06 §4.5).
+    // Cathy may send; Dave (not a participant) may not (-06 §5.4).
     hub.authorize_message(2, &cathy.user()).unwrap();
     assert!(matches!(
         hub.authorize_message(2, "mimi://d.example/u/dave"),

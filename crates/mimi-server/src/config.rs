@@ -30,7 +30,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// The provider domain this server answers for (-06 §3.1 `Host`).
+    /// The provider domain this server answers for (-06 §4.1 `Host`).
     pub domain: String,
     /// Where state lives: the SQLite database (unless `storage.postgres`
     /// is set) and the hub's signing key.
@@ -120,7 +120,7 @@ impl Default for Limits {
     }
 }
 
-/// Outbox delivery settings (-06 §4.6, transport requirements bulk fanout).
+/// Outbox delivery settings (-06 §5.5, transport requirements bulk fanout).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FanoutConfig {

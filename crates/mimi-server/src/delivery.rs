@@ -1,5 +1,5 @@
 //! Delivery of fanned-out room events to this provider's own devices
-//! (-06 §4.6 "Fanout Messages and Room Events", docs/client-api.md
+//! (-06 §5.5 "Fanout Messages and Room Events", docs/client-api.md
 //! "Delivery to clients").
 //!
 //! Used by the follower's `/notify` endpoint and by the hub when it fans
@@ -8,7 +8,7 @@
 //!
 //! Routing:
 //! - a Welcome goes to the local device whose claimed KeyPackageRef appears
-//!   in the Welcome's `secrets` (-06 §4.3, §4.6 NOTE), and that device is
+//!   in the Welcome's `secrets` (-06 §5.2, §5.5 NOTE), and that device is
 //!   subscribed to the room;
 //! - every other event goes to every local device subscribed to the room.
 //!
@@ -35,7 +35,7 @@ pub struct FanoutItem {
 /// What happened to a delivered batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryOutcome {
-    /// The same body from the same hub was processed before (-06 §4.6:
+    /// The same body from the same hub was processed before (-06 §5.5:
     /// a duplicate request is acknowledged but not processed again).
     Duplicate,
     /// The batch was queued: `client_events` queue entries were written.
@@ -43,7 +43,7 @@ pub enum DeliveryOutcome {
 }
 
 /// Splits a `/notify` body into its concatenated `FanoutMessage`s (-06
-/// §4.6), keeping each message's bytes. An empty body is an error
+/// §5.5), keeping each message's bytes. An empty body is an error
 /// (docs/divergences.md M16), as in `decode_fanout_batch`.
 pub fn split_batch(body: &[u8]) -> Result<Vec<FanoutItem>, DecodeError> {
     if body.is_empty() {
@@ -66,7 +66,7 @@ pub fn split_batch(body: &[u8]) -> Result<Vec<FanoutItem>, DecodeError> {
     Ok(items)
 }
 
-/// SHA-256 of a `/notify` body, the follower's duplicate key (-06 §4.6).
+/// SHA-256 of a `/notify` body, the follower's duplicate key (-06 §5.5).
 pub fn body_hash(body: &[u8]) -> [u8; 32] {
     Sha256::digest(body).into()
 }
@@ -90,7 +90,7 @@ pub fn welcome_key_package_refs(message: &FanoutMessage) -> Option<Vec<Vec<u8>>>
 /// Delivers one batch of `FanoutMessage`s of `room_id`, received from the
 /// room's hub `hub_domain`, to this provider's devices: routes every
 /// message, then records the body hash and queues all client events in one
-/// transaction (-06 §4.6 duplicate detection).
+/// transaction (-06 §5.5 duplicate detection).
 ///
 /// Devices named by a Welcome are subscribed before the events are queued,
 /// so a crash in between cannot leave a joined device unsubscribed; a

@@ -1,4 +1,4 @@
-//! Durable bulk fanout (-06 §4.6 "Fanout Messages and Room Events",
+//! Durable bulk fanout (-06 §5.5 "Fanout Messages and Room Events",
 //! transport requirements §5): workers lease outbox lanes and deliver them
 //! in order.
 //!
@@ -7,14 +7,14 @@
 //! `FanoutMessage`). A lane `(destination, room)` is leased by one worker
 //! at a time ([`mimi_store::Store::lease_outbox`]); its rows are sent in
 //! sequence order as ONE `/notify` body of concatenated `FanoutMessage`s
-//! (-06 §4.6 "The hub can include multiple concatenated FanoutMessage
+//! (-06 §5.5 "The hub can include multiple concatenated FanoutMessage
 //! objects relevant to the same room"). Rows for our own domain are
 //! delivered in-process through [`crate::delivery`].
 //!
 //! Failures: a lane that fails is handed back with
 //! [`mimi_store::Store::retry_outbox`] on its first row, so no later row
 //! overtakes it. The delay is `initial_backoff_ms · 2^attempts`, capped at
-//! `max_backoff_ms`, or the peer's `Retry-After` (-06 §4.6 "respecting any
+//! `max_backoff_ms`, or the peer's `Retry-After` (-06 §5.5 "respecting any
 //! guidance … such as Retry-After"). A 4xx other than 408/429 is logged as
 //! an error but still retried with the maximum backoff: an accepted event
 //! is never dropped silently (DESIGN.md), and an operator can fix the peer
@@ -36,7 +36,7 @@ use tokio::task::JoinSet;
 use crate::delivery::{self, FanoutItem};
 use crate::state::{AppState, now_ms};
 
-/// How long `/notify` hashes are kept for duplicate detection (-06 §4.6).
+/// How long `/notify` hashes are kept for duplicate detection (-06 §5.5).
 pub const NOTIFY_DEDUP_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 /// How often notify hashes and expired KeyPackages are purged.
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
@@ -184,7 +184,7 @@ async fn deliver_lane(state: AppState, lane: Lane) {
 }
 
 /// Counts delivered `FanoutMessage`s and records their latency since hub
-/// acceptance (the `timestamp` of -06 §4.6).
+/// acceptance (the `timestamp` of -06 §5.5).
 fn record_delivered(provider: &str, destination: &str, rows: &[OutboxItem]) {
     metrics::counter!("mimi_fanout_delivered_total", "provider" => provider.to_owned(), "destination" => destination.to_owned())
         .increment(rows.len() as u64);
@@ -266,7 +266,7 @@ async fn deliver_locally(state: &AppState, lane: &Lane) -> Result<(), LaneError>
 }
 
 /// POSTs the lane as one `/notify` body to the destination's notify URL
-/// for the room (-06 §4.2 directory, §4.6); success is 201.
+/// for the room (-06 §5.1 directory, §5.5); success is 201.
 async fn deliver_remote(state: &AppState, lane: &Lane) -> Result<(), LaneError> {
     let room = MimiUri::parse(&lane.room_id)
         .map_err(|e| LaneError::Permanent(format!("room id {}: {e}", lane.room_id)))?;
@@ -288,7 +288,7 @@ async fn deliver_remote(state: &AppState, lane: &Lane) -> Result<(), LaneError> 
     classify(response.status(), retry_after_ms(response.headers()))
 }
 
-/// The lane's payloads concatenated in order (-06 §4.6).
+/// The lane's payloads concatenated in order (-06 §5.5).
 fn lane_body(lane: &Lane) -> Vec<u8> {
     lane.rows
         .iter()

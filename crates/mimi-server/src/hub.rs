@@ -1,4 +1,4 @@
-//! The hub service (-06 §4.4–§4.7), shared by the federation endpoints
+//! The hub service (-06 §5.3–§5.6), shared by the federation endpoints
 //! (`federation::hub`) and the client API (`client_api::rooms`).
 //!
 //! Every request follows the same shape: load the room record, rebuild the
@@ -11,7 +11,7 @@
 //! Fanout contract: every accepted event writes one outbox row per
 //! destination provider domain, each carrying one TLS-encoded
 //! [`FanoutMessage`]; a commit with a Welcome writes the commit rows first,
-//! then the Welcome rows (-06 §4.6).
+//! then the Welcome rows (-06 §5.5).
 
 use std::collections::BTreeSet;
 
@@ -41,7 +41,7 @@ use crate::error::ApiError;
 use crate::state::{AppState, HubKey, now_ms};
 
 /// Who asks the hub: a peer provider, authenticated by mutual TLS and its
-/// `From` header (-06 §3.1), or one of this provider's own devices
+/// `From` header (-06 §4.1), or one of this provider's own devices
 /// (client API bearer token).
 #[derive(Debug, Clone)]
 pub enum Requester {
@@ -69,7 +69,7 @@ impl Requester {
 }
 
 /// The room state the hub persists: the [`HubRoom`] bytes plus what the
-/// hub must be able to hand to joiners without group secrets (-06 §4.7):
+/// hub must be able to hand to joiners without group secrets (-06 §5.6):
 /// the latest GroupInfo a committer uploaded and the proposals accepted in
 /// the current epoch.
 #[derive(Debug, Clone, TlsSerialize, TlsDeserialize, TlsSize)]
@@ -114,7 +114,7 @@ fn no_such_room(room_id: &MimiUri) -> ApiError {
     ApiError::not_found(format!("no room {room_id} on this hub"))
 }
 
-/// The hub's `ExternalSender` (-06 §6.3): its signature key and provider
+/// The hub's `ExternalSender` (-06 §7.4): its signature key and provider
 /// credential.
 pub fn hub_external_sender(hub_key: &HubKey) -> ExternalSender {
     ExternalSender::new(hub_key.public_key(), hub_key.credential.clone())
@@ -154,7 +154,7 @@ pub struct CreateRoom {
 /// Starts hosting a room created by `creator` (a device of this provider):
 /// the GroupInfo and tree must describe a consistent room whose members
 /// include the creator; if the group names external senders, this hub's
-/// must be among them (-06 §6.3). The creator's device is subscribed.
+/// must be among them (-06 §7.4). The creator's device is subscribed.
 pub async fn create_room(
     state: &AppState,
     creator: &AuthenticatedDevice,
@@ -245,14 +245,14 @@ fn check_external_senders(state: &AppState, hub: &HubRoom) -> Result<(), ApiErro
     }
 }
 
-// ---- update (-06 §4.4) ---------------------------------------------------------
+// ---- update (-06 §5.3) ---------------------------------------------------------
 
 /// What the room logic decided about a request.
 enum Decision<R> {
     Reject(R),
     Accept {
         event: AcceptedEvent,
-        /// KeyPackageRef → provider routes of a Welcome (-06 §4.6).
+        /// KeyPackageRef → provider routes of a Welcome (-06 §5.5).
         routes: Vec<(Vec<u8>, String)>,
     },
 }
@@ -290,7 +290,7 @@ fn rejection_response(rejection: UpdateRejection) -> UpdateRoomResponse {
     }
 }
 
-/// `POST /update/{roomId}` (-06 §4.4): a commit or a set of proposals.
+/// `POST /update/{roomId}` (-06 §5.3): a commit or a set of proposals.
 /// Every answer is an `UpdateRoomResponse`; only an unknown room (404) and
 /// internal failures are HTTP errors.
 pub async fn update(
@@ -333,7 +333,7 @@ pub async fn update(
                     "",
                 ));
             }
-            // Another commit won this epoch (-06 §4.4: one commit per epoch).
+            // Another commit won this epoch (-06 §5.3: one commit per epoch).
             Err(StoreError::EpochConflict { current_epoch }) if is_commit => {
                 return Ok(wrong_epoch(current_epoch));
             }
@@ -354,13 +354,13 @@ pub async fn update(
     ))
 }
 
-/// Validates and authorizes a commit (-06 §4.4) and builds its fanout:
+/// Validates and authorizes a commit (-06 §5.3) and builds its fanout:
 /// the commit to every provider with members before or after it (removed
 /// clients learn of their removal), then the Welcome to the providers of
-/// the added clients (-06 §4.6).
+/// the added clients (-06 §5.5).
 ///
 /// Commits must carry the new epoch's GroupInfo in full: the hub has no
-/// group secrets, so this is what it serves to joiners (-06 §4.7).
+/// group secrets, so this is what it serves to joiners (-06 §5.6).
 fn decide_commit(
     state: &AppState,
     room_id: &MimiUri,
@@ -406,7 +406,7 @@ fn decide_commit(
             "a commit that adds clients must carry their Welcome",
         )));
     }
-    // The Welcome is routed by KeyPackageRef (-06 §4.6): it may only name
+    // The Welcome is routed by KeyPackageRef (-06 §5.5): it may only name
     // clients this commit adds.
     let welcomes_strangers = welcome.as_ref().is_some_and(|w| {
         w.secrets().iter().any(|secret| {
@@ -486,9 +486,9 @@ fn welcome_message(welcome: &Welcome) -> Result<MlsMessageIn, ApiError> {
     MlsMessageIn::tls_deserialize_exact(bytes).map_err(ApiError::internal)
 }
 
-/// Validates, authorizes and queues proposals (-06 §4.4): the room state
+/// Validates, authorizes and queues proposals (-06 §5.3): the room state
 /// changes (the queue), the epoch does not; they go to every member
-/// provider as one FanoutMessage (-06 §4.6).
+/// provider as one FanoutMessage (-06 §5.5).
 fn decide_proposals(
     state: &AppState,
     room_id: &MimiUri,
@@ -622,7 +622,7 @@ fn provider_of_credential(credential: &Credential) -> Result<String, String> {
     Ok(uri.domain().to_ascii_lowercase())
 }
 
-// ---- submitMessage (-06 §4.5) ----------------------------------------------------
+// ---- submitMessage (-06 §5.4) ----------------------------------------------------
 
 fn submit_response(status: SubmitStatus) -> SubmitMessageResponse {
     SubmitMessageResponse {
@@ -651,7 +651,7 @@ pub fn sending_user(request: &SubmitMessageRequest) -> Result<MimiUri, ApiError>
         .ok_or_else(|| ApiError::bad_request("sendingUri is not a mimi://<domain>/u/<user> URI"))
 }
 
-/// `POST /submitMessage/{roomId}` (-06 §4.5): an application message
+/// `POST /submitMessage/{roomId}` (-06 §5.4): an application message
 /// (a PrivateMessage with content type application) from an active
 /// participant, in the current epoch, is accepted and fanned out to every
 /// member provider. Franking is not done yet: `frank` is absent.
@@ -730,7 +730,7 @@ pub async fn submit_message(
     ))
 }
 
-// ---- groupInfo (-06 §4.7) ----------------------------------------------------------
+// ---- groupInfo (-06 §5.6) ----------------------------------------------------------
 
 fn group_info_failure(room_id: &MimiUri, body: GroupInfoResponseBody) -> GroupInfoResponse {
     GroupInfoResponse {
@@ -745,7 +745,7 @@ pub fn requesting_device(request: &GroupInfoRequest) -> Option<ClientIdentity> {
     client_identity(&request.requesting_credential).ok()
 }
 
-/// `POST /groupInfo/{roomId}` (-06 §4.7): a new client of an existing
+/// `POST /groupInfo/{roomId}` (-06 §5.6): a new client of an existing
 /// participant asks for what it needs to join by external commit. The
 /// request signature must verify; the requesting credential's user must be
 /// a participant whose role may be active and has `canAddOwnClient`. The
@@ -817,7 +817,7 @@ pub async fn group_info(
     Ok((StatusCode::OK, response))
 }
 
-/// Encrypts the TBE to the requester and signs the response (-06 §4.7).
+/// Encrypts the TBE to the requester and signs the response (-06 §5.6).
 fn sign_group_info(
     state: &AppState,
     room_id: &MimiUri,

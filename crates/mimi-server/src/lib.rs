@@ -1,6 +1,6 @@
 //! The MIMI provider server (draft-ietf-mimi-protocol-06).
 //!
-//! Two listeners: the federation endpoints (-06 §4) behind mutual TLS, and
+//! Two listeners: the federation endpoints (-06 §5) behind mutual TLS, and
 //! the provider-internal client API (docs/client-api.md) with `/health`
 //! and `/metrics`. Accepted room events go to a durable outbox in the same
 //! transaction that accepts them; [`fanout`] workers deliver them.

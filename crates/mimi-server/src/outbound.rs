@@ -1,5 +1,5 @@
 //! Outbound federation requests: peer discovery and the mTLS HTTP client
-//! (-06 §3.1, §4.2).
+//! (-06 §4.1, §5.1).
 //!
 //! A peer is found through its directory document at
 //! `https://<domain>/.well-known/mimi-protocol-directory`, cached for

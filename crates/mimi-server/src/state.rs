@@ -20,8 +20,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     pub store: Arc<dyn Store>,
     pub crypto: Arc<RustCrypto>,
-    /// The hub's signing key: external sender in rooms it hosts (-06 §6.3),
-    /// signer of groupInfo responses (§4.7) and franks (§4.5.1).
+    /// The hub's signing key: external sender in rooms it hosts (-06 §7.4),
+    /// signer of groupInfo responses (§5.6) and franks (§5.4.1).
     pub hub_key: Arc<HubKey>,
     pub peers: Arc<PeerClient>,
 }
@@ -81,7 +81,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
-/// Milliseconds since the Unix epoch (hub acceptance timestamps, -06 §4.4).
+/// Milliseconds since the Unix epoch (hub acceptance timestamps, -06 §5.3).
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -1,4 +1,4 @@
-//! Mutual TLS between providers (-06 §3.1).
+//! Mutual TLS between providers (-06 §4.1).
 //!
 //! Every federation connection is mutually authenticated: the server
 //! certificate must authenticate the target provider's domain and the client
@@ -160,7 +160,7 @@ pub fn root_store(ca_pem: &str) -> Result<RootCertStore, TlsError> {
 ///
 /// Client certificates are verified against `roots` when presented but not
 /// required at the handshake: a request without one is answered with an HTTP
-/// 401 and logged (-06 §3.1), which is more useful to an operator than a
+/// 401 and logged (-06 §4.1), which is more useful to an operator than a
 /// bare handshake failure.
 pub fn server_config(
     roots: RootCertStore,

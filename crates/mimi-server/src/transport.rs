@@ -1,5 +1,5 @@
 //! The federation listener: TLS accept loop and provider authentication
-//! (-06 §3.1).
+//! (-06 §4.1).
 //!
 //! axum's own `serve` does not do TLS, so connections are accepted here,
 //! the TLS handshake is completed with rustls, the peer's end-entity
@@ -104,11 +104,11 @@ async fn serve_connection(
     }
 }
 
-/// The provider domains this server answers for (the `Host` of -06 §3.1).
+/// The provider domains this server answers for (the `Host` of -06 §4.1).
 #[derive(Clone, Debug)]
 pub struct LocalDomain(pub Arc<str>);
 
-/// Middleware enforcing -06 §3.1 on every federation request:
+/// Middleware enforcing -06 §4.1 on every federation request:
 /// `Host` names this provider, a client certificate was presented, and the
 /// `From: mimi@<domain>` header names a domain that certificate
 /// authenticates. Refusals are logged and answered with a one-line reason.
@@ -137,7 +137,7 @@ fn check_provider(
     authority: Option<&str>,
     peer: Option<&PeerCertificate>,
 ) -> Result<SourceProvider, (StatusCode, &'static str)> {
-    // -06 §3.1: the port component of Host is ignored. HTTP/2 carries the
+    // -06 §4.1: the port component of Host is ignored. HTTP/2 carries the
     // target in the :authority pseudo-header, which hyper exposes in the URI.
     let host = headers
         .get(header::HOST)
@@ -176,7 +176,7 @@ fn strip_port(host: &str) -> &str {
     }
 }
 
-/// The domain of a `From: mimi@<domain>` header (-06 §3.1: addr-spec form,
+/// The domain of a `From: mimi@<domain>` header (-06 §4.1: addr-spec form,
 /// local-part fixed to `mimi`).
 pub fn source_domain(from: &str) -> Option<&str> {
     let domain = from.trim().strip_prefix("mimi@")?;

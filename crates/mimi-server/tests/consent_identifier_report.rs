@@ -1,5 +1,5 @@
-//! Consent (-06 §4.8), identifierQuery (-06 §4.9) and reportAbuse
-//! (-06 §4.10) between real providers over mutual TLS.
+//! Consent (-06 §5.7), identifierQuery (-06 §5.8) and reportAbuse
+//! (-06 §5.9) between real providers over mutual TLS.
 
 mod common;
 
@@ -196,7 +196,7 @@ async fn consent_request_grant_revoke() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
-    // Raw federation checks (-06 §4.8).
+    // Raw federation checks (-06 §5.7).
     let carol = "mimi://c.example/u/carol";
     let req = |op| entry(op, carol, BOB, None);
     let status = |r: reqwest::Response| r.status();

@@ -1,4 +1,4 @@
-//! Durable fanout (-06 §4.6) between real providers: the hub's outbox
+//! Durable fanout (-06 §5.5) between real providers: the hub's outbox
 //! workers, the follower's `/notify` endpoint, Welcome routing and the
 //! client event queue.
 

@@ -1,6 +1,6 @@
 //! A follower outage: the hub's outbox keeps every event, retries with
 //! backoff, and delivers all of them exactly once and in order when the
-//! follower is back (-06 §4.6, transport requirements §5).
+//! follower is back (-06 §5.5, transport requirements §5).
 
 mod common;
 mod fanout_support;

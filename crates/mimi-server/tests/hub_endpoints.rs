@@ -1,4 +1,4 @@
-//! The hub endpoints (-06 §4.4 update, §4.5 submitMessage, §4.7 groupInfo)
+//! The hub endpoints (-06 §5.3 update, §5.4 submitMessage, §5.6 groupInfo)
 //! on three real providers over mutual TLS, driven by real openmls clients
 //! through the client API (forwarded to the hub when the client's provider
 //! is not the room's hub).
@@ -447,7 +447,7 @@ async fn hub_protocol_flow_over_federation() {
     cathy.mls.discard_pending();
     assert_eq!(room_epoch(&fed).await, 3);
 
-    // submitMessage (-06 §4.5): Cathy's message is accepted with a timestamp.
+    // submitMessage (-06 §5.4): Cathy's message is accepted with a timestamp.
     let message = app_message(&mut cathy.mls, b"hello");
     let response = submit(
         &fed,
@@ -505,7 +505,7 @@ async fn hub_protocol_flow_over_federation() {
     let response: SubmitMessageResponse = decode_exact(&body).unwrap();
     assert_eq!(response.status, SubmitStatus::NotAllowed);
 
-    // groupInfo (-06 §4.7): Cathy's second device gets the GroupInfo and
+    // groupInfo (-06 §5.6): Cathy's second device gets the GroupInfo and
     // tree and joins by external commit, which the hub accepts.
     let crypto = RustCrypto::default();
     let (request, private_key) = group_info_request(&cathy2.mls);
@@ -594,7 +594,7 @@ async fn hub_protocol_flow_over_federation() {
         device.mls.process(p2.clone());
     }
     // Alice commits them by reference: Bob is out, b.example no longer a
-    // member domain, but the commit still goes to b.example (-06 §4.6).
+    // member domain, but the commit still goes to b.example (-06 §5.5).
     let commit = build_commit(&mut alice.mls, vec![], vec![]);
     let response = update(&fed, &alice, ROOM, &commit.request).await;
     assert!(success(&response), "{response:?}");

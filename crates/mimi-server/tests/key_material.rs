@@ -1,4 +1,4 @@
-//! KeyPackage upload and keyMaterial (-06 §4.3) between real providers:
+//! KeyPackage upload and keyMaterial (-06 §5.2) between real providers:
 //! claims through the hub and through a follower, Welcome routing records,
 //! refusals, rate limiting and concurrent claims.
 

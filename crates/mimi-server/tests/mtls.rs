@@ -1,5 +1,5 @@
 //! Real mutual TLS over loopback: a provider server for b.example and
-//! clients presenting certificates from our dev CA (-06 §3.1).
+//! clients presenting certificates from our dev CA (-06 §4.1).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

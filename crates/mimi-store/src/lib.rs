@@ -7,7 +7,7 @@
 //! protocol parsing and validation happen above it.
 //!
 //! Concurrency guarantees, identical for both backends:
-//! - a KeyPackage is handed out at most once (-06 §4.3); last-resort ones are
+//! - a KeyPackage is handed out at most once (-06 §5.2); last-resort ones are
 //!   reused, expired ones never returned;
 //! - exactly one commit wins each room epoch (compare-and-set on the room row,
 //!   transport requirements §3.2), while application messages of the current
@@ -38,7 +38,7 @@ pub use types::*;
 /// `Lifetime.not_after`), everything else in milliseconds (`*_ms`).
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
-    // ---- KeyPackages (-06 §4.3), provider-local -------------------------------
+    // ---- KeyPackages (-06 §5.2), provider-local -------------------------------
 
     /// Registers `client_uri` under `user_uri` (if new) and stores its
     /// KeyPackages. Re-uploading a KeyPackageRef already stored is ignored.
@@ -53,7 +53,7 @@ pub trait Store: Send + Sync {
     /// The client URIs registered for `user_uri`, sorted.
     async fn list_clients(&self, user_uri: &str) -> Result<Vec<String>>;
 
-    /// Claims one KeyPackage for each client of `user_uri` (-06 §4.3 keyMaterial,
+    /// Claims one KeyPackage for each client of `user_uri` (-06 §5.2 keyMaterial,
     /// transport requirements §3.1): the oldest unexpired non-last-resort one,
     /// deleted in the same transaction so it is never handed out twice; else
     /// the newest unexpired last-resort one (kept); else `None`. Each claimed
@@ -74,7 +74,7 @@ pub trait Store: Send + Sync {
     // ---- Hub-side Welcome routing ---------------------------------------------
 
     /// Records which provider each KeyPackageRef of a Welcome belongs to
-    /// (hub side, -06 §4.3/§4.6). Later records for the same ref replace earlier ones.
+    /// (hub side, -06 §5.2/§5.5). Later records for the same ref replace earlier ones.
     async fn record_key_package_routes(
         &self,
         room_id: &str,
@@ -143,7 +143,7 @@ pub trait Store: Send + Sync {
     /// Destinations that have a lane with a due, unleased head row.
     async fn destinations_with_due_items(&self, now_ms: i64) -> Result<Vec<String>>;
 
-    // ---- Follower inbox dedup (-06 §4.6) ---------------------------------------
+    // ---- Follower inbox dedup (-06 §5.5) ---------------------------------------
 
     /// Records a `/notify` request by hub and body hash; `true` if it was not
     /// seen before (the follower processes only the first copy).
@@ -218,9 +218,9 @@ pub trait Store: Send + Sync {
     /// The `(user, device)` a bearer token belongs to.
     async fn device_for_token(&self, token_sha256: [u8; 32]) -> Result<Option<(String, String)>>;
 
-    // ---- Consent, user settings, abuse reports (-06 §4.8-§4.10) -----------------
+    // ---- Consent, user settings, abuse reports (-06 §5.7-§5.9) -----------------
 
-    /// Stores a consent operation for its `ConsentScope` (-06 §4.8), replacing
+    /// Stores a consent operation for its `ConsentScope` (-06 §5.7), replacing
     /// the previous operation of the same scope (`room_id` `None`: any room).
     async fn record_consent(&self, entry: ConsentRecord) -> Result<()>;
 
@@ -240,7 +240,7 @@ pub trait Store: Send + Sync {
     /// Settings of every user whose discoverability is not `none`, sorted by user.
     async fn discoverable_users(&self) -> Result<Vec<UserSettings>>;
 
-    /// Stores an abuse report (-06 §4.10); returns its id.
+    /// Stores an abuse report (-06 §5.9); returns its id.
     async fn add_abuse_report(&self, report: NewAbuseReport) -> Result<u64>;
 
     /// Stored abuse reports, oldest first.
@@ -254,7 +254,7 @@ pub trait Store: Send + Sync {
 
 // ---- Consent, user settings, abuse reports: values ---------------------------
 
-/// The latest consent operation for one `ConsentScope` (-06 §4.8).
+/// The latest consent operation for one `ConsentScope` (-06 §5.7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentRecord {
     pub requester_uri: String,
@@ -266,7 +266,7 @@ pub struct ConsentRecord {
     pub updated_at_ms: i64,
 }
 
-/// A local user's consent policy and identifier-query profile (-06 §4.9).
+/// A local user's consent policy and identifier-query profile (-06 §5.8).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UserSettings {
     pub user_uri: String,
@@ -282,7 +282,7 @@ pub struct UserSettings {
     pub discoverability: String,
 }
 
-/// An abuse report received by the hub (-06 §4.10).
+/// An abuse report received by the hub (-06 §5.9).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAbuseReport {
     pub room_id: String,

@@ -1,6 +1,6 @@
 //! Plain values passed to and returned by [`crate::Store`].
 
-/// A KeyPackage uploaded by a client (-06 §4.3).
+/// A KeyPackage uploaded by a client (-06 §5.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewKeyPackage {
     /// MLS KeyPackageRef (hash of the KeyPackage); unique across the store.
@@ -88,7 +88,7 @@ pub struct Delivery {
     pub payload: Vec<u8>,
 }
 
-/// An event the hub has validated and wants to accept (-06 §4.5, §4.6).
+/// An event the hub has validated and wants to accept (-06 §5.4, §5.5).
 ///
 /// Rules, checked atomically against the room row:
 /// - the room's epoch must equal `expected_epoch`, else

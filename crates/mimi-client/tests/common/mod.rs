@@ -1,7 +1,7 @@
 //! An in-process "network": `mimi_room::HubRoom` as the hub and a set of
 //! devices. Every request goes through the hub's checks; every resulting
 //! fanout message is encoded, decoded and delivered to the devices in
-//! order (the sender included: own echoes must be harmless, -06 §4.6).
+//! order (the sender included: own echoes must be harmless, -06 §5.5).
 
 #![allow(dead_code)]
 
@@ -35,7 +35,7 @@ pub struct Net {
     pub hub: HubRoom,
     pub devices: BTreeMap<String, Device>,
     /// Latest GroupInfo and tree the hub got with an accepted commit (what
-    /// it answers `/groupInfo` with, -06 §4.7).
+    /// it answers `/groupInfo` with, -06 §5.6).
     pub group_info: VerifiableGroupInfo,
     pub ratchet_tree: RatchetTreeIn,
     /// Every event each device reported, in order.
@@ -43,7 +43,7 @@ pub struct Net {
     /// Whether the committer is told of the hub's acceptance before the
     /// fanout (otherwise it learns from the echo of its commit).
     pub confirm_before_fanout: bool,
-    /// The hub's franking key, if the hub franks messages (-06 §4.5.1).
+    /// The hub's franking key, if the hub franks messages (-06 §5.4.1).
     pub franker: Option<openmls_basic_credential::SignatureKeyPair>,
     clock: u64,
 }
@@ -143,7 +143,7 @@ impl Net {
         }
     }
 
-    /// `/update` (-06 §4.4) from `sender`: the hub decides; on success the
+    /// `/update` (-06 §5.3) from `sender`: the hub decides; on success the
     /// sender confirms, and the commit or proposals are fanned out to the
     /// members (before the commit) and the Welcome to added clients.
     pub fn update(
@@ -216,7 +216,7 @@ impl Net {
         }
     }
 
-    /// `/submitMessage` (-06 §4.5): the hub checks epoch and sender, then
+    /// `/submitMessage` (-06 §5.4): the hub checks epoch and sender, then
     /// fans the message out to every member.
     pub fn submit(&mut self, message: OutgoingMessage) -> Result<(), SubmitRejection> {
         let request = on_the_wire(&message.request);
@@ -270,7 +270,7 @@ impl Net {
     }
 }
 
-/// What a franking hub does (-06 §4.5.1 "Hub processing"): reads the
+/// What a franking hub does (-06 §5.4.1 "Hub processing"): reads the
 /// franking tag from the message's Safe AAD, computes the server frank and
 /// signs the FrankingIntegrityTBS.
 pub fn hub_frank(

@@ -1,4 +1,4 @@
-//! Franking components (-06 §4.5.1 "Message Franking").
+//! Franking components (-06 §5.4.1 "Message Franking").
 
 use openmls::prelude::{Credential, SignaturePublicKey};
 use tls_codec::{TlsDeserialize, TlsSerialize, TlsSize};

@@ -1,4 +1,4 @@
-//! Room state components in the MLS `app_data_dictionary` (-06 §6, §9;
+//! Room state components in the MLS `app_data_dictionary` (-06 §7, §10;
 //! draft-ietf-mimi-room-policy; draft-ietf-mls-extensions §4.6).
 //!
 //! Each component is identified by a [`ComponentId`] and carries a TLS-PL
@@ -27,17 +27,17 @@ use openmls::messages::proposals::AppDataUpdateProposal;
 
 use crate::codec::{DecodeError, decode_exact};
 
-/// `frank_aad` Safe AAD component (-06 §4.5.1, IANA -06 §9). Where: AD.
+/// `frank_aad` Safe AAD component (-06 §5.4.1, IANA -06 §10). Where: AD.
 pub const FRANK_AAD: ComponentId = 0x0020;
-/// `franking_signature_key` GroupContext component (IANA -06 §9); its data
-/// is [`FrankingAgentData`], which the prose of -06 §4.5.1 calls
+/// `franking_signature_key` GroupContext component (IANA -06 §10); its data
+/// is [`FrankingAgentData`], which the prose of -06 §5.4.1 calls
 /// `franking_agent`.
 pub const FRANKING_SIGNATURE_KEY: ComponentId = 0x0021;
-/// Alias: the name -06 §4.5.1 uses for [`FRANKING_SIGNATURE_KEY`].
+/// Alias: the name -06 §5.4.1 uses for [`FRANKING_SIGNATURE_KEY`].
 pub const FRANKING_AGENT: ComponentId = FRANKING_SIGNATURE_KEY;
-/// `participant_list` (-06 §6.4, IANA -06 §9).
+/// `participant_list` (-06 §7.5, IANA -06 §10).
 pub const PARTICIPANT_LIST: ComponentId = 0x0022;
-/// `room_metadata` (-06 §6.5, IANA -06 §9).
+/// `room_metadata` (-06 §7.6, IANA -06 §10).
 pub const ROOM_METADATA: ComponentId = 0x0023;
 
 // draft-ietf-mimi-room-policy §IANA: values are TBDn with "suggested value"s;

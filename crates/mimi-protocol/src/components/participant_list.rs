@@ -1,4 +1,4 @@
-//! The `participant_list` component (0x0022, -06 §6.4).
+//! The `participant_list` component (0x0022, -06 §7.5).
 
 use std::collections::HashSet;
 
@@ -145,7 +145,7 @@ impl ParticipantListData {
         Ok(())
     }
 
-    /// Applies one update (-06 §6.4): first the role changes by index, then
+    /// Applies one update (-06 §7.5): first the role changes by index, then
     /// the removals by index (indices refer to `self`), then the additions
     /// are appended in order. Remaining participants keep their order.
     ///
@@ -217,7 +217,7 @@ impl ParticipantListData {
     /// being committed — proposals by reference are created independently —
     /// so all indices refer to `self`, not to the result of the previous
     /// update; additions are appended in commit order. A user operated on
-    /// by more than one update is rejected (-06 §6.4: "a single commit is not
+    /// by more than one update is rejected (-06 §7.5: "a single commit is not
     /// valid if it contains any combination of Participant list updates that
     /// operate on … the same user … more than once"). This is exactly
     /// [`Self::apply`] of the concatenated update.

@@ -1,4 +1,4 @@
-//! The `room_metadata` component (0x0023, -06 §6.5).
+//! The `room_metadata` component (0x0023, -06 §7.6).
 
 use std::io::{Read, Write};
 
@@ -208,7 +208,7 @@ impl RoomMetaData {
     }
 
     /// Applies the room-metadata updates of one commit: exactly one update,
-    /// which replaces the data (-06 §6.5).
+    /// which replaces the data (-06 §7.6).
     pub fn apply_updates(updates: &[RoomMetaUpdate]) -> Result<RoomMetaData, RoomMetadataError> {
         match updates {
             [only] => Ok(only.clone()),

@@ -1,4 +1,4 @@
-//! Report abuse: `POST /reportAbuse/{roomId}` (-06 §4.9).
+//! Report abuse: `POST /reportAbuse/{roomId}` (-06 §5.9).
 
 use openmls::prelude::AppDataDictionary;
 use tls_codec::{TlsDeserialize, TlsSerialize, TlsSize, VLBytes};
@@ -6,7 +6,7 @@ use tls_codec::{TlsDeserialize, TlsSerialize, TlsSize, VLBytes};
 use super::franking::Frank;
 use crate::common::IdentifierUri;
 
-/// `struct AbusiveMessage` (-06 §4.9).
+/// `struct AbusiveMessage` (-06 §5.9).
 #[derive(Debug, Clone, PartialEq, Eq, TlsSerialize, TlsDeserialize, TlsSize)]
 pub struct AbusiveMessage {
     /// The allegedly abusive content (e.g. a MIMI content message).
@@ -15,7 +15,7 @@ pub struct AbusiveMessage {
     pub accepted_timestamp: u64,
 }
 
-/// `enum AbuseType` (-06 §4.9).
+/// `enum AbuseType` (-06 §5.9).
 ///
 /// Reading: the draft defines only `reserved(0)` (the taxonomy is a TODO),
 /// so a closed enum could not decode any report. The raw `uint8` is kept and
@@ -29,7 +29,7 @@ impl AbuseType {
     pub const RESERVED: AbuseType = AbuseType { code: 0 };
 }
 
-/// `struct AbuseReport` (-06 §4.9).
+/// `struct AbuseReport` (-06 §5.9).
 ///
 /// `reportingUser` is "optional" in the prose but not on the wire; an empty
 /// URI means an anonymous report.

@@ -1,5 +1,5 @@
 //! Convey explicit consent: `POST /requestConsent`, `POST /updateConsent`
-//! (-06 §4.7).
+//! (-06 §5.7).
 
 use std::io::{Read, Write};
 
@@ -9,7 +9,7 @@ use tls_codec::{Deserialize, Serialize, Size, TlsDeserialize, TlsSerialize, TlsS
 use super::encoding_error;
 use crate::common::IdentifierUri;
 
-/// `enum ConsentOperation` (-06 §4.7).
+/// `enum ConsentOperation` (-06 §5.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsSize)]
 #[repr(u8)]
 pub enum ConsentOperation {
@@ -19,7 +19,7 @@ pub enum ConsentOperation {
     Revoke = 3,
 }
 
-/// `struct ConsentEntry` (-06 §4.7).
+/// `struct ConsentEntry` (-06 §5.7).
 ///
 /// Reading: the undefined `RoomId` type is [`IdentifierUri`].
 /// `client_key_packages` is on the wire only for `grant`; it must be empty
@@ -103,7 +103,7 @@ impl Deserialize for ConsentEntry {
     }
 }
 
-/// `struct ConsentScope` (-06 §4.7); `RoomId` read as [`IdentifierUri`].
+/// `struct ConsentScope` (-06 §5.7); `RoomId` read as [`IdentifierUri`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsSize)]
 pub struct ConsentScope {
     pub requester_uri: IdentifierUri,

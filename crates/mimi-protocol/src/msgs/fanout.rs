@@ -1,4 +1,4 @@
-//! Fanout Messages and Room Events: `POST /notify/{roomId}` (-06 §4.5).
+//! Fanout Messages and Room Events: `POST /notify/{roomId}` (-06 §5.5).
 
 use std::io::{Read, Write};
 
@@ -67,7 +67,7 @@ impl FanoutBody {
     }
 }
 
-/// `struct FanoutMessage` (-06 §4.5).
+/// `struct FanoutMessage` (-06 §5.5).
 ///
 /// Reading: the draft selects on `protocol` but has no protocol field; as in
 /// `UpdateRequest` the protocol is the room's (mls10), so the encoding is
@@ -151,7 +151,7 @@ impl Deserialize for FanoutMessage {
 }
 
 /// Decodes a `/notify` body: one or more concatenated `FanoutMessage`s
-/// (-06 §4.5). An empty body is an error.
+/// (-06 §5.5). An empty body is an error.
 pub fn decode_fanout_batch(mut bytes: &[u8]) -> Result<Vec<FanoutMessage>, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Malformed(decoding_error("empty notify body")));

@@ -1,4 +1,4 @@
-//! Message franking structs (-06 §4.4.1).
+//! Message franking structs (-06 §5.4.1).
 
 use openmls_traits::{crypto::OpenMlsCrypto, signatures::Signer};
 use tls_codec::{TlsDeserialize, TlsSerialize, TlsSize, VLBytes};
@@ -9,7 +9,7 @@ use super::{
 };
 use crate::common::IdentifierUri;
 
-/// `struct Frank` (-06 §4.4): what the hub returns to the sender and fans
+/// `struct Frank` (-06 §5.4): what the hub returns to the sender and fans
 /// out with an application message.
 #[derive(Debug, Clone, PartialEq, Eq, TlsSerialize, TlsDeserialize, TlsSize)]
 pub struct Frank {
@@ -19,7 +19,7 @@ pub struct Frank {
     pub franking_integrity_signature: VLBytes,
 }
 
-/// `struct ServerFrankingContext` (-06 §4.4.1.2).
+/// `struct ServerFrankingContext` (-06 §5.4.1.2).
 #[derive(Debug, Clone, PartialEq, Eq, TlsSerialize, TlsDeserialize, TlsSize)]
 pub struct ServerFrankingContext {
     pub sender_uri: IdentifierUri,
@@ -27,7 +27,7 @@ pub struct ServerFrankingContext {
     pub accepted_timestamp: u64,
 }
 
-/// `struct FrankingIntegrityTBS` (-06 §4.4.1.2). `opaque server_frank[32]` is
+/// `struct FrankingIntegrityTBS` (-06 §5.4.1.2). `opaque server_frank[32]` is
 /// the same 32 bytes as `Frank.server_frank` (`uint8[32]`).
 #[derive(Debug, Clone, PartialEq, Eq, TlsSerialize, TlsDeserialize, TlsSize)]
 pub struct FrankingIntegrityTbs {

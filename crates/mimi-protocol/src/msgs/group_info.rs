@@ -1,4 +1,4 @@
-//! Claim group key information: `POST /groupInfo/{roomId}` (-06 §4.6).
+//! Claim group key information: `POST /groupInfo/{roomId}` (-06 §5.6).
 
 use std::io::{Read, Write};
 
@@ -14,7 +14,7 @@ use super::{
 };
 use crate::common::Protocol;
 
-/// `struct GroupInfoRequestTBS` (-06 §4.6).
+/// `struct GroupInfoRequestTBS` (-06 §5.6).
 ///
 /// Reading: the TBS says `optional opaque joiningCode<V>` while the request
 /// says `opaque joiningCode<V>`. The signature must cover exactly the signed
@@ -31,7 +31,7 @@ pub struct GroupInfoRequestTbs {
     pub joining_code: Option<VLBytes>,
 }
 
-/// `struct GroupInfoRequest` (-06 §4.6): the TBS fields followed by the
+/// `struct GroupInfoRequest` (-06 §5.6): the TBS fields followed by the
 /// signature.
 #[derive(Debug, Clone, PartialEq, TlsSerialize, TlsDeserialize, TlsSize)]
 pub struct GroupInfoRequest {
@@ -86,7 +86,7 @@ impl GroupInfoRequest {
     }
 }
 
-/// `enum GroupInfoCode` (-06 §4.6). `reserved(0)` fails to decode.
+/// `enum GroupInfoCode` (-06 §5.6). `reserved(0)` fails to decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsSize)]
 #[repr(u8)]
 pub enum GroupInfoCode {
@@ -95,14 +95,14 @@ pub enum GroupInfoCode {
     NoSuchRoom = 3,
 }
 
-/// `struct PendingProposal` (-06 §4.6).
+/// `struct PendingProposal` (-06 §5.6).
 #[derive(Debug, Clone, PartialEq, TlsSerialize, TlsDeserialize, TlsSize)]
 pub struct PendingProposal {
     pub proposal: MlsMessageIn,
     pub hub_accepted_time: u64,
 }
 
-/// `struct GroupInfoRatchetTreeTBE` (-06 §4.6): the plaintext of
+/// `struct GroupInfoRatchetTreeTBE` (-06 §5.6): the plaintext of
 /// `encrypted_groupinfo_and_tree` (EncryptWithLabel with label
 /// "GroupInfo and ratchet_tree encryption" and the room ID as context).
 #[derive(Debug, Clone, PartialEq, TlsSerialize, TlsDeserialize, TlsSize)]
@@ -113,7 +113,7 @@ pub struct GroupInfoRatchetTreeTbe {
     pub pending_proposals: Vec<PendingProposal>,
 }
 
-/// `struct GroupInfoResponseTBS` (-06 §4.6).
+/// `struct GroupInfoResponseTBS` (-06 §5.6).
 ///
 /// Reading: the draft's field is named `version` but selected on as
 /// `protocol`; it is the `Protocol` value. The TBS has no `select (status)`:
@@ -157,7 +157,7 @@ impl GroupInfoResponseBody {
     }
 }
 
-/// `struct GroupInfoResponse` (-06 §4.6): `version` (a `Protocol`),
+/// `struct GroupInfoResponse` (-06 §5.6): `version` (a `Protocol`),
 /// `room_id`, `status`, and for `success` the mls10 fields and signature;
 /// nothing for other codes.
 #[derive(Debug, Clone, PartialEq)]
@@ -283,7 +283,7 @@ pub fn external_sender_parts(
     Ok((key, credential))
 }
 
-/// The EncryptWithLabel label of `encrypted_groupinfo_and_tree` (-06 §4.7).
+/// The EncryptWithLabel label of `encrypted_groupinfo_and_tree` (-06 §5.6).
 pub const GROUP_INFO_ENCRYPTION_LABEL: &str = "GroupInfo and ratchet_tree encryption";
 
 /// `struct { opaque label<V>; opaque context<V>; } EncryptContext`
@@ -352,7 +352,7 @@ pub fn decrypt_with_label(
 }
 
 impl GroupInfoRatchetTreeTbe {
-    /// Hub side (-06 §4.7): encrypts to the requester's `groupInfoPublicKey`
+    /// Hub side (-06 §5.6): encrypts to the requester's `groupInfoPublicKey`
     /// with the room ID as context.
     pub fn seal(
         &self,

@@ -1,4 +1,4 @@
-//! Find internal address: `POST /identifierQuery/{domain}` (-06 §4.8).
+//! Find internal address: `POST /identifierQuery/{domain}` (-06 §5.8).
 
 use std::io::{Read, Write};
 
@@ -8,7 +8,7 @@ use tls_codec::{Deserialize, Serialize, Size, TlsDeserialize, TlsSerialize, TlsS
 use super::TlsString;
 use crate::common::IdentifierUri;
 
-/// `enum SearchIdentifierType` (-06 §4.8).
+/// `enum SearchIdentifierType` (-06 §5.8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsSize)]
 #[repr(u8)]
 pub enum SearchIdentifierType {
@@ -56,7 +56,7 @@ impl SearchType {
     }
 }
 
-/// `struct QueryElement` (-06 §4.8). Reading: `select(type)` selects on the
+/// `struct QueryElement` (-06 §5.8). Reading: `select(type)` selects on the
 /// `searchType` field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryElement {
@@ -115,14 +115,14 @@ impl Deserialize for QueryElement {
     }
 }
 
-/// `struct IdentifierRequest` (-06 §4.8). All elements must match (AND).
+/// `struct IdentifierRequest` (-06 §5.8). All elements must match (AND).
 #[derive(Debug, Clone, PartialEq, TlsSerialize, TlsDeserialize, TlsSize)]
 pub struct IdentifierRequest {
     pub query_elements: Vec<QueryElement>,
     pub id_request_extensions: AppDataDictionary,
 }
 
-/// `enum IdentifierQueryCode` (-06 §4.8).
+/// `enum IdentifierQueryCode` (-06 §5.8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsSize)]
 #[repr(u8)]
 pub enum IdentifierQueryCode {
@@ -133,7 +133,7 @@ pub enum IdentifierQueryCode {
     UnsupportedField = 4,
 }
 
-/// `enum FieldSource` (-06 §4.8). `reserved(0)` fails to decode.
+/// `enum FieldSource` (-06 §5.8). `reserved(0)` fails to decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsSize)]
 #[repr(u8)]
 pub enum FieldSource {
@@ -141,7 +141,7 @@ pub enum FieldSource {
     VcardField = 8,
 }
 
-/// `struct ProfileField` (-06 §4.8). `string fieldName` is UTF-8 `opaque<V>`.
+/// `struct ProfileField` (-06 §5.8). `string fieldName` is UTF-8 `opaque<V>`.
 #[derive(Debug, Clone, PartialEq, Eq, TlsSerialize, TlsDeserialize, TlsSize)]
 pub struct ProfileField {
     pub field_source: FieldSource,
@@ -149,14 +149,14 @@ pub struct ProfileField {
     pub field_value: VLBytes,
 }
 
-/// `struct UserProfile` (-06 §4.8).
+/// `struct UserProfile` (-06 §5.8).
 #[derive(Debug, Clone, PartialEq, Eq, TlsSerialize, TlsDeserialize, TlsSize)]
 pub struct UserProfile {
     pub stable_uri: IdentifierUri,
     pub fields: Vec<ProfileField>,
 }
 
-/// `struct IdentifierResponse` (-06 §4.8).
+/// `struct IdentifierResponse` (-06 §5.8).
 #[derive(Debug, Clone, PartialEq, TlsSerialize, TlsDeserialize, TlsSize)]
 pub struct IdentifierResponse {
     pub response_code: IdentifierQueryCode,

@@ -1,4 +1,4 @@
-//! Fetch Key Material: `POST /keyMaterial/{targetUser}` (-06 §4.2).
+//! Fetch Key Material: `POST /keyMaterial/{targetUser}` (-06 §5.2).
 
 use std::io::{Read, Write};
 
@@ -15,7 +15,7 @@ use super::{
 };
 use crate::common::{IdentifierUri, Protocol};
 
-/// `struct KeyMaterialRequestTBS` (-06 §4.2).
+/// `struct KeyMaterialRequestTBS` (-06 §5.2).
 ///
 /// `select (protocol)` has the single case `mls10`, so the mls10 fields are
 /// plain fields after `protocol` (any other protocol value fails to decode).
@@ -34,7 +34,7 @@ pub struct KeyMaterialRequestTbs {
     pub requester_credential: Credential,
 }
 
-/// `struct KeyMaterialRequest` (-06 §4.2): the TBS fields followed by
+/// `struct KeyMaterialRequest` (-06 §5.2): the TBS fields followed by
 /// `key_material_request_signature`.
 #[derive(Debug, Clone, PartialEq, TlsSerialize, TlsDeserialize, TlsSize)]
 pub struct KeyMaterialRequest {
@@ -109,7 +109,7 @@ impl KeyMaterialRequest {
     }
 }
 
-/// `enum KeyMaterialUserCode` (-06 §4.2; the draft's `;` separators read as `,`).
+/// `enum KeyMaterialUserCode` (-06 §5.2; the draft's `;` separators read as `,`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsSize)]
 #[repr(u8)]
 pub enum KeyMaterialUserCode {
@@ -123,7 +123,7 @@ pub enum KeyMaterialUserCode {
     UserDeleted = 7,
 }
 
-/// `enum KeyMaterialClientCode` (-06 §4.2).
+/// `enum KeyMaterialClientCode` (-06 §5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsSize)]
 #[repr(u8)]
 pub enum KeyMaterialClientCode {
@@ -145,7 +145,7 @@ pub enum ClientMaterial {
     NothingCompatible(Option<Capabilities>),
 }
 
-/// `struct ClientKeyMaterial` (-06 §4.2).
+/// `struct ClientKeyMaterial` (-06 §5.2).
 ///
 /// On the wire: `clientStatus`, `clientUri`, then the per-status body. The
 /// `select (protocol)` refers to the enclosing response's protocol (only
@@ -210,7 +210,7 @@ impl Deserialize for ClientKeyMaterial {
     }
 }
 
-/// `struct KeyMaterialResponse` (-06 §4.2).
+/// `struct KeyMaterialResponse` (-06 §5.2).
 ///
 /// The rule that `clients` is empty unless `userStatus` is `success`,
 /// `partialSuccess` or `noCompatibleMaterial` is policy, checked by

@@ -1,4 +1,4 @@
-//! Request and response bodies of the MIMI endpoints (-06 §4).
+//! Request and response bodies of the MIMI endpoints (-06 §5).
 //!
 //! One module per endpoint. Every struct implements `tls_codec`'s `Size`,
 //! `Serialize` and `Deserialize`; decode request bodies with

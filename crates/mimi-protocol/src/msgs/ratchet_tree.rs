@@ -1,5 +1,5 @@
 //! `RatchetTreeOption`, `PartialGroupInfo` (draft-mahy-mls-ratchet-tree-options)
-//! and `GroupInfoOption` (-06 §4.3).
+//! and `GroupInfoOption` (-06 §5.3).
 
 use std::io::{Read, Write};
 
@@ -115,7 +115,7 @@ pub struct PartialGroupInfo {
     pub signature: VLBytes,
 }
 
-/// `enum GroupInfoRepresentation` (-06 §4.3).
+/// `enum GroupInfoRepresentation` (-06 §5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsSize)]
 #[repr(u8)]
 pub enum GroupInfoRepresentation {
@@ -123,7 +123,7 @@ pub enum GroupInfoRepresentation {
     Partial = 2,
 }
 
-/// `struct GroupInfoOption` (-06 §4.3). The GroupInfo omits `ratchet_tree`.
+/// `struct GroupInfoOption` (-06 §5.3). The GroupInfo omits `ratchet_tree`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GroupInfoOption {
     Full(VerifiableGroupInfo),

@@ -16,7 +16,7 @@ use super::MsgError;
 
 const LABEL_PREFIX: &str = "MLS 1.0 ";
 
-/// The labels MIMI uses (-06 §4.2, §4.5.1, §4.7).
+/// The labels MIMI uses (-06 §5.2, §5.4.1, §5.6).
 pub mod labels {
     pub const KEY_MATERIAL_REQUEST: &str = "KeyMaterialRequestTBS";
     pub const GROUP_INFO_REQUEST: &str = "GroupInfoRequestTBS";

@@ -1,4 +1,4 @@
-//! Submit a Message: `POST /submitMessage/{roomId}` (-06 §4.4).
+//! Submit a Message: `POST /submitMessage/{roomId}` (-06 §5.4).
 
 use std::io::{Read, Write};
 
@@ -8,7 +8,7 @@ use tls_codec::{Deserialize, Serialize, Size, TlsDeserialize, TlsSerialize, TlsS
 use super::franking::Frank;
 use crate::common::{IdentifierUri, Protocol};
 
-/// `struct SubmitMessageRequest` (-06 §4.4). `IdentifierURI` in the draft is
+/// `struct SubmitMessageRequest` (-06 §5.4). `IdentifierURI` in the draft is
 /// [`IdentifierUri`].
 ///
 /// The draft requires `appMessage` to be a PrivateMessage with content type
@@ -20,7 +20,7 @@ pub struct SubmitMessageRequest {
     pub sending_uri: IdentifierUri,
 }
 
-/// `enum SubmitResponseCode` (-06 §4.4). The draft names value 0 `accepted`
+/// `enum SubmitResponseCode` (-06 §5.4). The draft names value 0 `accepted`
 /// in the enum but `success` in the select; both mean value 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsSize)]
 #[repr(u8)]
@@ -46,7 +46,7 @@ pub enum SubmitStatus {
     },
 }
 
-/// `struct SubmitMessageResponse` (-06 §4.4).
+/// `struct SubmitMessageResponse` (-06 §5.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubmitMessageResponse {
     pub protocol: Protocol,

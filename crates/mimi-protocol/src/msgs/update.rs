@@ -1,4 +1,4 @@
-//! Update Room State: `POST /update/{roomId}` (-06 §4.3).
+//! Update Room State: `POST /update/{roomId}` (-06 §5.3).
 
 use std::io::{Read, Write};
 
@@ -27,7 +27,7 @@ pub enum HandshakeBody {
     Proposal { more_proposals: Vec<MlsMessageIn> },
 }
 
-/// `struct HandshakeBundle` (-06 §4.3).
+/// `struct HandshakeBundle` (-06 §5.3).
 ///
 /// The selector is the `content_type` of `proposalOrCommit`. Reading: it is
 /// taken from the clear-text header of the PublicMessage or PrivateMessage
@@ -115,7 +115,7 @@ impl Deserialize for HandshakeBundle {
     }
 }
 
-/// `struct UpdateRequest` (-06 §4.3).
+/// `struct UpdateRequest` (-06 §5.3).
 ///
 /// Reading: `select (room.protocol)` selects on the protocol of the room
 /// (known from the URL), not on a field, so the body is just the
@@ -125,7 +125,7 @@ pub struct UpdateRequest {
     pub bundle: HandshakeBundle,
 }
 
-/// `enum UpdateResponseCode` (-06 §4.3).
+/// `enum UpdateResponseCode` (-06 §5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsSize)]
 #[repr(u8)]
 pub enum UpdateResponseCode {
@@ -152,7 +152,7 @@ pub enum UpdateResult {
     },
 }
 
-/// `struct UpdateRoomResponse` (-06 §4.3).
+/// `struct UpdateRoomResponse` (-06 §5.3).
 ///
 /// On the wire: `responseCode`, `errorDescription` (the draft's `string`,
 /// encoded as UTF-8 `opaque<V>`), then the per-code body.

@@ -1,7 +1,7 @@
 //! A device's event queue (docs/client-api.md "Delivery to clients"):
 //! `GET /client/v1/events` and `POST /client/v1/events/ack`.
 //!
-//! Each event is one `FanoutMessage` (-06 §4.6) of a room the device is
+//! Each event is one `FanoutMessage` (-06 §5.5) of a room the device is
 //! in, in delivery order; unacknowledged events are delivered again.
 
 use axum::extract::{Query, State};

@@ -1,7 +1,7 @@
 //! Device registration and the per-user bookkeeping of the client API
-//! (docs/client-api.md): KeyPackage upload, key material (-06 §4.3) via the
-//! room's hub, the hub key, profile and discoverability (-06 §4.9),
-//! consent (-06 §4.8) and the operator's abuse reports (-06 §4.10).
+//! (docs/client-api.md): KeyPackage upload, key material (-06 §5.2) via the
+//! room's hub, the hub key, profile and discoverability (-06 §5.8),
+//! consent (-06 §5.7) and the operator's abuse reports (-06 §5.9).
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
@@ -116,7 +116,7 @@ async fn register_device(
     }
 }
 
-// ---- KeyPackages and key material (-06 §4.3) -----------------------------------
+// ---- KeyPackages and key material (-06 §5.2) -----------------------------------
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -225,7 +225,7 @@ async fn hub(
     }))
 }
 
-// ---- Profile and discoverability (-06 §4.9) ------------------------------------
+// ---- Profile and discoverability (-06 §5.8) ------------------------------------
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -273,7 +273,7 @@ async fn put_profile(
     Ok(StatusCode::NO_CONTENT)
 }
 
-// ---- Consent (-06 §4.8) ------------------------------------------------------------
+// ---- Consent (-06 §5.7) ------------------------------------------------------------
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -370,7 +370,7 @@ async fn send_consent(
     Ok(())
 }
 
-// ---- Abuse reports for the operator (-06 §4.10) ------------------------------------
+// ---- Abuse reports for the operator (-06 §5.9) ------------------------------------
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ReportView {

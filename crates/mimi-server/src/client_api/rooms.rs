@@ -148,7 +148,7 @@ impl IntoResponse for Relayed {
     }
 }
 
-/// `POST /client/v1/rooms/{roomId}/update`: TLS `UpdateRequest` (-06 §4.4).
+/// `POST /client/v1/rooms/{roomId}/update`: TLS `UpdateRequest` (-06 §5.3).
 /// A device that joined by external commit is subscribed to the room once
 /// the hub accepted it.
 async fn update(
@@ -201,7 +201,7 @@ fn is_external_commit(request: &UpdateRequest) -> bool {
 }
 
 /// `POST /client/v1/rooms/{roomId}/submit`: TLS `SubmitMessageRequest`
-/// (-06 §4.5); `sendingUri` must be the device's user.
+/// (-06 §5.4); `sendingUri` must be the device's user.
 async fn submit(
     State(state): State<AppState>,
     device: AuthenticatedDevice,
@@ -228,7 +228,7 @@ async fn submit(
 }
 
 /// `POST /client/v1/rooms/{roomId}/group-info`: TLS `GroupInfoRequest`
-/// (-06 §4.7); the requesting credential must be the device's.
+/// (-06 §5.6); the requesting credential must be the device's.
 async fn group_info(
     State(state): State<AppState>,
     device: AuthenticatedDevice,

@@ -1,6 +1,6 @@
 //! Convey explicit consent: `POST /requestConsent/{targetDomain}` and
-//! `POST /updateConsent/{requesterDomain}` (-06 §4.8, §7), and the consent
-//! policy applied to keyMaterial requests (-06 §4.3).
+//! `POST /updateConsent/{requesterDomain}` (-06 §5.7, §7), and the consent
+//! policy applied to keyMaterial requests (-06 §5.2).
 //!
 //! Every operation is stored per `ConsentScope` (requester, target, room),
 //! the latest one replacing the previous one of the same scope.
@@ -81,7 +81,7 @@ fn same_domain(uri: &MimiUri, domain: &str) -> bool {
     uri.domain().eq_ignore_ascii_case(domain)
 }
 
-/// `POST /requestConsent/{targetDomain}` (-06 §4.8): a `request` or
+/// `POST /requestConsent/{targetDomain}` (-06 §5.7): a `request` or
 /// `cancel`; `targetUri` is ours, `requesterUri` the sender's. A `cancel`
 /// without a matching `request` changes nothing and still answers 201.
 async fn request_consent(
@@ -127,7 +127,7 @@ async fn has_request(state: &AppState, parsed: &ParsedEntry) -> Result<bool, Api
         .any(|e| e.room_id == room && e.operation == "request"))
 }
 
-/// `POST /updateConsent/{requesterDomain}` (-06 §4.8): a `grant` or
+/// `POST /updateConsent/{requesterDomain}` (-06 §5.7): a `grant` or
 /// `revoke`; `requesterUri` is ours, `targetUri` the sender's.
 async fn update_consent(
     State(state): State<AppState>,
@@ -161,7 +161,7 @@ async fn update_consent(
 }
 
 /// The consent policy for a keyMaterial request for a local `target`
-/// (-06 §4.3, §7): `None` when allowed.
+/// (-06 §5.2, §7): `None` when allowed.
 ///
 /// The room-specific entry decides first, then the any-room entry; a
 /// `revoke` refuses (`noConsentForThisRoom` / `noConsent`), a `grant`

@@ -1,4 +1,4 @@
-//! The directory document (-06 §4.2): `GET /.well-known/mimi-protocol-directory`,
+//! The directory document (-06 §5.1): `GET /.well-known/mimi-protocol-directory`,
 //! served without client authentication. Our endpoints live at
 //! [`Endpoint::canonical_path`] under `federation.public_url`.
 //!

@@ -1,4 +1,4 @@
-//! The hub's federation endpoints (-06 §4.4, §4.5, §4.7):
+//! The hub's federation endpoints (-06 §5.3, §5.4, §5.6):
 //! `POST /v1/update/{roomId}`, `POST /v1/submitMessage/{roomId}` and
 //! `POST /v1/groupInfo/{roomId}`. `{roomId}` is the percent-encoded room
 //! URI (divergence T5); the logic lives in [`crate::hub`].
@@ -50,7 +50,7 @@ fn hosted_room(state: &AppState, raw: &str) -> Result<MimiUri, ApiError> {
     Ok(room_id)
 }
 
-/// `POST /update/{roomId}` (-06 §4.4). The source provider must be the
+/// `POST /update/{roomId}` (-06 §5.3). The source provider must be the
 /// provider of the committing or proposing client.
 async fn update(
     State(state): State<AppState>,
@@ -64,7 +64,7 @@ async fn update(
     Ok(mimi_response(StatusCode::OK, encode_body(&response)?))
 }
 
-/// `POST /submitMessage/{roomId}` (-06 §4.5). `sendingUri` must be a user
+/// `POST /submitMessage/{roomId}` (-06 §5.4). `sendingUri` must be a user
 /// of the source provider.
 async fn submit_message(
     State(state): State<AppState>,
@@ -79,7 +79,7 @@ async fn submit_message(
     Ok(mimi_response(StatusCode::OK, encode_body(&response)?))
 }
 
-/// `POST /groupInfo/{roomId}` (-06 §4.7). The requesting client must be a
+/// `POST /groupInfo/{roomId}` (-06 §5.6). The requesting client must be a
 /// client of the source provider.
 async fn group_info(
     State(state): State<AppState>,

@@ -1,4 +1,4 @@
-//! Find internal address: `POST /identifierQuery/{domain}` (-06 §4.9).
+//! Find internal address: `POST /identifierQuery/{domain}` (-06 §5.8).
 //!
 //! Each local user chooses a discoverability (`PUT /client/v1/profile`):
 //! `none` (never found), `exact` (found by exact handle, nick, email or
@@ -147,7 +147,7 @@ fn profile(user: &UserSettings) -> UserProfile {
     }
 }
 
-/// The answer to a query (-06 §4.9 response codes).
+/// The answer to a query (-06 §5.8 response codes).
 pub async fn answer(
     state: &AppState,
     request: &IdentifierRequest,

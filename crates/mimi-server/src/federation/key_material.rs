@@ -1,4 +1,4 @@
-//! Fetch key material: `POST /keyMaterial/{targetUser}` (-06 §4.3).
+//! Fetch key material: `POST /keyMaterial/{targetUser}` (-06 §5.2).
 //!
 //! The same logic serves three roles:
 //! - the target user's provider claims one KeyPackage per client
@@ -44,7 +44,7 @@ pub struct CheckedRequest {
     pub room_id: Option<MimiUri>,
 }
 
-/// `POST /v1/keyMaterial/{targetUser}` from a peer provider (-06 §4.3).
+/// `POST /v1/keyMaterial/{targetUser}` from a peer provider (-06 §5.2).
 ///
 /// The source provider must be the requesting user's provider, or the hub
 /// of the request's room (forwarding for a follower).
@@ -90,7 +90,7 @@ async fn key_material_inner(
     Ok(mimi_response(StatusCode::OK, encode_body(&response)?))
 }
 
-/// Decodes the URIs of a request and verifies its signature (-06 §4.3).
+/// Decodes the URIs of a request and verifies its signature (-06 §5.2).
 ///
 /// The scheme is that of the first acceptable cipher suite openmls knows,
 /// else Ed25519 (divergence M3).
@@ -175,7 +175,7 @@ pub fn is_local(state: &AppState, uri: &MimiUri) -> bool {
 }
 
 /// The hub forwards to the target's provider and records where each
-/// returned KeyPackage's Welcome must go (-06 §4.3).
+/// returned KeyPackage's Welcome must go (-06 §5.2).
 async fn forward_for_room(
     state: &AppState,
     checked: &CheckedRequest,
@@ -255,7 +255,7 @@ pub async fn forward(
     Ok(response)
 }
 
-/// The target provider's answer for a local user (-06 §4.3): consent,
+/// The target provider's answer for a local user (-06 §5.2): consent,
 /// then one KeyPackage per client, filtered by the request's suites and
 /// required capabilities.
 async fn local_key_material(
@@ -398,7 +398,7 @@ pub fn validate_upload(
 }
 
 /// A per-(source provider, requesting user) token bucket, in memory
-/// (-06 §4.3 leaves abuse limits to providers).
+/// (-06 §5.2 leaves abuse limits to providers).
 pub mod rate_limit {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};

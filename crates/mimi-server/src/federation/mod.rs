@@ -1,4 +1,4 @@
-//! Federation endpoints (-06 §4), served over mutual TLS.
+//! Federation endpoints (-06 §5), served over mutual TLS.
 //!
 //! Every route except the directory sits behind
 //! [`crate::transport::authenticate_provider`], so handlers can rely on the

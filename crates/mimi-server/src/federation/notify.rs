@@ -1,10 +1,10 @@
-//! Follower endpoint `POST /v1/notify/{roomId}` (-06 §4.6 "Fanout Messages
+//! Follower endpoint `POST /v1/notify/{roomId}` (-06 §5.5 "Fanout Messages
 //! and Room Events").
 //!
 //! The room's hub sends one or more concatenated `FanoutMessage`s of one
 //! room; we queue them for our devices (see [`crate::delivery`]) and answer
 //! 201 with no body. A duplicate request (same hub, same body) is answered
-//! 201 and not processed again (-06 §4.6).
+//! 201 and not processed again (-06 §5.5).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -22,7 +22,7 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/notify/{room_id}", post(notify))
 }
 
-/// `POST /notify/{roomId}` (-06 §4.6).
+/// `POST /notify/{roomId}` (-06 §5.5).
 ///
 /// Only the room's hub may notify: the hub of a room is the provider named
 /// by the room URI's domain (docs/client-api.md "Rooms and hubs"); any

@@ -1,4 +1,4 @@
-//! Report abuse: `POST /reportAbuse/{roomId}` (-06 §4.10).
+//! Report abuse: `POST /reportAbuse/{roomId}` (-06 §5.9).
 //!
 //! The hub stores the report for its operator (listed by
 //! `GET /client/v1/admin/reports`). Franking verification of the

@@ -178,7 +178,7 @@ pub async fn claimed_key_package(p: &Provider, client: &TestClient) -> KeyPackag
     kp
 }
 
-/// The `/notify` URL of `domain` for `room` (our canonical path, -06 §4.2).
+/// The `/notify` URL of `domain` for `room` (our canonical path, -06 §5.1).
 pub fn notify_url(fed: &Federation, domain: &str, room: &str) -> String {
     format!(
         "{}/v1/notify/{}",

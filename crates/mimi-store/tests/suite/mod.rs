@@ -902,7 +902,7 @@ pub async fn outbox_concurrent_leasers(s: Stores) {
     }
 }
 
-// ---- Follower inbox dedup (-06 §4.6) ---------------------------------------------
+// ---- Follower inbox dedup (-06 §5.5) ---------------------------------------------
 
 pub async fn notify_dedup(s: Stores) {
     let st = &s[0];
@@ -1258,7 +1258,7 @@ macro_rules! suite_tests {
     };
 }
 
-// ---- Consent, user settings, abuse reports (-06 §4.8-§4.10) -----------------
+// ---- Consent, user settings, abuse reports (-06 §5.7-§5.9) -----------------
 
 pub async fn consent_entries_per_scope(s: Stores) {
     let (a, b) = (&*s[0], &*s[1]);
