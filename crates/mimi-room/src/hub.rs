@@ -132,6 +132,42 @@ impl HubRoom {
         RoomPolicyState::from_dictionary(self.dictionary())
     }
 
+    /// The room state as the hub has accepted it: the current epoch's,
+    /// with the participant-list updates queued in this epoch applied.
+    /// Room state changes take effect when the hub accepts them, before
+    /// they are committed (-06 §7.1), so a queued ban or removal already
+    /// blocks the user (-06 §5.3).
+    pub fn accepted_policy_state(&self) -> Result<RoomPolicyState, RoomError> {
+        let mut state = self.policy_state()?;
+        let queued = self
+            .group
+            .public_group()
+            .queued_proposals(self.group.storage())
+            .map_err(|e| RoomError::CorruptState(format!("{e:?}")))?;
+        let updates: Vec<ParticipantListUpdate> = queued
+            .iter()
+            .filter_map(|(_, q)| match q.proposal() {
+                Proposal::AppDataUpdate(u) if u.component_id() == PARTICIPANT_LIST => {
+                    match u.operation() {
+                        AppDataUpdateOperation::Update(bytes) => {
+                            decode_component(bytes.as_slice()).ok()
+                        }
+                        AppDataUpdateOperation::Remove => None,
+                    }
+                }
+                _ => None,
+            })
+            .collect();
+        if !updates.is_empty() {
+            // Each queued update was validated when it was accepted;
+            // together they were built against this epoch's list.
+            if let Ok(list) = state.participants.apply_all(updates.iter()) {
+                state.participants = list;
+            }
+        }
+        Ok(state)
+    }
+
     fn dictionary(&self) -> Option<&AppDataDictionary> {
         self.group
             .public_group()
@@ -180,6 +216,7 @@ impl HubRoom {
         proposals: Vec<MlsMessageIn>,
     ) -> Result<Vec<ProposalRef>, UpdateRejection> {
         let state = self.policy_state().map_err(internal)?;
+        let accepted = self.accepted_policy_state().map_err(internal)?;
         let mut queued = Vec::with_capacity(proposals.len());
         for message in proposals {
             let processed = self.process(crypto, message)?;
@@ -191,6 +228,19 @@ impl HubRoom {
                 _ => return Err(not_allowed("expected a proposal")),
             };
             let proposer = self.proposer_user(proposal.sender(), None)?;
+            // A user removed or banned by an accepted, not yet committed
+            // change may only leave (-06 §5.3).
+            if let Some(p) = proposer.as_deref()
+                && !accepted.may_be_active(p)
+                && !matches!(
+                    proposal.proposal(),
+                    Proposal::Remove(_) | Proposal::SelfRemove
+                )
+            {
+                return Err(not_allowed(format!(
+                    "{p} may only propose Remove or SelfRemove"
+                )));
+            }
             let mut changes = ParticipantChanges::default();
             self.authorize_proposal(
                 &state,
@@ -227,6 +277,7 @@ impl HubRoom {
         commit: MlsMessageIn,
     ) -> Result<AcceptedCommit, UpdateRejection> {
         let before = self.policy_state().map_err(internal)?;
+        let accepted = self.accepted_policy_state().map_err(internal)?;
         let processed = self.process(crypto, commit)?;
         let committer = client_identity(processed.credential())
             .map_err(|e| not_allowed(format!("committer: {e}")))?;
@@ -258,7 +309,7 @@ impl HubRoom {
         let committer_user = committer.user.as_str().to_owned();
         match sender {
             Sender::Member(_) => {
-                if !before.may_be_active(&committer_user) {
+                if !accepted.may_be_active(&committer_user) {
                     return Err(not_allowed(format!(
                         "{committer_user} may not commit in this room"
                     )));
@@ -439,7 +490,7 @@ impl HubRoom {
             )));
         }
         let state = self
-            .policy_state()
+            .accepted_policy_state()
             .map_err(|e| SubmitRejection::NotAllowed(e.to_string()))?;
         if !state.may_be_active(sending_user) || !self.active_users().contains_key(sending_user) {
             return Err(SubmitRejection::NotAllowed(format!(

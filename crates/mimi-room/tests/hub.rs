@@ -302,3 +302,45 @@ fn state_survives_serialisation() {
     );
     assert!(HubRoom::from_bytes(&bytes[..bytes.len() - 1]).is_err());
 }
+
+#[test]
+fn an_accepted_ban_blocks_the_user_before_it_is_committed() {
+    let (mut alice, mut hub) = room_with_alice();
+    let mut bob = TestClient::new(BOB);
+    add_user(&mut alice, &mut hub, &mut bob, MEMBER);
+    let bob_index = alice.participants().index_of(bob.user()).unwrap();
+    let ban = ParticipantListUpdate {
+        changed_role_participants: vec![UserindexRolePair {
+            user_index: bob_index,
+            role_index: BANNED,
+        }],
+        ..Default::default()
+    };
+    hub.authorize_message(hub.epoch(), &bob.user()).unwrap();
+
+    // Alice's ban is accepted as a proposal; it is not committed yet.
+    hub.handle_proposals(&crypto(), vec![alice.propose_participants(&ban)])
+        .unwrap();
+
+    // Bob may no longer send messages, commit, or propose anything but
+    // his own removal (-06 §5.3).
+    assert!(matches!(
+        hub.authorize_message(hub.epoch(), &bob.user()),
+        Err(SubmitRejection::NotAllowed(_))
+    ));
+    let (commit, _) = bob.commit(vec![], vec![]);
+    assert!(matches!(
+        hub.handle_commit(&crypto(), commit),
+        Err(UpdateRejection::NotAllowed(_))
+    ));
+    bob.discard_pending();
+    let add_dave = bob.propose_participants(&add_participant("mimi://d.example/u/dave", MEMBER));
+    assert!(matches!(
+        hub.handle_proposals(&crypto(), vec![add_dave]),
+        Err(UpdateRejection::NotAllowed(_))
+    ));
+    hub.handle_proposals(&crypto(), vec![bob.self_remove()])
+        .unwrap();
+    // Alice is unaffected.
+    hub.authorize_message(hub.epoch(), &alice.user()).unwrap();
+}
