@@ -53,9 +53,10 @@ pub use device::{
 };
 pub use error::{Error, Result};
 pub use messaging::{Event, OutgoingMessage, TEXT_PLAIN, content};
-pub use provider::Provider;
-pub use requests::{
-    GROUP_INFO_ENCRYPTION_LABEL, GroupInfoKey, decrypt_with_label, encrypt_with_label,
-    key_packages_from_response,
+/// RFC 9420 EncryptWithLabel as -06 §5.6 uses it (from `mimi-protocol`).
+pub use mimi_protocol::msgs::group_info::{
+    GROUP_INFO_ENCRYPTION_LABEL, decrypt_with_label, encrypt_with_label,
 };
+pub use provider::Provider;
+pub use requests::{GroupInfoKey, key_packages_from_response};
 pub use rooms::{CreatedRoom, HubSender, RoomOptions};

@@ -4,6 +4,7 @@
 //! that protects the GroupInfo in transit.
 
 use mimi_protocol::Protocol;
+use mimi_protocol::msgs::group_info::{GROUP_INFO_ENCRYPTION_LABEL, decrypt_with_label};
 use mimi_protocol::msgs::{
     ClientMaterial, GroupInfoCode, GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoRequestTbs,
     GroupInfoResponse, GroupInfoResponseBody, KeyMaterialRequest, KeyMaterialRequestTbs,
@@ -13,74 +14,9 @@ use mimi_protocol::uri::MimiUri;
 use mimi_protocol::{IdentifierUri, decode_exact};
 use openmls::prelude::*;
 use openmls_traits::crypto::OpenMlsCrypto;
-use openmls_traits::types::HpkeCiphertext;
-use tls_codec::{Serialize as _, TlsSerialize, TlsSize, VLBytes};
 
 use crate::device::{CIPHERSUITE, Device, required_capabilities};
 use crate::error::{Error, Result};
-
-/// The `EncryptWithLabel` label of `encrypted_groupinfo_and_tree`
-/// (-06 §5.6).
-pub const GROUP_INFO_ENCRYPTION_LABEL: &str = "GroupInfo and ratchet_tree encryption";
-
-/// `struct { opaque label<V>; opaque context<V>; } EncryptContext;`
-/// (RFC 9420 §5.1.3), with `label = "MLS 1.0 " + Label`.
-#[derive(TlsSerialize, TlsSize)]
-struct EncryptContext {
-    label: VLBytes,
-    context: VLBytes,
-}
-
-fn encrypt_context(label: &str, context: &[u8]) -> Result<Vec<u8>> {
-    Ok(EncryptContext {
-        label: format!("MLS 1.0 {label}").into_bytes().into(),
-        context: context.to_vec().into(),
-    }
-    .tls_serialize_detached()?)
-}
-
-/// `EncryptWithLabel(public_key, label, context, plaintext)` (RFC 9420
-/// §5.1.3) with the HPKE suite of `ciphersuite`. The hub side of
-/// `encrypted_groupinfo_and_tree` (-06 §5.6).
-pub fn encrypt_with_label(
-    crypto: &impl OpenMlsCrypto,
-    ciphersuite: Ciphersuite,
-    public_key: &[u8],
-    label: &str,
-    context: &[u8],
-    plaintext: &[u8],
-) -> Result<HpkeCiphertext> {
-    crypto
-        .hpke_seal(
-            ciphersuite.hpke_config(),
-            public_key,
-            &encrypt_context(label, context)?,
-            &[],
-            plaintext,
-        )
-        .map_err(|e| Error::mls("EncryptWithLabel", e))
-}
-
-/// `DecryptWithLabel(private_key, label, context, ciphertext)` (RFC 9420
-/// §5.1.3).
-pub fn decrypt_with_label(
-    crypto: &impl OpenMlsCrypto,
-    ciphersuite: Ciphersuite,
-    private_key: &[u8],
-    label: &str,
-    context: &[u8],
-    ciphertext: &HpkeCiphertext,
-) -> Result<Vec<u8>> {
-    crypto
-        .hpke_open(
-            ciphersuite.hpke_config(),
-            ciphertext,
-            private_key,
-            &encrypt_context(label, context)?,
-            &[],
-        )
-        .map_err(|e| Error::mls("DecryptWithLabel", e))
-}
 
 /// The HPKE key pair of one GroupInfoRequest; keep it until the response
 /// arrives.
@@ -189,20 +125,15 @@ impl Device {
         response
             .verify(self.provider.crypto())
             .map_err(|e| Error::InvalidMessage(format!("GroupInfoResponse signature: {e}")))?;
-        let ciphersuite = success.cipher_suite.to_openmls().ok_or_else(|| {
-            Error::InvalidMessage(format!(
-                "unsupported cipher suite {:#06x}",
-                success.cipher_suite.0
-            ))
-        })?;
         let plaintext = decrypt_with_label(
             self.provider.crypto(),
-            ciphersuite,
+            success.cipher_suite,
             &key.private_key,
             GROUP_INFO_ENCRYPTION_LABEL,
             key.room.as_bytes(),
             &success.encrypted_groupinfo_and_tree,
-        )?;
+        )
+        .map_err(|e| Error::InvalidMessage(format!("encrypted_groupinfo_and_tree: {e}")))?;
         let tbe: GroupInfoRatchetTreeTbe = decode_exact(&plaintext)
             .map_err(|e| Error::InvalidMessage(format!("GroupInfoRatchetTreeTBE: {e}")))?;
         if let Some(senders) = tbe

@@ -67,7 +67,7 @@ fn new_device_joins_from_a_group_info_response() {
     let crypto = RustCrypto::default();
     let encrypted = encrypt_with_label(
         &crypto,
-        mimi_client::CIPHERSUITE,
+        mimi_client::CIPHERSUITE.into(),
         request.group_info_public_key.as_slice(),
         GROUP_INFO_ENCRYPTION_LABEL,
         ROOM.as_bytes(),
