@@ -787,3 +787,47 @@ async fn hub_on_postgres_accepts_one_commit_per_epoch() {
     );
     fed.shutdown().await;
 }
+
+/// -06 §5.6 over federation: a follower relaying a GroupInfoRequest whose
+/// signature does not verify gets `notAuthorized` and no GroupInfo; the
+/// same request correctly signed succeeds, so the signature is the only
+/// reason for the refusal.
+#[tokio::test]
+async fn forged_group_info_request_signature_is_refused_at_the_hub() {
+    let fed = start_federation(Backend::Sqlite).await;
+    let mut alice = register(&fed, ALICE).await;
+    let mut bob = register(&fed, BOB).await;
+    create_room(&fed, &mut alice).await;
+    assert!(success(&add_user(&fed, &mut alice, &mut bob).await));
+
+    // The genuine request; one with a flipped signature bit; one carrying
+    // the valid signature of another device's request.
+    let (genuine, _) = group_info_request(&bob.mls);
+    let mut flipped = genuine.clone();
+    let mut sig = flipped.signature.as_slice().to_vec();
+    sig[0] ^= 1;
+    flipped.signature = sig.into();
+    let mut foreign = genuine.clone();
+    foreign.signature = group_info_request(&TestClient::new(CATHY)).0.signature;
+    for (request, expected) in [
+        (genuine, GroupInfoCode::Success),
+        (flipped, GroupInfoCode::NotAuthorized),
+        (foreign, GroupInfoCode::NotAuthorized),
+    ] {
+        let body = encode(&request).unwrap();
+        let (status, body) = federation_post(&fed, "b.example", "groupInfo", ROOM, body).await;
+        assert_eq!(status, StatusCode::OK);
+        let response: GroupInfoResponse = decode_exact(&body).unwrap();
+        assert_eq!(response.status(), expected);
+        if expected == GroupInfoCode::NotAuthorized {
+            assert!(
+                matches!(response.body, GroupInfoResponseBody::NotAuthorized),
+                "no encrypted GroupInfo is returned: {:?}",
+                response.body
+            );
+        }
+    }
+    // Nothing changed at the hub.
+    assert_eq!(room_epoch(&fed).await, 1);
+    fed.shutdown().await;
+}

@@ -1,0 +1,201 @@
+//! Resource limits (docs/operations.md "Limits"): request bodies above
+//! `limits.max_body_bytes` get 413 and change nothing, the hub sends at
+//! most `fanout.max_batch` FanoutMessages per `/notify` request, and a peer
+//! that accepts TCP but never answers costs one `outbound_timeout_ms` per
+//! attempt, never a stalled fanout.
+
+mod common;
+mod fanout_support;
+mod net_support;
+
+use std::time::Duration;
+
+use common::{Backend, Provider, start_federation};
+use fanout_support::*;
+use reqwest::StatusCode;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn wait_until_drained(p: &Provider) {
+    let store = &p.server().state.store;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while store.outbox_depth().await.unwrap() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "outbox not drained");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn payloads_of(events: &[Event]) -> Vec<Vec<u8>> {
+    events.iter().map(|e| e.2.clone()).collect()
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_get_413_and_change_nothing() {
+    const LIMIT: usize = 16 * 1024;
+    let mut fed = start_federation(Backend::Sqlite).await;
+    let b = fed.provider_mut("b.example");
+    b.config.limits.max_body_bytes = LIMIT;
+    b.restart().await;
+    let b = fed.provider("b.example");
+    let room = unique_room("a.example", "limits");
+    let bob = "mimi://b.example/d/bob/laptop";
+    let token = register(b, "mimi://b.example/u/bob", bob).await;
+    b.server().state.store.subscribe(&room, bob).await.unwrap();
+
+    // A well-formed batch, only too large.
+    let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
+    let text = "x".repeat(1024);
+    let payloads: Vec<Vec<u8>> = (0..20).map(|_| alice.application(&text)).collect();
+    let too_large = payloads.concat();
+    assert!(too_large.len() > LIMIT);
+    let hub = federation_client_as(&fed, "a.example");
+    let url = notify_url(&fed, "b.example", &room);
+    assert_eq!(
+        post_notify(&hub, &url, "a.example", too_large).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert!(fetch(b, &token, 0).await.is_empty(), "nothing was queued");
+    // The client API has the same limit.
+    let resp = b
+        .client_api
+        .post(format!("{}/client/v1/key-material", b.client_base))
+        .bearer_auth(&token)
+        .header("content-type", "application/mimi-protocol")
+        .body(vec![0u8; LIMIT + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Under the limit, the same kind of batch is accepted and queued.
+    let fits = payloads[..5].concat();
+    assert!(fits.len() < LIMIT);
+    assert_eq!(
+        post_notify(&hub, &url, "a.example", fits).await,
+        StatusCode::CREATED
+    );
+    assert!(payloads_of(&fetch(b, &token, 0).await) == payloads[..5].to_vec());
+    fed.shutdown().await;
+}
+
+#[tokio::test]
+async fn notify_requests_carry_at_most_max_batch_messages() {
+    const MAX_BATCH: u32 = 3;
+    const EVENTS: usize = 10;
+    let mut fed = start_federation(Backend::Sqlite).await;
+    let a = fed.provider_mut("a.example");
+    a.config.fanout.max_batch = MAX_BATCH;
+    a.restart().await;
+    let (a, b) = (fed.provider("a.example"), fed.provider("b.example"));
+    let room = unique_room("a.example", "batch");
+    let bob = "mimi://b.example/d/bob/laptop";
+    let token = register(b, "mimi://b.example/u/bob", bob).await;
+    b.server().state.store.subscribe(&room, bob).await.unwrap();
+
+    let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
+    let payloads = alice.applications(EVENTS);
+    a.server()
+        .state
+        .store
+        .enqueue_outbox(outbox_rows("b.example", &room, &payloads), 0)
+        .await
+        .unwrap();
+    let events = wait_for_events(b, &token, EVENTS, WAIT).await;
+    assert!(payloads_of(&events) == payloads, "all, once, in order");
+    wait_until_drained(a).await;
+    // b.example keeps one duplicate-detection hash per distinct body.
+    let requests = b
+        .server()
+        .state
+        .store
+        .prune_notify_before(i64::MAX)
+        .await
+        .unwrap();
+    assert!(
+        requests >= EVENTS.div_ceil(MAX_BATCH as usize) as u64,
+        "{requests} /notify requests for {EVENTS} events with max_batch {MAX_BATCH}"
+    );
+    fed.shutdown().await;
+}
+
+/// With a single fanout worker, a follower that accepts connections and
+/// never answers must not hold the worker: each attempt ends after
+/// `outbound_timeout_ms`, later events to another follower still go out,
+/// and the silent follower gets everything once it answers again.
+#[tokio::test]
+async fn a_silent_peer_times_out_and_is_retried_without_stalling_fanout() {
+    let mut fed = start_federation(Backend::Sqlite).await;
+    let a = fed.provider_mut("a.example");
+    a.config.limits.outbound_timeout_ms = 300;
+    a.config.fanout.workers = 1;
+    let proxy = net_support::interpose(&mut fed, "a.example", "b.example").await;
+    proxy.set_blackhole(true);
+    let (a, b, c) = (
+        fed.provider("a.example"),
+        fed.provider("b.example"),
+        fed.provider("c.example"),
+    );
+    let room = unique_room("a.example", "silent");
+    let bob = "mimi://b.example/d/bob/laptop";
+    let carl = "mimi://c.example/d/carl/pc";
+    let bob_token = register(b, "mimi://b.example/u/bob", bob).await;
+    let carl_token = register(c, "mimi://c.example/u/carl", carl).await;
+    b.server().state.store.subscribe(&room, bob).await.unwrap();
+    c.server().state.store.subscribe(&room, carl).await.unwrap();
+
+    let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
+    let payloads = alice.applications(6);
+    let store = a.server().state.store.clone();
+    store
+        .enqueue_outbox(outbox_rows("b.example", &room, &payloads), 0)
+        .await
+        .unwrap();
+    store
+        .enqueue_outbox(outbox_rows("c.example", &room, &payloads[..3]), 0)
+        .await
+        .unwrap();
+    assert!(payloads_of(&wait_for_events(c, &carl_token, 3, WAIT).await) == payloads[..3]);
+
+    // The worker came back from the silent peer: the next events for
+    // c.example are delivered too, and b.example's attempts are repeated
+    // on new connections (each earlier one was given up, not awaited).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while proxy.blackholed() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no retry after a timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rest: Vec<_> = payloads[3..]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| mimi_store::NewOutboxItem {
+            destination: "c.example".into(),
+            room_id: room.clone(),
+            seq: 4 + i as u64,
+            payload: p.clone(),
+        })
+        .collect();
+    store.enqueue_outbox(rest, 0).await.unwrap();
+    assert!(payloads_of(&wait_for_events(c, &carl_token, 6, WAIT).await) == payloads);
+    assert!(fetch(b, &bob_token, 0).await.is_empty());
+    assert_eq!(
+        store.outbox_depth().await.unwrap(),
+        6,
+        "b.example's rows wait"
+    );
+
+    // The peer answers again: everything arrives, once and in order.
+    proxy.set_blackhole(false);
+    let events = wait_for_events(b, &bob_token, 6, WAIT).await;
+    assert!(
+        payloads_of(&events) == payloads,
+        "got {} events",
+        events.len()
+    );
+    wait_until_drained(a).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fetch(b, &bob_token, 0).await.len(), 6);
+    fed.shutdown().await;
+}
