@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Subcommand;
 use mimi_client::http::{Client, ProviderConnection};
-use mimi_client::{Event, content};
+use mimi_client::{Event, FrankStatus, content};
+use mimi_content::MessageId;
+use mimi_protocol::msgs::AbuseType;
 use serde::{Deserialize, Serialize};
 
 #[derive(clap::Args)]
@@ -27,15 +29,8 @@ enum ClientCommand {
         /// Device URI, mimi://<domain>/d/<user>/<device>.
         #[arg(long)]
         device: String,
-        /// The provider's client API URL, e.g. https://a.example:18444.
-        #[arg(long)]
-        provider: String,
-        /// CA certificate (PEM) of the provider.
-        #[arg(long)]
-        ca: Option<PathBuf>,
-        /// Address to connect to instead of resolving the URL's host.
-        #[arg(long)]
-        connect: Option<SocketAddr>,
+        #[command(flatten)]
+        endpoint: Endpoint,
         /// KeyPackages to publish.
         #[arg(long, default_value_t = 5)]
         key_packages: usize,
@@ -67,14 +62,107 @@ enum ClientCommand {
     Join { room: String },
     /// Send a text message.
     Send { room: String, text: String },
-    /// Fetch queued events and print the room's messages.
+    /// Fetch queued events and print the room's messages (with their
+    /// message IDs and whether the hub's frank verified).
     Read { room: String },
+    /// Report a message to the room's hub (-06 §5.9); the report carries
+    /// the message and its verified frank.
+    Report {
+        room: String,
+        /// The message ID (hex, as `read` prints it).
+        #[arg(long)]
+        message: String,
+        /// AbuseType code (-06 §5.9 defines only 0).
+        #[arg(long, default_value_t = 0)]
+        reason: u8,
+        /// A free-text note for the hub's operator.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
 }
 
-#[derive(Serialize, Deserialize)]
+/// `mimi admin …`: operator requests to a provider's client API.
+#[derive(clap::Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    endpoint: Endpoint,
+    /// File holding the admin token (`client_api.admin_token`); default:
+    /// the MIMI_ADMIN_TOKEN environment variable.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// List the abuse reports the hub verified and stored (-06 §5.9).
+    Reports {
+        /// Print the JSON the provider returns.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn admin(args: AdminArgs) -> anyhow::Result<()> {
+    let token = match &args.token_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .trim()
+            .to_owned(),
+        None => std::env::var("MIMI_ADMIN_TOKEN")
+            .context("no admin token: pass --token-file or set MIMI_ADMIN_TOKEN")?,
+    };
+    let connection = connect(&args.endpoint)?.with_token(token);
+    match args.command {
+        AdminCommand::Reports { json } => {
+            let reports = connection.admin_reports().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+                return Ok(());
+            }
+            if reports.is_empty() {
+                println!("no abuse reports");
+            }
+            for r in reports {
+                println!(
+                    "#{} [{}] {}: {} reports {} (via {}), reason {}, {} message(s), franks {}: {}",
+                    r.id,
+                    r.received_at_ms,
+                    r.room_id,
+                    if r.reporting_user.is_empty() {
+                        "anonymous"
+                    } else {
+                        &r.reporting_user
+                    },
+                    r.alleged_abuser,
+                    r.source_provider,
+                    r.reason_code,
+                    r.messages,
+                    if r.franks_verified {
+                        "verified"
+                    } else {
+                        "not verified"
+                    },
+                    r.note
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where a provider's client API is; kept beside a device's state.
+#[derive(clap::Args, Serialize, Deserialize)]
 struct Endpoint {
+    /// The provider's client API URL, e.g. https://a.example:18444.
+    #[arg(long)]
     provider: String,
+    /// CA certificate (PEM) of the provider.
+    #[arg(long)]
     ca: Option<PathBuf>,
+    /// Address to connect to instead of resolving the URL's host.
+    #[arg(long)]
     connect: Option<SocketAddr>,
 }
 
@@ -116,17 +204,10 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
     let state = args.state;
     if let ClientCommand::Register {
         device,
-        provider,
-        ca,
-        connect: addr,
+        endpoint,
         key_packages,
     } = args.command
     {
-        let endpoint = Endpoint {
-            provider,
-            ca,
-            connect: addr,
-        };
         let mut client = Client::register(&device, connect(&endpoint)?).await?;
         client.save(&state)?;
         std::fs::write(
@@ -190,8 +271,32 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
                     }
                     other => format!("{other:?}"),
                 };
-                println!("[{}] {}: {}", m.timestamp, m.sender_user, text);
+                let frank = match &m.frank_status {
+                    FrankStatus::Verified => "franked".to_owned(),
+                    FrankStatus::Unfranked => "unfranked".to_owned(),
+                    FrankStatus::Invalid(reason) => format!("INVALID FRANK: {reason}"),
+                };
+                println!(
+                    "[{}] {} {}: {} ({frank})",
+                    m.timestamp,
+                    m.id.to_hex(),
+                    m.sender_user,
+                    text
+                );
             }
+        }
+        ClientCommand::Report {
+            room,
+            message,
+            reason,
+            note,
+        } => {
+            let id = MessageId::from_hex(&message)
+                .with_context(|| format!("`{message}` is not a hex message ID"))?;
+            client
+                .report(&room, id, AbuseType { code: reason }, &note)
+                .await?;
+            println!("reported {message} in {room}");
         }
     }
     client.save(&state)?;

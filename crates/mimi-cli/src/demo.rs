@@ -253,15 +253,25 @@ async fn play(providers: &[Provider], ca: &[u8]) -> anyhow::Result<()> {
     for (id, from, readers) in &sent {
         for reader in readers {
             let history = clients[reader].device.history(ROOM)?;
+            let copy = history.iter().find(|m| m.id == *id);
             ensure!(
-                history.iter().any(|m| m.id == *id),
+                copy.is_some(),
                 "{reader} did not decrypt {from}'s message {}",
+                id.to_hex()
+            );
+            // The room was created with the hub as franking agent: every
+            // copy, sent or received, carries a frank that verified
+            // (-06 §5.4.1).
+            let status = copy.map(|m| m.frank_status.clone());
+            ensure!(
+                status == Some(mimi_client::FrankStatus::Verified),
+                "{reader}'s copy of {from}'s message {} has no verified frank: {status:?}",
                 id.to_hex()
             );
         }
     }
     say(&format!(
-        "every client decrypted every message sent while it was a member ({} messages)",
+        "every client decrypted every message sent while it was a member ({} messages), each with a verified frank from the hub",
         sent.len()
     ));
     Ok(())

@@ -1,5 +1,6 @@
 //! The `mimi` command.
 
+mod bench;
 mod client_cmd;
 mod demo;
 
@@ -30,12 +31,18 @@ enum Command {
     Server(ServerArgs),
     /// Act as one client device against its provider.
     Client(client_cmd::ClientArgs),
+    /// Operator requests to a provider's client API (admin token).
+    Admin(client_cmd::AdminArgs),
     /// Create a development CA and one certificate per provider domain,
     /// plus a ready-to-run config file for each provider.
     DevCa(DevCaArgs),
     /// Inspect MIMI content messages (draft-ietf-mimi-content).
     #[command(subcommand)]
     Content(ContentCommand),
+    /// Measure the hub: fanout throughput and latency, commit validation,
+    /// keyMaterial claims, memory, and the raw mTLS HTTP/2 ceiling
+    /// (docs/performance.md).
+    Bench(bench::BenchArgs),
     /// Parse and normalise a mimi:// identifier.
     Uri {
         /// The URI, e.g. mimi://a.example/u/alice
@@ -104,7 +111,9 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => run_server(args),
         Command::Demo { dir } => run_demo(dir),
         Command::Client(args) => tokio::runtime::Runtime::new()?.block_on(client_cmd::run(args)),
+        Command::Admin(args) => tokio::runtime::Runtime::new()?.block_on(client_cmd::admin(args)),
         Command::DevCa(args) => dev_ca(args),
+        Command::Bench(args) => bench::run(args),
         Command::Content(ContentCommand::Decode { file, sender, room }) => {
             decode_content(&file, sender.as_deref(), room.as_deref())
         }

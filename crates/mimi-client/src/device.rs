@@ -150,9 +150,32 @@ pub struct Message {
     pub own: bool,
     /// The `frank_aad` franking tag carried in the message's Safe AAD.
     pub franking_tag: Option<[u8; 32]>,
-    /// The hub's frank (-06 §5.4.1), kept only when its integrity
-    /// signature verified with the room's `franking_signature_key`.
+    /// The hub's frank (-06 §5.4.1), kept only when it verified
+    /// ([`FrankStatus::Verified`]); with `timestamp` (the hub's
+    /// `accepted_timestamp`) and the content it is what an abuse report
+    /// carries (-06 §5.9).
     pub frank: Option<Frank>,
+    /// What receiver verification of the frank found.
+    pub frank_status: FrankStatus,
+}
+
+/// The outcome of receiver verification of a message's frank (-06 §5.4.1
+/// "Receiver verification of frank").
+///
+/// A message whose frank fails is still delivered — MLS authenticated its
+/// sender and content — but flagged, and it cannot be reported with proof.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FrankStatus {
+    /// No frank came with the message (the room has no franking agent, or
+    /// the hub did not frank it), or it is an own message not yet franked.
+    #[default]
+    Unfranked,
+    /// The frank verified: franking tag, integrity signature by the room's
+    /// franking agent (whose credential names the hub's domain), and the
+    /// sender and room agreeing between credential, content and context.
+    Verified,
+    /// A frank came with the message and failed verification.
+    Invalid(String),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,6 +190,8 @@ pub(crate) struct StoredMessage {
     franking_tag: Option<String>,
     #[serde(default)]
     frank: Option<String>,
+    #[serde(default)]
+    frank_status: FrankStatus,
 }
 
 impl StoredMessage {
@@ -184,6 +209,7 @@ impl StoredMessage {
                 Some(f) => Some(hex::encode(f.tls_serialize_detached()?)),
                 None => None,
             },
+            frank_status: m.frank_status.clone(),
         })
     }
 
@@ -195,7 +221,7 @@ impl StoredMessage {
         self.id == hex_id
     }
 
-    fn to_message(&self, room: &str) -> Result<Message> {
+    pub(crate) fn to_message(&self, room: &str) -> Result<Message> {
         let bad = |what: &str| Error::Persistence(format!("history: bad {what}"));
         let content = hex::decode(&self.content).map_err(|_| bad("content"))?;
         let franking_tag = match &self.franking_tag {
@@ -227,6 +253,7 @@ impl StoredMessage {
             own: self.own,
             franking_tag,
             frank,
+            frank_status: self.frank_status.clone(),
         })
     }
 }
@@ -257,6 +284,21 @@ impl RoomRecord {
             let excess = self.sent.len() - SENT_DIGESTS_KEPT;
             self.sent.drain(..excess);
         }
+    }
+
+    /// Replaces the stored entry of `message` (same id, same direction).
+    pub(crate) fn update_message(&mut self, message: &Message) -> Result<()> {
+        let hex = message.id.to_hex();
+        let stored = StoredMessage::from_message(message)?;
+        if let Some(entry) = self
+            .history
+            .iter_mut()
+            .rev()
+            .find(|m| m.own == message.own && m.has_id(&hex))
+        {
+            *entry = stored;
+        }
+        Ok(())
     }
 
     pub(crate) fn was_sent(&self, digest: &str) -> bool {

@@ -35,6 +35,10 @@ pub enum Error {
     /// A received message is malformed or not acceptable.
     #[error("invalid message: {0}")]
     InvalidMessage(String),
+    /// The message cannot be reported with proof (-06 §5.9): unknown, or
+    /// without a verified frank.
+    #[error("cannot report: {0}")]
+    NotReportable(String),
     /// MIMI content encoding or decoding failed.
     #[error("content: {0}")]
     Content(#[from] mimi_content::ContentError),

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use mimi_content::{MessageId, MimiContent};
+use mimi_protocol::components::FrankingAgentData;
 use mimi_protocol::msgs::{
-    FanoutMessage, GroupInfoResponse, KeyMaterialResponse, SubmitMessageResponse, SubmitStatus,
-    UpdateRequest, UpdateResponseCode, UpdateRoomResponse,
+    AbuseReport, AbuseType, FanoutMessage, GroupInfoResponse, KeyMaterialResponse,
+    SubmitMessageResponse, SubmitStatus, UpdateRequest, UpdateResponseCode, UpdateRoomResponse,
 };
 use mimi_protocol::{decode_exact, encode};
 use serde::{Deserialize, Serialize};
@@ -190,11 +191,14 @@ impl ProviderConnection {
         Ok(resp.json::<Stored>().await?.stored)
     }
 
-    /// The provider's hub key, for the `external_senders` of rooms it hosts.
-    pub async fn hub_sender(&self) -> Result<crate::HubSender> {
+    /// The provider's hub key, for the `external_senders` of rooms it
+    /// hosts, and its franking agent (-06 §5.4.1), for their
+    /// `franking_signature_key` component.
+    pub async fn hub_info(&self) -> Result<HubInfo> {
         #[derive(Deserialize)]
         struct Hub {
             external_sender: String,
+            franking_agent: String,
         }
         let resp = Self::check(
             self.authed(self.http.get(self.url("/client/v1/hub")))
@@ -203,13 +207,25 @@ impl ProviderConnection {
         )
         .await?;
         let hub: Hub = resp.json().await?;
-        let bytes = B64
-            .decode(hub.external_sender)
-            .map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let decode = |field: &str, text: String| {
+            B64.decode(text)
+                .map_err(|e| ClientError::Malformed(format!("{field}: {e}")))
+        };
         let sender: openmls::prelude::ExternalSender =
-            decode_exact(&bytes).map_err(|e| ClientError::Malformed(e.to_string()))?;
-        mimi_protocol::msgs::group_info::external_sender_parts(&sender)
-            .map_err(|e| ClientError::Malformed(e.to_string()))
+            decode_exact(&decode("external_sender", hub.external_sender)?)
+                .map_err(|e| ClientError::Malformed(e.to_string()))?;
+        let franking_agent = decode_exact(&decode("franking_agent", hub.franking_agent)?)
+            .map_err(|e| ClientError::Malformed(format!("franking_agent: {e}")))?;
+        Ok(HubInfo {
+            external_sender: mimi_protocol::msgs::group_info::external_sender_parts(&sender)
+                .map_err(|e| ClientError::Malformed(e.to_string()))?,
+            franking_agent,
+        })
+    }
+
+    /// The provider's hub key, for the `external_senders` of rooms it hosts.
+    pub async fn hub_sender(&self) -> Result<crate::HubSender> {
+        Ok(self.hub_info().await?.external_sender)
     }
 
     pub async fn create_room(&self, created: &crate::CreatedRoom) -> Result<()> {
@@ -264,6 +280,30 @@ impl ProviderConnection {
         .await
     }
 
+    /// Sends an abuse report (-06 §5.9) to the room's hub through the
+    /// provider; the hub verifies its franks.
+    pub async fn report(&self, room: &str, report: &AbuseReport) -> Result<()> {
+        let resp = self
+            .authed(self.http.post(self.url(&Self::room_path(room, "report"))))
+            .header(reqwest::header::CONTENT_TYPE, MIMI_CONTENT_TYPE)
+            .body(encode(report).map_err(crate::Error::from)?)
+            .send()
+            .await?;
+        Self::check(resp).await.map(|_| ())
+    }
+
+    /// The abuse reports stored by this provider's hub (operator; the
+    /// connection's token must be the admin token).
+    pub async fn admin_reports(&self) -> Result<Vec<ReportView>> {
+        let resp = Self::check(
+            self.authed(self.http.get(self.url("/client/v1/admin/reports")))
+                .send()
+                .await?,
+        )
+        .await?;
+        Ok(resp.json().await?)
+    }
+
     /// Queued events after `after`, in delivery order.
     pub async fn events(&self, after: u64, limit: u32) -> Result<Vec<QueuedEvent>> {
         let url = self.url(&format!("/client/v1/events?after={after}&limit={limit}"));
@@ -294,6 +334,34 @@ impl ProviderConnection {
         .await
         .map(|_| ())
     }
+}
+
+/// What `GET /client/v1/hub` tells about the provider's hub.
+#[derive(Debug, Clone)]
+pub struct HubInfo {
+    pub external_sender: crate::HubSender,
+    pub franking_agent: FrankingAgentData,
+}
+
+/// A stored abuse report as `GET /client/v1/admin/reports` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportView {
+    pub id: u64,
+    pub room_id: String,
+    pub source_provider: String,
+    pub reporting_user: String,
+    pub alleged_abuser: String,
+    pub received_at_ms: i64,
+    /// `AbuseType` code (-06 §5.9).
+    pub reason_code: u8,
+    /// The note, UTF-8 (lossy).
+    pub note: String,
+    /// How many `AbusiveMessage`s the report carries; the hub stored it
+    /// only after verifying every frank.
+    pub messages: usize,
+    pub franks_verified: bool,
+    /// Base64 TLS `AbuseReport` as received.
+    pub report: String,
 }
 
 /// RFC 3986 unreserved characters are kept; everything else is
@@ -421,12 +489,17 @@ impl Client {
         Ok(stored)
     }
 
-    /// Creates a room hosted by this device's provider (-06 §3.1).
+    /// Creates a room hosted by this device's provider (-06 §3.1), with
+    /// the hub as external sender and as franking agent (-06 §5.4.1).
     pub async fn create_room(&mut self, room: &str) -> Result<()> {
-        let hub = self.connection.hub_sender().await?;
+        let hub = self.connection.hub_info().await?;
+        let options = RoomOptions {
+            franking_agent: Some(hub.franking_agent),
+            ..RoomOptions::default()
+        };
         let created = self
             .device
-            .create_room(room, Some(hub), RoomOptions::default())?;
+            .create_room(room, Some(hub.external_sender), options)?;
         if let Err(e) = self.connection.create_room(&created).await {
             self.device.forget_room(room)?;
             return Err(e);
@@ -576,13 +649,34 @@ impl Client {
         })
     }
 
+    /// Reports the message `id` of `room` to the room's hub (-06 §5.9).
+    pub async fn report(
+        &mut self,
+        room: &str,
+        id: MessageId,
+        reason: AbuseType,
+        note: &str,
+    ) -> Result<()> {
+        let report = self.device.abuse_report(room, id, reason, note)?;
+        self.connection.report(room, &report).await
+    }
+
     /// Sends a message (-06 §3.4, §5.4); returns its message ID.
     pub async fn send(&mut self, room: &str, content: MimiContent) -> Result<MessageId> {
         for _ in 0..ATTEMPTS {
             let outgoing = self.device.send(room, content.clone())?;
             let response = self.connection.submit(room, &outgoing.request).await?;
             match response.status {
-                SubmitStatus::Accepted { .. } => {
+                SubmitStatus::Accepted {
+                    accepted_timestamp,
+                    frank,
+                } => {
+                    self.device.message_accepted(
+                        room,
+                        outgoing.message_id,
+                        accepted_timestamp,
+                        frank,
+                    )?;
                     self.autosave()?;
                     return Ok(outgoing.message_id);
                 }

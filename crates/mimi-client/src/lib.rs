@@ -48,8 +48,9 @@ mod requests;
 mod rooms;
 
 pub use device::{
-    CIPHERSUITE, DEFAULT_KEY_PACKAGE_LIFETIME, Device, GeneratedKeyPackage, KeyPackageOptions,
-    Message, RoomStatus, capabilities, group_id_of_room, required_capabilities, room_of_group_id,
+    CIPHERSUITE, DEFAULT_KEY_PACKAGE_LIFETIME, Device, FrankStatus, GeneratedKeyPackage,
+    KeyPackageOptions, Message, RoomStatus, capabilities, group_id_of_room, required_capabilities,
+    room_of_group_id,
 };
 pub use error::{Error, Result};
 pub use messaging::{Event, OutgoingMessage, TEXT_PLAIN, content};

@@ -7,9 +7,10 @@ use mimi_protocol::components::{
     FRANK_AAD, FRANKING_SIGNATURE_KEY, FrankAAD, FrankingAgentData, decode_component,
 };
 use mimi_protocol::msgs::{
-    FanoutBody, FanoutMessage, Frank, RatchetTreeOption, ServerFrankingContext,
-    SubmitMessageRequest,
+    AbuseReport, AbuseType, AbusiveMessage, FanoutBody, FanoutMessage, Frank, RatchetTreeOption,
+    ServerFrankingContext, SubmitMessageRequest,
 };
+use mimi_protocol::uri::MimiUri;
 use mimi_room::components::resolve_app_data_updates;
 use mimi_room::identity::client_identity;
 use openmls::framing::SafeAadItem;
@@ -17,7 +18,8 @@ use openmls::prelude::*;
 use tls_codec::Serialize as _;
 
 use crate::device::{
-    Device, Message, RoomRecord, RoomStatus, StoredMessage, digest_of, room_of_group_id,
+    Device, FrankStatus, Message, RoomRecord, RoomStatus, StoredMessage, digest_of,
+    room_of_group_id,
 };
 use crate::error::{Error, Result};
 use crate::rooms::wire;
@@ -184,6 +186,7 @@ impl Device {
             own: true,
             franking_tag,
             frank: None,
+            frank_status: FrankStatus::Unfranked,
         };
         let record = self.record_mut(room)?;
         record.remember_sent(digest_of(&app_message)?);
@@ -243,62 +246,148 @@ impl Device {
             FanoutBody::Application { frank } => {
                 let mut event = self.process_framed(message, timestamp)?;
                 if let (Event::MessageReceived(m), Some(frank)) = (&mut event, frank) {
-                    self.attach_frank(m, frank, timestamp)?;
+                    self.attach_frank(m, frank)?;
                 }
                 Ok(vec![event])
             }
         }
     }
 
-    /// Receiver verification of the frank (-06 §5.4.1): the room must have
-    /// a `franking_signature_key` component, the cipher suite must be the
-    /// group's, the message must carry a franking tag, and the integrity
-    /// signature must verify over the sender and room URIs and the hub's
-    /// timestamp. A frank that fails is dropped (the message itself is
-    /// authenticated by MLS).
-    fn attach_frank(&mut self, message: &mut Message, frank: Frank, timestamp: u64) -> Result<()> {
-        let group = self.group(&message.room)?;
-        let Some(agent) = group
+    /// Receiver verification of the frank (-06 §5.4.1): see
+    /// [`Device::verify_frank`]. The outcome is stored with the message;
+    /// only a verified frank is kept.
+    fn attach_frank(&mut self, message: &mut Message, frank: Frank) -> Result<()> {
+        match self.verify_frank(message, &frank) {
+            Ok(()) => {
+                message.frank = Some(frank);
+                message.frank_status = FrankStatus::Verified;
+            }
+            Err(reason) => message.frank_status = FrankStatus::Invalid(reason),
+        }
+        self.record_mut(&message.room)?.update_message(message)
+    }
+
+    /// Checks a frank of `message` (-06 §5.4.1 "Receiver verification of
+    /// frank"): the message carries a franking tag (already checked against
+    /// its content and salt on receipt); the frank's cipher suite is the
+    /// group's; the room has a `franking_signature_key` component whose
+    /// credential names the hub (the provider of the room URI's domain);
+    /// and the integrity signature verifies over the server frank and the
+    /// context rebuilt from what the receiver knows: the sender's user from
+    /// its MLS credential (which equals the content's `sender_uri`), the
+    /// room, and the hub's `accepted_timestamp` (`message.timestamp`). A
+    /// frank for another sender, room, time or content fails.
+    pub fn verify_frank(&self, message: &Message, frank: &Frank) -> Result<(), String> {
+        if message.franking_tag.is_none() {
+            return Err("frank for a message without a franking tag".into());
+        }
+        let group = self.group(&message.room).map_err(|e| e.to_string())?;
+        if frank.franking_signature_ciphersuite != group.ciphersuite().into() {
+            return Err("franking_signature_ciphersuite is not the room's".into());
+        }
+        let agent = group
             .extensions()
             .app_data_dictionary()
             .and_then(|e| e.dictionary().get(&FRANKING_SIGNATURE_KEY))
-            .and_then(|b| decode_component::<FrankingAgentData>(b).ok())
-        else {
-            return Ok(());
-        };
-        if message.franking_tag.is_none()
-            || frank.franking_signature_ciphersuite != group.ciphersuite().into()
-        {
-            return Ok(());
+            .ok_or("the room has no franking agent")?;
+        let agent = decode_component::<FrankingAgentData>(agent)
+            .map_err(|e| format!("franking_signature_key: {e}"))?;
+        let hub = MimiUri::parse(&message.room)
+            .map_err(|e| e.to_string())?
+            .domain()
+            .to_ascii_lowercase();
+        let agent_domain = BasicCredential::try_from(agent.credential.clone())
+            .ok()
+            .and_then(|c| String::from_utf8(c.identity().to_vec()).ok())
+            .and_then(|text| MimiUri::parse(&text).ok())
+            .map(|uri| uri.domain().to_ascii_lowercase());
+        if agent_domain.as_deref() != Some(hub.as_str()) {
+            return Err(format!(
+                "the franking agent's credential does not name the hub {hub}"
+            ));
         }
         let context = ServerFrankingContext {
             sender_uri: IdentifierUri::new(&message.sender_user),
             room_uri: IdentifierUri::new(&message.room),
-            accepted_timestamp: timestamp,
+            accepted_timestamp: message.timestamp,
         };
-        if frank
+        frank
             .verify(
                 self.provider.crypto(),
                 agent.franking_signature_key.as_slice(),
                 &context,
             )
-            .is_err()
-        {
-            return Ok(());
-        }
-        message.frank = Some(frank);
-        let hex = message.id.to_hex();
-        let stored = StoredMessage::from_message(message)?;
-        let record = self.record_mut(&message.room)?;
-        if let Some(entry) = record
+            .map_err(|_| "franking_integrity_signature does not verify".to_owned())
+    }
+
+    /// Records the hub's answer to an own message (-06 §5.4): the
+    /// acceptance time and, if franked, the frank, verified like a
+    /// received one. Returns the resulting status.
+    pub fn message_accepted(
+        &mut self,
+        room: &str,
+        id: MessageId,
+        accepted_timestamp: u64,
+        frank: Option<Frank>,
+    ) -> Result<FrankStatus> {
+        let hex = id.to_hex();
+        let Some(stored) = self
+            .record(room)?
             .history
-            .iter_mut()
+            .iter()
             .rev()
-            .find(|m| !m.is_own() && m.has_id(&hex))
-        {
-            *entry = stored;
+            .find(|m| m.is_own() && m.has_id(&hex))
+        else {
+            return Err(Error::InvalidMessage(format!(
+                "no own message {hex} in {room}"
+            )));
+        };
+        let mut message = stored.to_message(room)?;
+        message.timestamp = accepted_timestamp;
+        match frank {
+            Some(frank) => self.attach_frank(&mut message, frank)?,
+            None => self.record_mut(room)?.update_message(&message)?,
         }
-        Ok(())
+        Ok(message.frank_status)
+    }
+
+    /// An abuse report (-06 §5.9) about the message `id` of `room`, for
+    /// the room's hub: the message's content (the exact `application_data`
+    /// its franking tag covers), its verified frank and the hub's
+    /// `accepted_timestamp`; the alleged abuser is the sender. Only a
+    /// message with a verified frank can be reported.
+    pub fn abuse_report(
+        &self,
+        room: &str,
+        id: MessageId,
+        reason: AbuseType,
+        note: &str,
+    ) -> Result<AbuseReport> {
+        let hex = id.to_hex();
+        let message = self
+            .history(room)?
+            .into_iter()
+            .rev()
+            .find(|m| m.id == id)
+            .ok_or_else(|| Error::NotReportable(format!("no message {hex} in {room}")))?;
+        let Some(frank) = message.frank else {
+            return Err(Error::NotReportable(format!(
+                "message {hex} has no verified frank ({:?})",
+                message.frank_status
+            )));
+        };
+        Ok(AbuseReport {
+            reporting_user: self.user.to_identifier_uri(),
+            alleged_abuser_uri: IdentifierUri::new(&message.sender_user),
+            reason_code: reason,
+            note: note.as_bytes().to_vec().into(),
+            messages: vec![AbusiveMessage {
+                message_content: message.content.to_cbor()?.into(),
+                frank,
+                accepted_timestamp: message.timestamp,
+            }],
+            abuse_extensions: AppDataDictionary::new(),
+        })
     }
 
     fn process_welcome(
@@ -542,6 +631,11 @@ impl Device {
             Ok(c) => c,
             Err(e) => return invalid(sender, format!("content: {e}")),
         };
+        // An abuse report carries the content re-encoded from the history;
+        // it must be the exact application_data the franking tag covers.
+        if content.to_cbor().ok().as_deref() != Some(bytes.as_slice()) {
+            return invalid(sender, "content is not deterministically encoded".into());
+        }
         // -06 §5.4.1 "Receiver verification": the asserted URIs must match
         // the credential and the room.
         if content.extensions.sender_uri() != Some(identity.user.as_str()) {
@@ -575,6 +669,7 @@ impl Device {
             own: false,
             franking_tag,
             frank: None,
+            frank_status: FrankStatus::Unfranked,
         };
         self.record_mut(room)?
             .history

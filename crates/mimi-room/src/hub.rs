@@ -9,7 +9,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use mimi_protocol::components::room_policy::capabilities as cap;
 use mimi_protocol::components::{
-    PARTICIPANT_LIST, ParticipantListUpdate, ROLES_LIST, ROOM_METADATA, decode_component,
+    FRANK_AAD, FRANKING_SIGNATURE_KEY, FrankAAD, FrankingAgentData, PARTICIPANT_LIST,
+    ParticipantListUpdate, ROLES_LIST, ROOM_METADATA, decode_component,
 };
 use openmls::ciphersuite::hash_ref::ProposalRef;
 use openmls::messages::group_info::VerifiableGroupInfo;
@@ -175,6 +176,51 @@ impl HubRoom {
             .extensions()
             .app_data_dictionary()
             .map(|ext| ext.dictionary())
+    }
+
+    /// The room's `franking_signature_key` component (`FrankingAgentData`,
+    /// -06 §5.4.1, component 0x0021), if the room has a franking agent.
+    pub fn franking_agent(&self) -> Result<Option<FrankingAgentData>, RoomError> {
+        self.dictionary()
+            .and_then(|d| d.get(&FRANKING_SIGNATURE_KEY))
+            .map(|bytes| {
+                decode_component(bytes)
+                    .map_err(|e| RoomError::CorruptState(format!("franking_signature_key: {e}")))
+            })
+            .transpose()
+    }
+
+    /// The franking tag of an application message (-06 §5.4.1): its
+    /// `frank_aad` Safe AAD item. The Safe AAD is the clear-text prefix of
+    /// the PrivateMessage's `authenticated_data` (mls-extensions §4.9), so
+    /// the hub reads it without group secrets; the receiver's AEAD check
+    /// binds it to the content.
+    ///
+    /// `Ok(None)` when the room does not list `frank_aad` among its
+    /// required Safe AAD components. When it does, a message without a
+    /// well-formed item is refused: its receivers would reject it anyway.
+    pub fn franking_tag(
+        &self,
+        message: &openmls::framing::PrivateMessageIn,
+    ) -> Result<Option<[u8; 32]>, SubmitRejection> {
+        let context = self.group.public_group().group_context();
+        let required = context
+            .safe_aad_required_components()
+            .map_err(|e| SubmitRejection::NotAllowed(format!("room safe_aad component: {e}")))?;
+        if !required.is_some_and(|ids| ids.contains(&FRANK_AAD)) {
+            return Ok(None);
+        }
+        let missing =
+            || SubmitRejection::NotAllowed("the room requires a frank_aad Safe AAD item".into());
+        let (safe_aad, _) =
+            <openmls::framing::SafeAad as tls_codec::DeserializeBytes>::tls_deserialize_bytes(
+                message.aad(),
+            )
+            .map_err(|e| SubmitRejection::NotAllowed(format!("Safe AAD: {e}")))?;
+        let item = safe_aad.get(FRANK_AAD).ok_or_else(missing)?;
+        let aad: FrankAAD = decode_component(item)
+            .map_err(|e| SubmitRejection::NotAllowed(format!("frank_aad: {e}")))?;
+        Ok(Some(aad.franking_tag))
     }
 
     /// Every member client's identity, by leaf.

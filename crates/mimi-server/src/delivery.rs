@@ -15,6 +15,7 @@
 //! Each client event carries the exact TLS encoding of its `FanoutMessage`.
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use mimi_protocol::DecodeError;
 use mimi_protocol::msgs::fanout::FanoutMessage;
@@ -24,6 +25,23 @@ use sha2::{Digest, Sha256};
 use tls_codec::Deserialize as _;
 
 use crate::state::{AppState, now_ms};
+
+/// Observes batches after they are durably queued for this provider's
+/// devices: `(provider domain, room id, messages)`. For measurements
+/// (`mimi bench`): it runs on the delivery path, so it must be cheap.
+pub type DeliveryObserver = dyn Fn(&str, &str, &[FanoutItem]) + Send + Sync;
+
+fn observer() -> &'static RwLock<Option<Arc<DeliveryObserver>>> {
+    static OBSERVER: OnceLock<RwLock<Option<Arc<DeliveryObserver>>>> = OnceLock::new();
+    OBSERVER.get_or_init(|| RwLock::new(None))
+}
+
+/// Installs (or with `None` removes) the process-wide delivery observer.
+pub fn set_delivery_observer(f: Option<Arc<DeliveryObserver>>) {
+    if let Ok(mut slot) = observer().write() {
+        *slot = f;
+    }
+}
 
 /// One `FanoutMessage` of a batch with its exact encoding.
 #[derive(Debug, Clone)]
@@ -130,6 +148,10 @@ pub async fn deliver_batch(
         Some(_) => {
             metrics::counter!("mimi_client_events_queued_total", "provider" => state.domain().to_owned())
                 .increment(count as u64);
+            let observe = observer().read().ok().and_then(|slot| slot.clone());
+            if let Some(observe) = observe {
+                observe(state.domain(), room_id, items);
+            }
             DeliveryOutcome::Queued {
                 client_events: count,
             }

@@ -18,13 +18,13 @@ use std::collections::BTreeSet;
 use axum::http::StatusCode;
 use mimi_protocol::msgs::fanout::encode_fanout_batch;
 use mimi_protocol::msgs::{
-    CipherSuite, FanoutBody, FanoutMessage, GroupInfoCode, GroupInfoOption,
+    CipherSuite, FanoutBody, FanoutMessage, Frank, GroupInfoCode, GroupInfoOption,
     GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoResponse, GroupInfoResponseBody,
     GroupInfoResponseTbs, HandshakeBody, HandshakeBundle, PendingProposal, RatchetTreeOption,
-    SubmitMessageRequest, SubmitMessageResponse, SubmitStatus, TlsString, UpdateRequest,
-    UpdateResult, UpdateRoomResponse,
+    ServerFrankingContext, SubmitMessageRequest, SubmitMessageResponse, SubmitStatus, TlsString,
+    UpdateRequest, UpdateResult, UpdateRoomResponse,
 };
-use mimi_protocol::{MimiUri, MimiUriKind, Protocol};
+use mimi_protocol::{IdentifierUri, MimiUri, MimiUriKind, Protocol};
 use mimi_room::identity::{ClientIdentity, client_identity};
 use mimi_room::policy::RoomPolicyState;
 use mimi_room::{HubRoom, SubmitRejection, UpdateRejection};
@@ -651,10 +651,91 @@ pub fn sending_user(request: &SubmitMessageRequest) -> Result<MimiUri, ApiError>
         .ok_or_else(|| ApiError::bad_request("sendingUri is not a mimi://<domain>/u/<user> URI"))
 }
 
+/// What submitMessage needs of a room, kept between requests so a submit
+/// does not restore the openmls PublicGroup from the stored bytes each
+/// time (the cost grows with the group). Keyed by server and room; the
+/// `state_version` it was loaded at is the accept's compare-and-set, so a
+/// stale entry can never accept a message: it conflicts and is reloaded.
+struct CachedRoom {
+    state_version: u64,
+    hub: HubRoom,
+    domains: BTreeSet<String>,
+    /// `authorize_message` verdicts per sending user for the cached epoch
+    /// (a pure function of the cached state).
+    verdicts: std::sync::Mutex<std::collections::HashMap<String, Result<(), SubmitRejection>>>,
+}
+
+impl CachedRoom {
+    fn authorize(&self, epoch: u64, user: &str) -> Result<(), SubmitRejection> {
+        if epoch != self.hub.epoch() {
+            return self.hub.authorize_message(epoch, user);
+        }
+        let known = self.verdicts.lock().ok().and_then(|v| v.get(user).cloned());
+        if let Some(verdict) = known {
+            return verdict;
+        }
+        let verdict = self.hub.authorize_message(epoch, user);
+        if let Ok(mut v) = self.verdicts.lock() {
+            v.insert(user.to_owned(), verdict.clone());
+        }
+        verdict
+    }
+}
+
+/// Rooms kept by [`cached_room`]; the map is emptied when full.
+const ROOM_CACHE_CAPACITY: usize = 1024;
+
+type RoomCache =
+    std::sync::Mutex<std::collections::HashMap<(String, String), std::sync::Arc<CachedRoom>>>;
+
+fn room_cache() -> &'static RoomCache {
+    static CACHE: std::sync::OnceLock<RoomCache> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// The cached room, or a fresh load when `fresh` or not cached.
+async fn cached_room(
+    state: &AppState,
+    room_id: &MimiUri,
+    fresh: bool,
+) -> Result<Option<std::sync::Arc<CachedRoom>>, ApiError> {
+    // Several servers may share a process (tests): key by listener too.
+    let key = (
+        format!("{}@{}", state.domain(), state.config.federation.listen),
+        room_id.as_str().to_owned(),
+    );
+    if !fresh && let Some(hit) = room_cache().lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(Some(hit));
+    }
+    let Some(room) = load_room(state, room_id).await? else {
+        if let Ok(mut cache) = room_cache().lock() {
+            cache.remove(&key);
+        }
+        return Ok(None);
+    };
+    let cached = std::sync::Arc::new(CachedRoom {
+        state_version: room.record.state_version,
+        domains: room.hub.member_domains(),
+        hub: room.hub,
+        verdicts: Default::default(),
+    });
+    if let Ok(mut cache) = room_cache().lock() {
+        if cache.len() >= ROOM_CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(key, cached.clone());
+    }
+    Ok(Some(cached))
+}
+
 /// `POST /submitMessage/{roomId}` (-06 §5.4): an application message
 /// (a PrivateMessage with content type application) from an active
 /// participant, in the current epoch, is accepted and fanned out to every
-/// member provider. Franking is not done yet: `frank` is absent.
+/// member provider. When the message carries a `frank_aad` franking tag and
+/// the room's `franking_signature_key` component names this hub's franking
+/// key, the hub franks it (-06 §5.4.1): the frank is returned and fanned
+/// out with the message. The hub reads only the clear-text Safe AAD; the
+/// content stays encrypted.
 pub async fn submit_message(
     state: &AppState,
     room_id: &MimiUri,
@@ -667,11 +748,11 @@ pub async fn submit_message(
             "the requester may not send as {user}"
         ))));
     }
-    let (group_id, epoch) = match request.app_message.clone().try_into_protocol_message().ok() {
+    let private = match request.app_message.clone().try_into_protocol_message().ok() {
         Some(ProtocolMessage::PrivateMessage(m))
             if m.content_type() == ContentType::Application =>
         {
-            (m.group_id().clone(), m.epoch().as_u64())
+            m
         }
         _ => {
             return Ok(submit_rejection(SubmitRejection::NotAllowed(
@@ -679,8 +760,9 @@ pub async fn submit_message(
             )));
         }
     };
+    let (group_id, epoch) = (private.group_id().clone(), private.epoch().as_u64());
     for attempt in 0..2 {
-        let room = load_room(state, room_id)
+        let room = cached_room(state, room_id, attempt > 0)
             .await?
             .ok_or_else(|| no_such_room(room_id))?;
         if &group_id != room.hub.group_id() {
@@ -688,46 +770,102 @@ pub async fn submit_message(
                 "appMessage is for another MLS group".into(),
             )));
         }
-        if let Err(rejection) = room.hub.authorize_message(epoch, user.as_str()) {
+        // A newer epoch than the cached one: check against a fresh load.
+        if epoch > room.hub.epoch() && attempt == 0 {
+            continue;
+        }
+        if let Err(rejection) = room.authorize(epoch, user.as_str()) {
             return Ok(submit_rejection(rejection));
         }
+        let franking_tag = match room.hub.franking_tag(&private) {
+            Ok(tag) => tag,
+            Err(rejection) => return Ok(submit_rejection(rejection)),
+        };
         let accepted_at = now_ms();
+        let frank = match franking_tag {
+            Some(tag) => frank_message(state, &room.hub, room_id, &request, &tag, accepted_at)?,
+            None => None,
+        };
         let message = FanoutMessage {
             timestamp: timestamp(accepted_at),
             message: request.app_message.clone(),
-            body: FanoutBody::Application { frank: None },
+            body: FanoutBody::Application {
+                frank: frank.clone(),
+            },
         };
         let bytes = encode_fanout(&message)?;
         let event = AcceptedEvent {
             room_id: room_id.as_str().to_owned(),
             expected_epoch: epoch,
             new_epoch: epoch,
-            expected_state_version: None,
+            // The state the decision was made on: a commit or queued
+            // proposal since (here or in another server process) makes
+            // this compare-and-set fail, and the message is re-checked.
+            expected_state_version: Some(room.state_version),
             new_group_state: None,
             event: bytes.clone(),
             accepted_at_ms: accepted_at,
-            deliveries: deliveries_to(&room.hub.member_domains(), &bytes),
+            deliveries: deliveries_to(&room.domains, &bytes),
         };
         match state.store.accept_room_event(event).await {
             Ok(_) => {
                 crate::fanout::wake(state);
                 return Ok(submit_response(SubmitStatus::Accepted {
                     accepted_timestamp: timestamp(accepted_at),
-                    frank: None,
+                    frank,
                 }));
             }
-            // A commit moved the room on meanwhile: re-check from the new
-            // state (which answers epochTooOld).
-            Err(StoreError::EpochConflict { .. }) if attempt == 0 => continue,
+            // A commit or proposal moved the room on meanwhile: re-check
+            // from the new state (which answers epochTooOld).
+            Err(StoreError::EpochConflict { .. } | StoreError::StateVersionConflict { .. })
+                if attempt == 0 =>
+            {
+                continue;
+            }
             Err(StoreError::EpochConflict { current_epoch }) => {
                 return Ok(submit_response(SubmitStatus::EpochTooOld { current_epoch }));
             }
+            Err(StoreError::StateVersionConflict { .. }) => break,
             Err(e) => return Err(e.into()),
         }
     }
     Err(ApiError::unavailable(
         "the room changed concurrently; retry",
     ))
+}
+
+/// The hub's frank of an accepted message (-06 §5.4.1 "Hub processing"),
+/// or `None` when the room's franking agent is not this hub (absent, or
+/// another key): the hub only signs with the key the room's members
+/// verify against. The context binds the sender asserted in `sendingUri`
+/// (already checked to be a participant of the requester), the room and
+/// the acceptance time.
+fn frank_message(
+    state: &AppState,
+    hub: &HubRoom,
+    room_id: &MimiUri,
+    request: &SubmitMessageRequest,
+    franking_tag: &[u8; 32],
+    accepted_at: i64,
+) -> Result<Option<Frank>, ApiError> {
+    let agent = hub.franking_agent().map_err(ApiError::internal)?;
+    if agent.as_ref() != Some(&state.franking.agent_data()) {
+        return Ok(None);
+    }
+    let ciphersuite = hub.public_group().ciphersuite();
+    if ciphersuite.signature_algorithm() != HubKey::SCHEME {
+        return Ok(None);
+    }
+    let context = ServerFrankingContext {
+        sender_uri: request.sending_uri.clone(),
+        room_uri: IdentifierUri::new(room_id.as_str()),
+        accepted_timestamp: timestamp(accepted_at),
+    };
+    state
+        .franking
+        .frank(franking_tag, context, ciphersuite.into())
+        .map(Some)
+        .map_err(ApiError::internal)
 }
 
 // ---- groupInfo (-06 §5.6) ----------------------------------------------------------

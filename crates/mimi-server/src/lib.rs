@@ -29,7 +29,7 @@ use tokio::task::JoinSet;
 
 use crate::config::ServerConfig;
 use crate::outbound::PeerClient;
-use crate::state::{AppState, HubKey};
+use crate::state::{AppState, FrankingKey, HubKey};
 use crate::tls::ProviderIdentity;
 
 /// Why the server could not start.
@@ -90,6 +90,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let hub_key =
         HubKey::load_or_create(&config.data_dir.join("hub-signature.key"), &config.domain)
             .map_err(StartError::HubKey)?;
+    let franking = FrankingKey::load_or_create(&config.data_dir, &config.domain)
+        .map_err(StartError::HubKey)?;
     let peers = PeerClient::new(
         &config.domain,
         &ca_pem,
@@ -127,6 +129,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         store,
         crypto: Arc::new(RustCrypto::default()),
         hub_key: Arc::new(hub_key),
+        franking: Arc::new(franking),
         peers: Arc::new(peers),
     };
 

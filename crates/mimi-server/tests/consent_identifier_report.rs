@@ -419,13 +419,15 @@ async fn identifier_query_respects_discoverability() {
     fed.shutdown().await;
 }
 
-fn report() -> Vec<u8> {
+/// A report whose one message carries a made-up frank (refused: the hub
+/// verifies franks), or one without messages.
+fn report(with_message: bool) -> Vec<u8> {
     encode(&AbuseReport {
         reporting_user: IdentifierUri::new("mimi://c.example/u/carol"),
         alleged_abuser_uri: IdentifierUri::new("mimi://b.example/u/mallory"),
         reason_code: AbuseType::RESERVED,
         note: VLBytes::new(b"spam".to_vec()),
-        messages: vec![AbusiveMessage {
+        messages: [AbusiveMessage {
             message_content: VLBytes::new(b"buy now".to_vec()),
             frank: Frank {
                 server_frank: [7; 32],
@@ -433,7 +435,10 @@ fn report() -> Vec<u8> {
                 franking_integrity_signature: VLBytes::new(vec![1; 64]),
             },
             accepted_timestamp: 1,
-        }],
+        }]
+        .into_iter()
+        .filter(|_| with_message)
+        .collect(),
         abuse_extensions: AppDataDictionary::new(),
     })
     .unwrap()
@@ -461,15 +466,17 @@ async fn abuse_reports_are_stored_for_the_operator() {
         .await
         .unwrap();
     let path = format!("/v1/reportAbuse/{}", percent(room));
-    let r = fed_post(&fed, "c.example", "a.example", &path, report()).await;
+    let r = fed_post(&fed, "c.example", "a.example", &path, report(true)).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = fed_post(&fed, "c.example", "a.example", &path, report(false)).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(r.bytes().await.unwrap().is_empty());
     // Unknown room, a room of another hub, garbage.
     let other = format!("/v1/reportAbuse/{}", percent("mimi://a.example/r/none"));
-    let r = fed_post(&fed, "c.example", "a.example", &other, report()).await;
+    let r = fed_post(&fed, "c.example", "a.example", &other, report(false)).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let other = format!("/v1/reportAbuse/{}", percent("mimi://b.example/r/x"));
-    let r = fed_post(&fed, "c.example", "a.example", &other, report()).await;
+    let r = fed_post(&fed, "c.example", "a.example", &other, report(false)).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = fed_post(&fed, "c.example", "a.example", &path, b"junk".to_vec()).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -492,7 +499,9 @@ async fn abuse_reports_are_stored_for_the_operator() {
     assert_eq!(list[0]["source_provider"], "c.example");
     assert_eq!(list[0]["reporting_user"], "mimi://c.example/u/carol");
     assert_eq!(list[0]["alleged_abuser"], "mimi://b.example/u/mallory");
-    assert_eq!(list[0]["franks_verified"], false);
+    assert_eq!(list[0]["franks_verified"], true);
+    assert_eq!(list[0]["messages"], 0);
+    assert_eq!(list[0]["note"], "spam");
     fed.shutdown().await;
 }
 

@@ -294,6 +294,8 @@ pub struct NewAbuseReport {
     /// The TLS-encoded `AbuseReport`.
     pub report: Vec<u8>,
     pub received_at_ms: i64,
+    /// The hub verified the frank of every `AbusiveMessage` (-06 §5.9).
+    pub franks_verified: bool,
 }
 
 /// A stored abuse report.

@@ -916,20 +916,22 @@ impl Store for PgStore {
     }
 
     async fn add_abuse_report(&self, r: crate::NewAbuseReport) -> Result<u64> {
-        let (id,): (i64,) = sqlx::query_as("INSERT INTO abuse_reports (room_id, source_provider, reporting_user, alleged_abuser, report, received_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id")
+        let (id,): (i64,) = sqlx::query_as("INSERT INTO abuse_reports (room_id, source_provider, reporting_user, alleged_abuser, report, received_at, franks_verified) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id")
             .bind(r.room_id)
             .bind(r.source_provider)
             .bind(r.reporting_user)
             .bind(r.alleged_abuser)
             .bind(r.report)
             .bind(r.received_at_ms)
+            .bind(r.franks_verified)
             .fetch_one(&self.pool)
             .await?;
         to_u64(id, "abuse report id")
     }
 
     async fn abuse_reports(&self) -> Result<Vec<crate::AbuseReportRecord>> {
-        let rows: Vec<(i64, String, String, String, String, Vec<u8>, i64)> = sqlx::query_as("SELECT id, room_id, source_provider, reporting_user, alleged_abuser, report, received_at FROM abuse_reports ORDER BY id")
+        type Row = (i64, String, String, String, String, Vec<u8>, i64, bool);
+        let rows: Vec<Row> = sqlx::query_as("SELECT id, room_id, source_provider, reporting_user, alleged_abuser, report, received_at, franks_verified FROM abuse_reports ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter()
@@ -942,6 +944,7 @@ impl Store for PgStore {
                     alleged_abuser,
                     report,
                     received_at_ms,
+                    franks_verified,
                 )| {
                     Ok(crate::AbuseReportRecord {
                         id: to_u64(id, "abuse report id")?,
@@ -952,6 +955,7 @@ impl Store for PgStore {
                             alleged_abuser,
                             report,
                             received_at_ms,
+                            franks_verified,
                         },
                     })
                 },

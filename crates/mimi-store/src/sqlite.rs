@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -16,6 +17,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Connection, Sqlite, Transaction};
+use tokio::sync::oneshot;
 
 use crate::Store;
 use crate::common::*;
@@ -31,6 +33,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    group_commit: Arc<GroupCommit>,
 }
 
 impl SqliteStore {
@@ -78,7 +81,10 @@ impl SqliteStore {
         };
         MIGRATOR.run(&pool).await?;
         tracing::debug!(location, "opened SQLite store");
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            group_commit: Arc::default(),
+        })
     }
 
     /// The underlying pool (for diagnostics).
@@ -157,6 +163,149 @@ async fn insert_outbox(
     .fetch_one(&mut *conn)
     .await?;
     to_u64(id, "outbox id")
+}
+
+/// One accepted event inside an open write transaction. The outer error is
+/// a database failure (the transaction must be abandoned); the inner one a
+/// lost compare-and-set, which wrote nothing.
+async fn accept_in(
+    conn: &mut SqliteConnection,
+    event: &AcceptedEvent,
+) -> Result<Result<AcceptOutcome>> {
+    let checked = check_accept(event)?;
+    let updated: Option<(i64, i64, i64)> = sqlx::query_as(
+        "UPDATE rooms SET
+             epoch = $3,
+             group_state = COALESCE($4, group_state),
+             state_version = state_version + (CASE WHEN $4 IS NULL THEN 0 ELSE 1 END),
+             last_seq = last_seq + 1,
+             updated_at_ms = $6
+         WHERE room_id = $1 AND epoch = $2 AND ($5 IS NULL OR state_version = $5)
+         RETURNING last_seq, epoch, state_version",
+    )
+    .bind(&event.room_id)
+    .bind(checked.expected_epoch)
+    .bind(checked.new_epoch)
+    .bind(&event.new_group_state)
+    .bind(checked.expected_state_version)
+    .bind(event.accepted_at_ms)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((seq, epoch, state_version)) = updated else {
+        let current: Option<(i64, i64)> =
+            sqlx::query_as("SELECT epoch, state_version FROM rooms WHERE room_id = $1")
+                .bind(&event.room_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        return Ok(Err(conflict(event, current)?));
+    };
+    sqlx::query(
+        "INSERT INTO room_events (room_id, seq, epoch, new_epoch, payload, accepted_at_ms)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&event.room_id)
+    .bind(seq)
+    .bind(checked.expected_epoch)
+    .bind(checked.new_epoch)
+    .bind(&event.event)
+    .bind(event.accepted_at_ms)
+    .execute(&mut *conn)
+    .await?;
+    for d in &event.deliveries {
+        insert_outbox(
+            conn,
+            &d.destination,
+            &event.room_id,
+            seq,
+            &d.payload,
+            event.accepted_at_ms,
+        )
+        .await?;
+    }
+    Ok(Ok(AcceptOutcome {
+        seq: to_u64(seq, "seq")?,
+        epoch: to_u64(epoch, "epoch")?,
+        state_version: to_u64(state_version, "state version")?,
+    }))
+}
+
+/// An event waiting for the next group commit.
+struct AcceptJob {
+    event: AcceptedEvent,
+    reply: oneshot::Sender<Result<AcceptOutcome>>,
+}
+
+/// Group commit of accepted events: concurrent `accept_room_event` calls
+/// queue their events; one batch at a time drains the queue into ONE write
+/// transaction, so one fsync covers many events. Each event keeps its own
+/// compare-and-set (applied in queue order, seeing the earlier ones), and
+/// no caller is answered before the transaction holding its event is
+/// committed: durability is unchanged.
+#[derive(Default)]
+struct GroupCommit {
+    queue: std::sync::Mutex<Vec<AcceptJob>>,
+    leader: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupCommit")
+    }
+}
+
+/// Most events in one group commit.
+const MAX_GROUP_COMMIT: usize = 512;
+
+impl SqliteStore {
+    /// Drains the accept queue in batches until it is empty.
+    async fn run_accept_batch(&self) {
+        let _leader = self.group_commit.leader.lock().await;
+        loop {
+            let jobs: Vec<AcceptJob> = match self.group_commit.queue.lock() {
+                Ok(mut queue) => {
+                    let n = queue.len().min(MAX_GROUP_COMMIT);
+                    queue.drain(..n).collect()
+                }
+                Err(_) => return,
+            };
+            if jobs.is_empty() {
+                return;
+            }
+            match self.accept_together(&jobs).await {
+                Ok(outcomes) => {
+                    for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                        let _ = job.reply.send(outcome);
+                    }
+                }
+                // A database error: nothing of the batch was committed.
+                // Each event gets its own transaction, so one bad event
+                // fails alone.
+                Err(_) => {
+                    for job in jobs {
+                        let outcome = self.accept_alone(&job.event).await;
+                        let _ = job.reply.send(outcome);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn accept_together(&self, jobs: &[AcceptJob]) -> Result<Vec<Result<AcceptOutcome>>> {
+        let mut tx = self.write_tx().await?;
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            outcomes.push(accept_in(&mut tx, &job.event).await?);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn accept_alone(&self, event: &AcceptedEvent) -> Result<AcceptOutcome> {
+        let mut tx = self.write_tx().await?;
+        let outcome = accept_in(&mut tx, event).await??;
+        tx.commit().await?;
+        Ok(outcome)
+    }
 }
 
 #[async_trait::async_trait]
@@ -371,63 +520,20 @@ impl Store for SqliteStore {
     }
 
     async fn accept_room_event(&self, event: AcceptedEvent) -> Result<AcceptOutcome> {
-        let checked = check_accept(&event)?;
-        let mut tx = self.write_tx().await?;
-        let updated: Option<(i64, i64, i64)> = sqlx::query_as(
-            "UPDATE rooms SET
-                 epoch = $3,
-                 group_state = COALESCE($4, group_state),
-                 state_version = state_version + (CASE WHEN $4 IS NULL THEN 0 ELSE 1 END),
-                 last_seq = last_seq + 1,
-                 updated_at_ms = $6
-             WHERE room_id = $1 AND epoch = $2 AND ($5 IS NULL OR state_version = $5)
-             RETURNING last_seq, epoch, state_version",
-        )
-        .bind(&event.room_id)
-        .bind(checked.expected_epoch)
-        .bind(checked.new_epoch)
-        .bind(&event.new_group_state)
-        .bind(checked.expected_state_version)
-        .bind(event.accepted_at_ms)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((seq, epoch, state_version)) = updated else {
-            let current: Option<(i64, i64)> =
-                sqlx::query_as("SELECT epoch, state_version FROM rooms WHERE room_id = $1")
-                    .bind(&event.room_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            return Err(conflict(&event, current)?);
-        };
-        sqlx::query(
-            "INSERT INTO room_events (room_id, seq, epoch, new_epoch, payload, accepted_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&event.room_id)
-        .bind(seq)
-        .bind(checked.expected_epoch)
-        .bind(checked.new_epoch)
-        .bind(&event.event)
-        .bind(event.accepted_at_ms)
-        .execute(&mut *tx)
-        .await?;
-        for d in &event.deliveries {
-            insert_outbox(
-                &mut tx,
-                &d.destination,
-                &event.room_id,
-                seq,
-                &d.payload,
-                event.accepted_at_ms,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(AcceptOutcome {
-            seq: to_u64(seq, "seq")?,
-            epoch: to_u64(epoch, "epoch")?,
-            state_version: to_u64(state_version, "state version")?,
-        })
+        check_accept(&event)?;
+        let (reply, outcome) = oneshot::channel();
+        self.group_commit
+            .queue
+            .lock()
+            .map_err(|_| StoreError::Invalid("poisoned accept queue".into()))?
+            .push(AcceptJob { event, reply });
+        // The batch runs in its own task: a caller that goes away (a
+        // dropped request) cannot abort other callers' events.
+        let store = self.clone();
+        tokio::spawn(async move { store.run_accept_batch().await });
+        outcome
+            .await
+            .map_err(|_| StoreError::Invalid("the accept batch was abandoned".into()))?
     }
 
     async fn room_events(
@@ -851,20 +957,22 @@ impl Store for SqliteStore {
     }
 
     async fn add_abuse_report(&self, r: crate::NewAbuseReport) -> Result<u64> {
-        let (id,): (i64,) = sqlx::query_as("INSERT INTO abuse_reports (room_id, source_provider, reporting_user, alleged_abuser, report, received_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id")
+        let (id,): (i64,) = sqlx::query_as("INSERT INTO abuse_reports (room_id, source_provider, reporting_user, alleged_abuser, report, received_at, franks_verified) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id")
             .bind(r.room_id)
             .bind(r.source_provider)
             .bind(r.reporting_user)
             .bind(r.alleged_abuser)
             .bind(r.report)
             .bind(r.received_at_ms)
+            .bind(r.franks_verified)
             .fetch_one(&self.pool)
             .await?;
         to_u64(id, "abuse report id")
     }
 
     async fn abuse_reports(&self) -> Result<Vec<crate::AbuseReportRecord>> {
-        let rows: Vec<(i64, String, String, String, String, Vec<u8>, i64)> = sqlx::query_as("SELECT id, room_id, source_provider, reporting_user, alleged_abuser, report, received_at FROM abuse_reports ORDER BY id")
+        type Row = (i64, String, String, String, String, Vec<u8>, i64, bool);
+        let rows: Vec<Row> = sqlx::query_as("SELECT id, room_id, source_provider, reporting_user, alleged_abuser, report, received_at, franks_verified FROM abuse_reports ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter()
@@ -877,6 +985,7 @@ impl Store for SqliteStore {
                     alleged_abuser,
                     report,
                     received_at_ms,
+                    franks_verified,
                 )| {
                     Ok(crate::AbuseReportRecord {
                         id: to_u64(id, "abuse report id")?,
@@ -887,6 +996,7 @@ impl Store for SqliteStore {
                             alleged_abuser,
                             report,
                             received_at_ms,
+                            franks_verified,
                         },
                     })
                 },

@@ -270,36 +270,58 @@ impl Net {
     }
 }
 
-/// What a franking hub does (-06 §5.4.1 "Hub processing"): reads the
-/// franking tag from the message's Safe AAD, computes the server frank and
-/// signs the FrankingIntegrityTBS.
-pub fn hub_frank(
-    key: &openmls_basic_credential::SignatureKeyPair,
-    request: &mimi_protocol::msgs::SubmitMessageRequest,
-    accepted_timestamp: u64,
-) -> Option<mimi_protocol::msgs::Frank> {
+/// The hub's `hub_key` in these tests.
+pub const HUB_SECRET: &[u8] = b"hub secret";
+
+/// The franking tag a hub reads from a submitted message's Safe AAD
+/// (-06 §5.4.1), without group secrets.
+pub fn franking_tag_of(request: &mimi_protocol::msgs::SubmitMessageRequest) -> Option<[u8; 32]> {
     use mimi_protocol::components::{FRANK_AAD, FrankAAD};
-    use mimi_protocol::msgs::{FrankingIntegrityTbs, ServerFrankingContext};
-    use tls_codec::{Deserialize as _, Serialize as _};
+    use tls_codec::Deserialize as _;
     let MlsMessageBodyIn::PrivateMessage(m) = request.app_message.clone().extract() else {
         return None;
     };
     let mut aad = m.aad();
     let safe = openmls::framing::SafeAad::tls_deserialize(&mut aad).ok()?;
     let tag: FrankAAD = decode_exact(safe.get(FRANK_AAD)?).ok()?;
-    let context = ServerFrankingContext {
-        sender_uri: request.sending_uri.clone(),
-        room_uri: mimi_protocol::IdentifierUri::new(ROOM),
-        accepted_timestamp,
-    };
-    let mut input = tag.franking_tag.to_vec();
-    input.extend(context.tls_serialize_detached().ok()?);
-    let server_frank = mimi_content::franking::hmac_sha256(b"hub secret", &input);
-    FrankingIntegrityTbs {
+    Some(tag.franking_tag)
+}
+
+/// `server_frank = HMAC_SHA256(hub_key, franking_tag || context)`, signed
+/// as the FrankingIntegrityTBS (-06 §5.4.1 "Hub processing").
+pub fn sign_frank(
+    key: &openmls_basic_credential::SignatureKeyPair,
+    franking_tag: &[u8; 32],
+    context: mimi_protocol::msgs::ServerFrankingContext,
+) -> mimi_protocol::msgs::Frank {
+    use tls_codec::Serialize as _;
+    let mut input = franking_tag.to_vec();
+    input.extend(context.tls_serialize_detached().unwrap());
+    let server_frank = mimi_content::franking::hmac_sha256(HUB_SECRET, &input);
+    mimi_protocol::msgs::FrankingIntegrityTbs {
         server_frank,
         franking_signature_ciphersuite: mimi_client::CIPHERSUITE.into(),
         context,
     }
     .sign(key)
-    .ok()
+    .unwrap()
+}
+
+/// What a franking hub does: frank the message for the asserted sender,
+/// the room and the acceptance time.
+pub fn hub_frank(
+    key: &openmls_basic_credential::SignatureKeyPair,
+    request: &mimi_protocol::msgs::SubmitMessageRequest,
+    accepted_timestamp: u64,
+) -> Option<mimi_protocol::msgs::Frank> {
+    let tag = franking_tag_of(request)?;
+    Some(sign_frank(
+        key,
+        &tag,
+        mimi_protocol::msgs::ServerFrankingContext {
+            sender_uri: request.sending_uri.clone(),
+            room_uri: mimi_protocol::IdentifierUri::new(ROOM),
+            accepted_timestamp,
+        },
+    ))
 }

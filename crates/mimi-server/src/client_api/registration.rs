@@ -22,7 +22,7 @@ use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use mimi_protocol::IdentifierUri;
-use mimi_protocol::msgs::{ConsentEntry, ConsentOperation};
+use mimi_protocol::msgs::{AbuseReport, ConsentEntry, ConsentOperation};
 use mimi_store::{NewKeyPackage, UserSettings};
 use openmls::prelude::{AppDataDictionary, BasicCredential};
 
@@ -212,9 +212,14 @@ async fn key_material_inner(
 pub struct HubSender {
     /// Base64 TLS `ExternalSender`.
     pub external_sender: String,
+    /// Base64 TLS `FrankingAgentData` (-06 §5.4.1): what rooms hosted here
+    /// put in their `franking_signature_key` component for the hub to
+    /// frank their messages.
+    pub franking_agent: String,
 }
 
-/// `GET /client/v1/hub`: this provider's hub key as an `ExternalSender`.
+/// `GET /client/v1/hub`: this provider's hub key as an `ExternalSender`
+/// and its franking agent.
 async fn hub(
     _: AuthenticatedDevice,
     State(state): State<AppState>,
@@ -222,6 +227,7 @@ async fn hub(
     let sender = crate::hub::hub_external_sender(&state.hub_key);
     Ok(Json(HubSender {
         external_sender: B64.encode(encode_body(&sender)?),
+        franking_agent: B64.encode(encode_body(&state.franking.agent_data())?),
     }))
 }
 
@@ -380,10 +386,17 @@ pub struct ReportView {
     pub reporting_user: String,
     pub alleged_abuser: String,
     pub received_at_ms: i64,
+    /// `AbuseType` code (-06 §5.9).
+    pub reason_code: u8,
+    /// The note, UTF-8 (lossy).
+    pub note: String,
+    /// How many `AbusiveMessage`s the report carries.
+    pub messages: usize,
+    /// Whether the hub verified every frank before storing the report
+    /// (reports stored before verification existed: `false`).
+    pub franks_verified: bool,
     /// Base64 TLS `AbuseReport` as received.
     pub report: String,
-    /// Franks are not verified yet: always `false`.
-    pub franks_verified: bool,
 }
 
 /// `GET /client/v1/admin/reports` (admin token).
@@ -395,15 +408,27 @@ async fn admin_reports(
     Ok(Json(
         reports
             .into_iter()
-            .map(|r| ReportView {
-                id: r.id,
-                room_id: r.report.room_id,
-                source_provider: r.report.source_provider,
-                reporting_user: r.report.reporting_user,
-                alleged_abuser: r.report.alleged_abuser,
-                received_at_ms: r.report.received_at_ms,
-                report: B64.encode(&r.report.report),
-                franks_verified: false,
+            .map(|r| {
+                // Stored reports decoded once already; a row that no longer
+                // decodes is still listed, with its raw bytes.
+                let decoded: Option<AbuseReport> =
+                    mimi_protocol::decode_exact(&r.report.report).ok();
+                ReportView {
+                    id: r.id,
+                    room_id: r.report.room_id,
+                    source_provider: r.report.source_provider,
+                    reporting_user: r.report.reporting_user,
+                    alleged_abuser: r.report.alleged_abuser,
+                    received_at_ms: r.report.received_at_ms,
+                    reason_code: decoded.as_ref().map_or(0, |d| d.reason_code.code),
+                    note: decoded
+                        .as_ref()
+                        .map(|d| String::from_utf8_lossy(d.note.as_slice()).into_owned())
+                        .unwrap_or_default(),
+                    messages: decoded.as_ref().map_or(0, |d| d.messages.len()),
+                    franks_verified: r.report.franks_verified,
+                    report: B64.encode(&r.report.report),
+                }
             })
             .collect(),
     ))

@@ -17,8 +17,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use mimi_protocol::MimiUri;
 use mimi_protocol::directory::Endpoint;
 use mimi_protocol::msgs::{
-    GroupInfoRequest, HandshakeBody, SubmitMessageRequest, UpdateRequest, UpdateResult,
-    UpdateRoomResponse,
+    AbuseReport, GroupInfoRequest, HandshakeBody, SubmitMessageRequest, UpdateRequest,
+    UpdateResult, UpdateRoomResponse,
 };
 use openmls::prelude::{ProtocolMessage, RatchetTreeIn, Sender};
 use serde::Deserialize;
@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/client/v1/rooms/{roomId}/update", post(update))
         .route("/client/v1/rooms/{roomId}/submit", post(submit))
         .route("/client/v1/rooms/{roomId}/group-info", post(group_info))
+        .route("/client/v1/rooms/{roomId}/report", post(report))
 }
 
 /// `POST /client/v1/rooms` body.
@@ -251,6 +252,35 @@ async fn group_info(
         Ok(mimi_response(status, encode_body(&response)?))
     } else {
         Ok(forward(&state, &room_id, Endpoint::GroupInfo, body)
+            .await?
+            .into_response())
+    }
+}
+
+/// `POST /client/v1/rooms/{roomId}/report`: TLS `AbuseReport` (-06 §5.9)
+/// for the room's hub; `reportingUser` must be the device's user. The hub
+/// (this provider, or the room's via `/reportAbuse`) verifies the franks
+/// and answers 204.
+async fn report(
+    State(state): State<AppState>,
+    device: AuthenticatedDevice,
+    Path(room_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let room_id = parse_room_id(&room_id)?;
+    let report: AbuseReport = decode_body(&body)?;
+    if report.reporting_user.as_str() != Some(device.user.as_str()) {
+        return Err(ApiError::forbidden(format!(
+            "reportingUser must be {}",
+            device.user
+        )));
+    }
+    if is_local(&state, &room_id) {
+        let domain = state.domain().to_owned();
+        crate::federation::report::receive_report(&state, &room_id, &domain, &body).await?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Ok(forward(&state, &room_id, Endpoint::ReportAbuse, body)
             .await?
             .into_response())
     }

@@ -1359,6 +1359,8 @@ pub async fn abuse_reports_stored(s: Stores) {
         alleged_abuser: "mimi://c.example/u/eve".into(),
         report: vec![n; 3],
         received_at_ms: NOW_MS + i64::from(n),
+        // Both values must round-trip (migration 0005).
+        franks_verified: n == 2,
     };
     let first = a.add_abuse_report(report(1)).await.expect("add");
     let second = b.add_abuse_report(report(2)).await.expect("add");

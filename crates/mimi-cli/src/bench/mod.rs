@@ -1,0 +1,328 @@
+//! `mimi bench`: throughput and latency of the hub with real providers
+//! over loopback mTLS (docs/performance.md).
+//!
+//! Parts: (a) `fanout` submitMessage → delivered at every member
+//! provider; (b) `commit` hub commit validation by group size; (c)
+//! `claims` keyMaterial claims under concurrent requesters; (d) `memory`
+//! hub memory per room and member; `ceiling` a trivial mTLS HTTP/2
+//! request loop on the same stack, so the hub's request rate can be given
+//! as a fraction of it. `all` runs everything on one set of providers.
+
+mod ceiling;
+mod claims;
+mod commit;
+mod fanout;
+mod memory;
+mod net;
+mod rooms;
+mod stats;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+use mimi_server::config::FanoutConfig;
+
+use net::{Net, StoreChoice};
+use stats::{line, section};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Part {
+    All,
+    Fanout,
+    Commit,
+    Claims,
+    Memory,
+    Ceiling,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Which part to run.
+    #[arg(value_enum, default_value = "all")]
+    part: Part,
+    /// Storage back end of the three providers.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    store: StoreKind,
+    /// PostgreSQL server for `--store postgres` (one fresh database per
+    /// provider is created and dropped); default `$MIMI_TEST_POSTGRES_URL`,
+    /// else postgres://postgres@127.0.0.1:5432/test.
+    #[arg(long)]
+    postgres_url: Option<String>,
+    /// (a) Room sizes in clients (spread over the three providers).
+    #[arg(long, value_delimiter = ',', default_value = "10,1000")]
+    room_sizes: Vec<usize>,
+    /// (a) Messages in the maximum-load phase (half as many at half load;
+    /// rooms over 100 clients get proportionally fewer, at least 500).
+    #[arg(long, default_value_t = 20_000)]
+    messages: usize,
+    /// Requests in flight (fanout maximum load and the ceiling).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// (a) Members at b.example and c.example that send.
+    #[arg(long, default_value_t = 4)]
+    senders: usize,
+    /// Fanout workers per provider.
+    #[arg(long, default_value_t = 4)]
+    fanout_workers: usize,
+    /// Most FanoutMessages per `/notify` body.
+    #[arg(long, default_value_t = 256)]
+    max_batch: u32,
+    /// (b) Group sizes for the in-process commit measurement.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    commit_sizes: Vec<usize>,
+    /// (b) Group sizes for commits through the hub server.
+    #[arg(long, value_delimiter = ',', default_value = "10,100")]
+    commit_server_sizes: Vec<usize>,
+    /// (b) Repetitions per size in process.
+    #[arg(long, default_value_t = 20)]
+    commit_iterations: usize,
+    /// (b) Commits per size through the server.
+    #[arg(long, default_value_t = 10)]
+    commits: usize,
+    /// (c) KeyPackages claimed.
+    #[arg(long, default_value_t = 10_000)]
+    claims: usize,
+    /// (c) Concurrent requesters.
+    #[arg(long, default_value_t = 32)]
+    requesters: usize,
+    /// (d) Group sizes for the memory measurement.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    memory_sizes: Vec<usize>,
+    /// (d) Restored copies held to measure resident memory.
+    #[arg(long, default_value_t = 20)]
+    memory_copies: usize,
+    /// Requests of the ceiling loop.
+    #[arg(long, default_value_t = 50_000)]
+    ceiling_requests: usize,
+    /// How long to wait for deliveries after the last submit, seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout_secs: u64,
+    /// Keep the providers' data here (default: a temporary directory).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    fn wants(&self, part: Part) -> bool {
+        self.part == Part::All || self.part == part
+    }
+
+    fn messages_for(&self, size: usize) -> usize {
+        if size <= 100 {
+            self.messages
+        } else {
+            (self.messages * 100 / size).max(500).min(self.messages)
+        }
+    }
+}
+
+/// Runs the benchmark; an error if any measured request failed.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d.clone()
+        }
+        None => tmp.path().to_owned(),
+    };
+    let store = match args.store {
+        StoreKind::Sqlite => StoreChoice::Sqlite,
+        StoreKind::Postgres => StoreChoice::Postgres {
+            admin_url: args
+                .postgres_url
+                .clone()
+                .or_else(|| std::env::var("MIMI_TEST_POSTGRES_URL").ok())
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into()),
+        },
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let fanout = FanoutConfig {
+            workers: args.fanout_workers.max(1),
+            max_batch: args.max_batch.max(1),
+            poll_ms: 20,
+            initial_backoff_ms: 50,
+            ..Default::default()
+        };
+        let net = Net::start(&dir, &store, fanout).await?;
+        let result = run_parts(&net, &args).await;
+        net.shutdown().await;
+        result
+    })
+}
+
+async fn run_parts(net: &Net, args: &BenchArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    print_machine(net);
+    let mut ceiling = None;
+    if args.wants(Part::Ceiling) || args.wants(Part::Fanout) {
+        ceiling = Some(ceiling::run(net, args.ceiling_requests, args.concurrency, 330).await?);
+    }
+    let mut fanouts = Vec::new();
+    if args.wants(Part::Fanout) {
+        for (i, &size) in args.room_sizes.iter().enumerate() {
+            let params = fanout::FanoutParams {
+                size,
+                messages: args.messages_for(size),
+                concurrency: args.concurrency,
+                senders: args.senders,
+                timeout: Duration::from_secs(args.timeout_secs),
+            };
+            fanouts.push(fanout::run(net, &params, &format!("fan{i}s{size}")).await?);
+        }
+    }
+    let mut commits = None;
+    if args.wants(Part::Commit) {
+        commits = Some(
+            commit::run(
+                net,
+                &args.commit_sizes,
+                &args.commit_server_sizes,
+                args.commit_iterations,
+                args.commits,
+            )
+            .await?,
+        );
+    }
+    let mut claims = None;
+    if args.wants(Part::Claims) {
+        claims = Some(claims::run(net, args.claims, args.requesters).await?);
+    }
+    if args.wants(Part::Memory) {
+        memory::run(net, &args.memory_sizes, args.memory_copies).await?;
+    }
+
+    section(&format!("Summary ({})", net.store_name()));
+    if let Some(c) = &ceiling {
+        line(&format!(
+            "ceiling: {:.0} requests/s (round trip median {} ms, p99 {} ms)",
+            c.requests_per_sec,
+            stats::ms(c.latency.median),
+            stats::ms(c.latency.p99)
+        ));
+    }
+    for f in &fanouts {
+        let rate = f.max.messages_per_sec();
+        let fraction = ceiling
+            .as_ref()
+            .map(|c| format!("{:.1}%", 100.0 * rate / c.requests_per_sec))
+            .unwrap_or_else(|| "n/a".into());
+        let p99 = f
+            .half
+            .latency
+            .map(|l| stats::ms(l.p99))
+            .unwrap_or_else(|| "n/a".into());
+        line(&format!(
+            "(a) room {}: {rate:.0} submits/s = {:.0} fanned-out messages/s ({} providers) = {fraction} of the ceiling's requests/s; p99 at half load ({:.0}/s): {p99} ms",
+            f.size,
+            rate * f.providers as f64,
+            f.providers,
+            f.half_rate,
+        ));
+        let fanned = rate * f.providers as f64;
+        let half_p99_ok = f
+            .half
+            .latency
+            .is_some_and(|l| l.p99 < Duration::from_millis(50));
+        line(&format!(
+            "    target ≥30000 fanned-out/s: {}; p99 < 50 ms at half load: {}",
+            verdict(fanned >= 30_000.0),
+            verdict(half_p99_ok)
+        ));
+    }
+    if let Some((pure, served)) = &commits {
+        for p in pure {
+            line(&format!(
+                "(b) commit, {} members, in process: median {} ms, p99 {} ms{}",
+                p.size,
+                stats::ms(p.total.median),
+                stats::ms(p.total.p99),
+                if p.size == 1000 {
+                    format!(
+                        " — target < 20 ms: {}",
+                        verdict(p.total.median < Duration::from_millis(20))
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        if let [first, .., last] = pure.as_slice() {
+            let time = last.total.median.as_secs_f64() / first.total.median.as_secs_f64();
+            let size = last.size as f64 / first.size as f64;
+            line(&format!(
+                "    growth {}→{}: ×{time:.1} for ×{size:.0} members — no worse than linear: {}",
+                first.size,
+                last.size,
+                verdict(time <= size)
+            ));
+        }
+        for s in served {
+            line(&format!(
+                "(b) commit, {} members, through the server: median {} ms, p99 {} ms",
+                s.size,
+                stats::ms(s.round_trip.median),
+                stats::ms(s.round_trip.p99)
+            ));
+        }
+    }
+    if let Some(c) = &claims {
+        line(&format!(
+            "(c) {:.0} claims/s (round trip median {} ms, p99 {} ms), {} double issues — target ≥5000/s with none: {}",
+            c.claims_per_sec,
+            stats::ms(c.latency.median),
+            stats::ms(c.latency.p99),
+            c.double_issues,
+            verdict(c.claims_per_sec >= 5000.0 && c.double_issues == 0)
+        ));
+    }
+    line(&format!(
+        "total bench time {:.0} s",
+        started.elapsed().as_secs_f64()
+    ));
+    if claims.as_ref().is_some_and(|c| c.double_issues > 0) {
+        anyhow::bail!("a KeyPackage was issued twice");
+    }
+    Ok(())
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+fn print_machine(net: &Net) {
+    section("Machine");
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().map(str::to_owned))
+        .unwrap_or_default();
+    line(&format!(
+        "{cpus} CPUs ({model}); {mem}; store {}",
+        net.store_name()
+    ));
+    if cfg!(debug_assertions) {
+        line(
+            "WARNING: debug build; use `cargo run --release -p mimi-cli -- bench` for real numbers",
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! Benchmark rooms built by real openmls clients: one creator at the hub
+//! adds every other client in one commit; a few members at the followers
+//! join from the Welcome so they can send. Setup only, never timed.
+
+use anyhow::{Context, ensure};
+use mimi_protocol::MimiUri;
+use mimi_room::policy::default_role::MEMBER;
+use mimi_room::testing::{TestClient, add_participant, participant_update, wire};
+use mimi_server::client_api::auth::AuthenticatedDevice;
+use mimi_server::hub::{self, CreateRoom};
+use openmls::messages::group_info::VerifiableGroupInfo;
+use openmls::prelude::{MlsMessageBodyIn, MlsMessageIn, RatchetTreeIn, Welcome};
+use openmls_traits::OpenMlsProvider as _;
+
+use super::net::{DOMAINS, HUB, Net};
+
+/// A group of `size` clients spread round-robin over a, b and c.
+pub struct Group {
+    /// Client 0, at the hub's domain.
+    pub creator: TestClient,
+    /// Members at b.example and c.example holding group state.
+    pub senders: Vec<TestClient>,
+    /// Every member device URI.
+    pub devices: Vec<String>,
+    pub tree: RatchetTreeIn,
+    pub group_info: VerifiableGroupInfo,
+}
+
+/// The device of member `i` of a benchmark room.
+pub fn device(tag: &str, i: usize) -> String {
+    format!("mimi://{}/d/{tag}{i}/dev", DOMAINS[i % DOMAINS.len()])
+}
+
+/// Builds a group of `size` members (at least 3); `senders` members at
+/// the followers join it from the Welcome.
+pub fn build_group(tag: &str, size: usize, senders: usize) -> anyhow::Result<Group> {
+    ensure!(size >= 3, "a benchmark room needs at least 3 clients");
+    let devices: Vec<String> = (0..size).map(|i| device(tag, i)).collect();
+    let users: Vec<String> = devices
+        .iter()
+        .map(|d| mimi_room::testing::user_of(d))
+        .collect();
+    let mut creator = TestClient::new(&devices[0]);
+    let others: Vec<(&str, u32)> = users[1..].iter().map(|u| (u.as_str(), MEMBER)).collect();
+    creator.create_default_room(&others);
+    // Followers' members 1 and 2 (b, c), then 4, 5, ... hold state to send.
+    let sender_ids: Vec<usize> = (1..size).filter(|i| i % 3 != 0).take(senders).collect();
+    let mut members: Vec<TestClient> = Vec::with_capacity(sender_ids.len());
+    let mut key_packages = Vec::with_capacity(size - 1);
+    for (i, device) in devices.iter().enumerate().skip(1) {
+        let client = TestClient::new(device);
+        key_packages.push(client.key_package());
+        if sender_ids.contains(&i) {
+            members.push(client);
+        }
+    }
+    let (_commit, welcome) = creator.commit(Vec::new(), key_packages);
+    creator.merge_pending();
+    let welcome = welcome.context("an add commit has a Welcome")?;
+    let (tree, group_info) = creator.group_info();
+    for member in &mut members {
+        member.join(welcome.clone(), tree.clone());
+    }
+    Ok(Group {
+        creator,
+        senders: members,
+        devices,
+        tree,
+        group_info,
+    })
+}
+
+/// Hosts the group at the hub as room `mimi://a.example/r/<name>` (the
+/// creator's request, in process) and subscribes every member device at
+/// its own provider, so each delivery reaches every member's queue.
+pub async fn host(net: &Net, group: &Group, name: &str) -> anyhow::Result<String> {
+    let room_id = format!("mimi://{HUB}/r/{name}");
+    let creator = AuthenticatedDevice {
+        user: MimiUri::parse(&group.creator.user())?,
+        device: MimiUri::parse(&group.creator.device)?,
+    };
+    hub::create_room(
+        &net.server(HUB).state,
+        &creator,
+        CreateRoom {
+            room_id: MimiUri::parse(&room_id)?,
+            group_info: group.group_info.clone(),
+            ratchet_tree: group.tree.clone(),
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("creating {room_id}: {e:?}"))?;
+    for device in &group.devices {
+        let domain = MimiUri::parse(device)?.domain().to_owned();
+        net.server(&domain)
+            .state
+            .store
+            .subscribe(&room_id, device)
+            .await?;
+    }
+    Ok(room_id)
+}
+
+/// An application message (PrivateMessage) from a member.
+pub fn app_message(client: &mut TestClient, text: &[u8]) -> anyhow::Result<MlsMessageIn> {
+    let provider = &client.provider;
+    let signer = &client.signer;
+    let message = client
+        .group
+        .as_mut()
+        .context("not in a group")?
+        .create_message(provider, signer, text)?;
+    Ok(wire(message))
+}
+
+/// A commit by `client` adding one new user's client, with the new
+/// epoch's GroupInfo (as the hub requires, -06 §5.6), merged locally so
+/// the next one can follow. Returns the commit, its Welcome and GroupInfo.
+pub fn add_one(
+    client: &mut TestClient,
+    new_device: &str,
+) -> anyhow::Result<(MlsMessageIn, Welcome, VerifiableGroupInfo)> {
+    let newcomer = TestClient::new(new_device);
+    let proposal = participant_update(&add_participant(&newcomer.user(), MEMBER));
+    let provider = &client.provider;
+    let signer = &client.signer;
+    let group = client.group.as_mut().context("not in a group")?;
+    let old = group
+        .extensions()
+        .app_data_dictionary()
+        .map(|e| e.dictionary().clone());
+    let mut stage = group
+        .commit_builder()
+        .add_proposals(vec![proposal])
+        .propose_adds(vec![newcomer.key_package()])
+        .load_psks(provider.storage())?
+        .create_group_info(true);
+    let updates = mimi_room::components::resolve_app_data_updates(
+        old.as_ref(),
+        stage.app_data_update_proposals(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    stage.with_app_data_dictionary_updates(updates);
+    let bundle = stage
+        .build(provider.rand(), provider.crypto(), signer, |_| true)?
+        .stage_commit(provider)?;
+    let (commit, welcome, group_info) = bundle.into_messages();
+    group.merge_pending_commit(provider)?;
+    let welcome = match wire(welcome.context("no Welcome")?).extract() {
+        MlsMessageBodyIn::Welcome(w) => w,
+        _ => anyhow::bail!("not a Welcome"),
+    };
+    let group_info = match wire(group_info.context("no GroupInfo")?).extract() {
+        MlsMessageBodyIn::GroupInfo(g) => g,
+        _ => anyhow::bail!("not a GroupInfo"),
+    };
+    Ok((wire(commit), welcome, group_info))
+}
