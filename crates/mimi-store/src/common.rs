@@ -162,3 +162,105 @@ pub(crate) fn client_event(
         enqueued_at_ms,
     })
 }
+
+/// An event waiting for the next group commit.
+pub(crate) struct AcceptJob {
+    event: AcceptedEvent,
+    reply: tokio::sync::oneshot::Sender<Result<AcceptOutcome>>,
+}
+
+/// Group commit of accepted events: concurrent `accept_room_event` calls
+/// queue their events; one batch at a time drains the queue into ONE
+/// transaction, so one durable commit (fsync / WAL flush) covers many
+/// events. Each event keeps its own compare-and-set (applied in queue
+/// order, seeing the earlier ones), and no caller is answered before the
+/// transaction holding its event has committed: durability is unchanged.
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    queue: std::sync::Mutex<Vec<AcceptJob>>,
+    leader: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupCommit")
+    }
+}
+
+/// Most events in one group commit.
+const MAX_GROUP_COMMIT: usize = 512;
+
+/// A store that can accept several events in one transaction.
+#[async_trait::async_trait]
+pub(crate) trait BatchAccept: Clone + Send + Sync + 'static {
+    fn group_commit(&self) -> &GroupCommit;
+
+    /// Every event in one transaction. The outer error means nothing was
+    /// committed; an inner one is a lost compare-and-set, which wrote
+    /// nothing for that event.
+    async fn accept_together(
+        &self,
+        events: &[&AcceptedEvent],
+    ) -> Result<Vec<Result<AcceptOutcome>>>;
+}
+
+/// `Store::accept_room_event` through the group commit.
+pub(crate) async fn group_accept<S: BatchAccept>(
+    store: &S,
+    event: AcceptedEvent,
+) -> Result<AcceptOutcome> {
+    check_accept(&event)?;
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    store
+        .group_commit()
+        .queue
+        .lock()
+        .map_err(|_| StoreError::Invalid("poisoned accept queue".into()))?
+        .push(AcceptJob { event, reply });
+    // The batch runs in its own task: a caller that goes away (a dropped
+    // request) cannot abort other callers' events.
+    let runner = store.clone();
+    tokio::spawn(async move { run_accept_batches(&runner).await });
+    outcome
+        .await
+        .map_err(|_| StoreError::Invalid("the accept batch was abandoned".into()))?
+}
+
+/// Drains the accept queue in batches until it is empty.
+async fn run_accept_batches<S: BatchAccept>(store: &S) {
+    let _leader = store.group_commit().leader.lock().await;
+    loop {
+        let jobs: Vec<AcceptJob> = match store.group_commit().queue.lock() {
+            Ok(mut queue) => {
+                let n = queue.len().min(MAX_GROUP_COMMIT);
+                queue.drain(..n).collect()
+            }
+            Err(_) => return,
+        };
+        if jobs.is_empty() {
+            return;
+        }
+        let events: Vec<&AcceptedEvent> = jobs.iter().map(|j| &j.event).collect();
+        match store.accept_together(&events).await {
+            Ok(outcomes) => {
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(outcome);
+                }
+            }
+            // A database error (or, on PostgreSQL, a deadlock with another
+            // process): nothing was committed. Each event gets its own
+            // transaction, so one bad event fails alone.
+            Err(_) => {
+                for job in jobs {
+                    let outcome = match store.accept_together(&[&job.event]).await {
+                        Ok(mut one) => one.pop().unwrap_or_else(|| {
+                            Err(StoreError::Invalid("no outcome for the event".into()))
+                        }),
+                        Err(e) => Err(e),
+                    };
+                    let _ = job.reply.send(outcome);
+                }
+            }
+        }
+    }
+}

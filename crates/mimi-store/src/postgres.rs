@@ -48,6 +48,7 @@ impl Default for PgStoreOptions {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    group_commit: std::sync::Arc<GroupCommit>,
 }
 
 impl PgStore {
@@ -67,7 +68,10 @@ impl PgStore {
             .await?;
         MIGRATOR.run(&pool).await?;
         tracing::debug!("connected PostgreSQL store");
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            group_commit: Default::default(),
+        })
     }
 
     /// The underlying pool (for diagnostics).
@@ -93,33 +97,55 @@ async fn enqueue_clients(
     events: Vec<NewClientEvent>,
     now_ms: i64,
 ) -> Result<Vec<u64>> {
-    let mut order: Vec<usize> = (0..events.len()).collect();
-    order.sort_by(|&a, &b| events[a].client_id.cmp(&events[b].client_id));
-    let mut seqs = vec![0u64; events.len()];
-    for i in order {
-        let ev = &events[i];
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO client_queue_heads (client_id, last_seq) VALUES ($1, 1)
-             ON CONFLICT (client_id) DO UPDATE SET last_seq = client_queue_heads.last_seq + 1
+    // One head update per client, in client order (a consistent lock
+    // order), reserves the sequence numbers of all its events; the rows
+    // then go in with one array INSERT per chunk. (A `/notify` batch to a
+    // large room writes one row per message and subscribed device.)
+    let mut per_client: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for ev in &events {
+        *per_client.entry(ev.client_id.as_str()).or_default() += 1;
+    }
+    let mut next: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for (client, count) in &per_client {
+        let last: i64 = sqlx::query_scalar(
+            "INSERT INTO client_queue_heads (client_id, last_seq) VALUES ($1, $2)
+             ON CONFLICT (client_id) DO UPDATE SET last_seq = client_queue_heads.last_seq + $2
              RETURNING last_seq",
         )
-        .bind(&ev.client_id)
+        .bind(*client)
+        .bind(*count)
         .fetch_one(&mut *conn)
         .await?;
+        next.insert(client, last - count + 1);
+    }
+    let mut seqs = Vec::with_capacity(events.len());
+    for ev in &events {
+        let slot = next
+            .get_mut(ev.client_id.as_str())
+            .ok_or_else(|| StoreError::Invalid("client seq missing".into()))?;
+        seqs.push(*slot);
+        *slot += 1;
+    }
+    for (chunk, chunk_seqs) in events.chunks(5000).zip(seqs.chunks(5000)) {
+        let clients: Vec<&str> = chunk.iter().map(|e| e.client_id.as_str()).collect();
+        let rooms: Vec<&str> = chunk.iter().map(|e| e.room_id.as_str()).collect();
+        let payloads: Vec<&[u8]> = chunk.iter().map(|e| e.payload.as_slice()).collect();
         sqlx::query(
             "INSERT INTO client_events (client_id, seq, room_id, payload, enqueued_at)
-             VALUES ($1, $2, $3, $4, $5)",
+             SELECT c, s, r, p, $5
+             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bytea[]) AS t(c, s, r, p)",
         )
-        .bind(&ev.client_id)
-        .bind(seq)
-        .bind(&ev.room_id)
-        .bind(&ev.payload)
+        .bind(&clients)
+        .bind(chunk_seqs)
+        .bind(&rooms)
+        .bind(&payloads)
         .bind(now_ms)
         .execute(&mut *conn)
         .await?;
-        seqs[i] = to_u64(seq, "client seq")?;
     }
-    Ok(seqs)
+    seqs.into_iter()
+        .map(|seq| to_u64(seq, "client seq"))
+        .collect()
 }
 
 /// Creates missing outbox lanes, in lane order.
@@ -174,6 +200,96 @@ async fn lock_lane(conn: &mut PgConnection, destination: &str, room_id: &str) ->
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// One accepted event inside an open transaction. The outer error is a
+/// database failure (the transaction must be abandoned); the inner one a
+/// lost compare-and-set, which wrote nothing. The room row lock taken here
+/// serializes all accepts of this room until commit.
+async fn accept_in(tx: &mut PgConnection, event: &AcceptedEvent) -> Result<Result<AcceptOutcome>> {
+    let checked = check_accept(event)?;
+    let updated: Option<(i64, i64, i64)> = sqlx::query_as(
+        "UPDATE rooms SET
+                 epoch = $3,
+                 group_state = COALESCE($4, group_state),
+                 state_version = state_version + (CASE WHEN $4::bytea IS NULL THEN 0 ELSE 1 END),
+                 last_seq = last_seq + 1,
+                 updated_at_ms = $6
+             WHERE room_id = $1 AND epoch = $2 AND ($5::bigint IS NULL OR state_version = $5)
+             RETURNING last_seq, epoch, state_version",
+    )
+    .bind(&event.room_id)
+    .bind(checked.expected_epoch)
+    .bind(checked.new_epoch)
+    .bind(&event.new_group_state)
+    .bind(checked.expected_state_version)
+    .bind(event.accepted_at_ms)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((seq, epoch, state_version)) = updated else {
+        let current: Option<(i64, i64)> =
+            sqlx::query_as("SELECT epoch, state_version FROM rooms WHERE room_id = $1")
+                .bind(&event.room_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        return Ok(Err(conflict(event, current)?));
+    };
+    sqlx::query(
+        "INSERT INTO room_events (room_id, seq, epoch, new_epoch, payload, accepted_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&event.room_id)
+    .bind(seq)
+    .bind(checked.expected_epoch)
+    .bind(checked.new_epoch)
+    .bind(&event.event)
+    .bind(event.accepted_at_ms)
+    .execute(&mut *tx)
+    .await?;
+    ensure_lanes(
+        &mut *tx,
+        event
+            .deliveries
+            .iter()
+            .map(|d| (d.destination.as_str(), event.room_id.as_str())),
+    )
+    .await?;
+    for d in &event.deliveries {
+        insert_outbox_row(
+            &mut *tx,
+            &d.destination,
+            &event.room_id,
+            seq,
+            &d.payload,
+            event.accepted_at_ms,
+        )
+        .await?;
+    }
+    Ok(Ok(AcceptOutcome {
+        seq: to_u64(seq, "seq")?,
+        epoch: to_u64(epoch, "epoch")?,
+        state_version: to_u64(state_version, "state version")?,
+    }))
+}
+
+#[async_trait::async_trait]
+impl BatchAccept for PgStore {
+    fn group_commit(&self) -> &GroupCommit {
+        &self.group_commit
+    }
+
+    async fn accept_together(
+        &self,
+        events: &[&AcceptedEvent],
+    ) -> Result<Vec<Result<AcceptOutcome>>> {
+        let mut tx = self.tx().await?;
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            outcomes.push(accept_in(&mut tx, event).await?);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
 }
 
 #[async_trait::async_trait]
@@ -395,72 +511,7 @@ impl Store for PgStore {
     }
 
     async fn accept_room_event(&self, event: AcceptedEvent) -> Result<AcceptOutcome> {
-        let checked = check_accept(&event)?;
-        let mut tx = self.tx().await?;
-        // The row lock taken here serializes all accepts of this room until commit.
-        let updated: Option<(i64, i64, i64)> = sqlx::query_as(
-            "UPDATE rooms SET
-                 epoch = $3,
-                 group_state = COALESCE($4, group_state),
-                 state_version = state_version + (CASE WHEN $4::bytea IS NULL THEN 0 ELSE 1 END),
-                 last_seq = last_seq + 1,
-                 updated_at_ms = $6
-             WHERE room_id = $1 AND epoch = $2 AND ($5::bigint IS NULL OR state_version = $5)
-             RETURNING last_seq, epoch, state_version",
-        )
-        .bind(&event.room_id)
-        .bind(checked.expected_epoch)
-        .bind(checked.new_epoch)
-        .bind(&event.new_group_state)
-        .bind(checked.expected_state_version)
-        .bind(event.accepted_at_ms)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((seq, epoch, state_version)) = updated else {
-            let current: Option<(i64, i64)> =
-                sqlx::query_as("SELECT epoch, state_version FROM rooms WHERE room_id = $1")
-                    .bind(&event.room_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            return Err(conflict(&event, current)?);
-        };
-        sqlx::query(
-            "INSERT INTO room_events (room_id, seq, epoch, new_epoch, payload, accepted_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&event.room_id)
-        .bind(seq)
-        .bind(checked.expected_epoch)
-        .bind(checked.new_epoch)
-        .bind(&event.event)
-        .bind(event.accepted_at_ms)
-        .execute(&mut *tx)
-        .await?;
-        ensure_lanes(
-            &mut tx,
-            event
-                .deliveries
-                .iter()
-                .map(|d| (d.destination.as_str(), event.room_id.as_str())),
-        )
-        .await?;
-        for d in &event.deliveries {
-            insert_outbox_row(
-                &mut tx,
-                &d.destination,
-                &event.room_id,
-                seq,
-                &d.payload,
-                event.accepted_at_ms,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(AcceptOutcome {
-            seq: to_u64(seq, "seq")?,
-            epoch: to_u64(epoch, "epoch")?,
-            state_version: to_u64(state_version, "state version")?,
-        })
+        group_accept(self, event).await
     }
 
     async fn room_events(

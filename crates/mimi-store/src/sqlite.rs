@@ -17,7 +17,6 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Connection, Sqlite, Transaction};
-use tokio::sync::oneshot;
 
 use crate::Store;
 use crate::common::*;
@@ -28,6 +27,17 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 /// How long a writer waits for SQLite's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `synchronous` for every connection: FULL (an fsync at every commit, so
+/// an accepted event survives power loss) unless `MIMI_SQLITE_SYNCHRONOUS`
+/// is `normal` (WAL: commits survive a process crash, but the last ones
+/// before a power loss or OS crash may be lost; see docs/operations.md).
+fn synchronous_mode() -> SqliteSynchronous {
+    match std::env::var("MIMI_SQLITE_SYNCHRONOUS") {
+        Ok(v) if v.eq_ignore_ascii_case("normal") => SqliteSynchronous::Normal,
+        _ => SqliteSynchronous::Full,
+    }
+}
 
 /// [`Store`] on an SQLite file (or an in-memory database for tests).
 #[derive(Debug, Clone)]
@@ -55,7 +65,7 @@ impl SqliteStore {
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
-            .synchronous(SqliteSynchronous::Full);
+            .synchronous(synchronous_mode());
 
         let pool = if in_memory {
             // One connection that is never recycled: the database lives as long as it does.
@@ -103,35 +113,58 @@ impl SqliteStore {
 }
 
 /// Appends events to client queues inside an open write transaction.
+///
+/// Per client, one head update reserves the sequence numbers of all its
+/// events; the rows then go in with multi-row INSERTs. (A `/notify` batch
+/// to a large room writes one row per message and subscribed device.)
 async fn enqueue_clients(
     conn: &mut SqliteConnection,
     events: Vec<NewClientEvent>,
     now_ms: i64,
 ) -> Result<Vec<u64>> {
-    let mut seqs = Vec::with_capacity(events.len());
-    for ev in events {
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO client_queue_heads (client_id, last_seq) VALUES ($1, 1)
-             ON CONFLICT (client_id) DO UPDATE SET last_seq = client_queue_heads.last_seq + 1
+    let mut per_client: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for ev in &events {
+        *per_client.entry(ev.client_id.as_str()).or_default() += 1;
+    }
+    // Next free seq per client, in the order the events are assigned.
+    let mut next: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for (client, count) in &per_client {
+        let last: i64 = sqlx::query_scalar(
+            "INSERT INTO client_queue_heads (client_id, last_seq) VALUES ($1, $2)
+             ON CONFLICT (client_id) DO UPDATE SET last_seq = client_queue_heads.last_seq + $2
              RETURNING last_seq",
         )
-        .bind(&ev.client_id)
+        .bind(*client)
+        .bind(*count)
         .fetch_one(&mut *conn)
         .await?;
-        sqlx::query(
-            "INSERT INTO client_events (client_id, seq, room_id, payload, enqueued_at)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&ev.client_id)
-        .bind(seq)
-        .bind(&ev.room_id)
-        .bind(&ev.payload)
-        .bind(now_ms)
-        .execute(&mut *conn)
-        .await?;
-        seqs.push(to_u64(seq, "client seq")?);
+        next.insert(client, last - count + 1);
     }
-    Ok(seqs)
+    let mut seqs = Vec::with_capacity(events.len());
+    for ev in &events {
+        let slot = next
+            .get_mut(ev.client_id.as_str())
+            .ok_or_else(|| StoreError::Invalid("client seq missing".into()))?;
+        seqs.push(*slot);
+        *slot += 1;
+    }
+    // 5 parameters per row, well under SQLite's 32766.
+    for (chunk, chunk_seqs) in events.chunks(1000).zip(seqs.chunks(1000)) {
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO client_events (client_id, seq, room_id, payload, enqueued_at) ",
+        );
+        insert.push_values(chunk.iter().zip(chunk_seqs), |mut row, (ev, seq)| {
+            row.push_bind(&ev.client_id)
+                .push_bind(*seq)
+                .push_bind(&ev.room_id)
+                .push_bind(&ev.payload)
+                .push_bind(now_ms);
+        });
+        insert.build().execute(&mut *conn).await?;
+    }
+    seqs.into_iter()
+        .map(|seq| to_u64(seq, "client seq"))
+        .collect()
 }
 
 /// Inserts one outbox row (and its lane, if new) inside an open write transaction.
@@ -229,82 +262,23 @@ async fn accept_in(
     }))
 }
 
-/// An event waiting for the next group commit.
-struct AcceptJob {
-    event: AcceptedEvent,
-    reply: oneshot::Sender<Result<AcceptOutcome>>,
-}
-
-/// Group commit of accepted events: concurrent `accept_room_event` calls
-/// queue their events; one batch at a time drains the queue into ONE write
-/// transaction, so one fsync covers many events. Each event keeps its own
-/// compare-and-set (applied in queue order, seeing the earlier ones), and
-/// no caller is answered before the transaction holding its event is
-/// committed: durability is unchanged.
-#[derive(Default)]
-struct GroupCommit {
-    queue: std::sync::Mutex<Vec<AcceptJob>>,
-    leader: tokio::sync::Mutex<()>,
-}
-
-impl std::fmt::Debug for GroupCommit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GroupCommit")
-    }
-}
-
-/// Most events in one group commit.
-const MAX_GROUP_COMMIT: usize = 512;
-
-impl SqliteStore {
-    /// Drains the accept queue in batches until it is empty.
-    async fn run_accept_batch(&self) {
-        let _leader = self.group_commit.leader.lock().await;
-        loop {
-            let jobs: Vec<AcceptJob> = match self.group_commit.queue.lock() {
-                Ok(mut queue) => {
-                    let n = queue.len().min(MAX_GROUP_COMMIT);
-                    queue.drain(..n).collect()
-                }
-                Err(_) => return,
-            };
-            if jobs.is_empty() {
-                return;
-            }
-            match self.accept_together(&jobs).await {
-                Ok(outcomes) => {
-                    for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                        let _ = job.reply.send(outcome);
-                    }
-                }
-                // A database error: nothing of the batch was committed.
-                // Each event gets its own transaction, so one bad event
-                // fails alone.
-                Err(_) => {
-                    for job in jobs {
-                        let outcome = self.accept_alone(&job.event).await;
-                        let _ = job.reply.send(outcome);
-                    }
-                }
-            }
-        }
+#[async_trait::async_trait]
+impl BatchAccept for SqliteStore {
+    fn group_commit(&self) -> &GroupCommit {
+        &self.group_commit
     }
 
-    async fn accept_together(&self, jobs: &[AcceptJob]) -> Result<Vec<Result<AcceptOutcome>>> {
+    async fn accept_together(
+        &self,
+        events: &[&AcceptedEvent],
+    ) -> Result<Vec<Result<AcceptOutcome>>> {
         let mut tx = self.write_tx().await?;
-        let mut outcomes = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            outcomes.push(accept_in(&mut tx, &job.event).await?);
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            outcomes.push(accept_in(&mut tx, event).await?);
         }
         tx.commit().await?;
         Ok(outcomes)
-    }
-
-    async fn accept_alone(&self, event: &AcceptedEvent) -> Result<AcceptOutcome> {
-        let mut tx = self.write_tx().await?;
-        let outcome = accept_in(&mut tx, event).await??;
-        tx.commit().await?;
-        Ok(outcome)
     }
 }
 
@@ -520,20 +494,7 @@ impl Store for SqliteStore {
     }
 
     async fn accept_room_event(&self, event: AcceptedEvent) -> Result<AcceptOutcome> {
-        check_accept(&event)?;
-        let (reply, outcome) = oneshot::channel();
-        self.group_commit
-            .queue
-            .lock()
-            .map_err(|_| StoreError::Invalid("poisoned accept queue".into()))?
-            .push(AcceptJob { event, reply });
-        // The batch runs in its own task: a caller that goes away (a
-        // dropped request) cannot abort other callers' events.
-        let store = self.clone();
-        tokio::spawn(async move { store.run_accept_batch().await });
-        outcome
-            .await
-            .map_err(|_| StoreError::Invalid("the accept batch was abandoned".into()))?
+        group_accept(self, event).await
     }
 
     async fn room_events(
@@ -619,16 +580,19 @@ impl Store for SqliteStore {
         }
         let chosen = round_robin(&per_lane, limit as usize);
         let mut items = Vec::with_capacity(chosen.len());
-        for id in chosen {
-            let row: OutboxRow = sqlx::query_as(
-                "UPDATE outbox SET leased_until = $2 WHERE id = $1
-                 RETURNING id, destination, room_id, seq, payload, attempts",
-            )
-            .bind(id)
-            .bind(until)
-            .fetch_one(&mut *tx)
-            .await?;
-            items.push(outbox_item(row)?);
+        // One statement per chunk of rows rather than one per row.
+        for ids in chosen.chunks(500) {
+            let mut update = sqlx::QueryBuilder::<Sqlite>::new("UPDATE outbox SET leased_until = ");
+            update.push_bind(until).push(" WHERE id IN (");
+            let mut list = update.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            update.push(") RETURNING id, destination, room_id, seq, payload, attempts");
+            let rows: Vec<OutboxRow> = update.build_query_as().fetch_all(&mut *tx).await?;
+            for row in rows {
+                items.push(outbox_item(row)?);
+            }
         }
         items.sort_by(|a, b| {
             (&a.destination, &a.room_id, a.seq, a.id).cmp(&(
@@ -662,13 +626,16 @@ impl Store for SqliteStore {
         }
         let mut tx = self.write_tx().await?;
         let mut lanes = BTreeSet::new();
-        for &id in ids {
-            let lane: Option<(String, String)> =
-                sqlx::query_as("DELETE FROM outbox WHERE id = $1 RETURNING destination, room_id")
-                    .bind(to_i64(id, "outbox id")?)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            lanes.extend(lane);
+        for chunk in ids.chunks(500) {
+            let mut delete = sqlx::QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE id IN (");
+            let mut list = delete.separated(", ");
+            for &id in chunk {
+                list.push_bind(to_i64(id, "outbox id")?);
+            }
+            delete.push(") RETURNING destination, room_id");
+            let deleted: Vec<(String, String)> =
+                delete.build_query_as().fetch_all(&mut *tx).await?;
+            lanes.extend(deleted);
         }
         for (dest, room) in &lanes {
             sqlx::query(RELEASE_FINISHED_LANE)

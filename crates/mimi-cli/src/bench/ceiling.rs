@@ -37,7 +37,13 @@ pub async fn run(
     let config = tls::server_config(tls::root_store(net.ca.cert_pem())?, &identity)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let app = Router::new().route("/v1/trivial", post(|| async { StatusCode::CREATED }));
+    // The body is read, as real handlers do: answering before reading it
+    // makes hyper reset the stream, and h2 closes a connection after too
+    // many resets.
+    let app = Router::new().route(
+        "/v1/trivial",
+        post(|_body: axum::body::Bytes| async { StatusCode::CREATED }),
+    );
     let (stop, mut stopped) = watch::channel(false);
     let server = tokio::spawn(mimi_server::transport::serve(
         listener,

@@ -105,9 +105,13 @@ impl Federation {
     }
 }
 
-fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+/// `n` distinct free loopback ports: every listener is held until all are
+/// chosen, so the kernel cannot hand the same port out twice.
+fn free_ports(n: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners.iter().map(|l| l.local_addr().unwrap()).collect()
 }
 
 fn write(path: &Path, text: &str) {
@@ -119,8 +123,8 @@ pub async fn start_federation(backend: Backend) -> Federation {
     let dir = tempfile::tempdir().unwrap();
     let ca = DevCa::generate("mimi test CA").unwrap();
     write(&dir.path().join("ca.pem"), ca.cert_pem());
-    let addrs: Vec<(SocketAddr, SocketAddr)> =
-        DOMAINS.iter().map(|_| (free_port(), free_port())).collect();
+    let ports = free_ports(2 * DOMAINS.len());
+    let addrs: Vec<(SocketAddr, SocketAddr)> = ports.chunks(2).map(|p| (p[0], p[1])).collect();
     let mut providers = Vec::new();
     for (i, domain) in DOMAINS.iter().enumerate() {
         let id = ca.issue(domain).unwrap();
