@@ -30,10 +30,8 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     let ca = DevCa::generate("mimi demo CA")?;
     let ca_path = dir.join("ca.pem");
     std::fs::write(&ca_path, ca.cert_pem())?;
-    let addrs: Vec<(SocketAddr, SocketAddr)> = DOMAINS
-        .iter()
-        .map(|_| Ok((free_port()?, free_port()?)))
-        .collect::<anyhow::Result<_>>()?;
+    let ports = mimi_server::ports::free_loopback_addrs(2 * DOMAINS.len())?;
+    let addrs: Vec<(SocketAddr, SocketAddr)> = ports.chunks(2).map(|p| (p[0], p[1])).collect();
 
     step("Starting three providers with mutual TLS and SQLite");
     let mut providers = Vec::new();
@@ -365,10 +363,6 @@ fn text_of(content: &mimi_content::MimiContent) -> String {
         mimi_content::Part::Single(p) => String::from_utf8_lossy(&p.content).into_owned(),
         other => format!("{other:?}"),
     }
-}
-
-fn free_port() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
 fn step(title: &str) {

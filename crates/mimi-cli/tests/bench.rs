@@ -1,7 +1,11 @@
 //! `mimi bench` with minimal sizes, so the command does not rot: every
 //! part runs against real providers and reports its numbers.
 
+mod support;
+
 use std::process::Command;
+
+use support::ok;
 
 #[test]
 fn bench_runs_every_part_with_tiny_sizes() {
@@ -16,6 +20,8 @@ fn bench_runs_every_part_with_tiny_sizes() {
             "--concurrency",
             "4",
             "--senders",
+            "2",
+            "--runs",
             "2",
             "--commit-sizes",
             "3,6",
@@ -40,23 +46,65 @@ fn bench_runs_every_part_with_tiny_sizes() {
         ])
         .output()
         .expect("run mimi bench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "bench failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = ok(out);
     for expected in [
         "== Ceiling",
         "50 requests in",
-        "max load: 40/40 messages delivered",
+        "max load, run 1: 40/40 messages delivered",
+        "max load, run 2: 40/40 messages delivered",
         "half load",
+        "median of 2 runs:",
         "end-to-end (submit → last provider committed): median",
         "(b) commit, 3 members, in process: median",
         "(b) commit, 3 members, through the server: median",
         "double issues: 0",
         "6 members: stored room state",
         "of the ceiling's requests/s",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+}
+
+/// `mimi bench scale`: a second hub process (a `mimi server` child) on the
+/// same PostgreSQL database takes part, and every message reaches both
+/// followers with one and with two processes.
+#[test]
+fn bench_scale_runs_two_hub_processes_on_postgres() {
+    let Ok(admin) = std::env::var("MIMI_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: MIMI_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_mimi"))
+        .args([
+            "bench",
+            "scale",
+            "--store",
+            "postgres",
+            "--postgres-url",
+            &admin,
+            "--scale-processes",
+            "1,2",
+            "--scale-room-size",
+            "3",
+            "--scale-messages",
+            "40",
+            "--concurrency",
+            "4",
+            "--senders",
+            "2",
+            "--timeout-secs",
+            "60",
+        ])
+        .output()
+        .expect("run mimi bench scale");
+    let stdout = ok(out);
+    for expected in [
+        "1 process(es): 40/40 messages at both followers",
+        "2 process(es): 40/40 messages at both followers",
+        "scaling: 2 hub process(es) on one PostgreSQL",
     ] {
         assert!(
             stdout.contains(expected),

@@ -1,9 +1,13 @@
 //! `mimi dev-ca`, `mimi server` and `mimi client …` as separate processes,
 //! as docs/walkthrough.md uses them.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
+
+use support::ok;
 
 fn mimi(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mimi"))
@@ -11,16 +15,6 @@ fn mimi(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run mimi")
-}
-
-fn ok(out: Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 struct Server(Child);

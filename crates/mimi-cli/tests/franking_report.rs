@@ -9,7 +9,7 @@ mod support;
 use std::process::Output;
 use std::time::Duration;
 
-use support::{Deadline, DevSetup, wait_listening};
+use support::{Deadline, DevSetup, ok, wait_listening};
 
 const ROOM: &str = "mimi://a.example/r/franking";
 const ADMIN: &str = "cli-operator-secret";
@@ -22,16 +22,6 @@ fn mimi(setup: &DevSetup, args: &[&str], admin_token: Option<&str>) -> Output {
         None => command.env_remove("MIMI_ADMIN_TOKEN"),
     };
     command.output().expect("run mimi")
-}
-
-fn ok(out: Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 fn client(setup: &DevSetup, state: &str, args: &[&str]) -> String {

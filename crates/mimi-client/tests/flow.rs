@@ -21,13 +21,7 @@ fn protocol_flow_of_section_3() {
     );
 
     // §3.2 Alice adds Bob: participant list + Add in one commit.
-    net.new_device(BOB);
-    let kps = net.key_packages(BOB, 1);
-    let req = net
-        .device(ALICE)
-        .add_user(ROOM, &user(BOB), MEMBER, kps)
-        .unwrap();
-    let accepted = net.update(ALICE, req).unwrap().unwrap();
+    let accepted = net.add_member(ALICE, BOB).unwrap().unwrap();
     assert_eq!(accepted.added[0].device, BOB);
     assert!(matches!(
         net.events_of(BOB),
@@ -36,13 +30,7 @@ fn protocol_flow_of_section_3() {
     net.say(ALICE, "hi Bob");
 
     // §3.3 Bob adds Cathy.
-    net.new_device(CATHY);
-    let kps = net.key_packages(CATHY, 1);
-    let req = net
-        .device(BOB)
-        .add_user(ROOM, &user(CATHY), MEMBER, kps)
-        .unwrap();
-    net.update(BOB, req).unwrap();
+    net.add_member(BOB, CATHY).unwrap();
     assert!(net.events_of(ALICE).iter().any(|e| matches!(
         e,
         Event::CommitApplied { epoch: 2, added, room_state_changed: true, .. } if added == &[CATHY.to_string()]
@@ -213,13 +201,7 @@ fn protocol_flow_of_section_3() {
 fn committer_learns_acceptance_from_the_echo() {
     let mut net = Net::create(ALICE);
     net.confirm_before_fanout = false;
-    net.new_device(BOB);
-    let kps = net.key_packages(BOB, 1);
-    let req = net
-        .device(ALICE)
-        .add_user(ROOM, &user(BOB), MEMBER, kps)
-        .unwrap();
-    net.update(ALICE, req).unwrap();
+    net.add_member(ALICE, BOB).unwrap();
     assert!(matches!(
         net.events_of(ALICE),
         [Event::OwnCommitConfirmed { epoch: 1, .. }]
@@ -255,13 +237,7 @@ fn mimi_client_test_alice2() -> &'static str {
 #[test]
 fn wrong_epoch_then_discard_and_retry() {
     let mut net = Net::create(ALICE);
-    net.new_device(BOB);
-    let kps = net.key_packages(BOB, 1);
-    let req = net
-        .device(ALICE)
-        .add_user(ROOM, &user(BOB), MEMBER, kps)
-        .unwrap();
-    net.update(ALICE, req).unwrap();
+    net.add_member(ALICE, BOB).unwrap();
 
     // Both commit against epoch 1; Bob's reaches the hub first.
     net.new_device(CATHY);
@@ -305,13 +281,7 @@ fn wrong_epoch_then_discard_and_retry() {
 fn wrong_epoch_discard_before_fanout() {
     // The hub's refusal may arrive before the winning commit's fanout.
     let mut net = Net::create(ALICE);
-    net.new_device(BOB);
-    let kps = net.key_packages(BOB, 1);
-    let req = net
-        .device(ALICE)
-        .add_user(ROOM, &user(BOB), MEMBER, kps)
-        .unwrap();
-    net.update(ALICE, req).unwrap();
+    net.add_member(ALICE, BOB).unwrap();
     let from_alice = net.device(ALICE).commit_pending(ROOM).unwrap();
     net.device(ALICE).discard_commit(ROOM).unwrap();
     assert!(!net.device(ALICE).has_pending_commit(ROOM).unwrap());
@@ -324,13 +294,7 @@ fn wrong_epoch_discard_before_fanout() {
 #[test]
 fn removed_device_detects_its_removal() {
     let mut net = Net::create(ALICE);
-    net.new_device(BOB);
-    let kps = net.key_packages(BOB, 1);
-    let req = net
-        .device(ALICE)
-        .add_user(ROOM, &user(BOB), MEMBER, kps)
-        .unwrap();
-    net.update(ALICE, req).unwrap();
+    net.add_member(ALICE, BOB).unwrap();
 
     let req = net.device(ALICE).remove_user(ROOM, &user(BOB)).unwrap();
     let accepted = net.update(ALICE, req).unwrap().unwrap();
@@ -351,13 +315,7 @@ fn removed_device_detects_its_removal() {
 #[test]
 fn banning_removes_the_clients_in_the_same_commit() {
     let mut net = Net::create(ALICE);
-    net.new_device(BOB);
-    let kps = net.key_packages(BOB, 1);
-    let req = net
-        .device(ALICE)
-        .add_user(ROOM, &user(BOB), MEMBER, kps)
-        .unwrap();
-    net.update(ALICE, req).unwrap();
+    net.add_member(ALICE, BOB).unwrap();
     let req = net
         .device(ALICE)
         .set_role(ROOM, &user(BOB), mimi_room::policy::default_role::BANNED)
@@ -393,13 +351,7 @@ fn key_packages_of_another_user_are_refused() {
 #[test]
 fn epoch_too_old_then_resend() {
     let mut net = Net::create(ALICE);
-    net.new_device(BOB);
-    let kps = net.key_packages(BOB, 1);
-    let req = net
-        .device(ALICE)
-        .add_user(ROOM, &user(BOB), MEMBER, kps)
-        .unwrap();
-    net.update(ALICE, req).unwrap();
+    net.add_member(ALICE, BOB).unwrap();
 
     // Alice's message is built at epoch 1, but Bob's commit wins the race.
     let late = net.device(ALICE).send(ROOM, content::text("late")).unwrap();
@@ -424,13 +376,7 @@ fn epoch_too_old_then_resend() {
 fn tampered_and_foreign_fanout_is_an_error_not_a_panic() {
     use mimi_protocol::msgs::{FanoutBody, FanoutMessage};
     let mut net = Net::create(ALICE);
-    net.new_device(BOB);
-    let kps = net.key_packages(BOB, 1);
-    let req = net
-        .device(ALICE)
-        .add_user(ROOM, &user(BOB), MEMBER, kps)
-        .unwrap();
-    net.update(ALICE, req).unwrap();
+    net.add_member(ALICE, BOB).unwrap();
     let out = net
         .device(ALICE)
         .send(ROOM, content::text("intact"))
@@ -477,13 +423,7 @@ fn tampered_and_foreign_fanout_is_an_error_not_a_panic() {
 fn external_join_waits_for_queued_removals() {
     let mut net = Net::create(ALICE);
     for (adder, device) in [(ALICE, BOB), (ALICE, CATHY)] {
-        net.new_device(device);
-        let kps = net.key_packages(device, 1);
-        let req = net
-            .device(adder)
-            .add_user(ROOM, &user(device), MEMBER, kps)
-            .unwrap();
-        net.update(adder, req).unwrap();
+        net.add_member(adder, device).unwrap();
     }
     let req = net.device(BOB).leave(ROOM).unwrap();
     net.update(BOB, req).unwrap();

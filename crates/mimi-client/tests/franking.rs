@@ -10,7 +10,6 @@ use mimi_protocol::components::FrankingAgentData;
 use mimi_protocol::msgs::{
     AbuseType, CipherSuite, FanoutBody, FanoutMessage, Frank, ServerFrankingContext,
 };
-use mimi_room::policy::default_role::MEMBER;
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 use tls_codec::{Deserialize as _, Serialize as _};
@@ -41,13 +40,7 @@ fn room(franker: &SignatureKeyPair, agent_uri: &str) -> Net {
     };
     let mut net = Net::create_with(ALICE, None, options);
     net.franker = Some(copy(franker));
-    net.new_device(BOB);
-    let kps = net.key_packages(BOB, 1);
-    let req = net
-        .device(ALICE)
-        .add_user(ROOM, &user(BOB), MEMBER, kps)
-        .unwrap();
-    net.update(ALICE, req).unwrap();
+    net.add_member(ALICE, BOB).unwrap();
     net
 }
 

@@ -15,13 +15,7 @@ fn temp_path(name: &str) -> std::path::PathBuf {
 #[test]
 fn save_drop_load_continue_chatting() {
     let mut net = Net::create(ALICE);
-    net.new_device(BOB);
-    let kps = net.key_packages(BOB, 1);
-    let req = net
-        .device(ALICE)
-        .add_user(ROOM, &user(BOB), MEMBER, kps)
-        .unwrap();
-    net.update(ALICE, req).unwrap();
+    net.add_member(ALICE, BOB).unwrap();
     net.say(ALICE, "before restart");
     net.say(BOB, "ack");
 
@@ -44,13 +38,7 @@ fn save_drop_load_continue_chatting() {
     // Chat and membership changes continue with the restored state.
     net.say(BOB, "after restart");
     net.say(ALICE, "still works");
-    net.new_device(CATHY);
-    let kps = net.key_packages(CATHY, 1);
-    let req = net
-        .device(BOB)
-        .add_user(ROOM, &user(CATHY), MEMBER, kps)
-        .unwrap();
-    net.update(BOB, req).unwrap();
+    net.add_member(BOB, CATHY).unwrap();
     net.say(CATHY, "hi all");
     assert_eq!(
         net.texts(ALICE),
@@ -127,13 +115,7 @@ fn corrupt_files_are_refused() {
 fn pending_commit_and_queued_proposals_survive_restart() {
     let mut net = Net::create(ALICE);
     net.confirm_before_fanout = false;
-    net.new_device(BOB);
-    let kps = net.key_packages(BOB, 1);
-    let req = net
-        .device(ALICE)
-        .add_user(ROOM, &user(BOB), MEMBER, kps)
-        .unwrap();
-    net.update(ALICE, req).unwrap();
+    net.add_member(ALICE, BOB).unwrap();
 
     // Bob proposes to leave; Alice restarts with the proposals queued.
     let req = net.device(BOB).leave(ROOM).unwrap();

@@ -223,13 +223,7 @@ fn franked_messages_are_verified_and_kept() {
     };
     let mut net = Net::create_with(ALICE, None, options);
     net.franker = Some(franker);
-    net.new_device(BOB);
-    let kps = net.key_packages(BOB, 1);
-    let req = net
-        .device(ALICE)
-        .add_user(ROOM, &user(BOB), MEMBER, kps)
-        .unwrap();
-    net.update(ALICE, req).unwrap();
+    net.add_member(ALICE, BOB).unwrap();
     let id = net.say(ALICE, "franked");
     let received = net.device(BOB).history(ROOM).unwrap();
     let m = received.iter().find(|m| m.id == id).unwrap();

@@ -499,7 +499,11 @@ impl HubRoom {
         if sender == Sender::NewMemberCommit {
             *users_after.entry(committer_user.clone()).or_default() += 1;
         }
-        if let Some(user) = users_after.keys().find(|u| !after.may_be_active(u)) {
+        let roles_after = after.roles_by_user();
+        if let Some(user) = users_after
+            .keys()
+            .find(|u| !after.role_may_be_active(RoomPolicyState::role_in(&roles_after, u)))
+        {
             return Err(not_allowed(format!(
                 "{user} would have clients in the group but may not be an active participant"
             )));
@@ -710,10 +714,11 @@ impl HubRoom {
     /// Every member's user must be allowed to be active under `state`.
     fn check_members_consistent(&self, state: &RoomPolicyState) -> Result<(), String> {
         // Used at creation; commits check the would-be membership instead.
+        let roles = state.roles_by_user();
         for (leaf, identity) in self.members() {
             let identity = identity.map_err(|e| format!("leaf {leaf:?}: {e}"))?;
             let user = identity.user.as_str();
-            if !state.may_be_active(user) {
+            if !state.role_may_be_active(RoomPolicyState::role_in(&roles, user)) {
                 return Err(format!(
                     "{user} has clients in the group but may not be an active participant"
                 ));

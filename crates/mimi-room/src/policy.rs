@@ -71,13 +71,33 @@ impl RoomPolicyState {
     /// the participant list with a role that is not banned and whose
     /// `maximum_active_participants_constraint` is not zero.
     pub fn may_be_active(&self, user: &str) -> bool {
-        let role = self.role_of(user);
+        self.role_may_be_active(self.role_of(user))
+    }
+
+    /// [`Self::may_be_active`] for a user whose role is already known.
+    pub fn role_may_be_active(&self, role: u32) -> bool {
         role != NOT_IN_LIST
             && !self.is_banned_role(role)
             && self
                 .roles
                 .role(role)
                 .is_none_or(|r| r.maximum_active_participants_constraint != Some(0))
+    }
+
+    /// user → role for the whole participant list. `role_of` scans the
+    /// list; checks that visit every member use this instead, so a commit
+    /// stays linear in the group size.
+    pub fn roles_by_user(&self) -> HashMap<&[u8], u32> {
+        self.participants
+            .participants
+            .iter()
+            .map(|p| (p.user.as_slice(), p.role_index))
+            .collect()
+    }
+
+    /// Role of `user` in an index from [`Self::roles_by_user`].
+    pub fn role_in(index: &HashMap<&[u8], u32>, user: &str) -> u32 {
+        index.get(user.as_bytes()).copied().unwrap_or(NOT_IN_LIST)
     }
 
     fn may_change(&self, actor_role: u32, from: u32, to: u32) -> bool {
@@ -200,9 +220,12 @@ pub fn check_role_constraints(
         by_role
     };
     let (old, new) = (count(before), count(after));
+    let roles_after = after.roles_by_user();
     let mut active_by_role: HashMap<u32, u32> = HashMap::new();
     for user in active_users_after.keys() {
-        *active_by_role.entry(after.role_of(user)).or_default() += 1;
+        *active_by_role
+            .entry(RoomPolicyState::role_in(&roles_after, user))
+            .or_default() += 1;
     }
     for role in &after.roles.roles {
         let n = new.get(&role.role_index).copied().unwrap_or(0);

@@ -12,7 +12,7 @@ use mimi_protocol::components::{
 use mimi_room::components::resolve_app_data_updates;
 use mimi_room::policy::default_roles;
 use openmls::component::ComponentData;
-use openmls::messages::group_info::VerifiableGroupInfo;
+use openmls::messages::group_info::{GroupInfo, VerifiableGroupInfo};
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
@@ -189,6 +189,34 @@ impl TestClient {
         adds: Vec<KeyPackage>,
         removals: Vec<LeafNodeIndex>,
     ) -> (MlsMessageIn, Option<Welcome>) {
+        let (commit, welcome, _) = self.stage_commit(proposals, adds, removals, false);
+        (commit, welcome)
+    }
+
+    /// Like [`Self::commit`], with the new epoch's GroupInfo (which the hub
+    /// requires with a commit, -06 §5.6).
+    pub fn commit_with_group_info(
+        &mut self,
+        proposals: Vec<Proposal>,
+        adds: Vec<KeyPackage>,
+    ) -> (MlsMessageIn, Option<Welcome>, VerifiableGroupInfo) {
+        let (commit, welcome, group_info) = self.stage_commit(proposals, adds, vec![], true);
+        let group_info = match wire(group_info.expect("asked for a GroupInfo")).extract() {
+            MlsMessageBodyIn::GroupInfo(g) => g,
+            _ => unreachable!("a GroupInfo message"),
+        };
+        (commit, welcome, group_info)
+    }
+
+    /// Stages (but does not merge) a commit with the app-data updates its
+    /// AppDataUpdate proposals resolve to.
+    fn stage_commit(
+        &mut self,
+        proposals: Vec<Proposal>,
+        adds: Vec<KeyPackage>,
+        removals: Vec<LeafNodeIndex>,
+        group_info: bool,
+    ) -> (MlsMessageIn, Option<Welcome>, Option<GroupInfo>) {
         let provider = &self.provider;
         let signer = &self.signer;
         let group = self.group.as_mut().unwrap();
@@ -202,7 +230,8 @@ impl TestClient {
             .propose_adds(adds)
             .propose_removals(removals)
             .load_psks(provider.storage())
-            .unwrap();
+            .unwrap()
+            .create_group_info(group_info);
         let updates =
             resolve_app_data_updates(old.as_ref(), stage.app_data_update_proposals()).unwrap();
         stage.with_app_data_dictionary_updates(updates);
@@ -211,8 +240,8 @@ impl TestClient {
             .unwrap()
             .stage_commit(provider)
             .unwrap();
-        let (commit, welcome, _) = bundle.into_contents();
-        (wire(commit), welcome)
+        let (commit, welcome, group_info) = bundle.into_contents();
+        (wire(commit), welcome, group_info)
     }
 
     pub fn merge_pending(&mut self) {

@@ -170,6 +170,12 @@ impl ServerConfig {
         Ok(config)
     }
 
+    /// The configuration as a TOML file for `mimi server -c` (used to start
+    /// further processes of a provider, e.g. by `mimi bench scale`).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+
     /// Environment overrides: `MIMI_DOMAIN`, `MIMI_DATA_DIR`,
     /// `MIMI_FEDERATION_LISTEN`, `MIMI_CLIENT_LISTEN`, `MIMI_POSTGRES_URL`,
     /// `MIMI_SQLITE_PATH`.

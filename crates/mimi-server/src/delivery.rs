@@ -15,12 +15,11 @@
 //! Each client event carries the exact TLS encoding of its `FanoutMessage`.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, OnceLock, RwLock};
 
 use mimi_protocol::DecodeError;
 use mimi_protocol::msgs::fanout::FanoutMessage;
 use mimi_store::{NewClientEvent, StoreError};
-use openmls::prelude::MlsMessageBodyIn;
+use openmls::prelude::{MlsMessageBodyIn, WireFormat};
 use sha2::{Digest, Sha256};
 use tls_codec::Deserialize as _;
 
@@ -28,20 +27,9 @@ use crate::state::{AppState, now_ms};
 
 /// Observes batches after they are durably queued for this provider's
 /// devices: `(provider domain, room id, messages)`. For measurements
-/// (`mimi bench`): it runs on the delivery path, so it must be cheap.
+/// (`mimi bench`, through [`AppState::set_delivery_observer`]): it runs on
+/// the delivery path, so it must be cheap.
 pub type DeliveryObserver = dyn Fn(&str, &str, &[FanoutItem]) + Send + Sync;
-
-fn observer() -> &'static RwLock<Option<Arc<DeliveryObserver>>> {
-    static OBSERVER: OnceLock<RwLock<Option<Arc<DeliveryObserver>>>> = OnceLock::new();
-    OBSERVER.get_or_init(|| RwLock::new(None))
-}
-
-/// Installs (or with `None` removes) the process-wide delivery observer.
-pub fn set_delivery_observer(f: Option<Arc<DeliveryObserver>>) {
-    if let Ok(mut slot) = observer().write() {
-        *slot = f;
-    }
-}
 
 /// One `FanoutMessage` of a batch with its exact encoding.
 #[derive(Debug, Clone)]
@@ -93,6 +81,10 @@ pub fn body_hash(body: &[u8]) -> [u8; 32] {
 /// `new_member` of each entry of `secrets`, RFC 9420 §12.4.3.1); `None` if
 /// the message is not a Welcome.
 pub fn welcome_key_package_refs(message: &FanoutMessage) -> Option<Vec<Vec<u8>>> {
+    // Look before cloning: most fanned-out messages are not Welcomes.
+    if message.message.wire_format() != WireFormat::Welcome {
+        return None;
+    }
     match message.message.clone().extract() {
         MlsMessageBodyIn::Welcome(welcome) => Some(
             welcome
@@ -148,7 +140,11 @@ pub async fn deliver_batch(
         Some(_) => {
             metrics::counter!("mimi_client_events_queued_total", "provider" => state.domain().to_owned())
                 .increment(count as u64);
-            let observe = observer().read().ok().and_then(|slot| slot.clone());
+            let observe = state
+                .delivery_observer
+                .read()
+                .ok()
+                .and_then(|slot| slot.clone());
             if let Some(observe) = observe {
                 observe(state.domain(), room_id, items);
             }

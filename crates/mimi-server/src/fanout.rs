@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use mimi_protocol::MimiUri;
 use mimi_protocol::directory::Endpoint;
-use mimi_protocol::msgs::fanout::FanoutMessage;
 use mimi_store::OutboxItem;
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
@@ -191,14 +190,22 @@ fn record_delivered(provider: &str, destination: &str, rows: &[OutboxItem]) {
     metrics::counter!("mimi_fanout_requests_total", "provider" => provider.to_owned(), "destination" => destination.to_owned())
         .increment(1);
     let now = now_ms();
+    let histogram =
+        metrics::histogram!("mimi_fanout_latency_seconds", "provider" => provider.to_owned());
     for row in rows {
-        if let Ok(message) = mimi_protocol::decode_exact::<FanoutMessage>(&row.payload) {
-            let accepted = i64::try_from(message.timestamp).unwrap_or(i64::MAX);
+        if let Some(accepted) = fanout_timestamp(&row.payload) {
+            let accepted = i64::try_from(accepted).unwrap_or(i64::MAX);
             let latency_ms = now.saturating_sub(accepted).max(0);
-            metrics::histogram!("mimi_fanout_latency_seconds", "provider" => provider.to_owned())
-                .record(latency_ms as f64 / 1000.0);
+            histogram.record(latency_ms as f64 / 1000.0);
         }
     }
+}
+
+/// The `timestamp` of an encoded `FanoutMessage`: its leading uint64
+/// (-06 §5.5), read without decoding the MLSMessage behind it.
+fn fanout_timestamp(encoded: &[u8]) -> Option<u64> {
+    let bytes: [u8; 8] = encoded.get(..8)?.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
 }
 
 /// Hands the lane back to the store: its first row becomes due again after
@@ -362,6 +369,28 @@ async fn maintain(state: &AppState) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_timestamp_is_the_leading_uint64_of_a_fanout_message() {
+        use mimi_protocol::msgs::fanout::{FanoutBody, FanoutMessage};
+        use mimi_room::testing::{TestClient, wire};
+        let mut client = TestClient::new("mimi://a.example/d/alice/phone");
+        client.create_default_room(&[]);
+        let application = client
+            .group
+            .as_mut()
+            .unwrap()
+            .create_message(&client.provider, &client.signer, b"hello")
+            .unwrap();
+        let message = FanoutMessage {
+            timestamp: 1_700_000_000_123,
+            message: wire(application),
+            body: FanoutBody::Application { frank: None },
+        };
+        let encoded = mimi_protocol::encode(&message).unwrap();
+        assert_eq!(fanout_timestamp(&encoded), Some(1_700_000_000_123));
+        assert_eq!(fanout_timestamp(&encoded[..7]), None);
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

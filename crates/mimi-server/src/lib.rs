@@ -14,6 +14,7 @@ pub mod federation;
 pub mod hub;
 pub mod metrics;
 pub mod outbound;
+pub mod ports;
 pub mod state;
 pub mod tls;
 pub mod transport;
@@ -131,6 +132,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         hub_key: Arc::new(hub_key),
         franking: Arc::new(franking),
         peers: Arc::new(peers),
+        delivery_observer: Arc::default(),
     };
 
     let (shutdown, shutdown_rx) = watch::channel(false);

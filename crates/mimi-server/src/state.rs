@@ -31,11 +31,21 @@ pub struct AppState {
     /// The hub's franking keys (-06 §5.4.1).
     pub franking: Arc<FrankingKey>,
     pub peers: Arc<PeerClient>,
+    /// Sees every batch this server has durably queued for its devices
+    /// (measurements: `mimi bench`); none by default.
+    pub delivery_observer: Arc<std::sync::RwLock<Option<Arc<crate::delivery::DeliveryObserver>>>>,
 }
 
 impl AppState {
     pub fn domain(&self) -> &str {
         &self.config.domain
+    }
+
+    /// Installs (or with `None` removes) this server's delivery observer.
+    pub fn set_delivery_observer(&self, f: Option<Arc<crate::delivery::DeliveryObserver>>) {
+        if let Ok(mut slot) = self.delivery_observer.write() {
+            *slot = f;
+        }
     }
 }
 

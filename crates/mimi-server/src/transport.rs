@@ -73,6 +73,11 @@ async fn serve_connection(
     remote: SocketAddr,
     app: Router,
 ) {
+    // HTTP/2 writes many small frames; with Nagle's algorithm a response
+    // could wait for the peer's delayed ACK (40 ms on Linux).
+    if let Err(err) = tcp.set_nodelay(true) {
+        tracing::debug!(%err, "TCP_NODELAY not set");
+    }
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(err)) => {

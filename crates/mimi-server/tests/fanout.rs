@@ -44,8 +44,7 @@ async fn ordered_and_batched(backend: Backend) {
     let (a, b) = (fed.provider("a.example"), fed.provider("b.example"));
     let room = unique_room("a.example", "ordered");
     let bob = "mimi://b.example/d/bob/laptop";
-    let token = register(b, "mimi://b.example/u/bob", bob).await;
-    b.server().state.store.subscribe(&room, bob).await.unwrap();
+    let token = register_subscribed(b, "mimi://b.example/u/bob", bob, &room).await;
 
     let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
     let payloads = alice.applications(12);
@@ -152,8 +151,7 @@ async fn duplicate_notify(backend: Backend) {
     let b = fed.provider("b.example");
     let room = unique_room("a.example", "dup");
     let bob = "mimi://b.example/d/bob/laptop";
-    let token = register(b, "mimi://b.example/u/bob", bob).await;
-    b.server().state.store.subscribe(&room, bob).await.unwrap();
+    let token = register_subscribed(b, "mimi://b.example/u/bob", bob, &room).await;
 
     let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
     let payloads = alice.applications(3);

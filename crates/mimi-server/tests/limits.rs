@@ -39,8 +39,7 @@ async fn bodies_over_the_limit_get_413_and_change_nothing() {
     let b = fed.provider("b.example");
     let room = unique_room("a.example", "limits");
     let bob = "mimi://b.example/d/bob/laptop";
-    let token = register(b, "mimi://b.example/u/bob", bob).await;
-    b.server().state.store.subscribe(&room, bob).await.unwrap();
+    let token = register_subscribed(b, "mimi://b.example/u/bob", bob, &room).await;
 
     // A well-formed batch, only too large.
     let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
@@ -89,8 +88,7 @@ async fn notify_requests_carry_at_most_max_batch_messages() {
     let (a, b) = (fed.provider("a.example"), fed.provider("b.example"));
     let room = unique_room("a.example", "batch");
     let bob = "mimi://b.example/d/bob/laptop";
-    let token = register(b, "mimi://b.example/u/bob", bob).await;
-    b.server().state.store.subscribe(&room, bob).await.unwrap();
+    let token = register_subscribed(b, "mimi://b.example/u/bob", bob, &room).await;
 
     let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
     let payloads = alice.applications(EVENTS);

@@ -48,7 +48,7 @@ impl Default for PgStoreOptions {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
-    group_commit: std::sync::Arc<GroupCommit>,
+    group_commits: std::sync::Arc<GroupCommits>,
 }
 
 impl PgStore {
@@ -70,7 +70,7 @@ impl PgStore {
         tracing::debug!("connected PostgreSQL store");
         Ok(Self {
             pool,
-            group_commit: Default::default(),
+            group_commits: Default::default(),
         })
     }
 
@@ -86,6 +86,19 @@ impl PgStore {
 
     async fn tx(&self) -> Result<Transaction<'static, Postgres>> {
         Ok(self.pool.begin().await?)
+    }
+
+    /// A transaction whose commit does not wait for the WAL flush: for
+    /// outbox leases and completions only. Losing one in a crash of the
+    /// database host means a lane is delivered again, which the outbox
+    /// already allows (at-least-once, the follower deduplicates -06 §5.5);
+    /// accepted events and claims stay fully durable.
+    async fn relaxed_tx(&self) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
     }
 }
 
@@ -106,16 +119,24 @@ async fn enqueue_clients(
         *per_client.entry(ev.client_id.as_str()).or_default() += 1;
     }
     let mut next: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-    for (client, count) in &per_client {
-        let last: i64 = sqlx::query_scalar(
-            "INSERT INTO client_queue_heads (client_id, last_seq) VALUES ($1, $2)
-             ON CONFLICT (client_id) DO UPDATE SET last_seq = client_queue_heads.last_seq + $2
-             RETURNING last_seq",
-        )
-        .bind(*client)
-        .bind(*count)
-        .fetch_one(&mut *conn)
-        .await?;
+    let clients: Vec<&str> = per_client.keys().copied().collect();
+    let counts: Vec<i64> = per_client.values().copied().collect();
+    // One upsert for every head; ORDER BY takes the row locks in client
+    // order.
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "INSERT INTO client_queue_heads (client_id, last_seq)
+         SELECT c, n FROM UNNEST($1::text[], $2::bigint[]) AS t(c, n) ORDER BY c
+         ON CONFLICT (client_id) DO UPDATE SET last_seq = client_queue_heads.last_seq + excluded.last_seq
+         RETURNING client_id, last_seq",
+    )
+    .bind(&clients)
+    .bind(&counts)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (client, last) in rows {
+        let (client, count) = per_client
+            .get_key_value(client.as_str())
+            .ok_or_else(|| StoreError::Invalid("unexpected queue head".into()))?;
         next.insert(client, last - count + 1);
     }
     let mut seqs = Vec::with_capacity(events.len());
@@ -202,95 +223,172 @@ async fn lock_lane(conn: &mut PgConnection, destination: &str, room_id: &str) ->
     Ok(())
 }
 
-/// One accepted event inside an open transaction. The outer error is a
-/// database failure (the transaction must be abandoned); the inner one a
-/// lost compare-and-set, which wrote nothing. The room row lock taken here
-/// serializes all accepts of this room until commit.
-async fn accept_in(tx: &mut PgConnection, event: &AcceptedEvent) -> Result<Result<AcceptOutcome>> {
-    let checked = check_accept(event)?;
+/// The accepts of one group commit inside an open transaction: one
+/// room-row update per run of [`accept_runs`] (its row lock serializes
+/// the room's accepts until commit), then the room-log and outbox rows of
+/// every accepted event in array INSERTs. The outer error is a database
+/// failure (the transaction must be abandoned); an inner one a lost
+/// compare-and-set, which wrote nothing for that event.
+async fn accept_batch_in(
+    conn: &mut PgConnection,
+    events: &[&AcceptedEvent],
+) -> Result<Vec<Result<AcceptOutcome>>> {
+    let mut plan = AcceptPlan::default();
+    for run in accept_runs(events) {
+        let run = &events[run];
+        let update = update_room_for_run(conn, run).await?;
+        plan.record(run, update)?;
+    }
+    if !plan.log.is_empty() {
+        let rooms: Vec<&str> = plan.log.iter().map(|l| l.room_id).collect();
+        let seqs: Vec<i64> = plan.log.iter().map(|l| l.seq).collect();
+        let epochs: Vec<i64> = plan.log.iter().map(|l| l.epoch).collect();
+        let new_epochs: Vec<i64> = plan.log.iter().map(|l| l.new_epoch).collect();
+        let payloads: Vec<&[u8]> = plan.log.iter().map(|l| l.payload).collect();
+        let times: Vec<i64> = plan.log.iter().map(|l| l.accepted_at_ms).collect();
+        sqlx::query(
+            "INSERT INTO room_events (room_id, seq, epoch, new_epoch, payload, accepted_at_ms)
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[],
+                                  $5::bytea[], $6::bigint[])",
+        )
+        .bind(&rooms)
+        .bind(&seqs)
+        .bind(&epochs)
+        .bind(&new_epochs)
+        .bind(&payloads)
+        .bind(&times)
+        .execute(&mut *conn)
+        .await?;
+    }
+    ensure_lanes(&mut *conn, plan.lanes()).await?;
+    if !plan.outbox.is_empty() {
+        let destinations: Vec<&str> = plan.outbox.iter().map(|o| o.destination).collect();
+        let rooms: Vec<&str> = plan.outbox.iter().map(|o| o.room_id).collect();
+        let seqs: Vec<i64> = plan.outbox.iter().map(|o| o.seq).collect();
+        let payloads: Vec<&[u8]> = plan.outbox.iter().map(|o| o.payload).collect();
+        let times: Vec<i64> = plan.outbox.iter().map(|o| o.enqueued_at_ms).collect();
+        // WITH ORDINALITY keeps the queue order in the ids (lanes are
+        // delivered by seq, then id).
+        sqlx::query(
+            "INSERT INTO outbox (destination, room_id, seq, payload, attempts, enqueued_at)
+             SELECT d, r, s, p, 0, t
+             FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bytea[], $5::bigint[])
+                  WITH ORDINALITY AS u(d, r, s, p, t, n)
+             ORDER BY n",
+        )
+        .bind(&destinations)
+        .bind(&rooms)
+        .bind(&seqs)
+        .bind(&payloads)
+        .bind(&times)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(plan.outcomes)
+}
+
+/// The room-row compare-and-set for one run: `last_seq` advances by the
+/// run's length. Returns the row after it, or the conflict.
+async fn update_room_for_run(conn: &mut PgConnection, run: &[&AcceptedEvent]) -> Result<RunUpdate> {
+    let Some(first) = run.first() else {
+        return Err(StoreError::Invalid("empty accept run".into()));
+    };
+    let checked = check_accept(first)?;
     let updated: Option<(i64, i64, i64)> = sqlx::query_as(
         "UPDATE rooms SET
                  epoch = $3,
                  group_state = COALESCE($4, group_state),
                  state_version = state_version + (CASE WHEN $4::bytea IS NULL THEN 0 ELSE 1 END),
-                 last_seq = last_seq + 1,
+                 last_seq = last_seq + $7,
                  updated_at_ms = $6
              WHERE room_id = $1 AND epoch = $2 AND ($5::bigint IS NULL OR state_version = $5)
              RETURNING last_seq, epoch, state_version",
     )
-    .bind(&event.room_id)
+    .bind(&first.room_id)
     .bind(checked.expected_epoch)
     .bind(checked.new_epoch)
-    .bind(&event.new_group_state)
+    .bind(&first.new_group_state)
     .bind(checked.expected_state_version)
-    .bind(event.accepted_at_ms)
-    .fetch_optional(&mut *tx)
+    .bind(first.accepted_at_ms)
+    .bind(i64::try_from(run.len()).unwrap_or(i64::MAX))
+    .fetch_optional(&mut *conn)
     .await?;
-    let Some((seq, epoch, state_version)) = updated else {
-        let current: Option<(i64, i64)> =
-            sqlx::query_as("SELECT epoch, state_version FROM rooms WHERE room_id = $1")
-                .bind(&event.room_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        return Ok(Err(conflict(event, current)?));
-    };
-    sqlx::query(
-        "INSERT INTO room_events (room_id, seq, epoch, new_epoch, payload, accepted_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+    if let Some(row) = updated {
+        return Ok(Ok(row));
+    }
+    let current: Option<(i64, i64)> =
+        sqlx::query_as("SELECT epoch, state_version FROM rooms WHERE room_id = $1")
+            .bind(&first.room_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(Err(conflict(first, current)?))
+}
+
+/// One claim (one KeyPackage per client of `user_uri`) inside an open
+/// transaction; single-use KeyPackages are deleted as they are handed
+/// out, so a later claim in the same transaction cannot see them.
+async fn claim_in(
+    conn: &mut PgConnection,
+    user_uri: &str,
+    now_secs: i64,
+) -> Result<Vec<ClientClaim>> {
+    let clients: Vec<String> = sqlx::query_scalar(
+        "SELECT client_uri FROM clients WHERE user_uri = $1 ORDER BY client_uri",
     )
-    .bind(&event.room_id)
-    .bind(seq)
-    .bind(checked.expected_epoch)
-    .bind(checked.new_epoch)
-    .bind(&event.event)
-    .bind(event.accepted_at_ms)
-    .execute(&mut *tx)
+    .bind(user_uri)
+    .fetch_all(&mut *conn)
     .await?;
-    ensure_lanes(
-        &mut *tx,
-        event
-            .deliveries
-            .iter()
-            .map(|d| (d.destination.as_str(), event.room_id.as_str())),
-    )
-    .await?;
-    for d in &event.deliveries {
-        insert_outbox_row(
-            &mut *tx,
-            &d.destination,
-            &event.room_id,
-            seq,
-            &d.payload,
-            event.accepted_at_ms,
+    let mut claims = Vec::with_capacity(clients.len());
+    for client_uri in clients {
+        // Rows locked by a concurrent claimer are skipped, not waited for:
+        // each claimer deletes a different row. (If that claimer then rolls
+        // back, this one may fall back to last resort; it never double-claims.)
+        // `last_resort = FALSE` rather than `NOT last_resort`: an equality
+        // lets the (client_uri, last_resort, id) index hand out the oldest
+        // KeyPackage directly instead of scanning the client's rows.
+        let mut row: Option<KeyPackageRow> = sqlx::query_as(
+            "DELETE FROM key_packages WHERE id = (
+                 SELECT id FROM key_packages
+                 WHERE client_uri = $1 AND last_resort = FALSE AND not_after > $2
+                 ORDER BY id LIMIT 1
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING key_package_ref, key_package, not_after, last_resort",
         )
+        .bind(&client_uri)
+        .bind(now_secs)
+        .fetch_optional(&mut *conn)
         .await?;
-    }
-    Ok(Ok(AcceptOutcome {
-        seq: to_u64(seq, "seq")?,
-        epoch: to_u64(epoch, "epoch")?,
-        state_version: to_u64(state_version, "state version")?,
-    }))
-}
-
-#[async_trait::async_trait]
-impl BatchAccept for PgStore {
-    fn group_commit(&self) -> &GroupCommit {
-        &self.group_commit
-    }
-
-    async fn accept_together(
-        &self,
-        events: &[&AcceptedEvent],
-    ) -> Result<Vec<Result<AcceptOutcome>>> {
-        let mut tx = self.tx().await?;
-        let mut outcomes = Vec::with_capacity(events.len());
-        for event in events {
-            outcomes.push(accept_in(&mut tx, event).await?);
+        if row.is_none() {
+            row = sqlx::query_as(
+                "SELECT key_package_ref, key_package, not_after, last_resort FROM key_packages
+                 WHERE client_uri = $1 AND last_resort = TRUE AND not_after > $2
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(&client_uri)
+            .bind(now_secs)
+            .fetch_optional(&mut *conn)
+            .await?;
         }
-        tx.commit().await?;
-        Ok(outcomes)
+        if let Some((kp_ref, ..)) = &row {
+            sqlx::query(
+                "INSERT INTO key_package_claims (key_package_ref, client_uri, claimed_at)
+                 VALUES ($1, $2, $3) ON CONFLICT (key_package_ref) DO NOTHING",
+            )
+            .bind(kp_ref)
+            .bind(&client_uri)
+            .bind(now_secs)
+            .execute(&mut *conn)
+            .await?;
+        }
+        claims.push(ClientClaim {
+            client_uri,
+            key_package: row.map(claimed),
+        });
     }
+    Ok(claims)
 }
+
+group_commit_impls!(PgStore, tx);
 
 #[async_trait::async_trait]
 impl Store for PgStore {
@@ -349,59 +447,15 @@ impl Store for PgStore {
     }
 
     async fn claim_key_packages(&self, user_uri: &str, now_secs: i64) -> Result<Vec<ClientClaim>> {
-        let mut tx = self.tx().await?;
-        let clients: Vec<String> = sqlx::query_scalar(
-            "SELECT client_uri FROM clients WHERE user_uri = $1 ORDER BY client_uri",
+        // Group-committed: one WAL flush covers concurrent claims.
+        group_run(
+            self,
+            ClaimJob {
+                user_uri: user_uri.to_owned(),
+                now_secs,
+            },
         )
-        .bind(user_uri)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut claims = Vec::with_capacity(clients.len());
-        for client_uri in clients {
-            // Rows locked by a concurrent claimer are skipped, not waited for:
-            // each claimer deletes a different row. (If that claimer then rolls
-            // back, this one may fall back to last resort; it never double-claims.)
-            let mut row: Option<KeyPackageRow> = sqlx::query_as(
-                "DELETE FROM key_packages WHERE id = (
-                     SELECT id FROM key_packages
-                     WHERE client_uri = $1 AND NOT last_resort AND not_after > $2
-                     ORDER BY id LIMIT 1
-                     FOR UPDATE SKIP LOCKED)
-                 RETURNING key_package_ref, key_package, not_after, last_resort",
-            )
-            .bind(&client_uri)
-            .bind(now_secs)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if row.is_none() {
-                row = sqlx::query_as(
-                    "SELECT key_package_ref, key_package, not_after, last_resort FROM key_packages
-                     WHERE client_uri = $1 AND last_resort AND not_after > $2
-                     ORDER BY id DESC LIMIT 1",
-                )
-                .bind(&client_uri)
-                .bind(now_secs)
-                .fetch_optional(&mut *tx)
-                .await?;
-            }
-            if let Some((kp_ref, ..)) = &row {
-                sqlx::query(
-                    "INSERT INTO key_package_claims (key_package_ref, client_uri, claimed_at)
-                     VALUES ($1, $2, $3) ON CONFLICT (key_package_ref) DO NOTHING",
-                )
-                .bind(kp_ref)
-                .bind(&client_uri)
-                .bind(now_secs)
-                .execute(&mut *tx)
-                .await?;
-            }
-            claims.push(ClientClaim {
-                client_uri,
-                key_package: row.map(claimed),
-            });
-        }
-        tx.commit().await?;
-        Ok(claims)
+        .await
     }
 
     async fn client_for_key_package_ref(&self, key_package_ref: &[u8]) -> Result<Option<String>> {
@@ -571,7 +625,7 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let until = now_ms.saturating_add(lease_millis(lease_for));
-        let mut tx = self.tx().await?;
+        let mut tx = self.relaxed_tx().await?;
         // Lanes locked by another leaser are skipped; a lane whose lease was
         // committed meanwhile is re-checked against its new leased_until.
         let lanes: Vec<(String, String)> = sqlx::query_as(
@@ -662,7 +716,7 @@ impl Store for PgStore {
             .iter()
             .map(|&id| to_i64(id, "outbox id"))
             .collect::<Result<Vec<_>>>()?;
-        let mut tx = self.tx().await?;
+        let mut tx = self.relaxed_tx().await?;
         let lanes: Vec<(String, String)> = sqlx::query_as(
             "SELECT DISTINCT destination, room_id FROM outbox WHERE id = ANY($1)
              ORDER BY destination, room_id",
@@ -690,7 +744,7 @@ impl Store for PgStore {
 
     async fn retry_outbox(&self, id: u64, next_attempt_at_ms: i64, error: &str) -> Result<()> {
         let id = to_i64(id, "outbox id")?;
-        let mut tx = self.tx().await?;
+        let mut tx = self.relaxed_tx().await?;
         let lane: Option<(String, String)> =
             sqlx::query_as("SELECT destination, room_id FROM outbox WHERE id = $1")
                 .bind(id)

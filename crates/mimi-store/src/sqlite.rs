@@ -16,7 +16,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Connection, Sqlite, Transaction};
+use sqlx::{Connection, SqlSafeStr, Sqlite, Transaction};
 
 use crate::Store;
 use crate::common::*;
@@ -42,8 +42,17 @@ fn synchronous_mode() -> SqliteSynchronous {
 /// [`Store`] on an SQLite file (or an in-memory database for tests).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// Readers (WAL lets them run beside the writer).
     pool: SqlitePool,
-    group_commit: Arc<GroupCommit>,
+    /// The one connection that writes. SQLite has a single write lock; a
+    /// writer that finds it taken sleeps in SQLite's busy handler (steps of
+    /// up to 100 ms), so with several writing connections the tail latency
+    /// was hundreds of milliseconds. Writers instead wait in FIFO order for
+    /// this connection and find the lock free.
+    writer: SqlitePool,
+    /// `synchronous` of durable write transactions (see [`synchronous_mode`]).
+    durable: SqliteSynchronous,
+    group_commits: Arc<GroupCommits>,
 }
 
 impl SqliteStore {
@@ -67,15 +76,16 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .synchronous(synchronous_mode());
 
-        let pool = if in_memory {
+        let (pool, writer) = if in_memory {
             // One connection that is never recycled: the database lives as long as it does.
-            SqlitePoolOptions::new()
+            let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .connect_with(base)
-                .await?
+                .await?;
+            (pool.clone(), pool)
         } else {
             // Switch the file to WAL once, on a lone connection: changing the
             // journal mode needs an exclusive lock that busy_timeout cannot wait
@@ -84,16 +94,23 @@ impl SqliteStore {
                 SqliteConnection::connect_with(&base.clone().journal_mode(SqliteJournalMode::Wal))
                     .await?;
             setup.close().await?;
-            SqlitePoolOptions::new()
+            let pool = SqlitePoolOptions::new()
                 .max_connections(8)
+                .connect_with(base.clone())
+                .await?;
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
                 .connect_with(base)
-                .await?
+                .await?;
+            (pool, writer)
         };
-        MIGRATOR.run(&pool).await?;
+        MIGRATOR.run(&writer).await?;
         tracing::debug!(location, "opened SQLite store");
         Ok(Self {
             pool,
-            group_commit: Arc::default(),
+            writer,
+            durable: synchronous_mode(),
+            group_commits: Arc::default(),
         })
     }
 
@@ -105,10 +122,33 @@ impl SqliteStore {
     /// Closes all connections.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        self.write_tx_as(self.durable).await
+    }
+
+    /// A write transaction whose commit does not fsync (`synchronous =
+    /// NORMAL` in WAL mode: it survives a process crash; the next durable
+    /// commit's fsync covers it): for outbox leases and completions only.
+    /// Losing one in a power loss means a lane is delivered again, which
+    /// the outbox already allows (at-least-once, the follower deduplicates
+    /// -06 §5.5); accepted events and claims stay fully durable.
+    async fn relaxed_write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.write_tx_as(SqliteSynchronous::Normal).await
+    }
+
+    async fn write_tx_as(&self, mode: SqliteSynchronous) -> Result<Transaction<'static, Sqlite>> {
+        let mut conn = self.writer.acquire().await?;
+        // Set on every transaction: the one writer connection serves both
+        // kinds.
+        let pragma = match mode {
+            SqliteSynchronous::Full => "PRAGMA synchronous = FULL",
+            _ => "PRAGMA synchronous = NORMAL",
+        };
+        sqlx::query(pragma).execute(&mut *conn).await?;
+        Ok(Transaction::begin(conn, Some("BEGIN IMMEDIATE".into_sql_str())).await?)
     }
 }
 
@@ -126,19 +166,29 @@ async fn enqueue_clients(
     for ev in &events {
         *per_client.entry(ev.client_id.as_str()).or_default() += 1;
     }
-    // Next free seq per client, in the order the events are assigned.
+    // Next free seq per client, in the order the events are assigned. One
+    // multi-row upsert reserves every client's numbers (a `/notify` batch
+    // to a large room touches hundreds of queue heads).
     let mut next: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-    for (client, count) in &per_client {
-        let last: i64 = sqlx::query_scalar(
-            "INSERT INTO client_queue_heads (client_id, last_seq) VALUES ($1, $2)
-             ON CONFLICT (client_id) DO UPDATE SET last_seq = client_queue_heads.last_seq + $2
-             RETURNING last_seq",
-        )
-        .bind(*client)
-        .bind(*count)
-        .fetch_one(&mut *conn)
-        .await?;
-        next.insert(client, last - count + 1);
+    let heads: Vec<(&str, i64)> = per_client.iter().map(|(c, n)| (*c, *n)).collect();
+    for chunk in heads.chunks(1000) {
+        let mut upsert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO client_queue_heads (client_id, last_seq) ",
+        );
+        upsert.push_values(chunk, |mut row, (client, count)| {
+            row.push_bind(*client).push_bind(*count);
+        });
+        upsert.push(
+            " ON CONFLICT (client_id) DO UPDATE SET last_seq = client_queue_heads.last_seq + excluded.last_seq
+             RETURNING client_id, last_seq",
+        );
+        let rows: Vec<(String, i64)> = upsert.build_query_as().fetch_all(&mut *conn).await?;
+        for (client, last) in rows {
+            let (client, count) = per_client
+                .get_key_value(client.as_str())
+                .ok_or_else(|| StoreError::Invalid("unexpected queue head".into()))?;
+            next.insert(client, last - count + 1);
+        }
     }
     let mut seqs = Vec::with_capacity(events.len());
     for ev in &events {
@@ -198,89 +248,168 @@ async fn insert_outbox(
     to_u64(id, "outbox id")
 }
 
-/// One accepted event inside an open write transaction. The outer error is
-/// a database failure (the transaction must be abandoned); the inner one a
-/// lost compare-and-set, which wrote nothing.
-async fn accept_in(
+/// The accepts of one group commit inside an open write transaction: one
+/// room-row update per run of [`accept_runs`], then the room-log and
+/// outbox rows of every accepted event in multi-row INSERTs. The outer
+/// error is a database failure (the transaction must be abandoned); an
+/// inner one a lost compare-and-set, which wrote nothing for that event.
+async fn accept_batch_in(
     conn: &mut SqliteConnection,
-    event: &AcceptedEvent,
-) -> Result<Result<AcceptOutcome>> {
-    let checked = check_accept(event)?;
+    events: &[&AcceptedEvent],
+) -> Result<Vec<Result<AcceptOutcome>>> {
+    let mut plan = AcceptPlan::default();
+    for run in accept_runs(events) {
+        let run = &events[run];
+        let update = update_room_for_run(conn, run).await?;
+        plan.record(run, update)?;
+    }
+    // 6 and 5 parameters per row, well under SQLite's 32766.
+    for chunk in plan.log.chunks(1000) {
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO room_events (room_id, seq, epoch, new_epoch, payload, accepted_at_ms) ",
+        );
+        insert.push_values(chunk, |mut row, l| {
+            row.push_bind(l.room_id)
+                .push_bind(l.seq)
+                .push_bind(l.epoch)
+                .push_bind(l.new_epoch)
+                .push_bind(l.payload)
+                .push_bind(l.accepted_at_ms);
+        });
+        insert.build().execute(&mut *conn).await?;
+    }
+    let lanes = plan.lanes();
+    for chunk in lanes.chunks(1000) {
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO outbox_lanes (destination, room_id, next_attempt_at, leased_until) ",
+        );
+        insert.push_values(chunk, |mut row, (destination, room_id)| {
+            row.push_bind(*destination)
+                .push_bind(*room_id)
+                .push_bind(0i64)
+                .push_bind(None::<i64>);
+        });
+        insert.push(" ON CONFLICT (destination, room_id) DO NOTHING");
+        insert.build().execute(&mut *conn).await?;
+    }
+    for chunk in plan.outbox.chunks(1000) {
+        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO outbox (destination, room_id, seq, payload, attempts, enqueued_at) ",
+        );
+        insert.push_values(chunk, |mut row, o| {
+            row.push_bind(o.destination)
+                .push_bind(o.room_id)
+                .push_bind(o.seq)
+                .push_bind(o.payload)
+                .push_bind(0i64)
+                .push_bind(o.enqueued_at_ms);
+        });
+        insert.build().execute(&mut *conn).await?;
+    }
+    Ok(plan.outcomes)
+}
+
+/// The room-row compare-and-set for one run: `last_seq` advances by the
+/// run's length. Returns the row after it, or the conflict.
+async fn update_room_for_run(
+    conn: &mut SqliteConnection,
+    run: &[&AcceptedEvent],
+) -> Result<RunUpdate> {
+    let Some(first) = run.first() else {
+        return Err(StoreError::Invalid("empty accept run".into()));
+    };
+    let checked = check_accept(first)?;
     let updated: Option<(i64, i64, i64)> = sqlx::query_as(
         "UPDATE rooms SET
              epoch = $3,
              group_state = COALESCE($4, group_state),
              state_version = state_version + (CASE WHEN $4 IS NULL THEN 0 ELSE 1 END),
-             last_seq = last_seq + 1,
+             last_seq = last_seq + $7,
              updated_at_ms = $6
          WHERE room_id = $1 AND epoch = $2 AND ($5 IS NULL OR state_version = $5)
          RETURNING last_seq, epoch, state_version",
     )
-    .bind(&event.room_id)
+    .bind(&first.room_id)
     .bind(checked.expected_epoch)
     .bind(checked.new_epoch)
-    .bind(&event.new_group_state)
+    .bind(&first.new_group_state)
     .bind(checked.expected_state_version)
-    .bind(event.accepted_at_ms)
+    .bind(first.accepted_at_ms)
+    .bind(i64::try_from(run.len()).unwrap_or(i64::MAX))
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((seq, epoch, state_version)) = updated else {
-        let current: Option<(i64, i64)> =
-            sqlx::query_as("SELECT epoch, state_version FROM rooms WHERE room_id = $1")
-                .bind(&event.room_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        return Ok(Err(conflict(event, current)?));
-    };
-    sqlx::query(
-        "INSERT INTO room_events (room_id, seq, epoch, new_epoch, payload, accepted_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+    if let Some(row) = updated {
+        return Ok(Ok(row));
+    }
+    let current: Option<(i64, i64)> =
+        sqlx::query_as("SELECT epoch, state_version FROM rooms WHERE room_id = $1")
+            .bind(&first.room_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(Err(conflict(first, current)?))
+}
+
+/// One claim (one KeyPackage per client of `user_uri`) inside an open
+/// write transaction; single-use KeyPackages are deleted as they are
+/// handed out, so a later claim in the same transaction cannot see them.
+async fn claim_in(
+    conn: &mut SqliteConnection,
+    user_uri: &str,
+    now_secs: i64,
+) -> Result<Vec<ClientClaim>> {
+    let clients: Vec<String> = sqlx::query_scalar(
+        "SELECT client_uri FROM clients WHERE user_uri = $1 ORDER BY client_uri",
     )
-    .bind(&event.room_id)
-    .bind(seq)
-    .bind(checked.expected_epoch)
-    .bind(checked.new_epoch)
-    .bind(&event.event)
-    .bind(event.accepted_at_ms)
-    .execute(&mut *conn)
+    .bind(user_uri)
+    .fetch_all(&mut *conn)
     .await?;
-    for d in &event.deliveries {
-        insert_outbox(
-            conn,
-            &d.destination,
-            &event.room_id,
-            seq,
-            &d.payload,
-            event.accepted_at_ms,
+    let mut claims = Vec::with_capacity(clients.len());
+    for client_uri in clients {
+        // `last_resort = FALSE` rather than `NOT last_resort`: an equality
+        // lets the (client_uri, last_resort, id) index hand out the oldest
+        // KeyPackage directly instead of scanning the client's rows.
+        let mut row: Option<KeyPackageRow> = sqlx::query_as(
+            "DELETE FROM key_packages WHERE id = (
+                 SELECT id FROM key_packages
+                 WHERE client_uri = $1 AND last_resort = FALSE AND not_after > $2
+                 ORDER BY id LIMIT 1)
+             RETURNING key_package_ref, key_package, not_after, last_resort",
         )
+        .bind(&client_uri)
+        .bind(now_secs)
+        .fetch_optional(&mut *conn)
         .await?;
-    }
-    Ok(Ok(AcceptOutcome {
-        seq: to_u64(seq, "seq")?,
-        epoch: to_u64(epoch, "epoch")?,
-        state_version: to_u64(state_version, "state version")?,
-    }))
-}
-
-#[async_trait::async_trait]
-impl BatchAccept for SqliteStore {
-    fn group_commit(&self) -> &GroupCommit {
-        &self.group_commit
-    }
-
-    async fn accept_together(
-        &self,
-        events: &[&AcceptedEvent],
-    ) -> Result<Vec<Result<AcceptOutcome>>> {
-        let mut tx = self.write_tx().await?;
-        let mut outcomes = Vec::with_capacity(events.len());
-        for event in events {
-            outcomes.push(accept_in(&mut tx, event).await?);
+        if row.is_none() {
+            row = sqlx::query_as(
+                "SELECT key_package_ref, key_package, not_after, last_resort FROM key_packages
+                 WHERE client_uri = $1 AND last_resort = TRUE AND not_after > $2
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(&client_uri)
+            .bind(now_secs)
+            .fetch_optional(&mut *conn)
+            .await?;
         }
-        tx.commit().await?;
-        Ok(outcomes)
+        if let Some((kp_ref, ..)) = &row {
+            sqlx::query(
+                "INSERT INTO key_package_claims (key_package_ref, client_uri, claimed_at)
+                 VALUES ($1, $2, $3) ON CONFLICT (key_package_ref) DO NOTHING",
+            )
+            .bind(kp_ref)
+            .bind(&client_uri)
+            .bind(now_secs)
+            .execute(&mut *conn)
+            .await?;
+        }
+        claims.push(ClientClaim {
+            client_uri,
+            key_package: row.map(claimed),
+        });
     }
+    Ok(claims)
 }
+
+group_commit_impls!(SqliteStore, write_tx);
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
@@ -339,55 +468,15 @@ impl Store for SqliteStore {
     }
 
     async fn claim_key_packages(&self, user_uri: &str, now_secs: i64) -> Result<Vec<ClientClaim>> {
-        let mut tx = self.write_tx().await?;
-        let clients: Vec<String> = sqlx::query_scalar(
-            "SELECT client_uri FROM clients WHERE user_uri = $1 ORDER BY client_uri",
+        // Group-committed: one fsync covers concurrent claims.
+        group_run(
+            self,
+            ClaimJob {
+                user_uri: user_uri.to_owned(),
+                now_secs,
+            },
         )
-        .bind(user_uri)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut claims = Vec::with_capacity(clients.len());
-        for client_uri in clients {
-            let mut row: Option<KeyPackageRow> = sqlx::query_as(
-                "DELETE FROM key_packages WHERE id = (
-                     SELECT id FROM key_packages
-                     WHERE client_uri = $1 AND NOT last_resort AND not_after > $2
-                     ORDER BY id LIMIT 1)
-                 RETURNING key_package_ref, key_package, not_after, last_resort",
-            )
-            .bind(&client_uri)
-            .bind(now_secs)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if row.is_none() {
-                row = sqlx::query_as(
-                    "SELECT key_package_ref, key_package, not_after, last_resort FROM key_packages
-                     WHERE client_uri = $1 AND last_resort AND not_after > $2
-                     ORDER BY id DESC LIMIT 1",
-                )
-                .bind(&client_uri)
-                .bind(now_secs)
-                .fetch_optional(&mut *tx)
-                .await?;
-            }
-            if let Some((kp_ref, ..)) = &row {
-                sqlx::query(
-                    "INSERT INTO key_package_claims (key_package_ref, client_uri, claimed_at)
-                     VALUES ($1, $2, $3) ON CONFLICT (key_package_ref) DO NOTHING",
-                )
-                .bind(kp_ref)
-                .bind(&client_uri)
-                .bind(now_secs)
-                .execute(&mut *tx)
-                .await?;
-            }
-            claims.push(ClientClaim {
-                client_uri,
-                key_package: row.map(claimed),
-            });
-        }
-        tx.commit().await?;
-        Ok(claims)
+        .await
     }
 
     async fn client_for_key_package_ref(&self, key_package_ref: &[u8]) -> Result<Option<String>> {
@@ -418,7 +507,7 @@ impl Store for SqliteStore {
         Ok(
             sqlx::query("DELETE FROM key_packages WHERE not_after <= $1")
                 .bind(now_secs)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected(),
         )
@@ -465,7 +554,7 @@ impl Store for SqliteStore {
         .bind(epoch)
         .bind(&room.group_state)
         .bind(room.created_at_ms)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         if inserted == 0 {
@@ -547,7 +636,7 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         }
         let until = now_ms.saturating_add(lease_millis(lease_for));
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.relaxed_write_tx().await?;
         let lanes: Vec<(String, String)> = sqlx::query_as(
             "SELECT l.destination, l.room_id FROM outbox_lanes l
              WHERE ($1 IS NULL OR l.destination = $1)
@@ -624,7 +713,7 @@ impl Store for SqliteStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.relaxed_write_tx().await?;
         let mut lanes = BTreeSet::new();
         for chunk in ids.chunks(500) {
             let mut delete = sqlx::QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE id IN (");
@@ -650,7 +739,7 @@ impl Store for SqliteStore {
 
     async fn retry_outbox(&self, id: u64, next_attempt_at_ms: i64, error: &str) -> Result<()> {
         let id = to_i64(id, "outbox id")?;
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.relaxed_write_tx().await?;
         let lane: Option<(String, String)> = sqlx::query_as(
             "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1
              RETURNING destination, room_id",
@@ -707,7 +796,7 @@ impl Store for SqliteStore {
             .bind(hub_domain)
             .bind(&body_sha256[..])
             .bind(now_ms)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected();
         Ok(n == 1)
@@ -739,7 +828,7 @@ impl Store for SqliteStore {
     async fn prune_notify_before(&self, before_ms: i64) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM notify_seen WHERE seen_at < $1")
             .bind(before_ms)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?
             .rows_affected())
     }
@@ -780,7 +869,7 @@ impl Store for SqliteStore {
             sqlx::query("DELETE FROM client_events WHERE client_id = $1 AND seq <= $2")
                 .bind(client_id)
                 .bind(up_to)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
                 .rows_affected(),
         )
@@ -790,7 +879,7 @@ impl Store for SqliteStore {
         sqlx::query("INSERT OR IGNORE INTO room_subscriptions (room_id, client_id) VALUES (?, ?)")
             .bind(room_id)
             .bind(client_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -800,7 +889,7 @@ impl Store for SqliteStore {
             sqlx::query("DELETE FROM room_subscriptions WHERE room_id = ? AND client_id = ?")
                 .bind(room_id)
                 .bind(client_id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -829,7 +918,7 @@ impl Store for SqliteStore {
             .bind(user_uri)
             .bind(token_sha256.to_vec())
             .bind(now_ms)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         if done.rows_affected() == 0 {
             let owner: Option<(String,)> =
@@ -861,7 +950,7 @@ impl Store for SqliteStore {
             .bind(entry.room_id.unwrap_or_default())
             .bind(entry.operation)
             .bind(entry.updated_at_ms)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -903,7 +992,7 @@ impl Store for SqliteStore {
             .bind(s.given_name)
             .bind(s.family_name)
             .bind(s.discoverability)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -932,7 +1021,7 @@ impl Store for SqliteStore {
             .bind(r.report)
             .bind(r.received_at_ms)
             .bind(r.franks_verified)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.writer)
             .await?;
         to_u64(id, "abuse report id")
     }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use mimi_protocol::msgs::{SubmitMessageRequest, SubmitMessageResponse, SubmitStatus};
 use mimi_protocol::{IdentifierUri, Protocol};
-use mimi_server::delivery::{FanoutItem, set_delivery_observer};
+use mimi_server::delivery::{DeliveryObserver, FanoutItem};
 use tls_codec::Size as _;
 use tokio::sync::{Notify, Semaphore};
 
@@ -45,6 +45,9 @@ fn message_key(bytes: &[u8]) -> u64 {
 struct Tracker {
     base: Instant,
     room: String,
+    /// Deliveries by this provider are not counted (the hub's own, when
+    /// some hub processes are outside this process).
+    skip_domain: Option<&'static str>,
     /// key → (index, deliveries still missing)
     pending: Mutex<HashMap<u64, (usize, usize)>>,
     sent: Mutex<Vec<Option<Duration>>>,
@@ -54,7 +57,12 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn new(room: &str, providers: usize, keys: &[u64]) -> Arc<Self> {
+    fn new(
+        room: &str,
+        providers: usize,
+        skip_domain: Option<&'static str>,
+        keys: &[u64],
+    ) -> Arc<Self> {
         let pending = keys
             .iter()
             .enumerate()
@@ -63,6 +71,7 @@ impl Tracker {
         Arc::new(Self {
             base: Instant::now(),
             room: room.to_owned(),
+            skip_domain,
             pending: Mutex::new(pending),
             sent: Mutex::new(vec![None; keys.len()]),
             done: Mutex::new(vec![None; keys.len()]),
@@ -71,8 +80,8 @@ impl Tracker {
         })
     }
 
-    fn observe(&self, room: &str, items: &[FanoutItem]) {
-        if room != self.room {
+    fn observe(&self, domain: &str, room: &str, items: &[FanoutItem]) {
+        if room != self.room || self.skip_domain == Some(domain) {
             return;
         }
         let now = self.base.elapsed();
@@ -132,13 +141,13 @@ impl Tracker {
 }
 
 /// A pre-encoded submit request with the provider that sends it.
-struct Submit {
+pub(super) struct Submit {
     source: &'static str,
     body: Vec<u8>,
     key: u64,
 }
 
-fn prepare(group: &mut Group, count: usize, phase: &str) -> anyhow::Result<Vec<Submit>> {
+pub(super) fn prepare(group: &mut Group, count: usize, phase: &str) -> anyhow::Result<Vec<Submit>> {
     let senders = group.senders.len();
     ensure!(senders > 0, "the room has no senders");
     let mut out = Vec::with_capacity(count);
@@ -185,8 +194,12 @@ impl PhaseResult {
 pub struct FanoutResult {
     pub size: usize,
     pub providers: usize,
+    /// The maximum-load run with the median throughput.
     pub max: PhaseResult,
+    /// Throughput of every maximum-load run, messages/s, sorted.
+    pub max_rates: Vec<f64>,
     pub half_rate: f64,
+    /// The half-load run with the median p99.
     pub half: PhaseResult,
 }
 
@@ -196,33 +209,64 @@ pub struct FanoutParams {
     pub concurrency: usize,
     pub senders: usize,
     pub timeout: Duration,
+    /// Runs of each phase; throughput and p99 are the medians over them.
+    pub runs: usize,
+}
+
+/// Where a phase sends its submits and whose deliveries it waits for.
+pub(super) struct Target {
+    /// Federation base URLs of the hub's processes; submits go round robin.
+    pub hub_urls: Vec<String>,
+    /// Count the hub's own deliveries (false when some hub processes run
+    /// outside this process, where they cannot be observed).
+    pub count_hub: bool,
+}
+
+impl Target {
+    /// The in-process hub, every provider counted.
+    pub fn hub(net: &Net) -> Self {
+        Self {
+            hub_urls: vec![net.url(HUB)],
+            count_hub: true,
+        }
+    }
 }
 
 /// Closed loop (`rate` None: `concurrency` requests in flight) or open
 /// loop (`rate` requests per second, in flight as needed).
-async fn run_phase(
+pub(super) async fn run_phase(
     net: &Net,
     room: &str,
     submits: Vec<Submit>,
+    target: &Target,
     concurrency: usize,
     rate: Option<f64>,
     timeout: Duration,
 ) -> anyhow::Result<PhaseResult> {
     let keys: Vec<u64> = submits.iter().map(|s| s.key).collect();
-    let tracker = Tracker::new(room, PROVIDERS, &keys);
+    let (providers, skip) = if target.count_hub {
+        (PROVIDERS, None)
+    } else {
+        (PROVIDERS - 1, Some(HUB))
+    };
+    let tracker = Tracker::new(room, providers, skip, &keys);
     let observer = tracker.clone();
-    set_delivery_observer(Some(Arc::new(
-        move |_domain: &str, room: &str, items: &[FanoutItem]| {
-            observer.observe(room, items);
-        },
-    )));
+    let observe: Arc<DeliveryObserver> =
+        Arc::new(move |domain: &str, room: &str, items: &[FanoutItem]| {
+            observer.observe(domain, room, items);
+        });
+    net.set_delivery_observer(Some(observe));
     let clients: HashMap<&str, reqwest::Client> = [
         ("b.example", net.client_as("b.example")?),
         ("c.example", net.client_as("c.example")?),
     ]
     .into_iter()
     .collect();
-    let url = format!("{}/v1/submitMessage/{}", net.url(HUB), room_path(room));
+    let urls: Vec<String> = target
+        .hub_urls
+        .iter()
+        .map(|base| format!("{base}/v1/submitMessage/{}", room_path(room)))
+        .collect();
     let limit = Arc::new(Semaphore::new(if rate.is_some() {
         4096
     } else {
@@ -239,8 +283,12 @@ async fn run_phase(
         }
         let permit = limit.clone().acquire_owned().await?;
         let client = clients[submit.source].clone();
-        let (url, tracker, rtts, errors) =
-            (url.clone(), tracker.clone(), rtts.clone(), errors.clone());
+        let (url, tracker, rtts, errors) = (
+            urls[i % urls.len()].clone(),
+            tracker.clone(),
+            rtts.clone(),
+            errors.clone(),
+        );
         tasks.spawn(async move {
             let t0 = Instant::now();
             tracker.mark_sent(i);
@@ -271,7 +319,7 @@ async fn run_phase(
     while tasks.join_next().await.is_some() {}
     let errors = errors.lock().map(|e| e.clone()).unwrap_or_default();
     if let Some(first) = errors.first() {
-        set_delivery_observer(None);
+        net.set_delivery_observer(None);
         bail!("{} submits failed; first: {first}", errors.len());
     }
     let waited = tokio::time::timeout(timeout, async {
@@ -283,7 +331,7 @@ async fn run_phase(
         }
     })
     .await;
-    set_delivery_observer(None);
+    net.set_delivery_observer(None);
     let (latencies, span, delivered) = tracker.results();
     if waited.is_err() {
         line(&format!(
@@ -314,47 +362,103 @@ pub async fn run(net: &Net, params: &FanoutParams, tag: &str) -> anyhow::Result<
     let setup = Instant::now();
     let mut group = rooms::build_group(tag, params.size, params.senders)?;
     let room = rooms::host(net, &group, tag).await?;
+    let runs = params.runs.max(1);
     let warmup = prepare(&mut group, (params.messages / 20).clamp(50, 500), "warmup")?;
-    let max_load = prepare(&mut group, params.messages, "max")?;
-    let half_load = prepare(&mut group, params.messages / 2, "half")?;
+    let mut max_loads = Vec::with_capacity(runs);
+    let mut half_loads = Vec::with_capacity(runs);
+    for run in 0..runs {
+        max_loads.push(prepare(&mut group, params.messages, &format!("max{run}"))?);
+        half_loads.push(prepare(
+            &mut group,
+            params.messages / 2,
+            &format!("half{run}"),
+        )?);
+    }
     line(&format!(
         "setup (group, hosting, {} ciphertexts): {:.1} s",
-        params.messages * 3 / 2,
+        params.messages * 3 / 2 * runs,
         setup.elapsed().as_secs_f64()
     ));
-    run_phase(net, &room, warmup, params.concurrency, None, params.timeout)
-        .await
-        .context("warm-up")?;
-    let max = run_phase(
+    let target = Target::hub(net);
+    run_phase(
         net,
         &room,
-        max_load,
+        warmup,
+        &target,
         params.concurrency,
         None,
         params.timeout,
     )
-    .await?;
+    .await
+    .context("warm-up")?;
     let per_device = params.size as f64;
-    report("max load", &max, per_device);
+    let mut maxes = Vec::with_capacity(runs);
+    for (run, load) in max_loads.into_iter().enumerate() {
+        let max = run_phase(
+            net,
+            &room,
+            load,
+            &target,
+            params.concurrency,
+            None,
+            params.timeout,
+        )
+        .await?;
+        report(&format!("max load, run {}", run + 1), &max, per_device);
+        maxes.push(max);
+    }
+    maxes.sort_by(|a, b| a.messages_per_sec().total_cmp(&b.messages_per_sec()));
+    let max_rates: Vec<f64> = maxes.iter().map(PhaseResult::messages_per_sec).collect();
+    let max = maxes.swap_remove(runs / 2);
     let half_rate = max.messages_per_sec() / 2.0;
-    let half = run_phase(
-        net,
-        &room,
-        half_load,
-        params.concurrency,
-        Some(half_rate),
-        params.timeout,
-    )
-    .await?;
-    report(
-        &format!("half load ({half_rate:.0} submits/s offered)"),
-        &half,
-        per_device,
-    );
+    let mut halves = Vec::with_capacity(runs);
+    for (run, load) in half_loads.into_iter().enumerate() {
+        let half = run_phase(
+            net,
+            &room,
+            load,
+            &target,
+            params.concurrency,
+            Some(half_rate),
+            params.timeout,
+        )
+        .await?;
+        report(
+            &format!(
+                "half load ({half_rate:.0} submits/s offered), run {}",
+                run + 1
+            ),
+            &half,
+            per_device,
+        );
+        halves.push(half);
+    }
+    let p99 = |r: &PhaseResult| r.latency.map(|l| l.p99).unwrap_or(Duration::MAX);
+    halves.sort_by_key(p99);
+    let half_p99s: Vec<Duration> = halves.iter().map(p99).collect();
+    let half = halves.swap_remove(runs / 2);
+    if runs > 1 {
+        line(&format!(
+            "median of {runs} runs: {:.0} messages/s at maximum load (runs: {}); half-load p99 {} ms (runs: {} ms)",
+            max.messages_per_sec(),
+            max_rates
+                .iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            super::stats::ms(p99(&half)),
+            half_p99s
+                .iter()
+                .map(|d| super::stats::ms(*d))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     Ok(FanoutResult {
         size: params.size,
         providers: PROVIDERS,
         max,
+        max_rates,
         half_rate,
         half,
     })

@@ -6,7 +6,9 @@
 //! `claims` keyMaterial claims under concurrent requesters; (d) `memory`
 //! hub memory per room and member; `ceiling` a trivial mTLS HTTP/2
 //! request loop on the same stack, so the hub's request rate can be given
-//! as a fraction of it. `all` runs everything on one set of providers.
+//! as a fraction of it; `scale` fanout with 1, 2, … hub processes on one
+//! PostgreSQL database. `all` runs everything on one set of providers
+//! (`scale` only with `--store postgres`).
 
 mod ceiling;
 mod claims;
@@ -15,6 +17,7 @@ mod fanout;
 mod memory;
 mod net;
 mod rooms;
+mod scale;
 mod stats;
 
 use std::path::PathBuf;
@@ -34,6 +37,7 @@ pub enum Part {
     Claims,
     Memory,
     Ceiling,
+    Scale,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -65,6 +69,10 @@ pub struct BenchArgs {
     /// Requests in flight (fanout maximum load and the ceiling).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// (a) Runs of each load phase per room size; throughput and the
+    /// half-load p99 are the medians over the runs.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
     /// (a) Members at b.example and c.example that send.
     #[arg(long, default_value_t = 4)]
     senders: usize,
@@ -98,6 +106,15 @@ pub struct BenchArgs {
     /// (d) Restored copies held to measure resident memory.
     #[arg(long, default_value_t = 20)]
     memory_copies: usize,
+    /// Scaling: hub process counts to measure (PostgreSQL only).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    scale_processes: Vec<usize>,
+    /// Scaling: room size in clients.
+    #[arg(long, default_value_t = 10)]
+    scale_room_size: usize,
+    /// Scaling: messages per process count.
+    #[arg(long, default_value_t = 10_000)]
+    scale_messages: usize,
     /// Requests of the ceiling loop.
     #[arg(long, default_value_t = 50_000)]
     ceiling_requests: usize,
@@ -111,6 +128,9 @@ pub struct BenchArgs {
 
 impl BenchArgs {
     fn wants(&self, part: Part) -> bool {
+        if part == Part::Scale && self.part == Part::All {
+            return self.store == StoreKind::Postgres;
+        }
         self.part == Part::All || self.part == part
     }
 
@@ -153,13 +173,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             ..Default::default()
         };
         let net = Net::start(&dir, &store, fanout).await?;
-        let result = run_parts(&net, &args).await;
+        let result = run_parts(&net, &args, &dir).await;
         net.shutdown().await;
         result
     })
 }
 
-async fn run_parts(net: &Net, args: &BenchArgs) -> anyhow::Result<()> {
+async fn run_parts(net: &Net, args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     let started = Instant::now();
     print_machine(net);
     let mut ceiling = None;
@@ -175,6 +195,7 @@ async fn run_parts(net: &Net, args: &BenchArgs) -> anyhow::Result<()> {
                 concurrency: args.concurrency,
                 senders: args.senders,
                 timeout: Duration::from_secs(args.timeout_secs),
+                runs: args.runs,
             };
             fanouts.push(fanout::run(net, &params, &format!("fan{i}s{size}")).await?);
         }
@@ -199,6 +220,22 @@ async fn run_parts(net: &Net, args: &BenchArgs) -> anyhow::Result<()> {
     if args.wants(Part::Memory) {
         memory::run(net, &args.memory_sizes, args.memory_copies).await?;
     }
+    let mut scaling = Vec::new();
+    if args.wants(Part::Scale) {
+        scaling = scale::run(
+            net,
+            dir,
+            &scale::ScaleParams {
+                processes: &args.scale_processes,
+                size: args.scale_room_size,
+                messages: args.scale_messages,
+                concurrency: args.concurrency,
+                senders: args.senders,
+                timeout: Duration::from_secs(args.timeout_secs),
+            },
+        )
+        .await?;
+    }
 
     section(&format!("Summary ({})", net.store_name()));
     if let Some(c) = &ceiling {
@@ -220,8 +257,13 @@ async fn run_parts(net: &Net, args: &BenchArgs) -> anyhow::Result<()> {
             .latency
             .map(|l| stats::ms(l.p99))
             .unwrap_or_else(|| "n/a".into());
+        let runs = if f.max_rates.len() > 1 {
+            format!("median of {} runs: ", f.max_rates.len())
+        } else {
+            String::new()
+        };
         line(&format!(
-            "(a) room {}: {rate:.0} submits/s = {:.0} fanned-out messages/s ({} providers) = {fraction} of the ceiling's requests/s; p99 at half load ({:.0}/s): {p99} ms",
+            "(a) room {}: {runs}{rate:.0} submits/s = {:.0} fanned-out messages/s ({} providers) = {fraction} of the ceiling's requests/s; p99 at half load ({:.0}/s): {p99} ms",
             f.size,
             rate * f.providers as f64,
             f.providers,
@@ -283,6 +325,18 @@ async fn run_parts(net: &Net, args: &BenchArgs) -> anyhow::Result<()> {
             c.double_issues,
             verdict(c.claims_per_sec >= 5000.0 && c.double_issues == 0)
         ));
+    }
+    if let Some(base) = scaling.first() {
+        let base_rate = base.max.messages_per_sec();
+        for s in &scaling {
+            let rate = s.max.messages_per_sec();
+            line(&format!(
+                "scaling: {} hub process(es) on one PostgreSQL: {rate:.0} messages/s at both followers (×{:.2} of {} process)",
+                s.processes,
+                rate / base_rate.max(1e-9),
+                base.processes
+            ));
+        }
     }
     line(&format!(
         "total bench time {:.0} s",

@@ -37,12 +37,15 @@ pub struct Net {
     pub ca: DevCa,
     pub servers: Vec<RunningServer>,
     pub identities: Vec<ProviderIdentity>,
-    store: StoreChoice,
+    /// The configuration each provider was started with.
+    pub configs: Vec<ServerConfig>,
+    pub store: StoreChoice,
     databases: Vec<String>,
 }
 
-fn free_port() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+/// One free loopback address outside the kernel's ephemeral range.
+pub fn free_port() -> anyhow::Result<SocketAddr> {
+    Ok(mimi_server::ports::free_loopback_addrs(1)?[0])
 }
 
 impl Net {
@@ -63,6 +66,7 @@ impl Net {
             ca,
             servers: Vec::new(),
             identities: Vec::new(),
+            configs: Vec::new(),
             store: store.clone(),
             databases: Vec::new(),
         };
@@ -117,6 +121,7 @@ impl Net {
             };
             net.identities
                 .push(ProviderIdentity::from_files(domain, &cert, &key)?);
+            net.configs.push(config.clone());
             net.servers.push(
                 mimi_server::start(config)
                     .await
@@ -153,6 +158,16 @@ impl Net {
             "https://{domain}:{}",
             self.server(domain).federation_addr.port()
         )
+    }
+
+    /// Installs (or removes) one delivery observer on every provider.
+    pub fn set_delivery_observer(
+        &self,
+        f: Option<std::sync::Arc<mimi_server::delivery::DeliveryObserver>>,
+    ) {
+        for server in &self.servers {
+            server.state.set_delivery_observer(f.clone());
+        }
     }
 
     pub fn store_name(&self) -> &'static str {

@@ -9,8 +9,7 @@ use mimi_room::testing::{TestClient, add_participant, participant_update, wire};
 use mimi_server::client_api::auth::AuthenticatedDevice;
 use mimi_server::hub::{self, CreateRoom};
 use openmls::messages::group_info::VerifiableGroupInfo;
-use openmls::prelude::{MlsMessageBodyIn, MlsMessageIn, RatchetTreeIn, Welcome};
-use openmls_traits::OpenMlsProvider as _;
+use openmls::prelude::{MlsMessageIn, RatchetTreeIn, Welcome};
 
 use super::net::{DOMAINS, HUB, Net};
 
@@ -122,37 +121,8 @@ pub fn add_one(
 ) -> anyhow::Result<(MlsMessageIn, Welcome, VerifiableGroupInfo)> {
     let newcomer = TestClient::new(new_device);
     let proposal = participant_update(&add_participant(&newcomer.user(), MEMBER));
-    let provider = &client.provider;
-    let signer = &client.signer;
-    let group = client.group.as_mut().context("not in a group")?;
-    let old = group
-        .extensions()
-        .app_data_dictionary()
-        .map(|e| e.dictionary().clone());
-    let mut stage = group
-        .commit_builder()
-        .add_proposals(vec![proposal])
-        .propose_adds(vec![newcomer.key_package()])
-        .load_psks(provider.storage())?
-        .create_group_info(true);
-    let updates = mimi_room::components::resolve_app_data_updates(
-        old.as_ref(),
-        stage.app_data_update_proposals(),
-    )
-    .map_err(anyhow::Error::msg)?;
-    stage.with_app_data_dictionary_updates(updates);
-    let bundle = stage
-        .build(provider.rand(), provider.crypto(), signer, |_| true)?
-        .stage_commit(provider)?;
-    let (commit, welcome, group_info) = bundle.into_messages();
-    group.merge_pending_commit(provider)?;
-    let welcome = match wire(welcome.context("no Welcome")?).extract() {
-        MlsMessageBodyIn::Welcome(w) => w,
-        _ => anyhow::bail!("not a Welcome"),
-    };
-    let group_info = match wire(group_info.context("no GroupInfo")?).extract() {
-        MlsMessageBodyIn::GroupInfo(g) => g,
-        _ => anyhow::bail!("not a GroupInfo"),
-    };
-    Ok((wire(commit), welcome, group_info))
+    let (commit, welcome, group_info) =
+        client.commit_with_group_info(vec![proposal], vec![newcomer.key_package()]);
+    client.merge_pending();
+    Ok((commit, welcome.context("no Welcome")?, group_info))
 }

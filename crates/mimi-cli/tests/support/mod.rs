@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -149,13 +149,12 @@ impl Drop for ServerProcess {
     }
 }
 
-/// `n` distinct ports the OS considers free right now.
+/// `n` distinct free loopback ports outside the kernel's ephemeral range.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().unwrap().port())
+    mimi_server::ports::free_loopback_addrs(n)
+        .unwrap()
+        .iter()
+        .map(|a| a.port())
         .collect()
 }
 
@@ -215,4 +214,16 @@ pub fn postgres_admin_url() -> Option<String> {
 
 pub fn path_arg(p: &Path) -> String {
     p.display().to_string()
+}
+
+/// The stdout of a `mimi` run that must have succeeded (else its output
+/// is the failure message).
+pub fn ok(out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }

@@ -101,6 +101,28 @@ impl Net {
             .insert(uri.to_owned(), Device::new(uri).unwrap());
     }
 
+    /// `adder` adds the user of the new `device` as a member, with that one
+    /// client (-06 §3.2: participant list + Add in one commit); the hub's
+    /// answer.
+    pub fn add_member(
+        &mut self,
+        adder: &str,
+        device: &str,
+    ) -> Result<Option<AcceptedCommit>, UpdateRejection> {
+        self.new_device(device);
+        let kps = self.key_packages(device, 1);
+        let req = self
+            .device(adder)
+            .add_user(
+                ROOM,
+                &user(device),
+                mimi_room::policy::default_role::MEMBER,
+                kps,
+            )
+            .unwrap();
+        self.update(adder, req)
+    }
+
     /// KeyPackages of `device`, as the adder receives them from a
     /// KeyMaterialResponse.
     pub fn key_packages(&mut self, device: &str, n: usize) -> Vec<KeyPackageIn> {

@@ -84,6 +84,25 @@ fn is_local(state: &AppState, room_id: &MimiUri) -> bool {
     room_id.domain().eq_ignore_ascii_case(state.domain())
 }
 
+/// A device's room request, answered here by `at_hub` when this provider
+/// is the room's hub, else relayed as `body` to the hub's `endpoint` with
+/// the hub's answer (refusals included) passed back unchanged.
+async fn here_or_at_hub(
+    state: &AppState,
+    room_id: &MimiUri,
+    endpoint: Endpoint,
+    body: Bytes,
+    at_hub: impl Future<Output = Result<Response, ApiError>>,
+) -> Result<Response, ApiError> {
+    if is_local(state, room_id) {
+        at_hub.await
+    } else {
+        Ok(forward(state, room_id, endpoint, body)
+            .await?
+            .into_response())
+    }
+}
+
 /// Forwards a request to the hub's federation endpoint and relays its
 /// answer (status and body).
 async fn forward(
@@ -217,15 +236,12 @@ async fn submit(
             device.user
         )));
     }
-    if is_local(&state, &room_id) {
+    let at_hub = async {
         let response =
             hub::submit_message(&state, &room_id, &Requester::Device(device), request).await?;
         Ok(mimi_response(StatusCode::OK, encode_body(&response)?))
-    } else {
-        Ok(forward(&state, &room_id, Endpoint::SubmitMessage, body)
-            .await?
-            .into_response())
-    }
+    };
+    here_or_at_hub(&state, &room_id, Endpoint::SubmitMessage, body, at_hub).await
 }
 
 /// `POST /client/v1/rooms/{roomId}/group-info`: TLS `GroupInfoRequest`
@@ -246,15 +262,12 @@ async fn group_info(
             device.device
         )));
     }
-    if is_local(&state, &room_id) {
+    let at_hub = async {
         let (status, response) =
             hub::group_info(&state, &room_id, &Requester::Device(device), request).await?;
         Ok(mimi_response(status, encode_body(&response)?))
-    } else {
-        Ok(forward(&state, &room_id, Endpoint::GroupInfo, body)
-            .await?
-            .into_response())
-    }
+    };
+    here_or_at_hub(&state, &room_id, Endpoint::GroupInfo, body, at_hub).await
 }
 
 /// `POST /client/v1/rooms/{roomId}/report`: TLS `AbuseReport` (-06 §5.9)
@@ -275,13 +288,17 @@ async fn report(
             device.user
         )));
     }
-    if is_local(&state, &room_id) {
-        let domain = state.domain().to_owned();
-        crate::federation::report::receive_report(&state, &room_id, &domain, &body).await?;
+    let at_hub = async {
+        let domain = state.domain();
+        crate::federation::report::receive_report(&state, &room_id, domain, &body).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Ok(forward(&state, &room_id, Endpoint::ReportAbuse, body)
-            .await?
-            .into_response())
-    }
+    };
+    here_or_at_hub(
+        &state,
+        &room_id,
+        Endpoint::ReportAbuse,
+        body.clone(),
+        at_hub,
+    )
+    .await
 }

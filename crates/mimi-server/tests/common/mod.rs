@@ -105,15 +105,6 @@ impl Federation {
     }
 }
 
-/// `n` distinct free loopback ports: every listener is held until all are
-/// chosen, so the kernel cannot hand the same port out twice.
-fn free_ports(n: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners.iter().map(|l| l.local_addr().unwrap()).collect()
-}
-
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
@@ -123,7 +114,7 @@ pub async fn start_federation(backend: Backend) -> Federation {
     let dir = tempfile::tempdir().unwrap();
     let ca = DevCa::generate("mimi test CA").unwrap();
     write(&dir.path().join("ca.pem"), ca.cert_pem());
-    let ports = free_ports(2 * DOMAINS.len());
+    let ports = mimi_server::ports::free_loopback_addrs(2 * DOMAINS.len()).unwrap();
     let addrs: Vec<(SocketAddr, SocketAddr)> = ports.chunks(2).map(|p| (p[0], p[1])).collect();
     let mut providers = Vec::new();
     for (i, domain) in DOMAINS.iter().enumerate() {

@@ -108,6 +108,18 @@ pub async fn register(p: &Provider, user: &str, device: &str) -> String {
     body["token"].as_str().unwrap().to_owned()
 }
 
+/// [`register`], then subscribes the device to `room` at its provider.
+pub async fn register_subscribed(p: &Provider, user: &str, device: &str, room: &str) -> String {
+    let token = register(p, user, device).await;
+    p.server()
+        .state
+        .store
+        .subscribe(room, device)
+        .await
+        .unwrap();
+    token
+}
+
 /// One fetched event: (seq, room, FanoutMessage bytes).
 pub type Event = (u64, String, Vec<u8>);
 
