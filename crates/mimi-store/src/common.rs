@@ -312,6 +312,111 @@ macro_rules! group_commit_impls {
 }
 pub(crate) use group_commit_impls;
 
+/// `claim_in(conn, user_uri, now_secs)`: one claim (one KeyPackage per
+/// client of `user_uri`) inside an open write transaction. Single-use
+/// KeyPackages are deleted as they are handed out, so a later claim in the
+/// same transaction cannot see them; a client without one gets its newest
+/// last-resort KeyPackage, which stays. `$take_single_use` is the backend's
+/// `DELETE … RETURNING` of the oldest single-use KeyPackage (`$1` client,
+/// `$2` now); the rest of the SQL is shared.
+///
+/// The queries compare `last_resort = FALSE` / `TRUE` rather than `NOT
+/// last_resort`: an equality lets the (client_uri, last_resort, id) index
+/// hand out the KeyPackage directly instead of scanning the client's rows.
+macro_rules! claim_in_fn {
+    ($conn:ty, $take_single_use:expr $(,)?) => {
+        async fn claim_in(
+            conn: &mut $conn,
+            user_uri: &str,
+            now_secs: i64,
+        ) -> Result<Vec<ClientClaim>> {
+            let clients: Vec<String> = sqlx::query_scalar(
+                "SELECT client_uri FROM clients WHERE user_uri = $1 ORDER BY client_uri",
+            )
+            .bind(user_uri)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut claims = Vec::with_capacity(clients.len());
+            for client_uri in clients {
+                let mut row: Option<KeyPackageRow> = sqlx::query_as($take_single_use)
+                    .bind(&client_uri)
+                    .bind(now_secs)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if row.is_none() {
+                    row = sqlx::query_as(
+                        "SELECT key_package_ref, key_package, not_after, last_resort
+                         FROM key_packages
+                         WHERE client_uri = $1 AND last_resort = TRUE AND not_after > $2
+                         ORDER BY id DESC LIMIT 1",
+                    )
+                    .bind(&client_uri)
+                    .bind(now_secs)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                }
+                if let Some((kp_ref, ..)) = &row {
+                    sqlx::query(
+                        "INSERT INTO key_package_claims (key_package_ref, client_uri, claimed_at)
+                         VALUES ($1, $2, $3) ON CONFLICT (key_package_ref) DO NOTHING",
+                    )
+                    .bind(kp_ref)
+                    .bind(&client_uri)
+                    .bind(now_secs)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                claims.push(ClientClaim {
+                    client_uri,
+                    key_package: row.map(claimed),
+                });
+            }
+            Ok(claims)
+        }
+    };
+}
+pub(crate) use claim_in_fn;
+
+/// `update_room_for_run(conn, run)`: the room-row compare-and-set for one
+/// run of accepts (see [`accept_runs`]); `last_seq` advances by the run's
+/// length. Returns the row after it, or the conflict. `$update` is the
+/// backend's `UPDATE rooms … RETURNING last_seq, epoch, state_version`
+/// with `$1` room, `$2` expected epoch, `$3` new epoch, `$4` new state or
+/// NULL, `$5` expected state version or NULL, `$6` time, `$7` run length.
+macro_rules! update_room_for_run_fn {
+    ($conn:ty, $update:expr $(,)?) => {
+        async fn update_room_for_run(
+            conn: &mut $conn,
+            run: &[&AcceptedEvent],
+        ) -> Result<RunUpdate> {
+            let Some(first) = run.first() else {
+                return Err(StoreError::Invalid("empty accept run".into()));
+            };
+            let checked = check_accept(first)?;
+            let updated: Option<(i64, i64, i64)> = sqlx::query_as($update)
+                .bind(&first.room_id)
+                .bind(checked.expected_epoch)
+                .bind(checked.new_epoch)
+                .bind(&first.new_group_state)
+                .bind(checked.expected_state_version)
+                .bind(first.accepted_at_ms)
+                .bind(i64::try_from(run.len()).unwrap_or(i64::MAX))
+                .fetch_optional(&mut *conn)
+                .await?;
+            if let Some(row) = updated {
+                return Ok(Ok(row));
+            }
+            let current: Option<(i64, i64)> =
+                sqlx::query_as("SELECT epoch, state_version FROM rooms WHERE room_id = $1")
+                    .bind(&first.room_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            Ok(Err(conflict(first, current)?))
+        }
+    };
+}
+pub(crate) use update_room_for_run_fn;
+
 /// `Store::accept_room_event` through the group commit.
 pub(crate) async fn group_accept<S: Batched<AcceptedEvent, AcceptOutcome>>(
     store: &S,

@@ -309,105 +309,28 @@ async fn accept_batch_in(
     Ok(plan.outcomes)
 }
 
-/// The room-row compare-and-set for one run: `last_seq` advances by the
-/// run's length. Returns the row after it, or the conflict.
-async fn update_room_for_run(
-    conn: &mut SqliteConnection,
-    run: &[&AcceptedEvent],
-) -> Result<RunUpdate> {
-    let Some(first) = run.first() else {
-        return Err(StoreError::Invalid("empty accept run".into()));
-    };
-    let checked = check_accept(first)?;
-    let updated: Option<(i64, i64, i64)> = sqlx::query_as(
-        "UPDATE rooms SET
+update_room_for_run_fn!(
+    SqliteConnection,
+    "UPDATE rooms SET
              epoch = $3,
              group_state = COALESCE($4, group_state),
              state_version = state_version + (CASE WHEN $4 IS NULL THEN 0 ELSE 1 END),
              last_seq = last_seq + $7,
              updated_at_ms = $6
          WHERE room_id = $1 AND epoch = $2 AND ($5 IS NULL OR state_version = $5)
-         RETURNING last_seq, epoch, state_version",
-    )
-    .bind(&first.room_id)
-    .bind(checked.expected_epoch)
-    .bind(checked.new_epoch)
-    .bind(&first.new_group_state)
-    .bind(checked.expected_state_version)
-    .bind(first.accepted_at_ms)
-    .bind(i64::try_from(run.len()).unwrap_or(i64::MAX))
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(row) = updated {
-        return Ok(Ok(row));
-    }
-    let current: Option<(i64, i64)> =
-        sqlx::query_as("SELECT epoch, state_version FROM rooms WHERE room_id = $1")
-            .bind(&first.room_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok(Err(conflict(first, current)?))
-}
+         RETURNING last_seq, epoch, state_version"
+);
 
-/// One claim (one KeyPackage per client of `user_uri`) inside an open
-/// write transaction; single-use KeyPackages are deleted as they are
-/// handed out, so a later claim in the same transaction cannot see them.
-async fn claim_in(
-    conn: &mut SqliteConnection,
-    user_uri: &str,
-    now_secs: i64,
-) -> Result<Vec<ClientClaim>> {
-    let clients: Vec<String> = sqlx::query_scalar(
-        "SELECT client_uri FROM clients WHERE user_uri = $1 ORDER BY client_uri",
-    )
-    .bind(user_uri)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut claims = Vec::with_capacity(clients.len());
-    for client_uri in clients {
-        // `last_resort = FALSE` rather than `NOT last_resort`: an equality
-        // lets the (client_uri, last_resort, id) index hand out the oldest
-        // KeyPackage directly instead of scanning the client's rows.
-        let mut row: Option<KeyPackageRow> = sqlx::query_as(
-            "DELETE FROM key_packages WHERE id = (
+// A claimer takes the oldest single-use KeyPackage of each client; the
+// one writer connection serialises claimers.
+claim_in_fn!(
+    SqliteConnection,
+    "DELETE FROM key_packages WHERE id = (
                  SELECT id FROM key_packages
                  WHERE client_uri = $1 AND last_resort = FALSE AND not_after > $2
                  ORDER BY id LIMIT 1)
-             RETURNING key_package_ref, key_package, not_after, last_resort",
-        )
-        .bind(&client_uri)
-        .bind(now_secs)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if row.is_none() {
-            row = sqlx::query_as(
-                "SELECT key_package_ref, key_package, not_after, last_resort FROM key_packages
-                 WHERE client_uri = $1 AND last_resort = TRUE AND not_after > $2
-                 ORDER BY id DESC LIMIT 1",
-            )
-            .bind(&client_uri)
-            .bind(now_secs)
-            .fetch_optional(&mut *conn)
-            .await?;
-        }
-        if let Some((kp_ref, ..)) = &row {
-            sqlx::query(
-                "INSERT INTO key_package_claims (key_package_ref, client_uri, claimed_at)
-                 VALUES ($1, $2, $3) ON CONFLICT (key_package_ref) DO NOTHING",
-            )
-            .bind(kp_ref)
-            .bind(&client_uri)
-            .bind(now_secs)
-            .execute(&mut *conn)
-            .await?;
-        }
-        claims.push(ClientClaim {
-            client_uri,
-            key_package: row.map(claimed),
-        });
-    }
-    Ok(claims)
-}
+             RETURNING key_package_ref, key_package, not_after, last_resort"
+);
 
 group_commit_impls!(SqliteStore, write_tx);
 

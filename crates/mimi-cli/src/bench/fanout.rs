@@ -213,38 +213,52 @@ pub struct FanoutParams {
     pub runs: usize,
 }
 
-/// Where a phase sends its submits and whose deliveries it waits for.
-pub(super) struct Target {
+/// What every phase against one room shares: where its submits go, how
+/// many are in flight, and whose deliveries it waits for.
+pub(super) struct Phases {
+    pub room: String,
     /// Federation base URLs of the hub's processes; submits go round robin.
     pub hub_urls: Vec<String>,
     /// Count the hub's own deliveries (false when some hub processes run
     /// outside this process, where they cannot be observed).
     pub count_hub: bool,
+    /// Requests in flight in a closed-loop phase.
+    pub concurrency: usize,
+    /// How long to wait for deliveries after the last submit.
+    pub timeout: Duration,
 }
 
-impl Target {
+impl Phases {
     /// The in-process hub, every provider counted.
-    pub fn hub(net: &Net) -> Self {
+    pub fn at_hub(net: &Net, room: &str, concurrency: usize, timeout: Duration) -> Self {
         Self {
+            room: room.to_owned(),
             hub_urls: vec![net.url(HUB)],
             count_hub: true,
+            concurrency,
+            timeout,
         }
     }
 }
 
-/// Closed loop (`rate` None: `concurrency` requests in flight) or open
-/// loop (`rate` requests per second, in flight as needed).
+/// Closed loop (`rate` None: `phases.concurrency` requests in flight) or
+/// open loop (`rate` requests per second, in flight as needed).
 pub(super) async fn run_phase(
     net: &Net,
-    room: &str,
+    phases: &Phases,
     submits: Vec<Submit>,
-    target: &Target,
-    concurrency: usize,
     rate: Option<f64>,
-    timeout: Duration,
 ) -> anyhow::Result<PhaseResult> {
+    let Phases {
+        room,
+        hub_urls,
+        count_hub,
+        concurrency,
+        timeout,
+    } = phases;
+    let (room, concurrency, timeout) = (room.as_str(), *concurrency, *timeout);
     let keys: Vec<u64> = submits.iter().map(|s| s.key).collect();
-    let (providers, skip) = if target.count_hub {
+    let (providers, skip) = if *count_hub {
         (PROVIDERS, None)
     } else {
         (PROVIDERS - 1, Some(HUB))
@@ -262,8 +276,7 @@ pub(super) async fn run_phase(
     ]
     .into_iter()
     .collect();
-    let urls: Vec<String> = target
-        .hub_urls
+    let urls: Vec<String> = hub_urls
         .iter()
         .map(|base| format!("{base}/v1/submitMessage/{}", room_path(room)))
         .collect();
@@ -379,31 +392,14 @@ pub async fn run(net: &Net, params: &FanoutParams, tag: &str) -> anyhow::Result<
         params.messages * 3 / 2 * runs,
         setup.elapsed().as_secs_f64()
     ));
-    let target = Target::hub(net);
-    run_phase(
-        net,
-        &room,
-        warmup,
-        &target,
-        params.concurrency,
-        None,
-        params.timeout,
-    )
-    .await
-    .context("warm-up")?;
+    let phases = Phases::at_hub(net, &room, params.concurrency, params.timeout);
+    run_phase(net, &phases, warmup, None)
+        .await
+        .context("warm-up")?;
     let per_device = params.size as f64;
     let mut maxes = Vec::with_capacity(runs);
     for (run, load) in max_loads.into_iter().enumerate() {
-        let max = run_phase(
-            net,
-            &room,
-            load,
-            &target,
-            params.concurrency,
-            None,
-            params.timeout,
-        )
-        .await?;
+        let max = run_phase(net, &phases, load, None).await?;
         report(&format!("max load, run {}", run + 1), &max, per_device);
         maxes.push(max);
     }
@@ -413,16 +409,7 @@ pub async fn run(net: &Net, params: &FanoutParams, tag: &str) -> anyhow::Result<
     let half_rate = max.messages_per_sec() / 2.0;
     let mut halves = Vec::with_capacity(runs);
     for (run, load) in half_loads.into_iter().enumerate() {
-        let half = run_phase(
-            net,
-            &room,
-            load,
-            &target,
-            params.concurrency,
-            Some(half_rate),
-            params.timeout,
-        )
-        .await?;
+        let half = run_phase(net, &phases, load, Some(half_rate)).await?;
         report(
             &format!(
                 "half load ({half_rate:.0} submits/s offered), run {}",

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 
-use super::fanout::{self, PhaseResult, Target};
+use super::fanout::{self, PhaseResult, Phases};
 use super::net::{self, HUB, Net, StoreChoice};
 use super::rooms;
 use super::stats::{line, section};
@@ -78,37 +78,23 @@ pub async fn run(
             let url = spawn_hub(net, dir, &exe, n, &mut children)?;
             urls.push(url);
         }
-        let target = Target {
+        let phases = Phases {
+            room: room.clone(),
             hub_urls: urls.clone(),
             count_hub: false,
+            concurrency: params.concurrency,
+            timeout: params.timeout,
         };
         let warmup = fanout::prepare(
             &mut group,
             (params.messages / 20).clamp(50, 500),
             &format!("scale{k}w"),
         )?;
-        fanout::run_phase(
-            net,
-            &room,
-            warmup,
-            &target,
-            params.concurrency,
-            None,
-            params.timeout,
-        )
-        .await
-        .with_context(|| format!("warm-up with {k} processes"))?;
+        fanout::run_phase(net, &phases, warmup, None)
+            .await
+            .with_context(|| format!("warm-up with {k} processes"))?;
         let load = fanout::prepare(&mut group, params.messages, &format!("scale{k}"))?;
-        let max = fanout::run_phase(
-            net,
-            &room,
-            load,
-            &target,
-            params.concurrency,
-            None,
-            params.timeout,
-        )
-        .await?;
+        let max = fanout::run_phase(net, &phases, load, None).await?;
         let rate = max.messages_per_sec();
         line(&format!(
             "{k} process(es): {}/{} messages at both followers in {:.2} s: {rate:.0} messages/s = {:.0} follower deliveries/s{}",
