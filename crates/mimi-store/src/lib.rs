@@ -21,6 +21,7 @@
 mod common;
 mod error;
 mod postgres;
+mod shared;
 mod sqlite;
 pub mod testing;
 mod types;
