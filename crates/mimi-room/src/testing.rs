@@ -9,6 +9,8 @@ use mimi_protocol::components::room_policy::RoleData;
 use mimi_protocol::components::{
     PARTICIPANT_LIST, ParticipantListData, ParticipantListUpdate, ROLES_LIST, UserRolePair,
 };
+use mimi_protocol::msgs::key_material::{KeyMaterialRequest, KeyMaterialRequestTbs};
+use mimi_protocol::{IdentifierUri, Protocol};
 use mimi_room::components::resolve_app_data_updates;
 use mimi_room::policy::default_roles;
 use openmls::component::ComponentData;
@@ -88,6 +90,28 @@ impl TestClient {
             .unwrap()
             .key_package()
             .clone()
+    }
+
+    /// A signed `KeyMaterialRequest` (-06 §5.2) from this client's user
+    /// for `target_user`'s KeyPackages, outside any room, accepting
+    /// [`CIPHERSUITE`].
+    pub fn key_material_request(
+        &self,
+        target_user: &str,
+        required_capabilities: RequiredCapabilitiesExtension,
+    ) -> KeyMaterialRequest {
+        KeyMaterialRequestTbs {
+            protocol: Protocol::Mls10,
+            requesting_user: IdentifierUri::new(self.user()),
+            target_user: IdentifierUri::new(target_user),
+            room_id: IdentifierUri::new(""),
+            acceptable_ciphersuites: vec![CIPHERSUITE.into()],
+            required_capabilities,
+            requester_signature_key: self.signer.public().into(),
+            requester_credential: self.credential.credential.clone(),
+        }
+        .sign(&self.signer)
+        .unwrap()
     }
 
     fn join_config() -> MlsGroupJoinConfig {

@@ -12,11 +12,9 @@ use std::collections::BTreeSet;
 
 use common::{Backend, Provider, start_federation};
 use fanout_support::{now_ms, register};
-use mimi_protocol::msgs::key_material::{
-    ClientMaterial, KeyMaterialRequestTbs, KeyMaterialResponse, KeyMaterialUserCode,
-};
-use mimi_protocol::{IdentifierUri, Protocol, decode_exact, encode};
-use mimi_room::testing::{CIPHERSUITE, TestClient};
+use mimi_protocol::msgs::key_material::{ClientMaterial, KeyMaterialResponse, KeyMaterialUserCode};
+use mimi_protocol::{decode_exact, encode};
+use mimi_room::testing::TestClient;
 use mimi_store::NewKeyPackage;
 use net_support::{Fault, interpose};
 use openmls::prelude::{MlsMessageOut, OpenMlsProvider, ProtocolVersion};
@@ -53,18 +51,7 @@ async fn store_key_packages(p: &Provider, client: &TestClient, n: usize) -> BTre
 /// Alice asks her provider for Bob's key material (no room: a.example
 /// forwards to b.example).
 async fn claim(a: &Provider, token: &str, alice: &TestClient, bob: &str) -> (StatusCode, Vec<u8>) {
-    let request = KeyMaterialRequestTbs {
-        protocol: Protocol::Mls10,
-        requesting_user: IdentifierUri::new(alice.user()),
-        target_user: IdentifierUri::new(bob),
-        room_id: IdentifierUri::new(""),
-        acceptable_ciphersuites: vec![CIPHERSUITE.into()],
-        required_capabilities: Default::default(),
-        requester_signature_key: alice.signer.public().into(),
-        requester_credential: alice.credential.credential.clone(),
-    }
-    .sign(&alice.signer)
-    .unwrap();
+    let request = alice.key_material_request(bob, Default::default());
     let resp = a
         .client_api
         .post(format!("{}/client/v1/key-material", a.client_base))

@@ -14,11 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
-use mimi_protocol::msgs::key_material::{
-    ClientMaterial, KeyMaterialRequestTbs, KeyMaterialResponse,
-};
-use mimi_protocol::{IdentifierUri, Protocol};
-use mimi_room::testing::{CIPHERSUITE, TestClient};
+use mimi_protocol::msgs::key_material::{ClientMaterial, KeyMaterialResponse};
+use mimi_room::testing::TestClient;
 use mimi_store::NewKeyPackage;
 use openmls::prelude::{ExtensionType, MlsMessageOut, ProposalType, RequiredCapabilitiesExtension};
 use openmls_traits::OpenMlsProvider as _;
@@ -78,21 +75,14 @@ pub async fn run(net: &Net, claims: usize, requesters: usize) -> anyhow::Result<
         }
         let who = requester.as_ref().context("requester")?;
         let target = &targets[i % TARGETS];
-        let request = KeyMaterialRequestTbs {
-            protocol: Protocol::Mls10,
-            requesting_user: IdentifierUri::new(who.user()),
-            target_user: IdentifierUri::new(target),
-            room_id: IdentifierUri::new(""),
-            acceptable_ciphersuites: vec![CIPHERSUITE.into()],
-            required_capabilities: RequiredCapabilitiesExtension::new(
+        let request = who.key_material_request(
+            target,
+            RequiredCapabilitiesExtension::new(
                 &[ExtensionType::AppDataDictionary],
                 &[ProposalType::AppDataUpdate, ProposalType::SelfRemove],
                 &[],
             ),
-            requester_signature_key: who.signer.public().into(),
-            requester_credential: who.credential.credential.clone(),
-        }
-        .sign(&who.signer)?;
+        );
         let url = format!(
             "{}/v1/keyMaterial/{}",
             net.url("b.example"),
