@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 
 use super::fanout::{self, PhaseResult, Phases};
-use super::net::{self, HUB, Net, StoreChoice};
+use super::net::{HUB, Net, StoreChoice};
 use super::rooms;
 use super::stats::{line, section};
 
@@ -75,7 +75,7 @@ pub async fn run(
         ensure!(k >= 1, "process counts start at 1");
         while urls.len() < k {
             let n = urls.len() + 1;
-            let url = spawn_hub(net, dir, &exe, n, &mut children)?;
+            let url = spawn_hub(net, dir, &exe, n, &mut children).await?;
             urls.push(url);
         }
         let phases = Phases {
@@ -113,7 +113,7 @@ pub async fn run(
 
 /// Starts hub process number `n` of a.example as `mimi server` and waits
 /// until its federation listener answers; returns its base URL.
-fn spawn_hub(
+async fn spawn_hub(
     net: &Net,
     dir: &Path,
     exe: &Path,
@@ -121,8 +121,8 @@ fn spawn_hub(
     children: &mut Children,
 ) -> anyhow::Result<String> {
     let mut config = net.configs[0].clone();
-    config.federation.listen = net::free_port()?;
-    config.client_api.listen = net::free_port()?;
+    let ports = mimi_server::ports::free_loopback_addrs(2)?;
+    (config.federation.listen, config.client_api.listen) = (ports[0], ports[1]);
     let path = dir.join(format!("{HUB}-{n}.toml"));
     std::fs::write(&path, config.to_toml()?)?;
     let log = std::fs::File::create(dir.join(format!("{HUB}-{n}.log")))?;
@@ -136,12 +136,16 @@ fn spawn_hub(
         .with_context(|| format!("starting {}", exe.display()))?;
     children.0.push(child);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(config.federation.listen).is_err() {
+    // Polled without blocking: the in-process providers share this runtime.
+    while tokio::net::TcpStream::connect(config.federation.listen)
+        .await
+        .is_err()
+    {
         ensure!(
             Instant::now() < deadline,
             "hub process {n} did not start; see {HUB}-{n}.log"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(format!("https://{HUB}:{}", config.federation.listen.port()))
 }
