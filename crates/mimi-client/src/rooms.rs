@@ -615,7 +615,7 @@ impl Device {
             .map_err(|e| Error::mls("commit", e))?
             .create_group_info(true);
         let updates = resolve_app_data_updates(old.as_ref(), stage.app_data_update_proposals())
-            .map_err(Error::RoomState)?;
+            .map_err(|e| Error::RoomState(e.to_string()))?;
         stage.with_app_data_dictionary_updates(updates);
         let bundle = stage
             .build(provider.rand(), provider.crypto(), &self.signer, |_| true)

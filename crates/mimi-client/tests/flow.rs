@@ -438,10 +438,7 @@ fn external_join_waits_for_queued_removals() {
         .unwrap();
     let refused = net.update(CATHY2, req);
     assert!(
-        matches!(
-            refused,
-            Err(mimi_room::UpdateRejection::InvalidProposal { .. })
-        ),
+        matches!(refused, Err(mimi_room::UpdateRejection::Proposal { .. })),
         "{refused:?}"
     );
     net.device(CATHY2).discard_commit(ROOM).unwrap();

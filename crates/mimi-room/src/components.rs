@@ -16,6 +16,23 @@ use openmls::component::ComponentData;
 use openmls::prelude::*;
 use tls_codec::Serialize as _;
 
+/// Why a commit's AppDataUpdate proposals cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppDataUpdateError {
+    #[error("participant list update: {detail}")]
+    ParticipantListUpdate { detail: String },
+    #[error("the participant list cannot be removed")]
+    ParticipantListRemoved,
+    #[error("room metadata update: {detail}")]
+    RoomMetadata { detail: String },
+    #[error("roles list update: {detail}")]
+    RolesList { detail: String },
+    #[error("participant list: {detail}")]
+    ParticipantList { detail: String },
+    #[error("participant list encoding: {detail}")]
+    Encoding { detail: String },
+}
+
 /// Computes the dictionary changes a commit's AppDataUpdate proposals make.
 ///
 /// Participant-list updates are applied cumulatively; room metadata and
@@ -24,32 +41,37 @@ use tls_codec::Serialize as _;
 pub fn resolve_app_data_updates<'a>(
     old: Option<&AppDataDictionary>,
     proposals: impl IntoIterator<Item = &'a AppDataUpdateProposal>,
-) -> Result<Option<AppDataUpdates>, String> {
+) -> Result<Option<AppDataUpdates>, AppDataUpdateError> {
     let mut updater = AppDataDictionaryUpdater::new(old);
     let mut participant_updates: Vec<ParticipantListUpdate> = Vec::new();
     for proposal in proposals {
         let id = proposal.component_id();
         match (id, proposal.operation()) {
             (PARTICIPANT_LIST, AppDataUpdateOperation::Update(bytes)) => {
-                participant_updates.push(
-                    decode_component(bytes.as_slice())
-                        .map_err(|e| format!("participant list update: {e}"))?,
-                );
+                participant_updates.push(decode_component(bytes.as_slice()).map_err(|e| {
+                    AppDataUpdateError::ParticipantListUpdate {
+                        detail: e.to_string(),
+                    }
+                })?);
             }
             (PARTICIPANT_LIST, AppDataUpdateOperation::Remove) => {
-                return Err("the participant list cannot be removed".into());
+                return Err(AppDataUpdateError::ParticipantListRemoved);
             }
             (ROOM_METADATA, AppDataUpdateOperation::Update(bytes)) => {
-                let _: RoomMetaData = decode_component(bytes.as_slice())
-                    .map_err(|e| format!("room metadata update: {e}"))?;
+                let _: RoomMetaData = decode_component(bytes.as_slice()).map_err(|e| {
+                    AppDataUpdateError::RoomMetadata {
+                        detail: e.to_string(),
+                    }
+                })?;
                 updater.set(ComponentData::from_parts(id, bytes.clone()));
             }
             (ROLES_LIST, AppDataUpdateOperation::Update(bytes)) => {
-                let roles: RoleData = decode_component(bytes.as_slice())
-                    .map_err(|e| format!("roles list update: {e}"))?;
-                roles
-                    .validate()
-                    .map_err(|e| format!("roles list update: {e}"))?;
+                let roles_list = |e: &dyn std::fmt::Display| AppDataUpdateError::RolesList {
+                    detail: e.to_string(),
+                };
+                let roles: RoleData =
+                    decode_component(bytes.as_slice()).map_err(|e| roles_list(&e))?;
+                roles.validate().map_err(|e| roles_list(&e))?;
                 updater.set(ComponentData::from_parts(id, bytes.clone()));
             }
             (_, AppDataUpdateOperation::Update(bytes)) => {
@@ -60,16 +82,23 @@ pub fn resolve_app_data_updates<'a>(
     }
     if !participant_updates.is_empty() {
         let current = match old.and_then(|d| d.get(&PARTICIPANT_LIST)) {
-            Some(bytes) => decode_component::<ParticipantListData>(bytes)
-                .map_err(|e| format!("participant list: {e}"))?,
+            Some(bytes) => decode_component::<ParticipantListData>(bytes).map_err(|e| {
+                AppDataUpdateError::ParticipantList {
+                    detail: e.to_string(),
+                }
+            })?,
             None => ParticipantListData::default(),
         };
-        let next = current
-            .apply_all(participant_updates.iter())
-            .map_err(|e| format!("participant list update: {e}"))?;
+        let next = current.apply_all(participant_updates.iter()).map_err(|e| {
+            AppDataUpdateError::ParticipantListUpdate {
+                detail: e.to_string(),
+            }
+        })?;
         let bytes = next
             .tls_serialize_detached()
-            .map_err(|e| format!("participant list encoding: {e}"))?;
+            .map_err(|e| AppDataUpdateError::Encoding {
+                detail: e.to_string(),
+            })?;
         updater.set(ComponentData::from_parts(PARTICIPANT_LIST, bytes.into()));
     }
     Ok(updater.changes())

@@ -23,31 +23,7 @@ use crate::identity::{ClientIdentity, client_identity};
 use crate::policy::{
     ParticipantChanges, RoomPolicyState, authorize_participant_update, check_role_constraints,
 };
-
-/// Why an update (-06 §5.3) was refused, mapped 1:1 onto
-/// `UpdateResponseCode`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UpdateRejection {
-    #[error("wrong epoch: the room is at epoch {current_epoch}")]
-    WrongEpoch { current_epoch: u64 },
-    #[error("not allowed: {0}")]
-    NotAllowed(String),
-    #[error("invalid proposal: {reason}")]
-    InvalidProposal {
-        refs: Vec<ProposalRef>,
-        reason: String,
-    },
-}
-
-/// Why a submitted application message was refused (-06 §5.4
-/// `SubmitResponseCode`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SubmitRejection {
-    #[error("not allowed: {0}")]
-    NotAllowed(String),
-    #[error("epoch too old: the room is at epoch {current_epoch}")]
-    EpochTooOld { current_epoch: u64 },
-}
+use crate::rejection::{PolicyViolation, SubmitRejection, UpdateRejection};
 
 /// A client added by an accepted commit, for Welcome routing by
 /// KeyPackageRef (-06 §5.2, §5.5).
@@ -89,9 +65,7 @@ impl HubRoom {
         };
         let state = room.policy_state()?;
         if state.participants.is_empty() {
-            return Err(RoomError::InvalidGroup(
-                "the room has no participant list".into(),
-            ));
+            return Err(RoomError::NoParticipantList);
         }
         state
             .participants
@@ -101,8 +75,7 @@ impl HubRoom {
             .roles
             .validate()
             .map_err(|e| RoomError::InvalidGroup(e.to_string()))?;
-        room.check_members_consistent(&state)
-            .map_err(RoomError::InvalidGroup)?;
+        room.check_members_consistent(&state)?;
         Ok(room)
     }
 
@@ -204,22 +177,28 @@ impl HubRoom {
         message: &openmls::framing::PrivateMessageIn,
     ) -> Result<Option<[u8; 32]>, SubmitRejection> {
         let context = self.group.public_group().group_context();
-        let required = context
-            .safe_aad_required_components()
-            .map_err(|e| SubmitRejection::NotAllowed(format!("room safe_aad component: {e}")))?;
+        let required = context.safe_aad_required_components().map_err(|e| {
+            SubmitRejection::SafeAadComponent {
+                detail: e.to_string(),
+            }
+        })?;
         if !required.is_some_and(|ids| ids.contains(&FRANK_AAD)) {
             return Ok(None);
         }
-        let missing =
-            || SubmitRejection::NotAllowed("the room requires a frank_aad Safe AAD item".into());
+
         let (safe_aad, _) =
             <openmls::framing::SafeAad as tls_codec::DeserializeBytes>::tls_deserialize_bytes(
                 message.aad(),
             )
-            .map_err(|e| SubmitRejection::NotAllowed(format!("Safe AAD: {e}")))?;
-        let item = safe_aad.get(FRANK_AAD).ok_or_else(missing)?;
-        let aad: FrankAAD = decode_component(item)
-            .map_err(|e| SubmitRejection::NotAllowed(format!("frank_aad: {e}")))?;
+            .map_err(|e| SubmitRejection::SafeAad {
+                detail: e.to_string(),
+            })?;
+        let item = safe_aad
+            .get(FRANK_AAD)
+            .ok_or(SubmitRejection::FrankAadMissing)?;
+        let aad: FrankAAD = decode_component(item).map_err(|e| SubmitRejection::FrankAad {
+            detail: e.to_string(),
+        })?;
         Ok(Some(aad.franking_tag))
     }
 
@@ -269,9 +248,9 @@ impl HubRoom {
             let proposal = match processed.into_content() {
                 ProcessedMessageContent::ProposalMessage(p) => *p,
                 ProcessedMessageContent::ExternalJoinProposalMessage(_) => {
-                    return Err(not_allowed("external join proposals are not supported"));
+                    return Err(UpdateRejection::ExternalJoinProposal);
                 }
-                _ => return Err(not_allowed("expected a proposal")),
+                _ => return Err(UpdateRejection::NotAProposal),
             };
             let proposer = self.proposer_user(proposal.sender(), None)?;
             // A user removed or banned by an accepted, not yet committed
@@ -283,9 +262,7 @@ impl HubRoom {
                     Proposal::Remove(_) | Proposal::SelfRemove
                 )
             {
-                return Err(not_allowed(format!(
-                    "{p} may only propose Remove or SelfRemove"
-                )));
+                return Err(UpdateRejection::ProposerMayOnlyLeave { user: p.to_owned() });
             }
             let mut changes = ParticipantChanges::default();
             self.authorize_proposal(
@@ -295,9 +272,9 @@ impl HubRoom {
                 proposal.proposal(),
                 &mut changes,
             )
-            .map_err(|reason| UpdateRejection::InvalidProposal {
+            .map_err(|violation| UpdateRejection::Proposal {
                 refs: vec![proposal.proposal_reference_ref().clone()],
-                reason,
+                violation,
             })?;
             queued.push(proposal);
         }
@@ -325,8 +302,8 @@ impl HubRoom {
         let before = self.policy_state().map_err(internal)?;
         let accepted = self.accepted_policy_state().map_err(internal)?;
         let processed = self.process(crypto, commit)?;
-        let committer = client_identity(processed.credential())
-            .map_err(|e| not_allowed(format!("committer: {e}")))?;
+        let committer =
+            client_identity(processed.credential()).map_err(UpdateRejection::Committer)?;
         let sender = processed.sender().clone();
         let staged = match processed.into_content() {
             ProcessedMessageContent::StagedCommitMessage(staged) => *staged,
@@ -335,19 +312,17 @@ impl HubRoom {
                     self.dictionary(),
                     unresolved.app_data_update_proposals(),
                 )
-                .map_err(|reason| UpdateRejection::InvalidProposal {
-                    refs: Vec::new(),
-                    reason,
+                .map_err(|e| UpdateRejection::AppDataUpdate {
+                    detail: e.to_string(),
                 })?;
                 self.group
                     .public_group()
                     .stage_app_data_commit(crypto, *unresolved, updates)
-                    .map_err(|e| UpdateRejection::InvalidProposal {
-                        refs: Vec::new(),
-                        reason: e.to_string(),
+                    .map_err(|e| UpdateRejection::InvalidMls {
+                        detail: e.to_string(),
                     })?
             }
-            _ => return Err(not_allowed("expected a commit")),
+            _ => return Err(UpdateRejection::NotACommit),
         };
 
         // The committer must be allowed to act in the room at all: a
@@ -356,9 +331,9 @@ impl HubRoom {
         match sender {
             Sender::Member(_) => {
                 if !accepted.may_be_active(&committer_user) {
-                    return Err(not_allowed(format!(
-                        "{committer_user} may not commit in this room"
-                    )));
+                    return Err(UpdateRejection::CommitterNotActive {
+                        user: committer_user,
+                    });
                 }
             }
             Sender::NewMemberCommit => {
@@ -367,12 +342,12 @@ impl HubRoom {
                 if !(before.may_be_active(&committer_user)
                     && before.has(&committer_user, cap::CAN_ADD_OWN_CLIENT))
                 {
-                    return Err(not_allowed(format!(
-                        "{committer_user} may not join this room by external commit"
-                    )));
+                    return Err(UpdateRejection::JoinNotAllowed {
+                        user: committer_user,
+                    });
                 }
             }
-            _ => return Err(not_allowed("commits must come from members or joiners")),
+            _ => return Err(UpdateRejection::CommitSender),
         }
 
         // Every Remove/SelfRemove queued at the hub this epoch must be
@@ -393,10 +368,7 @@ impl HubRoom {
             .filter(|r| !included.contains(r))
             .collect();
         if !missing.is_empty() {
-            return Err(UpdateRejection::InvalidProposal {
-                refs: missing,
-                reason: "the commit omits removals queued at the hub".into(),
-            });
+            return Err(UpdateRejection::MissingQueuedRemovals { refs: missing });
         }
 
         // Authorize every proposal on its proposer's role. Participant-list
@@ -409,7 +381,7 @@ impl HubRoom {
                 .app_data_dictionary()
                 .map(|e| e.dictionary()),
         )
-        .map_err(|e| not_allowed(e.to_string()))?;
+        .map_err(UpdateRejection::StateAfter)?;
         let mut changes = ParticipantChanges::default();
         let mut participant_list_changed = false;
         let mut roles_changed = false;
@@ -426,16 +398,14 @@ impl HubRoom {
                 queued.proposal(),
                 &mut changes,
             )
-            .map_err(|reason| UpdateRejection::InvalidProposal {
+            .map_err(|violation| UpdateRejection::Proposal {
                 refs: vec![queued.proposal_reference_ref().clone()],
-                reason,
+                violation,
             })?;
         }
         if participant_list_changed && roles_changed {
             // room-policy §Role-Based Access Control.
-            return Err(not_allowed(
-                "role definitions cannot change in the same commit as the participant list",
-            ));
+            return Err(UpdateRejection::RolesWithParticipantList);
         }
         // Clients added by Add proposals: authorized by their user's
         // addition in this commit, or by canAddOwnClient for one's own user.
@@ -443,7 +413,7 @@ impl HubRoom {
         for add in staged.add_proposals() {
             let key_package = add.add_proposal().key_package();
             let identity = client_identity(key_package.leaf_node().credential())
-                .map_err(|e| not_allowed(format!("added client: {e}")))?;
+                .map_err(UpdateRejection::AddedClient)?;
             let user = identity.user.as_str().to_owned();
             let proposer = self.proposer_user(add.sender(), Some(&committer))?;
             let allowed = changes.added(&user)
@@ -453,9 +423,7 @@ impl HubRoom {
                     .as_deref()
                     .is_some_and(|p| before.has(p, cap::CAN_ADD_PARTICIPANT));
             if !allowed {
-                return Err(not_allowed(format!(
-                    "adding a client of {user} is not authorized"
-                )));
+                return Err(UpdateRejection::AddNotAuthorized { user });
             }
             let key_package_ref = key_package
                 .hash_ref(crypto)
@@ -484,7 +452,10 @@ impl HubRoom {
         let mut removed = Vec::new();
         let mut users_after: HashMap<String, usize> = HashMap::new();
         for (leaf, identity) in self.members() {
-            let identity = identity.map_err(|e| not_allowed(format!("leaf {leaf:?}: {e}")))?;
+            let identity = identity.map_err(|error| UpdateRejection::MemberCredential {
+                leaf: leaf.u32(),
+                error,
+            })?;
             if removed_leaves.contains(&leaf) {
                 removed.push(identity.device.as_str().to_owned());
             } else {
@@ -504,11 +475,10 @@ impl HubRoom {
             .keys()
             .find(|u| !after.role_may_be_active(RoomPolicyState::role_in(&roles_after, u)))
         {
-            return Err(not_allowed(format!(
-                "{user} would have clients in the group but may not be an active participant"
-            )));
+            return Err(UpdateRejection::InactiveWithClients { user: user.clone() });
         }
-        check_role_constraints(&before, &after, &users_after).map_err(not_allowed)?;
+        check_role_constraints(&before, &after, &users_after)
+            .map_err(UpdateRejection::RoleConstraint)?;
 
         let new_epoch = staged.group_context().epoch().as_u64();
         self.group.merge(staged).map_err(internal)?;
@@ -535,22 +505,23 @@ impl HubRoom {
             });
         }
         if message_epoch > current {
-            return Err(SubmitRejection::NotAllowed(format!(
-                "epoch {message_epoch} is newer than the room's epoch {current}"
-            )));
+            return Err(SubmitRejection::EpochInFuture {
+                epoch: message_epoch,
+                current_epoch: current,
+            });
         }
         let state = self
             .accepted_policy_state()
-            .map_err(|e| SubmitRejection::NotAllowed(e.to_string()))?;
+            .map_err(SubmitRejection::RoomState)?;
         if !state.may_be_active(sending_user) || !self.active_users().contains_key(sending_user) {
-            return Err(SubmitRejection::NotAllowed(format!(
-                "{sending_user} is not an active participant"
-            )));
+            return Err(SubmitRejection::NotActive {
+                user: sending_user.to_owned(),
+            });
         }
         if !state.has(sending_user, cap::CAN_SEND_MESSAGE) {
-            return Err(SubmitRejection::NotAllowed(format!(
-                "{sending_user} may not send messages"
-            )));
+            return Err(SubmitRejection::MayNotSend {
+                user: sending_user.to_owned(),
+            });
         }
         Ok(())
     }
@@ -562,14 +533,14 @@ impl HubRoom {
     ) -> Result<ProcessedMessage, UpdateRejection> {
         let protocol = message
             .try_into_protocol_message()
-            .map_err(|_| not_allowed("not a handshake message"))?;
+            .map_err(|_| UpdateRejection::NotHandshake)?;
         let ProtocolMessage::PublicMessage(_) = &protocol else {
             // SemiPrivateMessage is not supported yet; a PrivateMessage
             // handshake cannot be checked by the hub at all.
-            return Err(not_allowed("handshake messages must be PublicMessages"));
+            return Err(UpdateRejection::NotPublicMessage);
         };
         if protocol.group_id() != self.group_id() {
-            return Err(not_allowed("message is for another MLS group"));
+            return Err(UpdateRejection::OtherGroup);
         }
         let current = self.epoch();
         if protocol.epoch().as_u64() != current {
@@ -580,9 +551,8 @@ impl HubRoom {
         self.group
             .public_group()
             .process_message(crypto, protocol)
-            .map_err(|e| UpdateRejection::InvalidProposal {
-                refs: Vec::new(),
-                reason: e.to_string(),
+            .map_err(|e| UpdateRejection::InvalidMls {
+                detail: e.to_string(),
             })
     }
 
@@ -596,20 +566,21 @@ impl HubRoom {
     ) -> Result<Option<String>, UpdateRejection> {
         match sender {
             Sender::Member(index) => {
-                let leaf = self
-                    .group
-                    .public_group()
-                    .leaf(*index)
-                    .ok_or_else(|| not_allowed("proposal from an unknown leaf"))?;
-                let id =
-                    client_identity(leaf.credential()).map_err(|e| not_allowed(e.to_string()))?;
+                let leaf = self.group.public_group().leaf(*index).ok_or_else(|| {
+                    UpdateRejection::UnknownProposer {
+                        detail: "proposal from an unknown leaf".into(),
+                    }
+                })?;
+                let id = client_identity(leaf.credential()).map_err(|e| {
+                    UpdateRejection::UnknownProposer {
+                        detail: e.to_string(),
+                    }
+                })?;
                 Ok(Some(id.user.as_str().to_owned()))
             }
             Sender::NewMemberCommit => Ok(committer.map(|c| c.user.as_str().to_owned())),
             Sender::External(_) => Ok(None),
-            Sender::NewMemberProposal => {
-                Err(not_allowed("external join proposals are not supported"))
-            }
+            Sender::NewMemberProposal => Err(UpdateRejection::ExternalJoinProposal),
         }
     }
 
@@ -623,13 +594,13 @@ impl HubRoom {
         proposer: Option<&str>,
         proposal: &Proposal,
         changes: &mut ParticipantChanges,
-    ) -> Result<(), String> {
+    ) -> Result<(), PolicyViolation> {
         let Some(proposer) = proposer else {
             // Servers (hub, followers) may only remove clients (DESIGN:
             // external senders send Add/Remove; -06 §7.4).
             return match proposal {
                 Proposal::Remove(_) => Ok(()),
-                _ => Err("external senders may only propose Remove".into()),
+                _ => Err(PolicyViolation::ExternalSenderProposal),
             };
         };
         let active = state.may_be_active(proposer);
@@ -642,28 +613,33 @@ impl HubRoom {
                     .group
                     .public_group()
                     .leaf(remove.removed())
-                    .ok_or("Remove of an empty leaf")?;
+                    .ok_or(PolicyViolation::RemoveOfEmptyLeaf)?;
                 let target_user = client_identity(target.credential())
-                    .map_err(|e| e.to_string())?
+                    .map_err(PolicyViolation::Credential)?
                     .user;
                 let target_user = target_user.as_str();
                 if target_user == proposer {
                     return Ok(());
                 }
                 if !active {
-                    return Err(format!("{proposer} may only remove its own clients"));
+                    return Err(PolicyViolation::RemoveOnlyOwnClients {
+                        proposer: proposer.to_owned(),
+                    });
                 }
                 if changes.removed_or_banned(target_user, after)
                     || state.has(proposer, cap::CAN_KICK)
                 {
                     Ok(())
                 } else {
-                    Err(format!(
-                        "{proposer} may not remove clients of {target_user}"
-                    ))
+                    Err(PolicyViolation::RemoveClientsOf {
+                        proposer: proposer.to_owned(),
+                        target: target_user.to_owned(),
+                    })
                 }
             }
-            _ if !active => Err(format!("{proposer} may only propose Remove or SelfRemove")),
+            _ if !active => Err(PolicyViolation::OnlyLeave {
+                proposer: proposer.to_owned(),
+            }),
             Proposal::Add(_)
             | Proposal::Update(_)
             | Proposal::ExternalInit(_)
@@ -674,12 +650,16 @@ impl HubRoom {
             }
             Proposal::AppDataUpdate(update) => match (update.component_id(), update.operation()) {
                 (PARTICIPANT_LIST, AppDataUpdateOperation::Update(bytes)) => {
-                    let update: ParticipantListUpdate =
-                        decode_component(bytes.as_slice()).map_err(|e| e.to_string())?;
-                    state
-                        .participants
-                        .apply(&update)
-                        .map_err(|e| e.to_string())?;
+                    let update: ParticipantListUpdate = decode_component(bytes.as_slice())
+                        .map_err(|e| PolicyViolation::MalformedComponent {
+                            component: PARTICIPANT_LIST,
+                            detail: e.to_string(),
+                        })?;
+                    state.participants.apply(&update).map_err(|e| {
+                        PolicyViolation::ParticipantList {
+                            detail: e.to_string(),
+                        }
+                    })?;
                     authorize_participant_update(state, proposer, &update, changes)
                 }
                 (ROOM_METADATA, _) => {
@@ -693,45 +673,45 @@ impl HubRoom {
                     .iter()
                     .any(|c| state.has(proposer, *c));
                     may.then_some(())
-                        .ok_or_else(|| format!("{proposer} may not change the room metadata"))
+                        .ok_or_else(|| PolicyViolation::RoomMetadata {
+                            proposer: proposer.to_owned(),
+                        })
                 }
                 (ROLES_LIST, _) => state
                     .has(proposer, cap::CAN_CHANGE_ROLE_DEFINITIONS)
                     .then_some(())
-                    .ok_or_else(|| format!("{proposer} may not change role definitions")),
-                (id, _) => Err(format!(
-                    "updates of component {id:#06x} are not allowed in this room"
-                )),
+                    .ok_or_else(|| PolicyViolation::RoleDefinitions {
+                        proposer: proposer.to_owned(),
+                    }),
+                (id, _) => Err(PolicyViolation::ComponentNotAllowed { component: id }),
             },
             Proposal::ReInit(_) => state
                 .has(proposer, cap::CAN_SEND_MLS_REINIT_PROPOSAL)
                 .then_some(())
-                .ok_or_else(|| format!("{proposer} may not propose ReInit")),
-            _ => Err("this proposal type is not allowed in MIMI rooms".into()),
+                .ok_or_else(|| PolicyViolation::ReInit {
+                    proposer: proposer.to_owned(),
+                }),
+            _ => Err(PolicyViolation::ProposalType),
         }
     }
 
     /// Every member's user must be allowed to be active under `state`.
-    fn check_members_consistent(&self, state: &RoomPolicyState) -> Result<(), String> {
+    fn check_members_consistent(&self, state: &RoomPolicyState) -> Result<(), RoomError> {
         // Used at creation; commits check the would-be membership instead.
         let roles = state.roles_by_user();
-        for (leaf, identity) in self.members() {
-            let identity = identity.map_err(|e| format!("leaf {leaf:?}: {e}"))?;
+        for (_, identity) in self.members() {
+            let identity = identity?;
             let user = identity.user.as_str();
             if !state.role_may_be_active(RoomPolicyState::role_in(&roles, user)) {
-                return Err(format!(
-                    "{user} has clients in the group but may not be an active participant"
-                ));
+                return Err(RoomError::InactiveMember {
+                    user: user.to_owned(),
+                });
             }
         }
         Ok(())
     }
 }
 
-fn not_allowed(reason: impl Into<String>) -> UpdateRejection {
-    UpdateRejection::NotAllowed(reason.into())
-}
-
 fn internal(reason: impl ToString) -> UpdateRejection {
-    UpdateRejection::NotAllowed(format!("internal error: {}", reason.to_string()))
+    UpdateRejection::Internal(reason.to_string())
 }

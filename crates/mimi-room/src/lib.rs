@@ -10,10 +10,15 @@
 //! [`PublicGroup`]: openmls::prelude::PublicGroup
 
 pub mod components;
+pub mod engine;
 pub mod group;
 pub mod hub;
 pub mod identity;
+pub mod key_packages;
+pub mod keys;
 pub mod policy;
+pub mod rejection;
+pub mod stored;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -21,13 +26,20 @@ pub mod testing;
 // integration tests include it directly.
 extern crate self as mimi_room;
 
-pub use hub::{AcceptedCommit, AddedClient, HubRoom, SubmitRejection, UpdateRejection};
+pub use hub::{AcceptedCommit, AddedClient, HubRoom};
+pub use rejection::{
+    CreateRoomRejection, GroupInfoRejection, PolicyViolation, SubmitRejection, UpdateRejection,
+};
 
 /// Errors about a room's state itself (as opposed to a refused request).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RoomError {
     #[error("invalid group: {0}")]
     InvalidGroup(String),
+    #[error("invalid group: the room has no participant list")]
+    NoParticipantList,
+    #[error("invalid group: {user} has clients in the group but may not be an active participant")]
+    InactiveMember { user: String },
     #[error("corrupt room state: {0}")]
     CorruptState(String),
     #[error("bad credential: {0}")]

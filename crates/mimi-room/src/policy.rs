@@ -17,6 +17,7 @@ use mimi_protocol::components::{
 use openmls::prelude::AppDataDictionary;
 
 use crate::RoomError;
+use crate::rejection::PolicyViolation;
 
 /// role_index 1 named "banned" is the ban role (room-policy §Role Changes).
 pub const BANNED_ROLE: u32 = 1;
@@ -136,7 +137,7 @@ pub fn authorize_participant_update(
     proposer: &str,
     update: &ParticipantListUpdate,
     changes: &mut ParticipantChanges,
-) -> Result<(), String> {
+) -> Result<(), PolicyViolation> {
     let actor = state.role_of(proposer);
     let list = &state.participants.participants;
     let user_at = |i: u32| {
@@ -149,7 +150,7 @@ pub fn authorize_participant_update(
                     p.role_index,
                 )
             })
-            .ok_or_else(|| format!("participant index {i} out of range"))
+            .ok_or(PolicyViolation::ParticipantIndex { index: i })
     };
     for change in &update.changed_role_participants {
         let (user, from) = user_at(change.user_index)?;
@@ -168,9 +169,12 @@ pub fn authorize_participant_update(
             state.has(proposer, cap::CAN_CHANGE_USER_ROLE) && state.may_change(actor, from, to)
         };
         if !allowed {
-            return Err(format!(
-                "{proposer} may not change the role of {user} from {from} to {to}"
-            ));
+            return Err(PolicyViolation::RoleChange {
+                proposer: proposer.to_owned(),
+                user,
+                from,
+                to,
+            });
         }
         changes.changed.insert(user, (from, to));
     }
@@ -182,9 +186,10 @@ pub fn authorize_participant_update(
             cap::CAN_REMOVE_PARTICIPANT
         };
         if !(state.has(proposer, capability) && state.may_change(actor, from, NOT_IN_LIST)) {
-            return Err(format!(
-                "{proposer} may not remove {user} from the participant list"
-            ));
+            return Err(PolicyViolation::ParticipantRemoval {
+                proposer: proposer.to_owned(),
+                user,
+            });
         }
         changes.changed.insert(user, (from, NOT_IN_LIST));
     }
@@ -197,7 +202,11 @@ pub fn authorize_participant_update(
             && state.has(proposer, cap::CAN_ADD_PARTICIPANT)
             && state.may_change(actor, NOT_IN_LIST, to);
         if !allowed {
-            return Err(format!("{proposer} may not add {user} with role {to}"));
+            return Err(PolicyViolation::ParticipantAddition {
+                proposer: proposer.to_owned(),
+                user,
+                role: to,
+            });
         }
         changes.changed.insert(user, (NOT_IN_LIST, to));
     }
@@ -211,7 +220,7 @@ pub fn check_role_constraints(
     before: &RoomPolicyState,
     after: &RoomPolicyState,
     active_users_after: &HashMap<String, usize>,
-) -> Result<(), String> {
+) -> Result<(), PolicyViolation> {
     let count = |s: &RoomPolicyState| {
         let mut by_role: HashMap<u32, u32> = HashMap::new();
         for p in &s.participants.participants {
@@ -234,26 +243,23 @@ pub fn check_role_constraints(
             .maximum_participants_constraint
             .is_some_and(|max| n > max && n > o)
         {
-            return Err(format!(
-                "role {} would exceed its maximum participants",
-                role.role_index
-            ));
+            return Err(PolicyViolation::MaxParticipants {
+                role: role.role_index,
+            });
         }
         if n < o && n < role.minimum_participants_constraint {
-            return Err(format!(
-                "role {} would fall below its minimum participants",
-                role.role_index
-            ));
+            return Err(PolicyViolation::MinParticipants {
+                role: role.role_index,
+            });
         }
         let active = active_by_role.get(&role.role_index).copied().unwrap_or(0);
         if role
             .maximum_active_participants_constraint
             .is_some_and(|max| active > max)
         {
-            return Err(format!(
-                "role {} would exceed its maximum active participants",
-                role.role_index
-            ));
+            return Err(PolicyViolation::MaxActiveParticipants {
+                role: role.role_index,
+            });
         }
     }
     Ok(())

@@ -6,7 +6,7 @@ mod testing;
 
 use mimi_protocol::components::{ParticipantListUpdate, UserindexRolePair};
 use mimi_room::policy::default_role::{ADMIN, BANNED, MEMBER};
-use mimi_room::{HubRoom, SubmitRejection, UpdateRejection};
+use mimi_room::{HubRoom, PolicyViolation, SubmitRejection, UpdateRejection};
 use openmls::prelude::*;
 use openmls_rust_crypto::RustCrypto;
 use testing::*;
@@ -83,7 +83,7 @@ fn protocol_flow_add_add_leave_new_device() {
     hub.authorize_message(2, &cathy.user()).unwrap();
     assert!(matches!(
         hub.authorize_message(2, "mimi://d.example/u/dave"),
-        Err(SubmitRejection::NotAllowed(_))
+        Err(SubmitRejection::NotActive { ref user }) if user == "mimi://d.example/u/dave"
     ));
     assert_eq!(
         hub.authorize_message(1, &cathy.user()),
@@ -91,7 +91,10 @@ fn protocol_flow_add_add_leave_new_device() {
     );
     assert!(matches!(
         hub.authorize_message(3, &cathy.user()),
-        Err(SubmitRejection::NotAllowed(_))
+        Err(SubmitRejection::EpochInFuture {
+            epoch: 3,
+            current_epoch: 2
+        })
     ));
 
     // Bob leaves: SelfRemove plus removing himself from the participant
@@ -117,7 +120,7 @@ fn protocol_flow_add_add_leave_new_device() {
     let epoch = hub.epoch();
     let missing = hub.handle_commit(&crypto(), cathy_commit_without_pending(&mut cathy));
     assert!(
-        matches!(missing, Err(UpdateRejection::InvalidProposal { .. })),
+        matches!(missing, Err(UpdateRejection::MissingQueuedRemovals { ref refs }) if refs.len() == 1),
         "{missing:?}"
     );
     assert_eq!(hub.epoch(), epoch);
@@ -132,7 +135,7 @@ fn protocol_flow_add_add_leave_new_device() {
     assert!(!hub.member_domains().contains("b.example"));
     assert!(matches!(
         hub.authorize_message(hub.epoch(), &bob.user()),
-        Err(SubmitRejection::NotAllowed(_))
+        Err(SubmitRejection::NotActive { .. })
     ));
 
     // Cathy's new device joins by external commit (-06 §3.6).
@@ -203,7 +206,10 @@ fn policy_refuses_unauthorized_membership_changes() {
     );
     assert!(matches!(
         hub.handle_commit(&crypto(), commit),
-        Err(UpdateRejection::InvalidProposal { .. })
+        Err(UpdateRejection::Proposal {
+            violation: PolicyViolation::ParticipantAddition { role: ADMIN, .. },
+            ..
+        })
     ));
     bob.discard_pending();
 
@@ -211,7 +217,7 @@ fn policy_refuses_unauthorized_membership_changes() {
     let (commit, _) = alice.commit(vec![], vec![dave.key_package()]);
     let refused = hub.handle_commit(&crypto(), commit);
     assert!(
-        matches!(refused, Err(UpdateRejection::NotAllowed(ref r)) if r.contains("dave")),
+        matches!(refused, Err(UpdateRejection::InactiveWithClients { ref user }) if user.contains("dave")),
         "{refused:?}"
     );
     alice.discard_pending();
@@ -221,7 +227,10 @@ fn policy_refuses_unauthorized_membership_changes() {
     let (commit, _) = bob.commit_with_removals(vec![], vec![], vec![alice_leaf]);
     assert!(matches!(
         hub.handle_commit(&crypto(), commit),
-        Err(UpdateRejection::InvalidProposal { .. })
+        Err(UpdateRejection::Proposal {
+            violation: PolicyViolation::RemoveClientsOf { .. },
+            ..
+        })
     ));
     bob.discard_pending();
 
@@ -230,7 +239,7 @@ fn policy_refuses_unauthorized_membership_changes() {
     let (tree, info) = alice.group_info();
     let refused = hub.handle_commit(&crypto(), outsider.join_external(tree, info));
     assert!(
-        matches!(refused, Err(UpdateRejection::NotAllowed(_))),
+        matches!(refused, Err(UpdateRejection::JoinNotAllowed { .. })),
         "{refused:?}"
     );
     assert_eq!(hub.epoch(), 1);
@@ -254,7 +263,7 @@ fn banning_requires_removing_the_clients_and_blocks_messages() {
     let (commit, _) = alice.commit(vec![participant_update(&ban)], vec![]);
     assert!(matches!(
         hub.handle_commit(&crypto(), commit),
-        Err(UpdateRejection::NotAllowed(_))
+        Err(UpdateRejection::InactiveWithClients { ref user }) if *user == bob.user()
     ));
     alice.discard_pending();
 
@@ -268,7 +277,7 @@ fn banning_requires_removing_the_clients_and_blocks_messages() {
     assert_eq!(hub.policy_state().unwrap().role_of(&bob.user()), BANNED);
     assert!(matches!(
         hub.authorize_message(hub.epoch(), &bob.user()),
-        Err(SubmitRejection::NotAllowed(_))
+        Err(SubmitRejection::NotActive { .. })
     ));
 
     // Re-adding the banned user's client is refused.
@@ -276,7 +285,7 @@ fn banning_requires_removing_the_clients_and_blocks_messages() {
     let (commit, _) = alice.commit(vec![], vec![bob_again.key_package()]);
     assert!(matches!(
         hub.handle_commit(&crypto(), commit),
-        Err(UpdateRejection::NotAllowed(_))
+        Err(UpdateRejection::InactiveWithClients { ref user }) if *user == bob.user()
     ));
     alice.discard_pending();
     let _ = &mut bob_again;
@@ -326,18 +335,18 @@ fn an_accepted_ban_blocks_the_user_before_it_is_committed() {
     // his own removal (-06 §5.3).
     assert!(matches!(
         hub.authorize_message(hub.epoch(), &bob.user()),
-        Err(SubmitRejection::NotAllowed(_))
+        Err(SubmitRejection::NotActive { .. })
     ));
     let (commit, _) = bob.commit(vec![], vec![]);
     assert!(matches!(
         hub.handle_commit(&crypto(), commit),
-        Err(UpdateRejection::NotAllowed(_))
+        Err(UpdateRejection::CommitterNotActive { .. })
     ));
     bob.discard_pending();
     let add_dave = bob.propose_participants(&add_participant("mimi://d.example/u/dave", MEMBER));
     assert!(matches!(
         hub.handle_proposals(&crypto(), vec![add_dave]),
-        Err(UpdateRejection::NotAllowed(_))
+        Err(UpdateRejection::ProposerMayOnlyLeave { .. })
     ));
     hub.handle_proposals(&crypto(), vec![bob.self_remove()])
         .unwrap();

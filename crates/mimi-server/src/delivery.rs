@@ -19,7 +19,6 @@ use std::collections::BTreeSet;
 use mimi_protocol::DecodeError;
 use mimi_protocol::msgs::fanout::FanoutMessage;
 use mimi_store::{NewClientEvent, StoreError};
-use openmls::prelude::{MlsMessageBodyIn, WireFormat};
 use sha2::{Digest, Sha256};
 use tls_codec::Deserialize as _;
 
@@ -77,26 +76,6 @@ pub fn body_hash(body: &[u8]) -> [u8; 32] {
     Sha256::digest(body).into()
 }
 
-/// The KeyPackageRefs a fanned-out Welcome is addressed to (the
-/// `new_member` of each entry of `secrets`, RFC 9420 §12.4.3.1); `None` if
-/// the message is not a Welcome.
-pub fn welcome_key_package_refs(message: &FanoutMessage) -> Option<Vec<Vec<u8>>> {
-    // Look before cloning: most fanned-out messages are not Welcomes.
-    if message.message.wire_format() != WireFormat::Welcome {
-        return None;
-    }
-    match message.message.clone().extract() {
-        MlsMessageBodyIn::Welcome(welcome) => Some(
-            welcome
-                .secrets()
-                .iter()
-                .map(|s| s.new_member().as_slice().to_vec())
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
 /// Delivers one batch of `FanoutMessage`s of `room_id`, received from the
 /// room's hub `hub_domain`, to this provider's devices: routes every
 /// message, then records the body hash and queues all client events in one
@@ -116,7 +95,7 @@ pub async fn deliver_batch(
     let mut subscribers: BTreeSet<String> = store.subscribers(room_id).await?.into_iter().collect();
     let mut events = Vec::new();
     for item in items {
-        match welcome_key_package_refs(&item.message) {
+        match item.message.welcome_key_package_refs() {
             Some(refs) => {
                 for client in welcome_recipients(state, room_id, &refs).await? {
                     store.subscribe(room_id, &client).await?;

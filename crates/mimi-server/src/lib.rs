@@ -23,14 +23,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mimi_store::{PgStore, SqliteStore, Store};
-use openmls_rust_crypto::RustCrypto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::ServerConfig;
 use crate::outbound::PeerClient;
-use crate::state::{AppState, FrankingKey, HubKey};
+use crate::state::AppState;
 use crate::tls::ProviderIdentity;
 
 /// Why the server could not start.
@@ -88,11 +87,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let identity = ProviderIdentity::from_files(&config.domain, &config.tls.cert, &config.tls.key)
         .map_err(StartError::TlsFiles)?;
     let ca_pem = std::fs::read_to_string(&config.tls.ca).map_err(StartError::TlsFiles)?;
-    let hub_key =
-        HubKey::load_or_create(&config.data_dir.join("hub-signature.key"), &config.domain)
-            .map_err(StartError::HubKey)?;
-    let franking = FrankingKey::load_or_create(&config.data_dir, &config.domain)
-        .map_err(StartError::HubKey)?;
+    let hub =
+        state::load_or_create_hub(&config.data_dir, &config.domain).map_err(StartError::HubKey)?;
     let peers = PeerClient::new(
         &config.domain,
         &ca_pem,
@@ -128,9 +124,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let state = AppState {
         config: Arc::new(config),
         store,
-        crypto: Arc::new(RustCrypto::default()),
-        hub_key: Arc::new(hub_key),
-        franking: Arc::new(franking),
+        hub: Arc::new(hub),
+        submit_views: Arc::default(),
         peers: Arc::new(peers),
         delivery_observer: Arc::default(),
     };

@@ -445,7 +445,7 @@ fn report(with_message: bool) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn abuse_reports_are_stored_for_the_operator() {
+async fn unverifiable_reports_from_strangers_are_refused() {
     let mut fed = start_federation(Backend::Sqlite).await;
     {
         let a = fed.provider_mut("a.example");
@@ -468,9 +468,10 @@ async fn abuse_reports_are_stored_for_the_operator() {
     let path = format!("/v1/reportAbuse/{}", percent(room));
     let r = fed_post(&fed, "c.example", "a.example", &path, report(true)).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Without messages there is no frank to verify: c.example has no
+    // participant in the room, so its report is refused and not stored.
     let r = fed_post(&fed, "c.example", "a.example", &path, report(false)).await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert!(r.bytes().await.unwrap().is_empty());
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // Unknown room, a room of another hub, garbage.
     let other = format!("/v1/reportAbuse/{}", percent("mimi://a.example/r/none"));
     let r = fed_post(&fed, "c.example", "a.example", &other, report(false)).await;
@@ -494,14 +495,7 @@ async fn abuse_reports_are_stored_for_the_operator() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let list: Vec<Value> = resp.json().await.unwrap();
-    assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["room_id"], room);
-    assert_eq!(list[0]["source_provider"], "c.example");
-    assert_eq!(list[0]["reporting_user"], "mimi://c.example/u/carol");
-    assert_eq!(list[0]["alleged_abuser"], "mimi://b.example/u/mallory");
-    assert_eq!(list[0]["franks_verified"], true);
-    assert_eq!(list[0]["messages"], 0);
-    assert_eq!(list[0]["note"], "spam");
+    assert!(list.is_empty(), "{list:?}");
     fed.shutdown().await;
 }
 

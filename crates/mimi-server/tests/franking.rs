@@ -103,8 +103,8 @@ async fn messages_are_franked_verified_reported_and_listed() {
         fed.provider("a.example")
             .server()
             .state
-            .franking
-            .agent_data(),
+            .hub
+            .franking_agent(),
         hub_agent
     );
     alice
@@ -135,6 +135,17 @@ async fn messages_are_franked_verified_reported_and_listed() {
     assert_eq!(own(&bob, room, bob_id).frank_status, FrankStatus::Verified);
     let from_bob = receive(&mut alice, "please stop").await;
     assert_eq!(from_bob.frank_status, FrankStatus::Verified);
+
+    // A second message of Alice, in the same room: its content with the
+    // first message's frank and timestamp keeps sender, room and timestamp,
+    // so the integrity signature still verifies and only the server
+    // frank's HMAC over the franking tag tells them apart (divergence S22).
+    let second_id = alice
+        .send(room, content::text("and I mean it"))
+        .await
+        .unwrap();
+    let second_content = own(&alice, room, second_id).content.to_cbor().unwrap();
+    receive(&mut bob, "and I mean it").await;
 
     // Bob reports Alice's message via b.example, which forwards to the hub.
     bob.report(room, m.id, AbuseType { code: 7 }, "insults")
@@ -182,6 +193,11 @@ async fn messages_are_franked_verified_reported_and_listed() {
                     own(&bob, room, bob_id).content.to_cbor().unwrap().into();
                 r.alleged_abuser_uri = IdentifierUri::new("mimi://b.example/u/bob");
             }),
+            422,
+        ),
+        (
+            "genuine frank moved to another message of the same sender",
+            forged(&|r| r.messages[0].message_content = second_content.clone().into()),
             422,
         ),
         (
@@ -251,6 +267,16 @@ async fn messages_are_franked_verified_reported_and_listed() {
         (7, "insults", 1)
     );
     assert!(r.franks_verified);
+
+    // A report without messages has nothing to verify: b.example (Bob is
+    // a participant) may file it, and it is kept as unverified.
+    let mut bare = genuine.clone();
+    bare.messages.clear();
+    bob.connection.report(room, &bare).await.unwrap();
+    let reports = admin.admin_reports().await.unwrap();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    assert!(!reports[1].franks_verified);
+    assert_eq!(reports[1].messages, 0);
     fed.shutdown().await;
 }
 

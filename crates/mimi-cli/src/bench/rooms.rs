@@ -7,9 +7,10 @@ use mimi_protocol::MimiUri;
 use mimi_room::policy::default_role::MEMBER;
 use mimi_room::testing::{TestClient, add_participant, participant_update, wire};
 use mimi_server::client_api::auth::AuthenticatedDevice;
-use mimi_server::hub::{self, CreateRoom};
+use mimi_server::hub;
 use openmls::messages::group_info::VerifiableGroupInfo;
 use openmls::prelude::{MlsMessageIn, RatchetTreeIn, Welcome};
+use tls_codec::Serialize as _;
 
 use super::net::{DOMAINS, HUB, Net};
 
@@ -78,14 +79,16 @@ pub async fn host(net: &Net, group: &Group, name: &str) -> anyhow::Result<String
         user: MimiUri::parse(&group.creator.user())?,
         device: MimiUri::parse(&group.creator.device)?,
     };
+    // MLSMessage(GroupInfo): version mls10 (1), wire format group_info (4).
+    let mut group_info = vec![0, 1, 0, 4];
+    group_info.extend(group.group_info.tls_serialize_detached()?);
+    let ratchet_tree = group.tree.tls_serialize_detached()?;
     hub::create_room(
         &net.server(HUB).state,
         &creator,
-        CreateRoom {
-            room_id: MimiUri::parse(&room_id)?,
-            group_info: group.group_info.clone(),
-            ratchet_tree: group.tree.clone(),
-        },
+        &room_id,
+        &group_info,
+        &ratchet_tree,
     )
     .await
     .map_err(|e| anyhow::anyhow!("creating {room_id}: {e:?}"))?;

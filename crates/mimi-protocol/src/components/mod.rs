@@ -22,7 +22,9 @@ pub use room_policy::{
     BaseRoomPolicy, PreAuthData, Role, RoleData, RoomPolicyError, SingleSourceRoleChangeTargets,
 };
 
-use openmls::extensions::AppDataDictionary;
+/// The `app_data_dictionary` type of the extension fields of -06 messages
+/// (consent and identifier responses carry an empty one).
+pub use openmls::extensions::AppDataDictionary;
 use openmls::messages::proposals::AppDataUpdateProposal;
 
 use crate::codec::{DecodeError, decode_exact};

@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 
-use openmls::prelude::{ContentType, MlsMessageIn, WireFormat};
+use openmls::prelude::{ContentType, MlsMessageBodyIn, MlsMessageIn, WireFormat};
 use tls_codec::{Deserialize, Serialize, Size};
 
 use super::{
@@ -78,6 +78,28 @@ pub struct FanoutMessage {
     pub timestamp: u64,
     pub message: MlsMessageIn,
     pub body: FanoutBody,
+}
+
+impl FanoutMessage {
+    /// The KeyPackageRefs a fanned-out Welcome is addressed to (the
+    /// `new_member` of each entry of `secrets`, RFC 9420 §12.4.3.1); `None`
+    /// if the message is not a Welcome.
+    pub fn welcome_key_package_refs(&self) -> Option<Vec<Vec<u8>>> {
+        // Look before cloning: most fanned-out messages are not Welcomes.
+        if self.message.wire_format() != WireFormat::Welcome {
+            return None;
+        }
+        match self.message.clone().extract() {
+            MlsMessageBodyIn::Welcome(welcome) => Some(
+                welcome
+                    .secrets()
+                    .iter()
+                    .map(|s| s.new_member().as_slice().to_vec())
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 impl Size for FanoutMessage {

@@ -9,22 +9,22 @@ use axum::http::request::Parts;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use mimi_protocol::{MimiUri, MimiUriKind};
-use openmls_traits::random::OpenMlsRand;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{Admin, AuthenticatedDevice, token_hash};
 use crate::error::{ApiError, decode_body, encode_body};
 use crate::federation::hub::mimi_response;
 use crate::federation::{consent, key_material};
-use crate::state::{AppState, now_ms};
+use crate::state::{AppState, now_ms, now_secs};
 use axum::body::Bytes;
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use mimi_protocol::IdentifierUri;
+use mimi_protocol::components::AppDataDictionary;
 use mimi_protocol::msgs::{AbuseReport, ConsentEntry, ConsentOperation};
+use mimi_room::key_packages::validate_upload;
 use mimi_store::{NewKeyPackage, UserSettings};
-use openmls::prelude::{AppDataDictionary, BasicCredential};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -97,9 +97,11 @@ async fn register_device(
         ));
     }
     let token = {
-        use openmls_traits::OpenMlsProvider as _;
-        let rand = openmls_rust_crypto::OpenMlsRustCrypto::default();
-        let bytes: [u8; 32] = rand.rand().random_array().map_err(ApiError::internal)?;
+        let mut bytes = [0u8; 32];
+        crate::tls::crypto_provider()
+            .secure_random
+            .fill(&mut bytes)
+            .map_err(|_| ApiError::internal("no secure random numbers"))?;
         hex::encode(bytes)
     };
     match state
@@ -147,21 +149,12 @@ async fn upload_key_packages(
         let bytes = B64
             .decode(b64)
             .map_err(|e| ApiError::bad_request(format!("key_packages[{i}]: base64: {e}")))?;
-        let (kp, key_package_ref, not_after) = key_material::validate_upload(&state, &bytes)
+        let valid = validate_upload(&bytes, &device.device, now_secs())
             .map_err(|e| ApiError::bad_request(format!("key_packages[{i}]: {e}")))?;
-        let identity = BasicCredential::try_from(kp.leaf_node().credential().clone())
-            .ok()
-            .map(|c| c.identity().to_vec());
-        if identity.as_deref() != Some(device.device.as_str().as_bytes()) {
-            return Err(ApiError::bad_request(format!(
-                "key_packages[{i}]: the credential must be a BasicCredential naming {}",
-                device.device
-            )));
-        }
         new.push(NewKeyPackage {
-            key_package_ref,
+            key_package_ref: valid.key_package_ref,
             key_package: bytes,
-            not_after,
+            not_after: valid.not_after,
             last_resort: req.last_resort,
         });
     }
@@ -188,7 +181,7 @@ async fn key_material_inner(
     state: &AppState,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let checked = key_material::check_request(state, decode_body(&body)?)?;
+    let checked = key_material::check_request(decode_body(&body)?)?;
     if checked.requesting_user != device.user {
         return Err(ApiError::forbidden(
             "requestingUser must be the device's user",
@@ -224,10 +217,10 @@ async fn hub(
     _: AuthenticatedDevice,
     State(state): State<AppState>,
 ) -> Result<Json<HubSender>, ApiError> {
-    let sender = crate::hub::hub_external_sender(&state.hub_key);
+    let sender = state.hub.external_sender();
     Ok(Json(HubSender {
         external_sender: B64.encode(encode_body(&sender)?),
-        franking_agent: B64.encode(encode_body(&state.franking.agent_data())?),
+        franking_agent: B64.encode(encode_body(&state.hub.franking_agent())?),
     }))
 }
 

@@ -17,18 +17,17 @@ use base64::engine::general_purpose::STANDARD as B64;
 use mimi_protocol::MimiUri;
 use mimi_protocol::directory::Endpoint;
 use mimi_protocol::msgs::{
-    AbuseReport, GroupInfoRequest, HandshakeBody, SubmitMessageRequest, UpdateRequest,
-    UpdateResult, UpdateRoomResponse,
+    AbuseReport, GroupInfoRequest, SubmitMessageRequest, UpdateRequest, UpdateResult,
+    UpdateRoomResponse,
 };
-use openmls::prelude::{ProtocolMessage, RatchetTreeIn, Sender};
 use serde::Deserialize;
-use tls_codec::Deserialize as _;
 
 use crate::client_api::auth::AuthenticatedDevice;
 use crate::error::{ApiError, decode_body, encode_body};
 use crate::federation::hub::mimi_response;
-use crate::hub::{self, CreateRoom, Requester, parse_room_id};
+use crate::hub::{self, parse_room_id};
 use crate::state::AppState;
+use mimi_room::engine::{Requester, is_external_commit, requesting_device, sending_user};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -61,21 +60,9 @@ async fn create(
     device: AuthenticatedDevice,
     Json(body): Json<CreateRoomBody>,
 ) -> Result<Response, ApiError> {
-    let room_id = parse_room_id(&body.room_id)?;
-    let group_info = hub::group_info_from_message(&base64_field("group_info", &body.group_info)?)?;
-    let ratchet_tree =
-        RatchetTreeIn::tls_deserialize_exact(base64_field("ratchet_tree", &body.ratchet_tree)?)
-            .map_err(|e| ApiError::bad_request(format!("ratchet_tree: {e}")))?;
-    hub::create_room(
-        &state,
-        &device,
-        CreateRoom {
-            room_id,
-            group_info,
-            ratchet_tree,
-        },
-    )
-    .await?;
+    let group_info = base64_field("group_info", &body.group_info)?;
+    let ratchet_tree = base64_field("ratchet_tree", &body.ratchet_tree)?;
+    hub::create_room(&state, &device, &body.room_id, &group_info, &ratchet_tree).await?;
     Ok(StatusCode::CREATED.into_response())
 }
 
@@ -181,13 +168,7 @@ async fn update(
     let request: UpdateRequest = decode_body(&body)?;
     let external_join = is_external_commit(&request);
     let (status, response) = if is_local(&state, &room_id) {
-        let response = hub::update(
-            &state,
-            &room_id,
-            &Requester::Device(device.clone()),
-            request,
-        )
-        .await?;
+        let response = hub::update(&state, &room_id, &Requester::from(&device), request).await?;
         (StatusCode::OK, response)
     } else {
         let relayed = forward(&state, &room_id, Endpoint::Update, body).await?;
@@ -208,18 +189,6 @@ async fn update(
     Ok(mimi_response(status, encode_body(&response)?))
 }
 
-/// Whether the update is a commit by a joining client (external commit).
-fn is_external_commit(request: &UpdateRequest) -> bool {
-    let bundle = &request.bundle;
-    if !matches!(bundle.body, HandshakeBody::Commit { .. }) {
-        return false;
-    }
-    matches!(
-        bundle.proposal_or_commit.clone().try_into_protocol_message(),
-        Ok(ProtocolMessage::PublicMessage(m)) if matches!(m.sender(), Sender::NewMemberCommit)
-    )
-}
-
 /// `POST /client/v1/rooms/{roomId}/submit`: TLS `SubmitMessageRequest`
 /// (-06 §5.4); `sendingUri` must be the device's user.
 async fn submit(
@@ -230,7 +199,8 @@ async fn submit(
 ) -> Result<Response, ApiError> {
     let room_id = parse_room_id(&room_id)?;
     let request: SubmitMessageRequest = decode_body(&body)?;
-    if hub::sending_user(&request)?.as_str() != device.user.as_str() {
+    let sender = sending_user(&request).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if sender.as_str() != device.user.as_str() {
         return Err(ApiError::forbidden(format!(
             "sendingUri must be {}",
             device.user
@@ -238,7 +208,7 @@ async fn submit(
     }
     let at_hub = async {
         let response =
-            hub::submit_message(&state, &room_id, &Requester::Device(device), request).await?;
+            hub::submit_message(&state, &room_id, &Requester::from(&device), request).await?;
         Ok(mimi_response(StatusCode::OK, encode_body(&response)?))
     };
     here_or_at_hub(&state, &room_id, Endpoint::SubmitMessage, body, at_hub).await
@@ -254,8 +224,8 @@ async fn group_info(
 ) -> Result<Response, ApiError> {
     let room_id = parse_room_id(&room_id)?;
     let request: GroupInfoRequest = decode_body(&body)?;
-    let own = hub::requesting_device(&request)
-        .is_some_and(|id| id.device.as_str() == device.device.as_str());
+    let own =
+        requesting_device(&request).is_some_and(|id| id.device.as_str() == device.device.as_str());
     if !own {
         return Err(ApiError::forbidden(format!(
             "requestingCredential must be {}",
@@ -264,7 +234,7 @@ async fn group_info(
     }
     let at_hub = async {
         let (status, response) =
-            hub::group_info(&state, &room_id, &Requester::Device(device), request).await?;
+            hub::group_info(&state, &room_id, &Requester::from(&device), request).await?;
         Ok(mimi_response(status, encode_body(&response)?))
     };
     here_or_at_hub(&state, &room_id, Endpoint::GroupInfo, body, at_hub).await

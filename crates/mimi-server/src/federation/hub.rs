@@ -13,10 +13,11 @@ use mimi_protocol::MimiUri;
 use mimi_protocol::directory::Endpoint;
 
 use crate::error::{ApiError, decode_body, encode_body};
-use crate::hub::{self, Requester, parse_room_id};
+use crate::hub::{self, parse_room_id};
 use crate::outbound::MIMI_CONTENT_TYPE;
 use crate::state::AppState;
 use crate::transport::SourceProvider;
+use mimi_room::engine::Requester;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -12,13 +12,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 use mimi_protocol::IdentifierUri;
+use mimi_protocol::components::AppDataDictionary;
 use mimi_protocol::msgs::TlsString;
 use mimi_protocol::msgs::identifier::{
     FieldSource, IdentifierQueryCode, IdentifierRequest, IdentifierResponse, ProfileField,
     QueryElement, SearchType, UserProfile,
 };
 use mimi_store::UserSettings;
-use openmls::prelude::AppDataDictionary;
 use tls_codec::VLBytes;
 
 use super::hub::mimi_response;

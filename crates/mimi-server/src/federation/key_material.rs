@@ -15,16 +15,14 @@ use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use mimi_protocol::msgs::CipherSuite;
 use mimi_protocol::msgs::key_material::{
     ClientKeyMaterial, ClientMaterial, KeyMaterialRequest, KeyMaterialResponse, KeyMaterialUserCode,
 };
 use mimi_protocol::{IdentifierUri, MimiUri, Protocol};
-use openmls::prelude::{
-    BasicCredential, KeyPackage, KeyPackageIn, MlsMessageBodyIn, MlsMessageIn, ProtocolVersion,
-    SignatureScheme,
+use mimi_room::key_packages::{
+    check_key_material_request, client_material, forwarded_key_package_ref,
 };
-use tls_codec::Deserialize as _;
+use mimi_room::rejection::KeyMaterialRequestRejection;
 
 use super::hub::mimi_response;
 use crate::error::{ApiError, decode_body, encode_body};
@@ -35,14 +33,7 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/v1/keyMaterial/{target_user}", post(key_material))
 }
 
-/// A decoded, signature-checked request with its URIs parsed.
-pub struct CheckedRequest {
-    pub request: KeyMaterialRequest,
-    pub requesting_user: MimiUri,
-    pub target_user: MimiUri,
-    /// `None` when `roomId` is empty (divergence M2).
-    pub room_id: Option<MimiUri>,
-}
+pub use mimi_room::key_packages::CheckedKeyMaterialRequest as CheckedRequest;
 
 /// `POST /v1/keyMaterial/{targetUser}` from a peer provider (-06 §5.2).
 ///
@@ -63,7 +54,7 @@ async fn key_material_inner(
     target_in_path: &str,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let checked = check_request(state, decode_body(&body)?)?;
+    let checked = check_request(decode_body(&body)?)?;
     let path_target = MimiUri::parse(target_in_path)
         .map_err(|e| ApiError::bad_request(format!("targetUser in path: {e}")))?;
     if path_target != checked.target_user {
@@ -90,65 +81,15 @@ async fn key_material_inner(
     Ok(mimi_response(StatusCode::OK, encode_body(&response)?))
 }
 
-/// Decodes the URIs of a request and verifies its signature (-06 §5.2).
-///
-/// The scheme is that of the first acceptable cipher suite openmls knows,
-/// else Ed25519 (divergence M3).
-pub fn check_request(
-    state: &AppState,
-    request: KeyMaterialRequest,
-) -> Result<CheckedRequest, ApiError> {
-    let uri = |id: &IdentifierUri, what: &str| {
-        let s = id
-            .as_str()
-            .ok_or_else(|| ApiError::bad_request(format!("{what} is not UTF-8")))?;
-        MimiUri::parse(s).map_err(|e| ApiError::bad_request(format!("{what}: {e}")))
-    };
-    let requesting_user = uri(&request.requesting_user, "requestingUser")?;
-    let target_user = uri(&request.target_user, "targetUser")?;
-    let room_id = match request.room_id.uri.as_slice() {
-        [] => None,
-        _ => Some(uri(&request.room_id, "roomId")?),
-    };
-    if request.acceptable_ciphersuites.is_empty() {
-        return Err(ApiError::bad_request("acceptableCiphersuites is empty"));
-    }
-    let scheme = request
-        .acceptable_ciphersuites
-        .iter()
-        .find_map(|cs| cs.signature_scheme().ok())
-        .unwrap_or(SignatureScheme::ED25519);
-    request
-        .verify(state.crypto.as_ref(), scheme)
-        .map_err(|e| ApiError::bad_request(format!("keyMaterialRequestSignature: {e}")))?;
-    check_requester_credential(&request, &requesting_user)?;
-    Ok(CheckedRequest {
-        request,
-        requesting_user,
-        target_user,
-        room_id,
+/// Decodes the URIs of a request and verifies its signature and
+/// credential (-06 §5.2; [`mimi_room::key_packages::check_key_material_request`]).
+pub fn check_request(request: KeyMaterialRequest) -> Result<CheckedRequest, ApiError> {
+    check_key_material_request(request).map_err(|rejection| match rejection {
+        KeyMaterialRequestRejection::CredentialNotRequester => {
+            ApiError::forbidden(rejection.to_string())
+        }
+        _ => ApiError::bad_request(rejection.to_string()),
     })
-}
-
-/// The requester's credential must be a BasicCredential naming the
-/// requesting user or one of its devices (divergence I4).
-fn check_requester_credential(
-    request: &KeyMaterialRequest,
-    requesting_user: &MimiUri,
-) -> Result<(), ApiError> {
-    let basic = BasicCredential::try_from(request.requester_credential.clone())
-        .map_err(|_| ApiError::bad_request("requesterCredential is not a BasicCredential"))?;
-    let identity = std::str::from_utf8(basic.identity())
-        .ok()
-        .and_then(|s| MimiUri::parse(s).ok())
-        .ok_or_else(|| ApiError::bad_request("requesterCredential does not name a mimi URI"))?;
-    let user = mimi_room::identity::user_of_device(&identity).unwrap_or(identity);
-    if &user != requesting_user {
-        return Err(ApiError::forbidden(
-            "requesterCredential does not belong to requestingUser",
-        ));
-    }
-    Ok(())
 }
 
 /// What this provider does with a checked request: answer it for a local
@@ -187,18 +128,13 @@ async fn forward_for_room(
     let mut routes = Vec::new();
     for client in &response.clients {
         if let ClientMaterial::Success(kp) = &client.material {
-            let kp_ref = kp
-                .clone()
-                .validate(state.crypto.as_ref(), ProtocolVersion::Mls10)
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        format!("{target_domain} returned an invalid KeyPackage: {e:?}"),
-                    )
-                })?
-                .hash_ref(state.crypto.as_ref())
-                .map_err(ApiError::internal)?;
-            routes.push((kp_ref.as_slice().to_vec(), target_domain.clone()));
+            let kp_ref = forwarded_key_package_ref(kp).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!("{target_domain} returned a KeyPackage that cannot be routed: {e}"),
+                )
+            })?;
+            routes.push((kp_ref, target_domain.clone()));
         }
     }
     if !routes.is_empty() {
@@ -291,7 +227,12 @@ async fn local_key_material(
             client_uri: IdentifierUri::new(&claim.client_uri),
             material: match claim.key_package {
                 None => ClientMaterial::KeyMaterialExhausted,
-                Some(kp) => client_material(&kp.key_package, &checked.request),
+                Some(kp) => {
+                    client_material(&kp.key_package, &checked.request).unwrap_or_else(|| {
+                        tracing::warn!("a stored KeyPackage does not decode");
+                        ClientMaterial::NothingCompatible(None)
+                    })
+                }
             },
         })
         .collect();
@@ -316,80 +257,6 @@ fn user_status(clients: &[ClientKeyMaterial]) -> KeyMaterialUserCode {
         n if n == clients.len() => KeyMaterialUserCode::Success,
         _ => KeyMaterialUserCode::PartialSuccess,
     }
-}
-
-/// A stored KeyPackage (an MLSMessage) as a client's material, or
-/// `nothingCompatible` with its capabilities.
-fn client_material(stored: &[u8], request: &KeyMaterialRequest) -> ClientMaterial {
-    let Some(kp_in) = key_package_from_message(stored) else {
-        tracing::warn!("a stored KeyPackage does not decode");
-        return ClientMaterial::NothingCompatible(None);
-    };
-    // Every stored KeyPackage was verified when it was uploaded
-    // (`validate_upload`) and expired ones are never claimed, so its two
-    // signatures are not verified again on every claim; whoever adds it
-    // to a group verifies it anyway (RFC 9420 §10.1).
-    let kp = kp_in.clone().into_unchecked();
-    if compatible(&kp, request) {
-        ClientMaterial::Success(kp_in)
-    } else {
-        ClientMaterial::NothingCompatible(Some(kp.leaf_node().capabilities().clone()))
-    }
-}
-
-/// The KeyPackage inside a TLS-encoded `MLSMessage`.
-pub fn key_package_from_message(bytes: &[u8]) -> Option<KeyPackageIn> {
-    match MlsMessageIn::tls_deserialize_exact(bytes).ok()?.extract() {
-        MlsMessageBodyIn::KeyPackage(kp) => Some(kp),
-        _ => None,
-    }
-}
-
-/// Whether a KeyPackage's suite is acceptable and its leaf supports every
-/// required extension, proposal and credential type (RFC 9420 §7.2:
-/// default types need not be listed).
-fn compatible(kp: &KeyPackage, request: &KeyMaterialRequest) -> bool {
-    if !request
-        .acceptable_ciphersuites
-        .contains(&CipherSuite::from(kp.ciphersuite()))
-    {
-        return false;
-    }
-    let caps = kp.leaf_node().capabilities();
-    let required = &request.required_capabilities;
-    let extensions_ok = required
-        .extension_types()
-        .iter()
-        .all(|t| (1..=5).contains(&u16::from(*t)) || caps.extensions().contains(t));
-    let proposals_ok = required
-        .proposal_types()
-        .iter()
-        .all(|t| (1..=7).contains(&u16::from(*t)) || caps.proposals().contains(t));
-    let credentials_ok = required
-        .credential_types()
-        .iter()
-        .all(|t| caps.credentials().contains(t));
-    extensions_ok && proposals_ok && credentials_ok
-}
-
-/// Validates an uploaded KeyPackage (signature, lifetime, version) and
-/// returns it with its reference and `not_after`.
-pub fn validate_upload(
-    state: &AppState,
-    bytes: &[u8],
-) -> Result<(KeyPackage, Vec<u8>, i64), String> {
-    let kp_in = key_package_from_message(bytes).ok_or("not an MLSMessage(KeyPackage)")?;
-    let kp = kp_in
-        .validate(state.crypto.as_ref(), ProtocolVersion::Mls10)
-        .map_err(|e| format!("invalid KeyPackage: {e:?}"))?;
-    let kp_ref = kp
-        .hash_ref(state.crypto.as_ref())
-        .map_err(|e| format!("KeyPackageRef: {e:?}"))?;
-    let not_after = i64::try_from(kp.life_time().not_after()).unwrap_or(i64::MAX);
-    if not_after <= now_secs() {
-        return Err("the KeyPackage has expired".into());
-    }
-    Ok((kp, kp_ref.as_slice().to_vec(), not_after))
 }
 
 /// A per-(source provider, requesting user) token bucket, in memory

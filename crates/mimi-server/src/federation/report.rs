@@ -5,16 +5,17 @@
 //! finds the salt and the sender and room URIs in the message content,
 //! recomputes the franking tag and the `ServerFrankingContext`, regenerates
 //! the server frank with its `hub_key` and checks the integrity signature.
-//! A report with a frank that does not verify is refused as a whole.
+//! A report with a frank that does not verify is refused as a whole. The
+//! checks are [`mimi_room::engine::HubEngine::verify_report`].
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use mimi_content::MimiContent;
-use mimi_protocol::msgs::{AbuseReport, AbusiveMessage, ServerFrankingContext};
-use mimi_protocol::{IdentifierUri, MimiUri, MimiUriKind};
+use mimi_protocol::MimiUri;
+use mimi_protocol::msgs::AbuseReport;
+use mimi_room::rejection::ReportRejection;
 use mimi_store::NewAbuseReport;
 
 use crate::error::{ApiError, decode_body};
@@ -42,119 +43,55 @@ async fn report_abuse(
 /// peer, or this provider for its own users); returns the report's id.
 ///
 /// Answers: 404 for a room not hosted here, 400 for a malformed report,
-/// 403 when `reportingUser` is not a user of `source`, 422 when an
-/// `AbusiveMessage` does not verify (-06 §5.9 defines no codes).
+/// 403 when `reportingUser` is not a user of `source` or when a report
+/// without messages comes from a provider with no participant in the
+/// room, 422 when an `AbusiveMessage` does not verify (-06 §5.9 defines
+/// no codes). A report is stored as verified only if it carries messages
+/// and every frank verifies; one without messages is stored unverified.
 pub async fn receive_report(
     state: &AppState,
     room_id: &MimiUri,
     source: &str,
     body: &[u8],
 ) -> Result<u64, ApiError> {
-    if !room_id.domain().eq_ignore_ascii_case(state.domain())
-        || state.store.load_room(room_id.as_str()).await?.is_none()
-    {
+    let record = match room_id.domain().eq_ignore_ascii_case(state.domain()) {
+        true => state.store.load_room(room_id.as_str()).await?,
+        false => None,
+    };
+    let Some(record) = record else {
         return Err(ApiError::not_found(format!("{room_id} is not hosted here")));
-    }
+    };
     let report: AbuseReport = decode_body(body)?;
-    let reporting_user = text(&report.reporting_user, "reportingUser")?;
-    // An empty reportingUser is an anonymous report (divergence M25).
-    if !reporting_user.is_empty() {
-        let user = user_uri(&reporting_user, "reportingUser")?;
-        if !user.domain().eq_ignore_ascii_case(source) {
-            return Err(ApiError::forbidden(format!(
-                "reportingUser {user} is not a user of {source}"
-            )));
-        }
-    }
-    let alleged_abuser = user_uri(
-        &text(&report.alleged_abuser_uri, "allegedAbuserUri")?,
-        "allegedAbuserUri",
-    )?;
-    for (i, message) in report.messages.iter().enumerate() {
-        verify_abusive_message(state, room_id, &alleged_abuser, message).map_err(|reason| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("messages[{i}]: {reason}"),
-            )
+    let verified = state
+        .hub
+        .verify_report(&record.group_state, room_id, source, &report)
+        .map_err(|rejection| {
+            let status = match rejection {
+                ReportRejection::NotUtf8 { .. } | ReportRejection::NotAUser { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
+                ReportRejection::ReporterNotFromSource { .. }
+                | ReportRejection::UnverifiableFromStranger { .. } => StatusCode::FORBIDDEN,
+                ReportRejection::Message { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            ApiError::new(status, rejection.to_string())
         })?;
-    }
     let record = NewAbuseReport {
         room_id: room_id.to_string(),
         source_provider: source.to_ascii_lowercase(),
-        reporting_user,
-        alleged_abuser: alleged_abuser.to_string(),
+        reporting_user: verified.reporting_user,
+        alleged_abuser: verified.alleged_abuser.to_string(),
         report: body.to_vec(),
         received_at_ms: now_ms(),
-        franks_verified: true,
+        franks_verified: verified.franks_verified,
     };
     let id = state.store.add_abuse_report(record).await?;
     tracing::info!(
         id,
         room = %room_id,
         messages = report.messages.len(),
-        "abuse report verified and stored"
+        franks_verified = verified.franks_verified,
+        "abuse report stored"
     );
     Ok(id)
-}
-
-fn text(uri: &IdentifierUri, what: &str) -> Result<String, ApiError> {
-    uri.as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| ApiError::bad_request(format!("{what} is not UTF-8")))
-}
-
-fn user_uri(text: &str, what: &str) -> Result<MimiUri, ApiError> {
-    MimiUri::parse(text)
-        .ok()
-        .filter(|u| u.kind() == MimiUriKind::User)
-        .ok_or_else(|| {
-            ApiError::bad_request(format!("{what} is not a mimi://<domain>/u/<user> URI"))
-        })
-}
-
-/// -06 §5.9: "the hub finds the salt, sender URI, and room URI inside the
-/// `message_content` and the `accepted_timestamp` to recalculate the
-/// `franking_tag` and `context`", then regenerates `server_frank` and
-/// verifies the integrity signature. The message must also belong to this
-/// room and to the alleged abuser, so a genuine frank cannot be replayed
-/// against another room or user.
-fn verify_abusive_message(
-    state: &AppState,
-    room_id: &MimiUri,
-    alleged_abuser: &MimiUri,
-    message: &AbusiveMessage,
-) -> Result<(), String> {
-    let bytes = message.message_content.as_slice();
-    let content = MimiContent::from_cbor(bytes).map_err(|e| format!("message_content: {e}"))?;
-    let sender = content
-        .extensions
-        .sender_uri()
-        .ok_or("message_content has no sender_uri extension")?;
-    let room = content
-        .extensions
-        .room_uri()
-        .ok_or("message_content has no room_uri extension")?;
-    if room != room_id.as_str() {
-        return Err(format!("the message's room_uri {room} is not {room_id}"));
-    }
-    if sender != alleged_abuser.as_str() {
-        return Err(format!(
-            "the message's sender_uri {sender} is not allegedAbuserUri {alleged_abuser}"
-        ));
-    }
-    let franking_tag = mimi_content::franking::franking_tag(&content.salt, bytes);
-    let context = ServerFrankingContext {
-        sender_uri: IdentifierUri::new(sender),
-        room_uri: IdentifierUri::new(room),
-        accepted_timestamp: message.accepted_timestamp,
-    };
-    state
-        .franking
-        .verify(
-            state.crypto.as_ref(),
-            &franking_tag,
-            &context,
-            &message.frank,
-        )
-        .map_err(|e| e.to_string())
 }

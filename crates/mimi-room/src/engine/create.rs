@@ -1,0 +1,91 @@
+//! Room creation (client API; -06 §3.2): the hub starts hosting a room
+//! from its creator's GroupInfo and ratchet tree.
+
+use mimi_protocol::{MimiUri, MimiUriKind};
+use openmls::prelude::{MlsMessageBodyIn, MlsMessageIn, RatchetTreeIn};
+use tls_codec::Deserialize as _;
+
+use super::HubEngine;
+use crate::HubRoom;
+use crate::rejection::CreateRoomRejection;
+use crate::stored::StoredRoom;
+
+/// A room the hub may start hosting: the state to store.
+pub struct CreatedRoom {
+    pub room_id: MimiUri,
+    pub epoch: u64,
+    pub state: Vec<u8>,
+}
+
+impl HubEngine {
+    /// Validates a room created by `creator_device` (a device of this
+    /// provider): `group_info` is an `MLSMessage(GroupInfo)` and
+    /// `ratchet_tree` a TLS `RatchetTree` describing a consistent room
+    /// whose members include the creator; if the group names external
+    /// senders, this hub must be among them (-06 §7.4).
+    pub fn create_room(
+        &self,
+        creator_device: &MimiUri,
+        room_id: &str,
+        group_info: &[u8],
+        ratchet_tree: &[u8],
+    ) -> Result<CreatedRoom, CreateRoomRejection> {
+        let room_id = MimiUri::parse(room_id)
+            .ok()
+            .filter(|uri| uri.kind() == MimiUriKind::Room)
+            .ok_or(CreateRoomRejection::NotARoomUri)?;
+        if !self.is_own_domain(room_id.domain()) || !self.is_own_domain(creator_device.domain()) {
+            return Err(CreateRoomRejection::ForeignDomain {
+                domain: self.domain.clone(),
+            });
+        }
+        let message = MlsMessageIn::tls_deserialize_exact(group_info).map_err(|e| {
+            CreateRoomRejection::GroupInfo {
+                detail: e.to_string(),
+            }
+        })?;
+        let MlsMessageBodyIn::GroupInfo(group_info) = message.extract() else {
+            return Err(CreateRoomRejection::GroupInfo {
+                detail: "not an MLSMessage(GroupInfo)".into(),
+            });
+        };
+        let ratchet_tree = RatchetTreeIn::tls_deserialize_exact(ratchet_tree).map_err(|e| {
+            CreateRoomRejection::RatchetTree {
+                detail: e.to_string(),
+            }
+        })?;
+        let hub = HubRoom::create(self.crypto(), ratchet_tree, group_info.clone())
+            .map_err(CreateRoomRejection::InvalidRoom)?;
+        let creator_is_member = hub
+            .members()
+            .into_iter()
+            .filter_map(|(_, id)| id.ok())
+            .any(|id| id.device.as_str() == creator_device.as_str());
+        if !creator_is_member {
+            return Err(CreateRoomRejection::CreatorNotMember);
+        }
+        // Not required: a room without external senders works, only the
+        // hub cannot send proposals in it.
+        if let Some(senders) = hub
+            .public_group()
+            .group_context()
+            .extensions()
+            .external_senders()
+            && !senders.contains(&self.external_sender())
+        {
+            return Err(CreateRoomRejection::HubNotExternalSender);
+        }
+        let epoch = hub.epoch();
+        let stored = StoredRoom {
+            hub,
+            latest_group_info: Some(group_info),
+            pending_proposals: Vec::new(),
+        };
+        let state = stored.encode().map_err(CreateRoomRejection::InvalidRoom)?;
+        Ok(CreatedRoom {
+            room_id,
+            epoch,
+            state,
+        })
+    }
+}

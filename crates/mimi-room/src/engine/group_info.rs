@@ -1,0 +1,116 @@
+//! `groupInfo` (-06 §5.6): a new client of an existing participant asks
+//! for what it needs to join by external commit.
+
+use mimi_protocol::MimiUri;
+use mimi_protocol::Protocol;
+use mimi_protocol::components::room_policy::capabilities::CAN_ADD_OWN_CLIENT;
+use mimi_protocol::msgs::{
+    GroupInfoCode, GroupInfoRatchetTreeTbe, GroupInfoRequest, GroupInfoResponse,
+    GroupInfoResponseBody, GroupInfoResponseTbs, RatchetTreeOption,
+};
+
+use super::{HubEngine, Requester};
+use crate::identity::{ClientIdentity, client_identity};
+use crate::keys::HUB_SIGNATURE_SCHEME;
+use crate::rejection::GroupInfoRejection;
+use crate::stored::StoredRoom;
+
+/// A groupInfo answer without the GroupInfo: `notAuthorized` or
+/// `noSuchRoom` (-06 §5.6).
+pub fn group_info_failure(room_id: &MimiUri, body: GroupInfoResponseBody) -> GroupInfoResponse {
+    GroupInfoResponse {
+        protocol: Protocol::Mls10,
+        room_id: room_id.as_str().as_bytes().to_vec().into(),
+        body,
+    }
+}
+
+/// The device named by a request's requesting credential.
+pub fn requesting_device(request: &GroupInfoRequest) -> Option<ClientIdentity> {
+    client_identity(&request.requesting_credential).ok()
+}
+
+impl HubEngine {
+    /// Checks what can be checked before the room is loaded: protocol,
+    /// cipher suite, the request signature, and that the requesting client
+    /// is one the requester speaks for. Returns the requesting client.
+    pub fn check_group_info_request(
+        &self,
+        requester: &Requester,
+        request: &GroupInfoRequest,
+    ) -> Result<ClientIdentity, GroupInfoRejection> {
+        if request.protocol != Protocol::Mls10 {
+            return Err(GroupInfoRejection::UnsupportedProtocol);
+        }
+        if request.cipher_suite.signature_scheme().ok() != Some(HUB_SIGNATURE_SCHEME) {
+            return Err(GroupInfoRejection::UnsupportedCipherSuite);
+        }
+        if request.verify(self.crypto()).is_err() {
+            return Err(GroupInfoRejection::BadSignature);
+        }
+        let client = requesting_device(request).ok_or(GroupInfoRejection::NoDevice)?;
+        if !requester.speaks_for_device(&client.device) {
+            return Err(GroupInfoRejection::NotRequestersClient);
+        }
+        Ok(client)
+    }
+
+    /// Answers a checked request on the room stored as `state`: the
+    /// requesting user must be a participant whose role may be active and
+    /// has `canAddOwnClient`. The answer is the latest GroupInfo, the
+    /// ratchet tree and the pending proposals, HPKE-encrypted to
+    /// `groupInfoPublicKey` with the room ID as context, signed by the hub.
+    pub fn group_info(
+        &self,
+        state: &[u8],
+        room_id: &MimiUri,
+        client: &ClientIdentity,
+        request: &GroupInfoRequest,
+    ) -> Result<GroupInfoResponse, GroupInfoRejection> {
+        let room = StoredRoom::decode(state).map_err(GroupInfoRejection::RoomState)?;
+        let policy = room
+            .hub
+            .policy_state()
+            .map_err(GroupInfoRejection::RoomState)?;
+        let user = client.user.as_str();
+        if !(policy.may_be_active(user) && policy.has(user, CAN_ADD_OWN_CLIENT)) {
+            return Err(GroupInfoRejection::MayNotAddOwnClient);
+        }
+        let group_info = room
+            .latest_group_info
+            .clone()
+            .ok_or(GroupInfoRejection::NoGroupInfoYet)?;
+        let tbe = GroupInfoRatchetTreeTbe {
+            group_info,
+            ratchet_tree_option: RatchetTreeOption::Full(
+                room.hub.public_group().export_ratchet_tree().into(),
+            ),
+            pending_proposals: room.pending_proposals,
+        };
+        let room_id_bytes = room_id.as_str().as_bytes();
+        let encrypted = tbe
+            .seal(
+                self.crypto(),
+                request.cipher_suite,
+                request.group_info_public_key.as_slice(),
+                room_id_bytes,
+            )
+            .map_err(|e| GroupInfoRejection::GroupInfoPublicKey {
+                detail: e.to_string(),
+            })?;
+        GroupInfoResponseTbs {
+            protocol: Protocol::Mls10,
+            room_id: room_id_bytes.to_vec().into(),
+            status: GroupInfoCode::Success,
+            cipher_suite: request.cipher_suite,
+            hub_sender: self.external_sender(),
+            encrypted_groupinfo_and_tree: encrypted,
+        }
+        .sign(&self.hub_key.signer)
+        .map_err(|e| {
+            GroupInfoRejection::RoomState(crate::RoomError::CorruptState(format!(
+                "signing the response: {e}"
+            )))
+        })
+    }
+}

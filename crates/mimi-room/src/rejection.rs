@@ -1,0 +1,366 @@
+//! Why the hub refuses a request: one enum per operation, a variant per
+//! reason (in the manner of openmls's per-operation errors). Each maps to
+//! the response code -06 defines for its operation; the server turns them
+//! into responses and never has to parse a reason string.
+//!
+//! Foreign errors (openmls, codecs) are kept as their text in `detail`, so
+//! the enums stay `Clone + Eq` for caching and tests.
+
+use openmls::ciphersuite::hash_ref::ProposalRef;
+
+use crate::RoomError;
+
+/// A proposal or commit that breaks the room policy
+/// (draft-ietf-mimi-room-policy §Role Capabilities, -06 §5.3, §7).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyViolation {
+    #[error("participant index {index} out of range")]
+    ParticipantIndex { index: u32 },
+    #[error("participant list: {detail}")]
+    ParticipantList { detail: String },
+    #[error("component {component:#06x} does not decode: {detail}")]
+    MalformedComponent { component: u16, detail: String },
+    #[error("{proposer} may not change the role of {user} from {from} to {to}")]
+    RoleChange {
+        proposer: String,
+        user: String,
+        from: u32,
+        to: u32,
+    },
+    #[error("{proposer} may not remove {user} from the participant list")]
+    ParticipantRemoval { proposer: String, user: String },
+    #[error("{proposer} may not add {user} with role {role}")]
+    ParticipantAddition {
+        proposer: String,
+        user: String,
+        role: u32,
+    },
+    #[error("role {role} would exceed its maximum participants")]
+    MaxParticipants { role: u32 },
+    #[error("role {role} would fall below its minimum participants")]
+    MinParticipants { role: u32 },
+    #[error("role {role} would exceed its maximum active participants")]
+    MaxActiveParticipants { role: u32 },
+    #[error("external senders may only propose Remove")]
+    ExternalSenderProposal,
+    #[error("Remove of an empty leaf")]
+    RemoveOfEmptyLeaf,
+    #[error("credential: {0}")]
+    Credential(RoomError),
+    #[error("{proposer} may only remove its own clients")]
+    RemoveOnlyOwnClients { proposer: String },
+    #[error("{proposer} may not remove clients of {target}")]
+    RemoveClientsOf { proposer: String, target: String },
+    #[error("{proposer} may only propose Remove or SelfRemove")]
+    OnlyLeave { proposer: String },
+    #[error("{proposer} may not change the room metadata")]
+    RoomMetadata { proposer: String },
+    #[error("{proposer} may not change role definitions")]
+    RoleDefinitions { proposer: String },
+    #[error("updates of component {component:#06x} are not allowed in this room")]
+    ComponentNotAllowed { component: u16 },
+    #[error("{proposer} may not propose ReInit")]
+    ReInit { proposer: String },
+    #[error("this proposal type is not allowed in MIMI rooms")]
+    ProposalType,
+}
+
+/// The `UpdateResponseCode` of -06 §5.3 a rejection maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateCode {
+    WrongEpoch,
+    NotAllowed,
+    InvalidProposal,
+}
+
+/// Why an update (-06 §5.3) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateRejection {
+    #[error("wrong epoch: the room is at epoch {current_epoch}")]
+    WrongEpoch { current_epoch: u64 },
+    #[error("not allowed: not a handshake message")]
+    NotHandshake,
+    #[error("not allowed: handshake messages must be PublicMessages")]
+    NotPublicMessage,
+    #[error("not allowed: message is for another MLS group")]
+    OtherGroup,
+    #[error("not allowed: expected a commit")]
+    NotACommit,
+    #[error("not allowed: expected a proposal")]
+    NotAProposal,
+    #[error("not allowed: external join proposals are not supported")]
+    ExternalJoinProposal,
+    #[error("not allowed: commits must come from members or joiners")]
+    CommitSender,
+    #[error("not allowed: committer: {0}")]
+    Committer(RoomError),
+    #[error("not allowed: {user} may not commit in this room")]
+    CommitterNotActive { user: String },
+    #[error("not allowed: {user} may not join this room by external commit")]
+    JoinNotAllowed { user: String },
+    #[error("not allowed: the committer {committer} is not a client of the requester")]
+    CommitterNotRequesters { committer: String },
+    #[error("not allowed: {sender} is not a sender the requester may speak for")]
+    ProposerNotRequesters { sender: String },
+    #[error("not allowed: proposal sender: {detail}")]
+    UnknownProposer { detail: String },
+    #[error("not allowed: {user} may only propose Remove or SelfRemove")]
+    ProposerMayOnlyLeave { user: String },
+    #[error("not allowed: adding a client of {user} is not authorized")]
+    AddNotAuthorized { user: String },
+    #[error("not allowed: added client: {0}")]
+    AddedClient(RoomError),
+    #[error("not allowed: leaf {leaf}: {error}")]
+    MemberCredential { leaf: u32, error: RoomError },
+    #[error(
+        "not allowed: {user} would have clients in the group but may not be an active participant"
+    )]
+    InactiveWithClients { user: String },
+    #[error(
+        "not allowed: role definitions cannot change in the same commit as the participant list"
+    )]
+    RolesWithParticipantList,
+    #[error("not allowed: {0}")]
+    RoleConstraint(PolicyViolation),
+    #[error("not allowed: the room state after the commit: {0}")]
+    StateAfter(RoomError),
+    #[error(
+        "not allowed: commits must carry the new epoch's GroupInfo in full (GroupInfoOption full)"
+    )]
+    GroupInfoMissing,
+    #[error("not allowed: the GroupInfo does not describe the epoch this commit creates")]
+    GroupInfoMismatch,
+    #[error("not allowed: a commit that adds clients must carry their Welcome")]
+    WelcomeMissing,
+    #[error("not allowed: the Welcome names a KeyPackage the commit does not add")]
+    WelcomeForStranger,
+    #[error("not allowed: internal error: {0}")]
+    Internal(String),
+    #[error("invalid proposal: {detail}")]
+    InvalidMls { detail: String },
+    #[error("invalid proposal: {violation}")]
+    Proposal {
+        refs: Vec<ProposalRef>,
+        violation: PolicyViolation,
+    },
+    #[error("invalid proposal: app data update: {detail}")]
+    AppDataUpdate { detail: String },
+    #[error("invalid proposal: the commit omits removals queued at the hub")]
+    MissingQueuedRemovals { refs: Vec<ProposalRef> },
+}
+
+impl UpdateRejection {
+    /// The -06 §5.3 response code.
+    pub fn code(&self) -> UpdateCode {
+        match self {
+            Self::WrongEpoch { .. } => UpdateCode::WrongEpoch,
+            Self::InvalidMls { .. }
+            | Self::Proposal { .. }
+            | Self::AppDataUpdate { .. }
+            | Self::MissingQueuedRemovals { .. } => UpdateCode::InvalidProposal,
+            _ => UpdateCode::NotAllowed,
+        }
+    }
+
+    /// The proposals an `invalidProposal` answer names.
+    pub fn invalid_proposals(&self) -> Vec<ProposalRef> {
+        match self {
+            Self::Proposal { refs, .. } | Self::MissingQueuedRemovals { refs } => refs.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Why a submitted application message was refused (-06 §5.4
+/// `SubmitResponseCode`: all but `EpochTooOld` are `notAllowed`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitRejection {
+    #[error("epoch too old: the room is at epoch {current_epoch}")]
+    EpochTooOld { current_epoch: u64 },
+    #[error("not allowed: epoch {epoch} is newer than the room's epoch {current_epoch}")]
+    EpochInFuture { epoch: u64, current_epoch: u64 },
+    #[error("not allowed: the requester may not send as {user}")]
+    RequesterMayNotSendAs { user: String },
+    #[error("not allowed: sendingUri is not a mimi://<domain>/u/<user> URI")]
+    SendingUri,
+    #[error("not allowed: appMessage must be a PrivateMessage with application content")]
+    NotApplicationMessage,
+    #[error("not allowed: appMessage is for another MLS group")]
+    OtherGroup,
+    #[error("not allowed: {user} is not an active participant")]
+    NotActive { user: String },
+    #[error("not allowed: {user} may not send messages")]
+    MayNotSend { user: String },
+    #[error("not allowed: room safe_aad component: {detail}")]
+    SafeAadComponent { detail: String },
+    #[error("not allowed: Safe AAD: {detail}")]
+    SafeAad { detail: String },
+    #[error("not allowed: the room requires a frank_aad Safe AAD item")]
+    FrankAadMissing,
+    #[error("not allowed: frank_aad: {detail}")]
+    FrankAad { detail: String },
+    #[error("not allowed: room state: {0}")]
+    RoomState(RoomError),
+}
+
+/// Why the hub does not answer a groupInfo request with the GroupInfo
+/// (-06 §5.6).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupInfoRejection {
+    #[error("unsupported protocol")]
+    UnsupportedProtocol,
+    #[error("cipher suite unsupported by this hub (its signature scheme must be Ed25519)")]
+    UnsupportedCipherSuite,
+    #[error("the request signature does not verify")]
+    BadSignature,
+    #[error("the requesting credential names no mimi device")]
+    NoDevice,
+    #[error("the requesting client is not one of the requester's")]
+    NotRequestersClient,
+    #[error("the user may not add its own clients to this room")]
+    MayNotAddOwnClient,
+    #[error("no GroupInfo is known for this room yet")]
+    NoGroupInfoYet,
+    #[error("groupInfoPublicKey: {detail}")]
+    GroupInfoPublicKey { detail: String },
+    #[error("room state: {0}")]
+    RoomState(RoomError),
+}
+
+/// What the server answers for a [`GroupInfoRejection`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupInfoAnswer {
+    /// A malformed or unsupported request (HTTP 400).
+    BadRequest,
+    /// A `notAuthorized` GroupInfoResponse (-06 §5.6).
+    NotAuthorized,
+    /// Not available now (HTTP 503).
+    Unavailable,
+    /// The hub's own state is broken (HTTP 500).
+    Internal,
+}
+
+impl GroupInfoRejection {
+    pub fn answer(&self) -> GroupInfoAnswer {
+        match self {
+            Self::UnsupportedProtocol
+            | Self::UnsupportedCipherSuite
+            | Self::GroupInfoPublicKey { .. } => GroupInfoAnswer::BadRequest,
+            Self::BadSignature
+            | Self::NoDevice
+            | Self::NotRequestersClient
+            | Self::MayNotAddOwnClient => GroupInfoAnswer::NotAuthorized,
+            Self::NoGroupInfoYet => GroupInfoAnswer::Unavailable,
+            Self::RoomState(_) => GroupInfoAnswer::Internal,
+        }
+    }
+}
+
+/// Why the hub refuses to start hosting a room (client API, -06 §3.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateRoomRejection {
+    #[error("room_id is not a mimi://<domain>/r/<id> URI")]
+    NotARoomUri,
+    #[error("rooms created here must be in {domain}")]
+    ForeignDomain { domain: String },
+    #[error("group_info: {detail}")]
+    GroupInfo { detail: String },
+    #[error("ratchet_tree: {detail}")]
+    RatchetTree { detail: String },
+    #[error("invalid room: {0}")]
+    InvalidRoom(RoomError),
+    #[error("the creating device is not a member of the group")]
+    CreatorNotMember,
+    #[error("external_senders does not include this hub (GET /client/v1/hub)")]
+    HubNotExternalSender,
+}
+
+/// Why a KeyMaterialRequest (-06 §5.2) is refused before it is served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyMaterialRequestRejection {
+    #[error("{field} is not UTF-8")]
+    NotUtf8 { field: &'static str },
+    #[error("{field}: {detail}")]
+    BadUri { field: &'static str, detail: String },
+    #[error("acceptableCiphersuites is empty")]
+    NoCiphersuites,
+    #[error("keyMaterialRequestSignature: {detail}")]
+    Signature { detail: String },
+    #[error("requesterCredential is not a BasicCredential")]
+    NotBasicCredential,
+    #[error("requesterCredential does not name a mimi URI")]
+    CredentialNotMimiUri,
+    /// Answered 403, the others 400.
+    #[error("requesterCredential does not belong to requestingUser")]
+    CredentialNotRequester,
+}
+
+/// Why an uploaded KeyPackage is refused (client API, -06 §5.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyPackageRejection {
+    #[error("not an MLSMessage(KeyPackage)")]
+    NotKeyPackage,
+    #[error("invalid KeyPackage: {detail}")]
+    Invalid { detail: String },
+    #[error("KeyPackageRef: {detail}")]
+    Reference { detail: String },
+    #[error("the KeyPackage has expired")]
+    Expired,
+    #[error("the credential must be a BasicCredential naming {device}")]
+    NotTheDevice { device: String },
+}
+
+/// Why a KeyPackage returned by a peer cannot be routed (-06 §5.2, §5.5).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ForwardedKeyPackageError {
+    #[error("invalid KeyPackage: {detail}")]
+    Invalid { detail: String },
+    #[error("KeyPackageRef: {detail}")]
+    Reference { detail: String },
+}
+
+/// Why an abuse report (-06 §5.9) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportRejection {
+    /// Answered 400.
+    #[error("{field} is not UTF-8")]
+    NotUtf8 { field: &'static str },
+    /// Answered 400.
+    #[error("{field} is not a mimi://<domain>/u/<user> URI")]
+    NotAUser { field: &'static str },
+    /// Answered 403.
+    #[error("reportingUser {user} is not a user of {source_provider}")]
+    ReporterNotFromSource {
+        user: String,
+        source_provider: String,
+    },
+    /// Answered 403: a report without messages cannot be verified, so it
+    /// is only taken from a provider with a participant in the room.
+    #[error(
+        "{source_provider} has no participant in this room; a report without messages is refused"
+    )]
+    UnverifiableFromStranger { source_provider: String },
+    /// Answered 422.
+    #[error("messages[{index}]: {reason}")]
+    Message {
+        index: usize,
+        reason: AbusiveMessageError,
+    },
+}
+
+/// Why one `AbusiveMessage` of a report does not verify (-06 §5.9).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AbusiveMessageError {
+    #[error("message_content: {detail}")]
+    Content { detail: String },
+    #[error("message_content has no sender_uri extension")]
+    NoSender,
+    #[error("message_content has no room_uri extension")]
+    NoRoom,
+    #[error("the message's room_uri {room} is not {expected}")]
+    OtherRoom { room: String, expected: String },
+    #[error("the message's sender_uri {sender} is not allegedAbuserUri {alleged}")]
+    OtherSender { sender: String, alleged: String },
+    #[error("{0}")]
+    Frank(crate::keys::FrankError),
+}

@@ -1,0 +1,340 @@
+//! The hub's decisions (mimi_room::engine) driven by real openmls clients,
+//! without sockets or a database: what a server would store, fan out and
+//! answer for create, update, submit, groupInfo and reportAbuse.
+
+#[path = "../src/testing.rs"]
+mod testing;
+
+use mimi_protocol::msgs::{
+    GroupInfoOption, HandshakeBody, HandshakeBundle, RatchetTreeOption, SubmitMessageRequest,
+    UpdateRequest, UpdateResult,
+};
+use mimi_protocol::{IdentifierUri, MimiUri, Protocol};
+use mimi_room::engine::{HubEngine, Requester, UpdateDecision};
+use mimi_room::keys::{FrankingKey, HubKey, generate_hmac_key_bytes, generate_signer_bytes};
+use mimi_room::policy::default_role::MEMBER;
+use mimi_room::rejection::{CreateRoomRejection, ReportRejection};
+use mimi_room::stored::StoredRoom;
+use mimi_room::{SubmitRejection, UpdateRejection};
+use openmls::prelude::*;
+use testing::*;
+use tls_codec::Serialize as _;
+
+const ALICE: &str = "mimi://a.example/d/alice/laptop";
+const BOB: &str = "mimi://b.example/d/bob/phone";
+const ROOM: &str = "mimi://a.example/r/engine";
+
+fn engine() -> HubEngine {
+    let hub_key = HubKey::from_bytes(&generate_signer_bytes().unwrap(), "a.example").unwrap();
+    let franking = FrankingKey::from_bytes(
+        &generate_signer_bytes().unwrap(),
+        &generate_hmac_key_bytes().unwrap(),
+        "a.example",
+    )
+    .unwrap();
+    HubEngine::new("a.example", hub_key, franking)
+}
+
+fn uri(s: &str) -> MimiUri {
+    MimiUri::parse(s).unwrap()
+}
+
+/// `MLSMessage(GroupInfo)` and the TLS ratchet tree, as a creator uploads.
+fn creation_bytes(client: &TestClient) -> (Vec<u8>, Vec<u8>) {
+    let (tree, info) = client.group_info();
+    // MLSMessage: version mls10 (1), wire_format mls_group_info (4).
+    let mut message = vec![0, 1, 0, 4];
+    message.extend(info.tls_serialize_detached().unwrap());
+    (message, tree.tls_serialize_detached().unwrap())
+}
+
+fn device(s: &str) -> Requester {
+    let device = uri(s);
+    Requester::Device {
+        user: uri(&user_of(s)),
+        device,
+    }
+}
+
+fn commit_request(
+    commit: MlsMessageIn,
+    welcome: Option<Welcome>,
+    group_info: openmls::messages::group_info::VerifiableGroupInfo,
+) -> UpdateRequest {
+    UpdateRequest {
+        bundle: HandshakeBundle {
+            proposal_or_commit: commit,
+            body: HandshakeBody::Commit {
+                welcome,
+                group_info_option: GroupInfoOption::Full(group_info),
+                ratchet_tree_option: RatchetTreeOption::DistributionService,
+            },
+        },
+    }
+}
+
+/// Alice's room as the hub stores it.
+fn alice_room(hub: &HubEngine) -> (TestClient, Vec<u8>) {
+    let mut alice = TestClient::new(ALICE);
+    alice.create_default_room(&[]);
+    let (info, tree) = creation_bytes(&alice);
+    let created = hub.create_room(&uri(ALICE), ROOM, &info, &tree).unwrap();
+    assert_eq!(created.room_id.as_str(), ROOM);
+    assert_eq!(created.epoch, 0);
+    (alice, created.state)
+}
+
+#[test]
+fn creation_is_refused_for_foreign_rooms_bad_uris_and_non_members() {
+    let hub = engine();
+    let mut alice = TestClient::new(ALICE);
+    alice.create_default_room(&[]);
+    let (info, tree) = creation_bytes(&alice);
+    assert!(matches!(
+        hub.create_room(&uri(ALICE), "mimi://b.example/r/x", &info, &tree),
+        Err(CreateRoomRejection::ForeignDomain { .. })
+    ));
+    assert_eq!(
+        hub.create_room(&uri(ALICE), "mimi://a.example/u/alice", &info, &tree)
+            .err(),
+        Some(CreateRoomRejection::NotARoomUri)
+    );
+    assert_eq!(
+        hub.create_room(&uri("mimi://a.example/d/eve/pc"), ROOM, &info, &tree)
+            .err(),
+        Some(CreateRoomRejection::CreatorNotMember)
+    );
+    assert!(matches!(
+        hub.create_room(&uri(ALICE), ROOM, &info[4..], &tree),
+        Err(CreateRoomRejection::GroupInfo { .. })
+    ));
+}
+
+#[test]
+fn an_accepted_add_stores_fans_out_and_routes_the_welcome() {
+    let hub = engine();
+    let (mut alice, state) = alice_room(&hub);
+    let mut bob = TestClient::new(BOB);
+    let (commit, welcome, group_info) = alice.commit_with_group_info(
+        vec![participant_update(&add_participant(&bob.user(), MEMBER))],
+        vec![bob.key_package()],
+    );
+    let request = commit_request(commit, welcome, group_info);
+
+    // A provider may not commit for another provider's user (-06 §4.1).
+    let refused = hub
+        .update(
+            &state,
+            &Requester::Provider("c.example".into()),
+            &request,
+            5,
+        )
+        .unwrap();
+    assert!(matches!(
+        refused,
+        UpdateDecision::Rejected(UpdateRejection::CommitterNotRequesters { .. })
+    ));
+
+    let UpdateDecision::Accepted {
+        commit,
+        new_epoch,
+        new_state,
+        fanout,
+        routes,
+        response,
+        ..
+    } = hub.update(&state, &device(ALICE), &request, 5).unwrap()
+    else {
+        panic!("the add was refused");
+    };
+    assert!(commit);
+    assert_eq!(new_epoch, 1);
+    assert!(matches!(
+        response.result,
+        UpdateResult::Success {
+            accepted_timestamp: 5
+        }
+    ));
+    // The commit to every member provider, then the Welcome to Bob's.
+    assert_eq!(fanout.len(), 2);
+    assert_eq!(
+        fanout[0].destinations.iter().collect::<Vec<_>>(),
+        ["a.example", "b.example"]
+    );
+    assert_eq!(
+        fanout[1].destinations.iter().collect::<Vec<_>>(),
+        ["b.example"]
+    );
+    assert_eq!(routes.len(), 1);
+    assert_eq!(routes[0].provider, "b.example");
+    let stored = StoredRoom::decode(&new_state).unwrap();
+    assert_eq!(stored.hub.epoch(), 1);
+    assert!(stored.latest_group_info.is_some());
+
+    // The same commit again, on the new state: the room moved on.
+    let again = hub.update(&new_state, &device(ALICE), &request, 6).unwrap();
+    assert!(matches!(
+        again,
+        UpdateDecision::Rejected(UpdateRejection::WrongEpoch { current_epoch: 1 })
+    ));
+    let UpdateDecision::Rejected(rejection) = again else {
+        unreachable!()
+    };
+    assert!(matches!(
+        rejection.response().result,
+        UpdateResult::WrongEpoch { current_epoch: 1 }
+    ));
+    alice.merge_pending();
+    let _ = &mut bob;
+}
+
+#[test]
+fn a_commit_with_a_stale_group_info_or_without_welcome_is_refused() {
+    let hub = engine();
+    let (mut alice, state) = alice_room(&hub);
+    let (_, old_group_info) = alice.group_info();
+    let bob = TestClient::new(BOB);
+    let (commit, welcome, group_info) = alice.commit_with_group_info(
+        vec![participant_update(&add_participant(&bob.user(), MEMBER))],
+        vec![bob.key_package()],
+    );
+    let stale_group_info = commit_request(commit.clone(), welcome, old_group_info);
+    let no_welcome = commit_request(commit, None, group_info);
+    for (request, expected) in [
+        (stale_group_info, UpdateRejection::GroupInfoMismatch),
+        (no_welcome, UpdateRejection::WelcomeMissing),
+    ] {
+        let UpdateDecision::Rejected(rejection) =
+            hub.update(&state, &device(ALICE), &request, 1).unwrap()
+        else {
+            panic!("accepted without {expected}");
+        };
+        assert_eq!(rejection, expected);
+        assert!(matches!(
+            rejection.response().result,
+            UpdateResult::NotAllowed
+        ));
+    }
+}
+
+#[test]
+fn submit_refuses_strangers_and_wrong_shapes() {
+    let hub = engine();
+    let (mut alice, state) = alice_room(&hub);
+    let view = mimi_room::engine::SubmitView::new(&state).unwrap();
+    let proposal = alice.self_remove();
+    let request = |sender: &str, message: MlsMessageIn| SubmitMessageRequest {
+        protocol: Protocol::Mls10,
+        app_message: message,
+        sending_uri: IdentifierUri::new(sender),
+    };
+    let decide = |requester: &Requester, request: &SubmitMessageRequest| match hub.submit(
+        &view,
+        &uri(ROOM),
+        requester,
+        request,
+        1,
+    ) {
+        mimi_room::engine::SubmitDecision::Rejected(r) => r,
+        other => panic!("accepted: {other:?}"),
+    };
+    // A handshake message is not an application message.
+    assert_eq!(
+        decide(
+            &device(ALICE),
+            &request("mimi://a.example/u/alice", proposal.clone())
+        ),
+        SubmitRejection::NotApplicationMessage
+    );
+    // b.example may not send as Alice.
+    assert!(matches!(
+        decide(
+            &Requester::Provider("b.example".into()),
+            &request("mimi://a.example/u/alice", proposal.clone())
+        ),
+        SubmitRejection::RequesterMayNotSendAs { .. }
+    ));
+    assert_eq!(
+        decide(&device(ALICE), &request("not a uri", proposal)),
+        SubmitRejection::SendingUri
+    );
+}
+
+#[test]
+fn group_info_needs_a_participant_that_may_add_its_own_clients() {
+    let hub = engine();
+    let (_alice, state) = alice_room(&hub);
+    // No request can be built without a client; an outsider's signed
+    // request is checked first, then refused on the policy.
+    let dave = TestClient::new("mimi://d.example/d/dave/phone");
+    let keys = openmls_rust_crypto::RustCrypto::default()
+        .derive_hpke_keypair(CIPHERSUITE.hpke_config(), &[7u8; 32])
+        .unwrap();
+    let request = mimi_protocol::msgs::GroupInfoRequestTbs {
+        protocol: Protocol::Mls10,
+        cipher_suite: CIPHERSUITE.into(),
+        requesting_signature_key: dave.signer.public().into(),
+        requesting_credential: dave.credential.credential.clone(),
+        group_info_public_key: keys.public.clone().into(),
+        joining_code: None,
+    }
+    .sign(&dave.signer)
+    .unwrap();
+    let client = hub
+        .check_group_info_request(&Requester::Provider("d.example".into()), &request)
+        .unwrap();
+    assert_eq!(
+        hub.group_info(&state, &uri(ROOM), &client, &request).err(),
+        Some(mimi_room::GroupInfoRejection::MayNotAddOwnClient)
+    );
+    // Another provider may not ask for Dave's client.
+    assert_eq!(
+        hub.check_group_info_request(&Requester::Provider("b.example".into()), &request)
+            .err(),
+        Some(mimi_room::GroupInfoRejection::NotRequestersClient)
+    );
+}
+
+#[test]
+fn a_report_without_messages_is_unverified_and_only_from_participants() {
+    let hub = engine();
+    let (_alice, state) = alice_room(&hub);
+    let report = |reporter: &str| mimi_protocol::msgs::AbuseReport {
+        reporting_user: IdentifierUri::new(reporter),
+        alleged_abuser_uri: IdentifierUri::new("mimi://a.example/u/alice"),
+        reason_code: mimi_protocol::msgs::AbuseType::RESERVED,
+        note: Vec::new().into(),
+        messages: Vec::new(),
+        abuse_extensions: Default::default(),
+    };
+    // a.example has a participant (Alice): accepted, not verified.
+    let accepted = hub
+        .verify_report(
+            &state,
+            &uri(ROOM),
+            "a.example",
+            &report("mimi://a.example/u/al"),
+        )
+        .unwrap();
+    assert!(!accepted.franks_verified);
+    // b.example has none: nothing to verify, so refused.
+    assert!(matches!(
+        hub.verify_report(
+            &state,
+            &uri(ROOM),
+            "b.example",
+            &report("mimi://b.example/u/bob")
+        ),
+        Err(ReportRejection::UnverifiableFromStranger { .. })
+    ));
+    // The reporter must be a user of the source provider.
+    assert!(matches!(
+        hub.verify_report(
+            &state,
+            &uri(ROOM),
+            "a.example",
+            &report("mimi://b.example/u/bob")
+        ),
+        Err(ReportRejection::ReporterNotFromSource { .. })
+    ));
+}
