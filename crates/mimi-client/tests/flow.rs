@@ -438,7 +438,10 @@ fn external_join_waits_for_queued_removals() {
         .unwrap();
     let refused = net.update(CATHY2, req);
     assert!(
-        matches!(refused, Err(mimi_room::UpdateRejection::Proposal { .. })),
+        matches!(
+            refused,
+            Err(mimi_room::UpdateRejection::MissingQueuedRemovals { .. })
+        ),
         "{refused:?}"
     );
     net.device(CATHY2).discard_commit(ROOM).unwrap();
