@@ -2,21 +2,4 @@
 //! `ConsentEntry` body (`clientKeyPackages` only for `grant`).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use mimi_fuzz::{check_identifier_uri, decode_canonical};
-use mimi_protocol::msgs::{ConsentEntry, ConsentOperation};
-
-fuzz_target!(|data: &[u8]| {
-    let Some(entry) = decode_canonical::<ConsentEntry>(data) else {
-        return;
-    };
-    if entry.consent_operation != ConsentOperation::Grant {
-        assert!(entry.client_key_packages.is_empty());
-    }
-    let scope = entry.scope();
-    check_identifier_uri(&scope.requester_uri);
-    check_identifier_uri(&scope.target_uri);
-    if let Some(room) = &scope.room_id {
-        check_identifier_uri(room);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mimi_fuzz::targets::consent::run(data));

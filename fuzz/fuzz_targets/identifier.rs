@@ -2,26 +2,4 @@
 //! `IdentifierResponse`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use mimi_fuzz::{check_identifier_uri, decode_canonical, split};
-use mimi_protocol::msgs::{IdentifierRequest, IdentifierResponse};
-
-fuzz_target!(|data: &[u8]| {
-    let Some((selector, body)) = split(data) else {
-        return;
-    };
-    if selector % 2 == 0 {
-        if let Some(request) = decode_canonical::<IdentifierRequest>(body) {
-            for element in &request.query_elements {
-                let _ = element.search_type.identifier_type();
-            }
-        }
-    } else if let Some(response) = decode_canonical::<IdentifierResponse>(body) {
-        for uri in &response.uri {
-            check_identifier_uri(uri);
-        }
-        for profile in &response.found_profiles {
-            check_identifier_uri(&profile.stable_uri);
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mimi_fuzz::targets::identifier::run(data));

@@ -2,19 +2,4 @@
 //! `SubmitMessageResponse` (with the optional `Frank`, §5.4.1).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use mimi_fuzz::{check_identifier_uri, decode_canonical, split};
-use mimi_protocol::msgs::{SubmitMessageRequest, SubmitMessageResponse};
-
-fuzz_target!(|data: &[u8]| {
-    let Some((selector, body)) = split(data) else {
-        return;
-    };
-    if selector % 2 == 0 {
-        if let Some(request) = decode_canonical::<SubmitMessageRequest>(body) {
-            check_identifier_uri(&request.sending_uri);
-        }
-    } else if let Some(response) = decode_canonical::<SubmitMessageResponse>(body) {
-        assert_eq!(response.status_code() as u8, body[1]);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mimi_fuzz::targets::submit::run(data));

@@ -12,6 +12,8 @@
 //! signature or a duplicate-detection hash over the bytes would then
 //! disagree with the value) or the encoder is wrong.
 
+pub mod targets;
+
 use std::fmt::Debug;
 
 use mimi_protocol::{IdentifierUri, MimiUri, decode_exact, encode};
