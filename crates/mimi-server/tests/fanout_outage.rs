@@ -76,19 +76,29 @@ async fn outage(backend: Backend) {
     {
         store.enqueue_outbox(vec![row], i as i64).await.unwrap();
     }
+    // Exponential backoff (initial_backoff_ms 50, doubling): the fourth
+    // attempt comes no earlier than 50 + 100 + 200 ms after the first. A
+    // lower bound on elapsed time holds however loaded the machine is;
+    // polling every 20 ms would reach it in about 60 ms.
+    let started = tokio::time::Instant::now();
     let before = failures_a_to_b(a).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let deadline = started + Duration::from_secs(20);
+    while failures_a_to_b(a).await < before + 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fewer than 4 attempts"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(350),
+        "4 attempts in {:?}: expected exponential backoff",
+        started.elapsed()
+    );
     assert_eq!(
         store.outbox_depth().await.unwrap(),
         20,
         "nothing is dropped"
-    );
-    let failures = failures_a_to_b(a).await - before;
-    // initial_backoff 50 ms doubling: a handful of attempts in 1.5 s, not
-    // one per 20 ms poll.
-    assert!(
-        (1..=12).contains(&failures),
-        "{failures} attempts in 1.5 s: expected exponential backoff"
     );
 
     fed.provider_mut("b.example").restart().await;
@@ -107,8 +117,10 @@ async fn outage(backend: Backend) {
         assert!(tokio::time::Instant::now() < deadline, "outbox not drained");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Nothing more arrives later (no duplicate redelivery).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Nothing more arrives later (no duplicate redelivery): stopping the
+    // hub joins its fanout workers, so no send is still in flight.
+    fed.provider_mut("a.example").stop().await;
+    let b = fed.provider("b.example");
     assert_eq!(fetch(b, &token, 0).await.len(), 20);
     fed.shutdown().await;
 }
@@ -135,10 +147,37 @@ async fn permanent_refusal_keeps_the_row_and_backs_off_to_the_maximum() {
         assert!(tokio::time::Instant::now() < deadline, "never attempted");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // max_backoff_ms is 30 s in the test configuration: no second attempt
-    // within a second, and the row is still there.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(failures_a_to_b(a).await - before, 1);
+    // The row is kept, and due again only after max_backoff_ms (30 s in
+    // the test configuration). Probing with the store's clock moved ahead:
+    // as if 25 s had passed the row is never due, as if 31 s had passed it
+    // is, once the worker has recorded its retry (attempts 1). Each probe
+    // leases for 1 ms only of that future time.
+    let failed_at = mimi_server::state::now_ms();
     assert_eq!(store.outbox_depth().await.unwrap(), 1);
+    let probe = Duration::from_millis(1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let early = store
+            .lease_outbox(Some("b.example"), 10, probe, failed_at + 25_000)
+            .await
+            .unwrap();
+        assert!(
+            early.is_empty(),
+            "due before the maximum backoff: {early:?}"
+        );
+        let late = store
+            .lease_outbox(Some("b.example"), 10, probe, failed_at + 31_000)
+            .await
+            .unwrap();
+        if late.iter().any(|row| row.attempts == 1) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "retry never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(failures_a_to_b(a).await - before, 1);
     fed.shutdown().await;
 }
