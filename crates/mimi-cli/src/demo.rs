@@ -3,125 +3,48 @@
 //! clients through their providers' client APIs.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
-use mimi_client::http::{Client, ProviderConnection};
+use anyhow::{bail, ensure};
+use mimi_client::http::Client;
 use mimi_client::{Event, content};
 use mimi_room::policy::default_role::MEMBER;
-use mimi_server::RunningServer;
-use mimi_server::config::{
-    ClientApiConfig, FederationConfig, ServerConfig, StorageConfig, TlsConfig,
-};
-use mimi_server::tls::DevCa;
+use mimi_testkit::{Backend, DOMAINS, Federation, Options};
 
-const DOMAINS: [&str; 3] = ["a.example", "b.example", "c.example"];
 const ROOM: &str = "mimi://a.example/r/clubhouse";
-
-struct Provider {
-    domain: &'static str,
-    server: RunningServer,
-}
 
 /// Runs the demo in `dir`; returns an error if any check fails.
 pub async fn run(dir: &Path) -> anyhow::Result<()> {
-    let ca = DevCa::generate("mimi demo CA")?;
-    let ca_path = dir.join("ca.pem");
-    std::fs::write(&ca_path, ca.cert_pem())?;
-    let ports = mimi_server::ports::free_loopback_addrs(2 * DOMAINS.len())?;
-    let addrs: Vec<(SocketAddr, SocketAddr)> = ports.chunks(2).map(|p| (p[0], p[1])).collect();
-
     step("Starting three providers with mutual TLS and SQLite");
-    let mut providers = Vec::new();
-    for (i, domain) in DOMAINS.iter().enumerate() {
-        let id = ca.issue(domain)?;
-        let cert = dir.join(format!("{domain}.pem"));
-        let key = dir.join(format!("{domain}.key"));
-        std::fs::write(&cert, &id.cert_chain_pem)?;
-        std::fs::write(&key, &id.key_pem)?;
-        let peers: BTreeMap<String, String> = DOMAINS
-            .iter()
-            .zip(&addrs)
-            .filter(|(d, _)| *d != domain)
-            .map(|(d, (fed, _))| (d.to_string(), fed.to_string()))
-            .collect();
-        let config = ServerConfig {
-            domain: domain.to_string(),
-            data_dir: dir.join(format!("{domain}-data")),
-            federation: FederationConfig {
-                listen: addrs[i].0,
-                public_url: None,
-            },
-            client_api: ClientApiConfig {
-                listen: addrs[i].1,
-                open_registration: true,
-                admin_token: None,
-            },
-            storage: StorageConfig::default(),
-            tls: TlsConfig {
-                ca: ca_path.clone(),
-                cert,
-                key,
-            },
-            peers,
-            limits: Default::default(),
-            fanout: mimi_server::config::FanoutConfig {
-                poll_ms: 20,
-                initial_backoff_ms: 50,
-                ..Default::default()
-            },
-        };
-        let server = mimi_server::start(config)
-            .await
-            .with_context(|| format!("starting {domain}"))?;
+    let mut options = Options::new(Backend::Sqlite);
+    options.ca_name = "mimi demo CA".into();
+    let fed = Federation::start_in(dir, options).await?;
+    for domain in DOMAINS {
+        let server = fed.provider(domain).server();
         say(&format!(
             "{domain}: federation https://{domain}:{} (mTLS), client API https://{domain}:{}",
             server.federation_addr.port(),
             server.client_addr.port()
         ));
-        providers.push(Provider { domain, server });
     }
-    let result = play(&providers, ca.cert_pem().as_bytes()).await;
-    for p in providers {
-        p.server.shutdown().await;
-    }
+    let result = play(&fed).await;
+    fed.shutdown().await;
     result
 }
 
-fn connection(
-    providers: &[Provider],
-    domain: &str,
-    ca: &[u8],
-) -> anyhow::Result<ProviderConnection> {
-    let p = providers
-        .iter()
-        .find(|p| p.domain == domain)
-        .context("no such provider")?;
-    let base = format!("https://{domain}:{}", p.server.client_addr.port());
-    Ok(ProviderConnection::new(
-        &base,
-        Some(ca),
-        Some(p.server.client_addr),
-    )?)
-}
-
-async fn play(providers: &[Provider], ca: &[u8]) -> anyhow::Result<()> {
+async fn play(fed: &Federation) -> anyhow::Result<()> {
     step("Registering devices and publishing KeyPackages");
     let mut alice = Client::register(
         "mimi://a.example/d/alice/laptop",
-        connection(providers, "a.example", ca)?,
+        fed.connection("a.example")?,
     )
     .await?;
-    let mut bob = Client::register(
-        "mimi://b.example/d/bob/phone",
-        connection(providers, "b.example", ca)?,
-    )
-    .await?;
+    let mut bob =
+        Client::register("mimi://b.example/d/bob/phone", fed.connection("b.example")?).await?;
     let mut cathy = Client::register(
         "mimi://c.example/d/cathy/tablet",
-        connection(providers, "c.example", ca)?,
+        fed.connection("c.example")?,
     )
     .await?;
     for c in [&mut alice, &mut bob, &mut cathy] {
@@ -192,7 +115,7 @@ async fn play(providers: &[Provider], ca: &[u8]) -> anyhow::Result<()> {
     step("§3.6 Cathy adds a new device by external commit (GroupInfo from the hub)");
     let mut cathy2 = Client::register(
         "mimi://c.example/d/cathy/desktop",
-        connection(providers, "c.example", ca)?,
+        fed.connection("c.example")?,
     )
     .await?;
     cathy2.join(ROOM).await?;

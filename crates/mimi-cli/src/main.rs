@@ -1,7 +1,10 @@
 //! The `mimi` command.
 
+// Built on the test kit; only with the `dev-tools` feature (README.md).
+#[cfg(feature = "dev-tools")]
 mod bench;
 mod client_cmd;
+#[cfg(feature = "dev-tools")]
 mod demo;
 
 use std::path::PathBuf;
@@ -21,6 +24,7 @@ struct Cli {
 enum Command {
     /// Start three providers on loopback (mutual TLS, SQLite) and play the
     /// example flow of draft-ietf-mimi-protocol-06 §3 with real clients.
+    #[cfg(feature = "dev-tools")]
     Demo {
         /// Keep the providers' data, certificates and logs in this directory
         /// (default: a temporary directory, removed afterwards).
@@ -42,6 +46,7 @@ enum Command {
     /// Measure the hub: fanout throughput and latency, commit validation,
     /// keyMaterial claims, memory, and the raw mTLS HTTP/2 ceiling
     /// (docs/performance.md).
+    #[cfg(feature = "dev-tools")]
     Bench(bench::BenchArgs),
     /// Parse and normalise a mimi:// identifier.
     Uri {
@@ -109,10 +114,12 @@ enum ContentCommand {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Server(args) => run_server(args),
+        #[cfg(feature = "dev-tools")]
         Command::Demo { dir } => run_demo(dir),
         Command::Client(args) => tokio::runtime::Runtime::new()?.block_on(client_cmd::run(args)),
         Command::Admin(args) => tokio::runtime::Runtime::new()?.block_on(client_cmd::admin(args)),
         Command::DevCa(args) => dev_ca(args),
+        #[cfg(feature = "dev-tools")]
         Command::Bench(args) => bench::run(args),
         Command::Content(ContentCommand::Decode { file, sender, room }) => {
             decode_content(&file, sender.as_deref(), room.as_deref())
@@ -254,6 +261,7 @@ fn write_secret(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "dev-tools")]
 fn run_demo(dir: Option<PathBuf>) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = match dir {

@@ -73,10 +73,7 @@ fn bench_runs_every_part_with_tiny_sizes() {
 /// followers with one and with two processes.
 #[test]
 fn bench_scale_runs_two_hub_processes_on_postgres() {
-    let Ok(admin) = std::env::var("MIMI_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: MIMI_TEST_POSTGRES_URL is not set");
-        return;
-    };
+    let admin = mimi_testkit::postgres::postgres_url();
     let out = Command::new(env!("CARGO_BIN_EXE_mimi"))
         .args([
             "bench",

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use mimi_client::{Event, content};
 use mimi_protocol::msgs::fanout::{FanoutCase, decode_fanout_batch};
-use support::{Deadline, DevSetup, postgres_admin_url, wait_joined, wait_listening};
+use mimi_testkit::postgres::fresh_test_database;
+use support::{Deadline, DevSetup, wait_joined, wait_listening};
 use tls_codec::Serialize as _;
 
 const ROOM: &str = "mimi://a.example/r/crash";
@@ -26,17 +27,9 @@ async fn hub_killed_before_fanout_redelivers_after_restart_sqlite() {
 
 #[tokio::test]
 async fn hub_killed_before_fanout_redelivers_after_restart_postgres() {
-    let Some(admin) = postgres_admin_url() else {
-        eprintln!("skipped: MIMI_TEST_POSTGRES_URL is not set");
-        return;
-    };
     let mut urls = Vec::new();
     for label in ["crash_a", "crash_b"] {
-        urls.push(
-            mimi_store::testing::fresh_postgres_database(&admin, label)
-                .await
-                .unwrap(),
-        );
+        urls.push(fresh_test_database(label).await);
     }
     crash_and_recover(Some([urls[0].clone(), urls[1].clone()])).await;
 }

@@ -13,9 +13,10 @@ use mimi_client::http::{Client, ProviderConnection};
 use mimi_client::{KeyPackageOptions, key_packages_from_response};
 use mimi_protocol::msgs::UpdateResponseCode;
 use mimi_protocol::msgs::key_material::KeyMaterialResponse;
+use mimi_testkit::postgres::fresh_test_database;
 use openmls::prelude::ProtocolVersion;
 use openmls_rust_crypto::RustCrypto;
-use support::{DevSetup, free_ports, postgres_admin_url, wait_joined, wait_listening};
+use support::{DevSetup, free_ports, wait_joined, wait_listening};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
@@ -55,13 +56,7 @@ where
 
 #[tokio::test]
 async fn two_processes_on_one_database_keep_the_invariants() {
-    let Some(admin) = postgres_admin_url() else {
-        eprintln!("skipped: MIMI_TEST_POSTGRES_URL is not set");
-        return;
-    };
-    let url = mimi_store::testing::fresh_postgres_database(&admin, "shared")
-        .await
-        .unwrap();
+    let url = fresh_test_database("shared").await;
     let setup = DevSetup::new(&["a.example"]);
     let a = setup.provider("a.example");
     // The first instance creates the schema and the hub key; the second

@@ -19,12 +19,6 @@ pub mod keys;
 pub mod policy;
 pub mod rejection;
 pub mod stored;
-#[cfg(feature = "testing")]
-pub mod testing;
-
-// Lets `testing` name this crate as `mimi_room` both here and when the
-// integration tests include it directly.
-extern crate self as mimi_room;
 
 pub use hub::{AcceptedCommit, AddedClient, HubRoom};
 pub use rejection::{

@@ -2,9 +2,6 @@
 //! without sockets or a database: what a server would store, fan out and
 //! answer for create, update, submit, groupInfo and reportAbuse.
 
-#[path = "../src/testing.rs"]
-mod testing;
-
 use mimi_protocol::msgs::{
     GroupInfoOption, HandshakeBody, HandshakeBundle, RatchetTreeOption, SubmitMessageRequest,
     UpdateRequest, UpdateResult,
@@ -16,8 +13,8 @@ use mimi_room::policy::default_role::MEMBER;
 use mimi_room::rejection::{CreateRoomRejection, ReportRejection};
 use mimi_room::stored::StoredRoom;
 use mimi_room::{SubmitRejection, UpdateRejection};
+use mimi_testkit::clients::*;
 use openmls::prelude::*;
-use testing::*;
 use tls_codec::Serialize as _;
 
 const ALICE: &str = "mimi://a.example/d/alice/laptop";

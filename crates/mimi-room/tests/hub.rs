@@ -1,15 +1,12 @@
 //! The hub state machine driven by real openmls clients (-06 §3 flow,
 //! §5.3 update rules, §5.4 submit rules).
 
-#[path = "../src/testing.rs"]
-mod testing;
-
 use mimi_protocol::components::{ParticipantListUpdate, UserindexRolePair};
 use mimi_room::policy::default_role::{ADMIN, BANNED, MEMBER};
 use mimi_room::{HubRoom, PolicyViolation, SubmitRejection, UpdateRejection};
+use mimi_testkit::clients::*;
 use openmls::prelude::*;
 use openmls_rust_crypto::RustCrypto;
-use testing::*;
 
 const ALICE: &str = "mimi://a.example/d/alice/laptop";
 const BOB: &str = "mimi://b.example/d/bob/phone";

@@ -373,7 +373,7 @@ mod tests {
     #[test]
     fn the_timestamp_is_the_leading_uint64_of_a_fanout_message() {
         use mimi_protocol::msgs::fanout::{FanoutBody, FanoutMessage};
-        use mimi_room::testing::{TestClient, wire};
+        use mimi_testkit::clients::{TestClient, wire};
         let mut client = TestClient::new("mimi://a.example/d/alice/phone");
         client.create_default_room(&[]);
         let application = client

@@ -14,7 +14,6 @@ pub mod federation;
 pub mod hub;
 pub mod metrics;
 pub mod outbound;
-pub mod ports;
 pub mod state;
 pub mod tls;
 pub mod transport;

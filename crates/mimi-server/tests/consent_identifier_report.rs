@@ -17,25 +17,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tls_codec::VLBytes;
 
-async fn register(fed: &Federation, domain: &str, user: &str, device: &str) -> String {
-    let p = fed.provider(domain);
-    let resp = p
-        .client_api
-        .post(format!("{}/client/v1/devices", p.client_base))
-        .json(&json!({
-            "user": format!("mimi://{domain}/u/{user}"),
-            "device": format!("mimi://{domain}/d/{user}/{device}"),
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    resp.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 async fn client_post(
     fed: &Federation,
     domain: &str,
@@ -112,8 +93,8 @@ const BOB: &str = "mimi://b.example/u/bob";
 #[tokio::test]
 async fn consent_request_grant_revoke() {
     let fed = start_federation(Backend::Sqlite).await;
-    let alice = register(&fed, "a.example", "alice", "laptop").await;
-    let bob = register(&fed, "b.example", "bob", "phone").await;
+    let alice = fed.register("mimi://a.example/d/alice/laptop").await;
+    let bob = fed.register("mimi://b.example/d/bob/phone").await;
     let a_store = fed.provider("a.example").server().state.store.clone();
     let b_store = fed.provider("b.example").server().state.store.clone();
     let ops = |store: std::sync::Arc<dyn mimi_store::Store>| async move {
@@ -312,9 +293,9 @@ fn uris(r: &IdentifierResponse) -> Vec<&str> {
 #[tokio::test]
 async fn identifier_query_respects_discoverability() {
     let fed = start_federation(Backend::Sqlite).await;
-    let bob = register(&fed, "b.example", "bob", "phone").await;
-    let dan = register(&fed, "b.example", "dan", "phone").await;
-    let eve = register(&fed, "b.example", "eve", "phone").await;
+    let bob = fed.register("mimi://b.example/d/bob/phone").await;
+    let dan = fed.register("mimi://b.example/d/dan/phone").await;
+    let eve = fed.register("mimi://b.example/d/eve/phone").await;
     put_profile(
         &fed,
         "b.example",
@@ -502,7 +483,7 @@ async fn unverifiable_reports_from_strangers_are_refused() {
 #[tokio::test]
 async fn consent_required_needs_a_grant() {
     let fed = start_federation(Backend::Sqlite).await;
-    let bob = register(&fed, "b.example", "bob", "phone").await;
+    let bob = fed.register("mimi://b.example/d/bob/phone").await;
     put_profile(&fed, "b.example", &bob, json!({"consent_required": true})).await;
     let b = fed.provider("b.example").server().state.clone();
     let refusal = |room: Option<&'static str>| {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{Backend, start_federation};
 use fanout_support::*;
-use mimi_room::testing::TestClient;
+use mimi_testkit::clients::TestClient;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -44,7 +44,7 @@ async fn ordered_and_batched(backend: Backend) {
     let (a, b) = (fed.provider("a.example"), fed.provider("b.example"));
     let room = unique_room("a.example", "ordered");
     let bob = "mimi://b.example/d/bob/laptop";
-    let token = register_subscribed(b, "mimi://b.example/u/bob", bob, &room).await;
+    let token = register_subscribed(b, bob, &room).await;
 
     let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
     let payloads = alice.applications(12);
@@ -100,7 +100,7 @@ async fn local_delivery(backend: Backend) {
     let a = fed.provider("a.example");
     let room = unique_room("a.example", "local");
     let carol = "mimi://a.example/d/carol/phone";
-    let token = register(a, "mimi://a.example/u/carol", carol).await;
+    let token = a.register(carol).await;
     a.server()
         .state
         .store
@@ -151,7 +151,7 @@ async fn duplicate_notify(backend: Backend) {
     let b = fed.provider("b.example");
     let room = unique_room("a.example", "dup");
     let bob = "mimi://b.example/d/bob/laptop";
-    let token = register_subscribed(b, "mimi://b.example/u/bob", bob, &room).await;
+    let token = register_subscribed(b, bob, &room).await;
 
     let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
     let payloads = alice.applications(3);
@@ -227,8 +227,8 @@ async fn welcome_goes_to_the_named_device_only_and_subscribes_it() {
     let room = unique_room("a.example", "welcome");
     let laptop = TestClient::new("mimi://b.example/d/bob/laptop");
     let phone = TestClient::new("mimi://b.example/d/bob/phone");
-    let laptop_token = register(b, &laptop.user(), &laptop.device).await;
-    let phone_token = register(b, &phone.user(), &phone.device).await;
+    let laptop_token = b.register(&laptop.device).await;
+    let phone_token = b.register(&phone.device).await;
     let laptop_kp = claimed_key_package(b, &laptop).await;
     let _phone_kp = claimed_key_package(b, &phone).await;
     let claims = b
@@ -287,8 +287,8 @@ async fn events_api_fetches_and_acks_only_the_devices_own_queue() {
     let b = fed.provider("b.example");
     let room = unique_room("a.example", "events");
     let bob = "mimi://b.example/d/bob/laptop";
-    let token = register(b, "mimi://b.example/u/bob", bob).await;
-    let other_token = register(b, "mimi://b.example/u/dave", "mimi://b.example/d/dave/pc").await;
+    let token = b.register(bob).await;
+    let other_token = b.register("mimi://b.example/d/dave/pc").await;
     b.server().state.store.subscribe(&room, bob).await.unwrap();
     let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
     let payloads = alice.applications(4);

@@ -55,7 +55,7 @@ async fn outage(backend: Backend) {
     let mut fed = start_federation(backend).await;
     let room = unique_room("a.example", "outage");
     let bob = "mimi://b.example/d/bob/laptop";
-    let token = register(fed.provider("b.example"), "mimi://b.example/u/bob", bob).await;
+    let token = fed.provider("b.example").register(bob).await;
     fed.provider("b.example")
         .server()
         .state

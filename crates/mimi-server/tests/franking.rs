@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Backend, Federation, start_federation};
-use mimi_client::http::{Client, ClientError, ProviderConnection};
+use mimi_client::http::{Client, ClientError};
 use mimi_client::{Event, FrankStatus, Message, RoomOptions, content};
 use mimi_protocol::IdentifierUri;
 use mimi_protocol::components::FrankingAgentData;
@@ -20,22 +20,10 @@ use openmls_basic_credential::SignatureKeyPair;
 const ADMIN: &str = "operator-secret";
 const WAIT: Duration = Duration::from_secs(20);
 
-fn connection(fed: &Federation, domain: &str) -> ProviderConnection {
-    let p = fed.provider(domain);
-    ProviderConnection::new(
-        &p.client_base,
-        Some(fed.ca.cert_pem().as_bytes()),
-        Some(p.server().client_addr),
-    )
-    .unwrap()
-}
-
-async fn register(fed: &Federation, device: &str) -> Client {
-    let domain = mimi_protocol::MimiUri::parse(device)
-        .unwrap()
-        .domain()
-        .to_owned();
-    let mut client = Client::register(device, connection(fed, &domain))
+/// A registered device with KeyPackages published.
+async fn client(fed: &Federation, device: &str) -> Client {
+    let domain = &fed.provider_of(device).domain;
+    let mut client = Client::register(device, fed.connection(domain).unwrap())
         .await
         .unwrap();
     client.publish_key_packages(2).await.unwrap();
@@ -94,8 +82,8 @@ async fn messages_are_franked_verified_reported_and_listed() {
         a.restart().await;
     }
     let room = "mimi://a.example/r/franked";
-    let mut alice = register(&fed, "mimi://a.example/d/alice/laptop").await;
-    let mut bob = register(&fed, "mimi://b.example/d/bob/phone").await;
+    let mut alice = client(&fed, "mimi://a.example/d/alice/laptop").await;
+    let mut bob = client(&fed, "mimi://b.example/d/bob/phone").await;
     alice.create_room(room).await.unwrap();
     // The room carries the hub's franking agent from GET /client/v1/hub.
     let hub_agent = alice.connection.hub_info().await.unwrap().franking_agent;
@@ -254,7 +242,7 @@ async fn messages_are_franked_verified_reported_and_listed() {
     assert_eq!(resp.status().as_u16(), 403);
 
     // The operator of the hub lists the one verified report.
-    let admin = connection(&fed, "a.example").with_token(ADMIN);
+    let admin = fed.connection("a.example").unwrap().with_token(ADMIN);
     let reports = admin.admin_reports().await.unwrap();
     assert_eq!(reports.len(), 1, "{reports:?}");
     let r = &reports[0];
@@ -284,7 +272,7 @@ async fn messages_are_franked_verified_reported_and_listed() {
 async fn the_hub_franks_only_for_its_own_franking_agent() {
     let fed = start_federation(Backend::Sqlite).await;
     let room = "mimi://a.example/r/foreign-agent";
-    let mut alice = register(&fed, "mimi://a.example/d/alice/laptop").await;
+    let mut alice = client(&fed, "mimi://a.example/d/alice/laptop").await;
     let hub = alice.connection.hub_info().await.unwrap();
     let other = SignatureKeyPair::new(mimi_client::CIPHERSUITE.signature_algorithm()).unwrap();
     let options = RoomOptions {

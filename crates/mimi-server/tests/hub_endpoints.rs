@@ -22,8 +22,8 @@ use mimi_protocol::msgs::{
 use mimi_protocol::uri::pct_encode_unreserved;
 use mimi_protocol::{IdentifierUri, decode_exact, encode};
 use mimi_room::policy::default_role::{ADMIN, MEMBER};
-use mimi_room::testing::{CIPHERSUITE, TestClient, add_participant, participant_update, wire};
 use mimi_server::tls::ProviderIdentity;
+use mimi_testkit::clients::{CIPHERSUITE, TestClient, add_participant, participant_update, wire};
 use openmls::messages::group_info::VerifiableGroupInfo;
 use openmls::prelude::*;
 use openmls_rust_crypto::RustCrypto;
@@ -45,28 +45,16 @@ struct Device {
     token: String,
 }
 
-async fn register(fed: &Federation, device: &str) -> Device {
-    let mls = TestClient::new(device);
-    let domain = device
-        .trim_start_matches("mimi://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let p = fed.provider(&domain);
-    let resp = p
-        .client_api
-        .post(format!("{}/client/v1/devices", p.client_base))
-        .json(&json!({"user": mls.user(), "device": device}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let body: serde_json::Value = resp.json().await.unwrap();
-    Device {
-        mls,
-        domain,
-        token: body["token"].as_str().unwrap().to_string(),
+impl Device {
+    /// Registers `device` at its provider, with a fresh MLS client.
+    async fn new(fed: &Federation, device: &str) -> Self {
+        let mls = TestClient::new(device);
+        let token = fed.register(device).await;
+        Device {
+            mls,
+            domain: fed.provider_of(device).domain.clone(),
+            token,
+        }
     }
 }
 
@@ -318,11 +306,11 @@ fn commit_message(request: &UpdateRequest) -> MlsMessageIn {
 #[tokio::test]
 async fn hub_protocol_flow_over_federation() {
     let fed = start_federation(Backend::Sqlite).await;
-    let mut alice = register(&fed, ALICE).await;
-    let mut bob = register(&fed, BOB).await;
-    let mut cathy = register(&fed, CATHY).await;
-    let mut cathy2 = register(&fed, CATHY2).await;
-    let dave = register(&fed, DAVE).await;
+    let mut alice = Device::new(&fed, ALICE).await;
+    let mut bob = Device::new(&fed, BOB).await;
+    let mut cathy = Device::new(&fed, CATHY).await;
+    let mut cathy2 = Device::new(&fed, CATHY2).await;
+    let dave = Device::new(&fed, DAVE).await;
     create_room(&fed, &mut alice).await;
     let store = fed.provider("a.example").server().state.store.clone();
 
@@ -754,8 +742,8 @@ async fn hub_on_postgres_accepts_one_commit_per_epoch() {
         admin_url: common::postgres_admin_url(),
     })
     .await;
-    let mut alice = register(&fed, ALICE).await;
-    let mut bob = register(&fed, BOB).await;
+    let mut alice = Device::new(&fed, ALICE).await;
+    let mut bob = Device::new(&fed, BOB).await;
     create_room(&fed, &mut alice).await;
     assert!(success(&add_user(&fed, &mut alice, &mut bob).await));
     let c_alice = build_commit(&mut alice.mls, vec![], vec![]);
@@ -795,8 +783,8 @@ async fn hub_on_postgres_accepts_one_commit_per_epoch() {
 #[tokio::test]
 async fn forged_group_info_request_signature_is_refused_at_the_hub() {
     let fed = start_federation(Backend::Sqlite).await;
-    let mut alice = register(&fed, ALICE).await;
-    let mut bob = register(&fed, BOB).await;
+    let mut alice = Device::new(&fed, ALICE).await;
+    let mut bob = Device::new(&fed, BOB).await;
     create_room(&fed, &mut alice).await;
     assert!(success(&add_user(&fed, &mut alice, &mut bob).await));
 

@@ -14,8 +14,8 @@ use mimi_protocol::msgs::key_material::{
     KeyMaterialUserCode,
 };
 use mimi_protocol::{IdentifierUri, Protocol, decode_exact, encode};
-use mimi_room::testing::{CIPHERSUITE, TestClient};
 use mimi_server::tls::ProviderIdentity;
+use mimi_testkit::clients::{CIPHERSUITE, TestClient};
 use openmls::prelude::{
     ExtensionType, KeyPackage, KeyPackageBuilder, KeyPackageIn, MlsMessageOut, ProposalType,
     RequiredCapabilitiesExtension,
@@ -25,28 +25,6 @@ use serde_json::json;
 use tls_codec::{Serialize as _, VLBytes};
 
 const ROOM: &str = "mimi://a.example/r/x";
-
-/// Registers a device; returns its bearer token.
-async fn register(fed: &Federation, device: &str) -> String {
-    let domain = device
-        .trim_start_matches("mimi://")
-        .split('/')
-        .next()
-        .unwrap();
-    let p = fed.provider(domain);
-    let resp = p
-        .client_api
-        .post(format!("{}/client/v1/devices", p.client_base))
-        .json(&json!({"user": mimi_room::testing::user_of(device), "device": device}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    resp.json::<serde_json::Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
 
 fn mls_message(kp: KeyPackage) -> Vec<u8> {
     MlsMessageOut::from(kp).tls_serialize_detached().unwrap()
@@ -84,7 +62,7 @@ impl Device {
     async fn new(fed: &Federation, device: &str) -> Self {
         Self {
             client: TestClient::new(device),
-            token: register(fed, device).await,
+            token: fed.register(device).await,
             domain: device
                 .trim_start_matches("mimi://")
                 .split('/')

@@ -39,7 +39,7 @@ async fn bodies_over_the_limit_get_413_and_change_nothing() {
     let b = fed.provider("b.example");
     let room = unique_room("a.example", "limits");
     let bob = "mimi://b.example/d/bob/laptop";
-    let token = register_subscribed(b, "mimi://b.example/u/bob", bob, &room).await;
+    let token = register_subscribed(b, bob, &room).await;
 
     // A well-formed batch, only too large.
     let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
@@ -88,7 +88,7 @@ async fn notify_requests_carry_at_most_max_batch_messages() {
     let (a, b) = (fed.provider("a.example"), fed.provider("b.example"));
     let room = unique_room("a.example", "batch");
     let bob = "mimi://b.example/d/bob/laptop";
-    let token = register_subscribed(b, "mimi://b.example/u/bob", bob, &room).await;
+    let token = register_subscribed(b, bob, &room).await;
 
     let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
     let payloads = alice.applications(EVENTS);
@@ -136,8 +136,8 @@ async fn a_silent_peer_times_out_and_is_retried_without_stalling_fanout() {
     let room = unique_room("a.example", "silent");
     let bob = "mimi://b.example/d/bob/laptop";
     let carl = "mimi://c.example/d/carl/pc";
-    let bob_token = register(b, "mimi://b.example/u/bob", bob).await;
-    let carl_token = register(c, "mimi://c.example/u/carl", carl).await;
+    let bob_token = b.register(bob).await;
+    let carl_token = c.register(carl).await;
     b.server().state.store.subscribe(&room, bob).await.unwrap();
     c.server().state.store.subscribe(&room, carl).await.unwrap();
 

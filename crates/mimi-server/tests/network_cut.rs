@@ -11,11 +11,11 @@ mod net_support;
 use std::collections::BTreeSet;
 
 use common::{Backend, Provider, start_federation};
-use fanout_support::{now_ms, register};
+use fanout_support::now_ms;
 use mimi_protocol::msgs::key_material::{ClientMaterial, KeyMaterialResponse, KeyMaterialUserCode};
 use mimi_protocol::{decode_exact, encode};
-use mimi_room::testing::TestClient;
 use mimi_store::NewKeyPackage;
+use mimi_testkit::clients::TestClient;
 use net_support::{Fault, interpose};
 use openmls::prelude::{MlsMessageOut, OpenMlsProvider, ProtocolVersion};
 use reqwest::StatusCode;
@@ -89,8 +89,8 @@ async fn cut_claims_never_hand_out_a_key_package_twice() {
     let (a, b) = (fed.provider("a.example"), fed.provider("b.example"));
     let alice = TestClient::new("mimi://a.example/d/alice/laptop");
     let bob = TestClient::new("mimi://b.example/d/bob/laptop");
-    let token = register(a, &alice.user(), &alice.device).await;
-    register(b, &bob.user(), &bob.device).await;
+    let token = a.register(&alice.device).await;
+    b.register(&bob.device).await;
     let uploaded = store_key_packages(b, &bob, UPLOADED).await;
     let store = b.server().state.store.clone();
     let now_secs = || (now_ms() / 1000) as i64;

@@ -23,7 +23,6 @@ mod error;
 mod postgres;
 mod shared;
 mod sqlite;
-pub mod testing;
 mod types;
 
 use std::time::Duration;

@@ -9,7 +9,8 @@ mod suite;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mimi_store::{PgStore, PgStoreOptions, testing};
+use mimi_store::{PgStore, PgStoreOptions};
+use mimi_testkit::postgres as testing;
 use suite::Stores;
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";

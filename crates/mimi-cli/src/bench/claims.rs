@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
 use mimi_protocol::msgs::key_material::{ClientMaterial, KeyMaterialResponse};
-use mimi_room::testing::TestClient;
 use mimi_store::NewKeyPackage;
+use mimi_testkit::clients::TestClient;
 use openmls::prelude::{ExtensionType, MlsMessageOut, ProposalType, RequiredCapabilitiesExtension};
 use openmls_traits::OpenMlsProvider as _;
 use tls_codec::Serialize as _;

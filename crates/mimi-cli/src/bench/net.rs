@@ -1,51 +1,36 @@
-//! Three real providers on loopback for the benchmark: a dev CA, mutual
-//! TLS between them, and the chosen store (SQLite files or one fresh
-//! PostgreSQL database per provider).
+//! Three real providers on loopback for the benchmark (the test kit's
+//! federation): a dev CA, mutual TLS between them, and the chosen store
+//! (SQLite files or one fresh PostgreSQL database per provider).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use anyhow::{Context, ensure};
+use anyhow::ensure;
 use mimi_server::RunningServer;
-use mimi_server::config::{
-    ClientApiConfig, FanoutConfig, FederationConfig, ServerConfig, StorageConfig, TlsConfig,
-};
-use mimi_server::tls::{self, DevCa, ProviderIdentity};
+use mimi_server::config::FanoutConfig;
+use mimi_server::tls::{self, ProviderIdentity};
+use mimi_testkit::{Backend, Federation, Options};
 
 /// The providers: `a.example` hosts every benchmark room (the hub).
-pub const DOMAINS: [&str; 3] = ["a.example", "b.example", "c.example"];
+pub use mimi_testkit::DOMAINS;
 pub const HUB: &str = "a.example";
 
 /// Which database the providers use.
-#[derive(Debug, Clone)]
-pub enum StoreChoice {
-    Sqlite,
-    Postgres { admin_url: String },
-}
+pub type StoreChoice = Backend;
 
-impl StoreChoice {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Sqlite => "SQLite",
-            Self::Postgres { .. } => "PostgreSQL",
-        }
-    }
-}
-
+/// The kit's federation, with each provider's identity loaded once.
 pub struct Net {
-    pub ca: DevCa,
-    pub servers: Vec<RunningServer>,
+    pub fed: Federation,
     pub identities: Vec<ProviderIdentity>,
-    /// The configuration each provider was started with.
-    pub configs: Vec<ServerConfig>,
-    pub store: StoreChoice,
-    databases: Vec<String>,
 }
 
-/// One free loopback address outside the kernel's ephemeral range.
-pub fn free_port() -> anyhow::Result<SocketAddr> {
-    Ok(mimi_server::ports::free_loopback_addrs(1)?[0])
+/// The federation's fields (`ca`, `providers`, `backend`) read through.
+impl std::ops::Deref for Net {
+    type Target = Federation;
+
+    fn deref(&self) -> &Federation {
+        &self.fed
+    }
 }
 
 impl Net {
@@ -55,80 +40,21 @@ impl Net {
         store: &StoreChoice,
         fanout: FanoutConfig,
     ) -> anyhow::Result<Self> {
-        let ca = DevCa::generate("mimi bench CA")?;
-        let ca_path = dir.join("ca.pem");
-        std::fs::write(&ca_path, ca.cert_pem())?;
-        let federation: Vec<SocketAddr> = DOMAINS
+        let fed = Federation::start_in(
+            dir,
+            Options {
+                backend: store.clone(),
+                fanout,
+                ca_name: "mimi bench CA".into(),
+            },
+        )
+        .await?;
+        let identities = fed
+            .providers
             .iter()
-            .map(|_| free_port())
+            .map(|p| p.identity())
             .collect::<Result<_, _>>()?;
-        let mut net = Self {
-            ca,
-            servers: Vec::new(),
-            identities: Vec::new(),
-            configs: Vec::new(),
-            store: store.clone(),
-            databases: Vec::new(),
-        };
-        for (i, domain) in DOMAINS.iter().enumerate() {
-            let id = net.ca.issue(domain)?;
-            let cert = dir.join(format!("{domain}.pem"));
-            let key = dir.join(format!("{domain}.key"));
-            std::fs::write(&cert, &id.cert_chain_pem)?;
-            std::fs::write(&key, &id.key_pem)?;
-            let storage = match store {
-                StoreChoice::Sqlite => StorageConfig::default(),
-                StoreChoice::Postgres { admin_url } => {
-                    let url = mimi_store::testing::fresh_postgres_database(admin_url, domain)
-                        .await
-                        .with_context(|| {
-                            format!("creating a PostgreSQL database at {admin_url}")
-                        })?;
-                    net.databases.push(url.clone());
-                    StorageConfig {
-                        sqlite: None,
-                        postgres: Some(url),
-                    }
-                }
-            };
-            let peers: BTreeMap<String, String> = DOMAINS
-                .iter()
-                .zip(&federation)
-                .filter(|(d, _)| *d != domain)
-                .map(|(d, addr)| (d.to_string(), addr.to_string()))
-                .collect();
-            let config = ServerConfig {
-                domain: domain.to_string(),
-                data_dir: dir.join(format!("{domain}-data")),
-                federation: FederationConfig {
-                    listen: federation[i],
-                    public_url: None,
-                },
-                client_api: ClientApiConfig {
-                    listen: free_port()?,
-                    open_registration: true,
-                    admin_token: None,
-                },
-                storage,
-                tls: TlsConfig {
-                    ca: ca_path.clone(),
-                    cert: cert.clone(),
-                    key: key.clone(),
-                },
-                peers,
-                limits: Default::default(),
-                fanout: fanout.clone(),
-            };
-            net.identities
-                .push(ProviderIdentity::from_files(domain, &cert, &key)?);
-            net.configs.push(config.clone());
-            net.servers.push(
-                mimi_server::start(config)
-                    .await
-                    .with_context(|| format!("starting {domain}"))?,
-            );
-        }
-        Ok(net)
+        Ok(Self { fed, identities })
     }
 
     fn index(domain: &str) -> usize {
@@ -136,7 +62,7 @@ impl Net {
     }
 
     pub fn server(&self, domain: &str) -> &RunningServer {
-        &self.servers[Self::index(domain)]
+        self.fed.provider(domain).server()
     }
 
     /// An HTTP/2 mTLS client presenting `domain`'s certificate, resolving
@@ -145,19 +71,16 @@ impl Net {
         federation_client(
             self.ca.cert_pem(),
             &self.identities[Self::index(domain)],
-            self.servers
+            self.fed
+                .providers
                 .iter()
-                .zip(DOMAINS)
-                .map(|(s, d)| (d, s.federation_addr)),
+                .map(|p| (p.domain.as_str(), p.config.federation.listen)),
         )
     }
 
     /// `https://<domain>:<port>` of a provider's federation listener.
     pub fn url(&self, domain: &str) -> String {
-        format!(
-            "https://{domain}:{}",
-            self.server(domain).federation_addr.port()
-        )
+        self.fed.federation_url(domain)
     }
 
     /// Installs (or removes) one delivery observer on every provider.
@@ -165,27 +88,18 @@ impl Net {
         &self,
         f: Option<std::sync::Arc<mimi_server::delivery::DeliveryObserver>>,
     ) {
-        for server in &self.servers {
-            server.state.set_delivery_observer(f.clone());
+        for p in &self.fed.providers {
+            p.server().state.set_delivery_observer(f.clone());
         }
     }
 
     pub fn store_name(&self) -> &'static str {
-        self.store.name()
+        self.backend.name()
     }
 
     /// Stops the servers and drops the PostgreSQL databases.
     pub async fn shutdown(self) {
-        for server in self.servers {
-            server.shutdown().await;
-        }
-        if let StoreChoice::Postgres { admin_url } = &self.store {
-            for url in &self.databases {
-                if let Err(e) = mimi_store::testing::drop_postgres_database(admin_url, url).await {
-                    eprintln!("dropping {url}: {e}");
-                }
-            }
-        }
+        self.fed.shutdown().await;
     }
 }
 

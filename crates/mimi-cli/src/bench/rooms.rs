@@ -5,9 +5,9 @@
 use anyhow::{Context, ensure};
 use mimi_protocol::MimiUri;
 use mimi_room::policy::default_role::MEMBER;
-use mimi_room::testing::{TestClient, add_participant, participant_update, wire};
 use mimi_server::client_api::auth::AuthenticatedDevice;
 use mimi_server::hub;
+use mimi_testkit::clients::{TestClient, add_participant, participant_update, wire};
 use openmls::messages::group_info::VerifiableGroupInfo;
 use openmls::prelude::{MlsMessageIn, RatchetTreeIn, Welcome};
 use tls_codec::Serialize as _;
@@ -38,7 +38,7 @@ pub fn build_group(tag: &str, size: usize, senders: usize) -> anyhow::Result<Gro
     let devices: Vec<String> = (0..size).map(|i| device(tag, i)).collect();
     let users: Vec<String> = devices
         .iter()
-        .map(|d| mimi_room::testing::user_of(d))
+        .map(|d| mimi_testkit::clients::user_of(d))
         .collect();
     let mut creator = TestClient::new(&devices[0]);
     let others: Vec<(&str, u32)> = users[1..].iter().map(|u| (u.as_str(), MEMBER)).collect();

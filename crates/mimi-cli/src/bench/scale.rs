@@ -59,7 +59,7 @@ pub async fn run(
         params.processes.iter().max().copied().unwrap_or(1),
         params.size
     ));
-    if !matches!(net.store, StoreChoice::Postgres { .. }) {
+    if !matches!(net.backend, StoreChoice::Postgres { .. }) {
         bail!("`mimi bench scale` needs --store postgres (processes share the database)");
     }
     let mut group = rooms::build_group("scale", params.size, params.senders)?;
@@ -120,8 +120,8 @@ async fn spawn_hub(
     n: usize,
     children: &mut Children,
 ) -> anyhow::Result<String> {
-    let mut config = net.configs[0].clone();
-    let ports = mimi_server::ports::free_loopback_addrs(2)?;
+    let mut config = net.provider(HUB).config.clone();
+    let ports = mimi_testkit::ports::free_loopback_addrs(2)?;
     (config.federation.listen, config.client_api.listen) = (ports[0], ports[1]);
     let path = dir.join(format!("{HUB}-{n}.toml"));
     std::fs::write(&path, config.to_toml()?)?;

@@ -151,7 +151,7 @@ impl Drop for ServerProcess {
 
 /// `n` distinct free loopback ports outside the kernel's ephemeral range.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    mimi_server::ports::free_loopback_addrs(n)
+    mimi_testkit::ports::free_loopback_addrs(n)
         .unwrap()
         .iter()
         .map(|a| a.port())
@@ -205,11 +205,6 @@ pub async fn wait_joined(client: &mut Client, within: Duration) {
     {
         deadline.tick().await;
     }
-}
-
-/// The PostgreSQL server for tests, if configured.
-pub fn postgres_admin_url() -> Option<String> {
-    std::env::var("MIMI_TEST_POSTGRES_URL").ok()
 }
 
 pub fn path_arg(p: &Path) -> String {

@@ -9,11 +9,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use mimi_protocol::msgs::fanout::{FanoutBody, FanoutMessage};
 use mimi_protocol::msgs::ratchet_tree::RatchetTreeOption;
-use mimi_room::testing::{TestClient, wire};
-use mimi_server::tls::ProviderIdentity;
 use mimi_store::{NewKeyPackage, NewOutboxItem};
+use mimi_testkit::clients::{TestClient, wire};
 use openmls::prelude::{KeyPackage, MlsMessageOut, OpenMlsProvider, ProtocolVersion};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tls_codec::Serialize as _;
 
 use crate::common::{Federation, Provider};
@@ -94,23 +93,10 @@ pub fn outbox_rows(destination: &str, room: &str, payloads: &[Vec<u8>]) -> Vec<N
         .collect()
 }
 
-/// Registers a device through the client API; returns its bearer token.
-pub async fn register(p: &Provider, user: &str, device: &str) -> String {
-    let resp = p
-        .client_api
-        .post(format!("{}/client/v1/devices", p.client_base))
-        .json(&json!({"user": user, "device": device}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), reqwest::StatusCode::CREATED);
-    let body: Value = resp.json().await.unwrap();
-    body["token"].as_str().unwrap().to_owned()
-}
-
-/// [`register`], then subscribes the device to `room` at its provider.
-pub async fn register_subscribed(p: &Provider, user: &str, device: &str, room: &str) -> String {
-    let token = register(p, user, device).await;
+/// [`Provider::register`], then subscribes the device to `room` at its
+/// provider.
+pub async fn register_subscribed(p: &Provider, device: &str, room: &str) -> String {
+    let token = p.register(device).await;
     p.server()
         .state
         .store
@@ -201,10 +187,7 @@ pub fn notify_url(fed: &Federation, domain: &str, room: &str) -> String {
 
 /// A federation client authenticated as `domain`.
 pub fn federation_client_as(fed: &Federation, domain: &str) -> reqwest::Client {
-    let p = fed.provider(domain);
-    let identity =
-        ProviderIdentity::from_files(domain, &p.config.tls.cert, &p.config.tls.key).unwrap();
-    fed.federation_client(Some(&identity))
+    fed.federation_client_as(domain)
 }
 
 /// POSTs a raw `/notify` body; returns the status.

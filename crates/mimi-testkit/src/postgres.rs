@@ -1,12 +1,47 @@
-//! Helpers for tests of this crate and of the crates above it: throwaway
-//! PostgreSQL databases, so tests can run in parallel on one server.
+//! Throwaway PostgreSQL databases, so tests can run in parallel on one
+//! server, and the server's URL from `MIMI_TEST_POSTGRES_URL`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::{Connection, PgConnection};
 
-use crate::error::Result;
+/// The variable naming the PostgreSQL server for tests (CI sets it).
+pub const POSTGRES_URL_VAR: &str = "MIMI_TEST_POSTGRES_URL";
+
+/// Why a test database could not be made or dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresError {
+    #[error("PostgreSQL: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("{0:?} is not a database made by fresh_postgres_database")]
+    NotATestDatabase(String),
+}
+
+type Result<T> = std::result::Result<T, PostgresError>;
+
+/// The PostgreSQL server for tests, from `MIMI_TEST_POSTGRES_URL`.
+///
+/// Panics when the variable is unset: a test that needs the database fails
+/// loudly rather than passing without having run.
+pub fn postgres_url() -> String {
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "{POSTGRES_URL_VAR} is not set: this test needs PostgreSQL, e.g. \
+             {POSTGRES_URL_VAR}=postgres://postgres@127.0.0.1:5432/test (see README.md)"
+        ),
+    }
+}
+
+/// A fresh database on the server at [`postgres_url`] for one test;
+/// panics with the reason when it cannot be made.
+pub async fn fresh_test_database(label: &str) -> String {
+    let admin = postgres_url();
+    fresh_postgres_database(&admin, label)
+        .await
+        .unwrap_or_else(|e| panic!("creating a database on {admin}: {e}"))
+}
 
 /// `url` with its database name replaced by `database`.
 pub fn postgres_url_with_database(url: &str, database: &str) -> String {
@@ -65,9 +100,7 @@ pub async fn drop_postgres_database(admin_url: &str, database_url: &str) -> Resu
     if !name.starts_with("mimi_test_")
         || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     {
-        return Err(crate::StoreError::Invalid(format!(
-            "{name:?} is not a database made by fresh_postgres_database"
-        )));
+        return Err(PostgresError::NotATestDatabase(name.to_owned()));
     }
     let mut conn = PgConnection::connect(admin_url).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(

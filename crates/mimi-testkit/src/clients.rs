@@ -1,9 +1,7 @@
-//! Real openmls clients for driving a hub in tests (feature `testing`):
-//! enough of a client to create rooms, add and remove users, leave, join
-//! by external commit and process fanned-out handshakes. They panic on
-//! errors, as test code should. The full client is `mimi-client`.
-
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! Real openmls clients for driving a hub in tests: enough of a client to
+//! create rooms, add and remove users, leave, join by external commit and
+//! process fanned-out handshakes. They panic on errors, as test code
+//! should. The full client is `mimi-client`.
 
 use mimi_protocol::components::room_policy::RoleData;
 use mimi_protocol::components::{

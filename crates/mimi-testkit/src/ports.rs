@@ -1,4 +1,4 @@
-//! Loopback ports for the demo, the benchmark and the test harnesses.
+//! Loopback ports for the test harnesses, the demo and the benchmark.
 //!
 //! A port found by binding port 0 and closing the socket again comes from
 //! the kernel's ephemeral range, where any outgoing connection (a database
