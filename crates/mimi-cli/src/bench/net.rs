@@ -5,13 +5,16 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, ensure};
-use mimi_server::RunningServer;
+use mimi_server::batch::FanoutItem;
 use mimi_server::config::{
     ClientApiConfig, FanoutConfig, FederationConfig, ServerConfig, StorageConfig, TlsConfig,
 };
+use mimi_server::runtime::DeliveryObserver;
 use mimi_server::tls::{self, DevCa, ProviderIdentity};
+use mimi_server::{RunningServer, StartOptions};
 
 /// The providers: `a.example` hosts every benchmark room (the hub).
 pub const DOMAINS: [&str; 3] = ["a.example", "b.example", "c.example"];
@@ -41,6 +44,22 @@ pub struct Net {
     pub configs: Vec<ServerConfig>,
     pub store: StoreChoice,
     databases: Vec<String>,
+    /// Given to every provider at start; passes deliveries on to the
+    /// observer of the phase being measured.
+    observer: Arc<ObserverSlot>,
+}
+
+/// A delivery observer that can be swapped while the servers run.
+#[derive(Default)]
+struct ObserverSlot(RwLock<Option<Arc<dyn DeliveryObserver>>>);
+
+impl DeliveryObserver for ObserverSlot {
+    fn observe(&self, provider: &str, room_id: &str, items: &[FanoutItem]) {
+        let current = self.0.read().ok().and_then(|slot| slot.clone());
+        if let Some(observer) = current {
+            observer.observe(provider, room_id, items);
+        }
+    }
 }
 
 /// One free loopback address outside the kernel's ephemeral range.
@@ -69,6 +88,7 @@ impl Net {
             configs: Vec::new(),
             store: store.clone(),
             databases: Vec::new(),
+            observer: Arc::default(),
         };
         for (i, domain) in DOMAINS.iter().enumerate() {
             let id = net.ca.issue(domain)?;
@@ -123,9 +143,14 @@ impl Net {
                 .push(ProviderIdentity::from_files(domain, &cert, &key)?);
             net.configs.push(config.clone());
             net.servers.push(
-                mimi_server::start(config)
-                    .await
-                    .with_context(|| format!("starting {domain}"))?,
+                mimi_server::start_with(
+                    config,
+                    StartOptions {
+                        delivery_observer: Some(net.observer.clone()),
+                    },
+                )
+                .await
+                .with_context(|| format!("starting {domain}"))?,
             );
         }
         Ok(net)
@@ -161,12 +186,9 @@ impl Net {
     }
 
     /// Installs (or removes) one delivery observer on every provider.
-    pub fn set_delivery_observer(
-        &self,
-        f: Option<std::sync::Arc<mimi_server::delivery::DeliveryObserver>>,
-    ) {
-        for server in &self.servers {
-            server.state.set_delivery_observer(f.clone());
+    pub fn set_delivery_observer(&self, observer: Option<Arc<dyn DeliveryObserver>>) {
+        if let Ok(mut slot) = self.observer.0.write() {
+            *slot = observer;
         }
     }
 
