@@ -108,6 +108,14 @@ pub struct Limits {
     pub outbound_timeout_ms: u64,
     /// Timeout for handling one inbound request, in milliseconds.
     pub request_timeout_ms: u64,
+    /// keyMaterial requests (-06 §5.2) per minute, and burst, from one
+    /// requesting provider, whatever users it names.
+    pub key_material_per_provider_per_minute: u32,
+    /// keyMaterial requests per minute, and burst, for one requesting
+    /// user of one provider.
+    pub key_material_per_user_per_minute: u32,
+    /// Most rate-limit buckets kept in memory (at least 2).
+    pub rate_limit_buckets: usize,
 }
 
 impl Default for Limits {
@@ -116,6 +124,9 @@ impl Default for Limits {
             max_body_bytes: 4 * 1024 * 1024,
             outbound_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
+            key_material_per_provider_per_minute: 1000,
+            key_material_per_user_per_minute: 20,
+            rate_limit_buckets: 100_000,
         }
     }
 }
@@ -216,6 +227,15 @@ impl ServerConfig {
                 "limits and fanout sizes must be positive".into(),
             ));
         }
+        let limits = &self.limits;
+        if limits.key_material_per_provider_per_minute == 0
+            || limits.key_material_per_user_per_minute == 0
+            || limits.rate_limit_buckets < 2
+        {
+            return Err(ConfigError::Invalid(
+                "keyMaterial rates must be positive and rate_limit_buckets at least 2".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -287,5 +307,23 @@ key = "a.key"
         let mut config: ServerConfig = toml::from_str(EXAMPLE).unwrap();
         config.domain = "not a domain".into();
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn key_material_limits_parse_and_are_checked() {
+        let config: ServerConfig = toml::from_str(&format!(
+            "{EXAMPLE}\n[limits]\nkey_material_per_provider_per_minute = 50\nrate_limit_buckets = 10\n"
+        ))
+        .unwrap();
+        assert_eq!(config.limits.key_material_per_provider_per_minute, 50);
+        assert_eq!(config.limits.key_material_per_user_per_minute, 20);
+        assert_eq!(config.limits.rate_limit_buckets, 10);
+        config.validate().unwrap();
+        let mut bad = config.clone();
+        bad.limits.rate_limit_buckets = 1;
+        assert!(bad.validate().is_err());
+        let mut bad = config;
+        bad.limits.key_material_per_user_per_minute = 0;
+        assert!(bad.validate().is_err());
     }
 }

@@ -3,8 +3,9 @@
 //! "Delivery to clients").
 //!
 //! Used by the follower's `/notify` endpoint and by the hub when it fans
-//! out to its own domain (in-process, no HTTP). A batch is one `/notify`
-//! body: one or more concatenated `FanoutMessage`s of one room.
+//! out to its own domain (in-process, no HTTP). A batch ([`crate::batch`])
+//! is one `/notify` body: one or more concatenated `FanoutMessage`s of one
+//! room.
 //!
 //! Routing:
 //! - a Welcome goes to the local device whose claimed KeyPackageRef appears
@@ -16,26 +17,11 @@
 
 use std::collections::BTreeSet;
 
-use mimi_protocol::DecodeError;
-use mimi_protocol::msgs::fanout::FanoutMessage;
 use mimi_store::{NewClientEvent, StoreError};
-use sha2::{Digest, Sha256};
-use tls_codec::Deserialize as _;
 
+use crate::batch::body_hash;
+pub use crate::batch::{FanoutItem, split_batch};
 use crate::state::{AppState, now_ms};
-
-/// Observes batches after they are durably queued for this provider's
-/// devices: `(provider domain, room id, messages)`. For measurements
-/// (`mimi bench`, through [`AppState::set_delivery_observer`]): it runs on
-/// the delivery path, so it must be cheap.
-pub type DeliveryObserver = dyn Fn(&str, &str, &[FanoutItem]) + Send + Sync;
-
-/// One `FanoutMessage` of a batch with its exact encoding.
-#[derive(Debug, Clone)]
-pub struct FanoutItem {
-    pub message: FanoutMessage,
-    pub encoded: Vec<u8>,
-}
 
 /// What happened to a delivered batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,35 +31,6 @@ pub enum DeliveryOutcome {
     Duplicate,
     /// The batch was queued: `client_events` queue entries were written.
     Queued { client_events: usize },
-}
-
-/// Splits a `/notify` body into its concatenated `FanoutMessage`s (-06
-/// §5.5), keeping each message's bytes. An empty body is an error
-/// (docs/divergences.md M16), as in `decode_fanout_batch`.
-pub fn split_batch(body: &[u8]) -> Result<Vec<FanoutItem>, DecodeError> {
-    if body.is_empty() {
-        return Err(DecodeError::Malformed(tls_codec::Error::DecodingError(
-            "empty notify body".into(),
-        )));
-    }
-    let mut rest = body;
-    let mut items = Vec::new();
-    while !rest.is_empty() {
-        let before = rest.len();
-        let message = FanoutMessage::tls_deserialize(&mut rest)?;
-        let used = before - rest.len();
-        let start = body.len() - before;
-        items.push(FanoutItem {
-            message,
-            encoded: body[start..start + used].to_vec(),
-        });
-    }
-    Ok(items)
-}
-
-/// SHA-256 of a `/notify` body, the follower's duplicate key (-06 §5.5).
-pub fn body_hash(body: &[u8]) -> [u8; 32] {
-    Sha256::digest(body).into()
 }
 
 /// Delivers one batch of `FanoutMessage`s of `room_id`, received from the
@@ -117,16 +74,13 @@ pub async fn deliver_batch(
     Ok(match queued {
         None => DeliveryOutcome::Duplicate,
         Some(_) => {
-            metrics::counter!("mimi_client_events_queued_total", "provider" => state.domain().to_owned())
-                .increment(count as u64);
-            let observe = state
-                .delivery_observer
-                .read()
-                .ok()
-                .and_then(|slot| slot.clone());
-            if let Some(observe) = observe {
-                observe(state.domain(), room_id, items);
-            }
+            state.runtime.record(|| {
+                metrics::counter!("mimi_client_events_queued_total", "provider" => state.domain().to_owned())
+                    .increment(count as u64);
+            });
+            state
+                .runtime
+                .observe_delivery(state.domain(), room_id, items);
             DeliveryOutcome::Queued {
                 client_events: count,
             }
@@ -166,16 +120,5 @@ fn client_event(client: &str, room_id: &str, item: &FanoutItem) -> NewClientEven
         client_id: client.to_owned(),
         room_id: room_id.to_owned(),
         payload: item.encoded.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_and_garbage_bodies_are_rejected() {
-        assert!(split_batch(&[]).is_err());
-        assert!(split_batch(&[0, 1, 2, 3]).is_err());
     }
 }

@@ -21,7 +21,6 @@
 //! or the configuration.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use mimi_protocol::MimiUri;
@@ -29,10 +28,11 @@ use mimi_protocol::directory::Endpoint;
 use mimi_store::OutboxItem;
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::delivery::{self, FanoutItem};
+use crate::batch::{self, FanoutItem};
+use crate::delivery;
 use crate::state::{AppState, now_ms};
 
 /// How long `/notify` hashes are kept for duplicate detection (-06 §5.5).
@@ -42,17 +42,10 @@ pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
 /// The longest `Retry-After` we honour (one day).
 const MAX_RETRY_AFTER_MS: u64 = 24 * 60 * 60 * 1000;
 
-/// Wakes idle fanout workers (process-wide; a spurious wake-up of another
-/// server in the same process only costs one empty lease).
-fn waker() -> &'static Notify {
-    static WAKER: OnceLock<Notify> = OnceLock::new();
-    WAKER.get_or_init(Notify::new)
-}
-
-/// Wakes the fanout workers now instead of at their next poll, e.g. right
-/// after the hub accepted an event.
-pub fn wake(_state: &AppState) {
-    waker().notify_waiters();
+/// Wakes this server's fanout workers now instead of at their next poll,
+/// e.g. right after the hub accepted an event.
+pub fn wake(state: &AppState) {
+    state.runtime.wake_fanout();
 }
 
 /// Starts the delivery workers and the maintenance task; they stop when
@@ -83,7 +76,7 @@ async fn run_worker(worker: usize, state: AppState, mut shutdown: watch::Receive
         if idle {
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
-                _ = waker().notified() => {}
+                _ = state.runtime.fanout_woken() => {}
                 _ = shutdown.changed() => {}
             }
         }
@@ -172,18 +165,22 @@ async fn deliver_lane(state: AppState, lane: Lane) {
                 tracing::warn!(%err, destination, "completing delivered outbox rows failed");
                 return;
             }
-            record_delivered(&provider, &destination, &lane.rows);
+            state
+                .runtime
+                .record(|| record_delivered(&provider, &destination, &lane.rows));
         }
         Err(err) => {
-            metrics::counter!("mimi_fanout_failures_total", "provider" => provider, "destination" => destination.clone())
-                .increment(1);
+            state.runtime.record(|| {
+                metrics::counter!("mimi_fanout_failures_total", "provider" => provider, "destination" => destination.clone())
+                    .increment(1);
+            });
             schedule_retry(&state, &lane, err).await;
         }
     }
 }
 
 /// Counts delivered `FanoutMessage`s and records their latency since hub
-/// acceptance (the `timestamp` of -06 §5.5).
+/// acceptance (the `timestamp` of -06 §5.5), into the current recorder.
 fn record_delivered(provider: &str, destination: &str, rows: &[OutboxItem]) {
     metrics::counter!("mimi_fanout_delivered_total", "provider" => provider.to_owned(), "destination" => destination.to_owned())
         .increment(rows.len() as u64);
@@ -260,7 +257,7 @@ pub fn backoff_ms(initial_ms: u64, max_ms: u64, attempts: u32) -> u64 {
 /// detection as `/notify`, without HTTP.
 async fn deliver_locally(state: &AppState, lane: &Lane) -> Result<(), LaneError> {
     let body = lane_body(lane);
-    let items: Vec<FanoutItem> = delivery::split_batch(&body)
+    let items: Vec<FanoutItem> = batch::split_batch(&body)
         .map_err(|e| LaneError::Permanent(format!("outbox row is not a FanoutMessage: {e}")))?;
     let hub = state.domain().to_owned();
     delivery::deliver_batch(state, &hub, &lane.room_id, &body, &items)

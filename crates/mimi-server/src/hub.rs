@@ -14,8 +14,7 @@
 //! `FanoutMessage`; a commit with a Welcome writes the commit rows first,
 //! then the Welcome rows (-06 §5.5).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use mimi_protocol::msgs::{
@@ -33,6 +32,7 @@ use mimi_store::{AcceptedEvent, Delivery, NewRoom, RoomRecord, StoreError};
 
 use crate::client_api::auth::AuthenticatedDevice;
 use crate::error::ApiError;
+use crate::runtime::CachedView;
 use crate::state::{AppState, now_ms};
 
 impl From<&AuthenticatedDevice> for Requester {
@@ -217,7 +217,7 @@ async fn update_round(
     };
     match state.store.accept_room_event(event).await {
         Ok(outcome) => {
-            crate::fanout::wake(state);
+            state.runtime.wake_fanout();
             tracing::info!(room = %room_id, epoch = new_epoch, seq = outcome.seq, commit, "update accepted");
             Ok(Round::Answer(response))
         }
@@ -241,54 +241,13 @@ fn log_update_refusal(room_id: &MimiUri, rejection: &UpdateRejection) {
 
 // ---- submitMessage (-06 §5.4) ----------------------------------------------------
 
-/// A room's [`SubmitView`] and the state version it was made from.
-struct CachedView {
-    state_version: u64,
-    view: SubmitView,
-}
-
-/// This server's submit views by room: a submit does not restore the
-/// openmls PublicGroup from the stored bytes each time. The state version
-/// a view was made from is the accept's compare-and-set, so a stale view
-/// can never accept a message: it conflicts and is reloaded.
-#[derive(Default)]
-pub struct SubmitViews {
-    views: Mutex<HashMap<String, Arc<CachedView>>>,
-}
-
-/// Rooms kept by [`SubmitViews`]; the map is emptied when full.
-const SUBMIT_VIEW_CAPACITY: usize = 1024;
-
-impl SubmitViews {
-    fn get(&self, room_id: &str) -> Option<Arc<CachedView>> {
-        self.views.lock().ok()?.get(room_id).cloned()
-    }
-
-    fn put(&self, room_id: &str, view: Option<Arc<CachedView>>) {
-        let Ok(mut views) = self.views.lock() else {
-            return;
-        };
-        match view {
-            Some(view) => {
-                if views.len() >= SUBMIT_VIEW_CAPACITY {
-                    views.clear();
-                }
-                views.insert(room_id.to_owned(), view);
-            }
-            None => {
-                views.remove(room_id);
-            }
-        }
-    }
-}
-
 /// The cached view of a room, or a fresh load when `fresh` or not cached.
 async fn submit_view(
     state: &AppState,
     room_id: &MimiUri,
     fresh: bool,
 ) -> Result<Arc<CachedView>, ApiError> {
-    let views = &state.submit_views;
+    let views = state.runtime.submit_views();
     if !fresh && let Some(hit) = views.get(room_id.as_str()) {
         return Ok(hit);
     }
@@ -370,7 +329,7 @@ async fn submit_round(
     };
     match state.store.accept_room_event(event).await {
         Ok(_) => {
-            crate::fanout::wake(state);
+            state.runtime.wake_fanout();
             Ok(Round::Answer(response))
         }
         // A commit or proposal moved the room on meanwhile: re-check

@@ -5,6 +5,7 @@
 //! and `/metrics`. Accepted room events go to a durable outbox in the same
 //! transaction that accepts them; [`fanout`] workers deliver them.
 
+pub mod batch;
 pub mod client_api;
 pub mod config;
 pub mod delivery;
@@ -14,6 +15,8 @@ pub mod federation;
 pub mod hub;
 pub mod metrics;
 pub mod outbound;
+pub mod rate_limit;
+pub mod runtime;
 pub mod state;
 pub mod tls;
 pub mod transport;
@@ -28,6 +31,8 @@ use tokio::task::JoinSet;
 
 use crate::config::ServerConfig;
 use crate::outbound::PeerClient;
+use crate::runtime::ServerRuntime;
+pub use crate::runtime::StartOptions;
 use crate::state::AppState;
 use crate::tls::ProviderIdentity;
 
@@ -78,8 +83,17 @@ pub async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, StartEr
     })
 }
 
-/// Starts a provider server.
+/// Starts a provider server with the default [`StartOptions`].
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    start_with(config, StartOptions::default()).await
+}
+
+/// Starts a provider server; everything it owns besides the store lives in
+/// its own [`ServerRuntime`], so servers in one process share nothing.
+pub async fn start_with(
+    config: ServerConfig,
+    options: StartOptions,
+) -> Result<RunningServer, StartError> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
     let store = open_store(&config).await?;
@@ -95,7 +109,6 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         &config.peers,
         Duration::from_millis(config.limits.outbound_timeout_ms),
     )?;
-    metrics::install();
 
     let federation_tls = tls::server_config(tls::root_store(&ca_pem)?, &identity)?;
     let client_tls = tls::client_api_server_config(&identity)?;
@@ -120,13 +133,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             federation_addr.port()
         ));
     }
+    let runtime = ServerRuntime::new(&config, options);
     let state = AppState {
         config: Arc::new(config),
         store,
         hub: Arc::new(hub),
-        submit_views: Arc::default(),
         peers: Arc::new(peers),
-        delivery_observer: Arc::default(),
+        runtime: Arc::new(runtime),
     };
 
     let (shutdown, shutdown_rx) = watch::channel(false);

@@ -1,32 +1,62 @@
 //! Prometheus metrics (`/metrics` on the client API listener): requests by
 //! endpoint and status, outbox depth, fanout latency.
+//!
+//! Each server records into its own recorder ([`ServerMetrics`], owned by
+//! its [`crate::runtime::ServerRuntime`]), never the process-wide one, so
+//! two servers in one process never mix their series.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use mimi_store::Store;
 
-use crate::state::AppState;
+/// One server's recorder and the handle that renders it.
+pub struct ServerMetrics {
+    provider: String,
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// Installs the process-wide recorder once (several servers in one test
-/// process share it; series carry a `provider` label where it matters).
-pub fn install() {
-    HANDLE.get_or_init(|| {
+impl ServerMetrics {
+    /// A fresh recorder for the server of `provider` (the `provider`
+    /// label of its series).
+    pub fn new(provider: &str) -> Self {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
-        // Another recorder may already be installed by an embedding program.
-        let _ = metrics::set_global_recorder(recorder);
-        handle
-    });
+        Self {
+            provider: provider.to_owned(),
+            recorder,
+            handle,
+        }
+    }
+
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// Runs `f` with this server's recorder: `metrics::counter!` and the
+    /// like inside `f` record here. `f` must not await (the recorder is
+    /// set for the current thread only).
+    pub fn record<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(&self.recorder, f)
+    }
+
+    /// The Prometheus text format of this server's series.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
 }
 
 /// Counts requests by route and status and records their latency.
-pub async fn track_requests(req: Request, next: Next) -> Response {
+pub async fn track_requests(
+    State(server): State<Arc<ServerMetrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -35,25 +65,25 @@ pub async fn track_requests(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!("mimi_requests_total", "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("mimi_request_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    server.record(|| {
+        metrics::counter!("mimi_requests_total", "route" => route.clone(), "status" => status)
+            .increment(1);
+        metrics::histogram!("mimi_request_seconds", "route" => route)
+            .record(started.elapsed().as_secs_f64());
+    });
     response
 }
 
 /// `GET /metrics`: refreshes the outbox gauge, renders the text format.
-pub async fn render(State(state): State<AppState>) -> Response {
-    if let Ok(depth) = state.store.outbox_depth().await {
-        metrics::gauge!("mimi_outbox_depth", "provider" => state.domain().to_owned())
-            .set(depth as f64);
+pub async fn render(
+    State(server): State<Arc<ServerMetrics>>,
+    State(store): State<Arc<dyn Store>>,
+) -> Response {
+    if let Ok(depth) = store.outbox_depth().await {
+        server.record(|| {
+            metrics::gauge!("mimi_outbox_depth", "provider" => server.provider().to_owned())
+                .set(depth as f64);
+        });
     }
-    match HANDLE.get() {
-        Some(handle) => handle.render().into_response(),
-        None => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "metrics not installed",
-        )
-            .into_response(),
-    }
+    server.render().into_response()
 }

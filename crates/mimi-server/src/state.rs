@@ -4,12 +4,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::extract::FromRef;
 use mimi_room::engine::HubEngine;
 use mimi_room::keys::{self, FrankingKey, HubKey, KeyError};
 use mimi_store::Store;
 
 use crate::config::ServerConfig;
+use crate::metrics::ServerMetrics;
 use crate::outbound::PeerClient;
+use crate::runtime::ServerRuntime;
 
 /// Everything a request handler or worker needs. Cheap to clone.
 #[derive(Clone)]
@@ -18,24 +21,29 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The hub's decisions, with its keys (mimi-room).
     pub hub: Arc<HubEngine>,
-    /// Rooms' submit views (`hub::submit_message`).
-    pub submit_views: Arc<crate::hub::SubmitViews>,
     pub peers: Arc<PeerClient>,
-    /// Sees every batch this server has durably queued for its devices
-    /// (measurements: `mimi bench`); none by default.
-    pub delivery_observer: Arc<std::sync::RwLock<Option<Arc<crate::delivery::DeliveryObserver>>>>,
+    /// This server's caches, limiter, fanout wake-up, metrics and
+    /// delivery observer.
+    pub runtime: Arc<ServerRuntime>,
 }
 
 impl AppState {
     pub fn domain(&self) -> &str {
         &self.config.domain
     }
+}
 
-    /// Installs (or with `None` removes) this server's delivery observer.
-    pub fn set_delivery_observer(&self, f: Option<Arc<crate::delivery::DeliveryObserver>>) {
-        if let Ok(mut slot) = self.delivery_observer.write() {
-            *slot = f;
-        }
+// Handlers that need only part of the state extract just that part
+// (`crate::metrics`), so those modules do not depend on this one.
+impl FromRef<AppState> for Arc<ServerMetrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.runtime.metrics().clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<dyn Store> {
+    fn from_ref(state: &AppState) -> Self {
+        state.store.clone()
     }
 }
 

@@ -513,6 +513,110 @@ async fn rate_limited_per_requesting_user() {
     fed.shutdown().await;
 }
 
+impl Device {
+    /// A requester with real MLS keys but no registration: the target's
+    /// provider checks only the request's signature and credential.
+    fn unregistered(device: &str) -> Self {
+        Self {
+            client: TestClient::new(device),
+            token: String::new(),
+            domain: device
+                .trim_start_matches("mimi://")
+                .split('/')
+                .next()
+                .unwrap()
+                .into(),
+        }
+    }
+}
+
+/// `GET /metrics` of a provider.
+async fn metrics_of(fed: &Federation, domain: &str) -> String {
+    let p = fed.provider(domain);
+    let resp = p
+        .client_api
+        .get(format!("{}/metrics", p.client_base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.text().await.unwrap()
+}
+
+/// A provider naming a new user in every request still meets its
+/// provider-wide limit; other providers are not affected, and the limiter
+/// and metrics of the other servers in this process saw nothing.
+#[tokio::test]
+async fn rate_limited_per_requesting_provider_whatever_users_it_names() {
+    const PER_PROVIDER: u32 = 5;
+    let mut fed = start_federation(Backend::Sqlite).await;
+    let b = fed.provider_mut("b.example");
+    b.config.limits.key_material_per_provider_per_minute = PER_PROVIDER;
+    b.restart().await;
+    let bob = "mimi://b.example/u/bob";
+    let laptop = Device::new(&fed, "mimi://b.example/d/bob/laptop").await;
+    laptop.upload(&fed, 1, true).await;
+    for i in 0..PER_PROVIDER {
+        let user = Device::unregistered(&format!("mimi://a.example/d/user{i}/laptop"));
+        let body = encode(&user.request(bob, "")).unwrap();
+        let resp = federation_post(&fed, "a.example", "b.example", bob, body).await;
+        assert_eq!(resp.status(), StatusCode::OK, "request {i}");
+    }
+    let fresh = Device::unregistered("mimi://a.example/d/fresh/laptop");
+    let resp = federation_post(
+        &fed,
+        "a.example",
+        "b.example",
+        bob,
+        encode(&fresh.request(bob, "")).unwrap(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        retry_after,
+        u64::from(60 / PER_PROVIDER),
+        "one token at 5 per minute"
+    );
+    // Another provider's users are not affected.
+    let carol = Device::unregistered("mimi://c.example/d/carol/laptop");
+    let resp = federation_post(
+        &fed,
+        "c.example",
+        "b.example",
+        bob,
+        encode(&carol.request(bob, "")).unwrap(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    // Only b.example's runtime saw these requests.
+    let limiter_len = |domain: &str| {
+        fed.provider(domain)
+            .server()
+            .state
+            .runtime
+            .key_material_limiter()
+            .len()
+    };
+    assert!(limiter_len("b.example") > 0);
+    assert_eq!(limiter_len("a.example"), 0);
+    assert_eq!(limiter_len("c.example"), 0);
+    let key_material_429 = r#"route="/v1/keyMaterial/{target_user}",status="429""#;
+    assert!(
+        metrics_of(&fed, "b.example")
+            .await
+            .contains(key_material_429)
+    );
+    assert!(!metrics_of(&fed, "a.example").await.contains("keyMaterial"));
+    assert!(!metrics_of(&fed, "c.example").await.contains("keyMaterial"));
+    fed.shutdown().await;
+}
+
 /// M concurrent claims for a user with K KeyPackages hand out exactly
 /// min(M, K) distinct KeyPackages.
 async fn claim_race(backend: Backend) {

@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use mimi_client::http::ProviderConnection;
-use mimi_server::RunningServer;
 use mimi_server::config::{
     ClientApiConfig, FanoutConfig, FederationConfig, ServerConfig, StorageConfig, TlsConfig,
 };
 use mimi_server::tls::{self, DevCa, ProviderIdentity};
+use mimi_server::{RunningServer, StartOptions};
 
 use crate::error::KitError;
 use crate::postgres::{drop_postgres_database, fresh_postgres_database, postgres_url};
@@ -52,6 +52,8 @@ pub struct Options {
     pub fanout: FanoutConfig,
     /// The dev CA's common name.
     pub ca_name: String,
+    /// What every server is given at start (and at a restart).
+    pub start: StartOptions,
 }
 
 impl Options {
@@ -66,6 +68,7 @@ impl Options {
                 ..Default::default()
             },
             ca_name: "mimi test CA".into(),
+            start: StartOptions::default(),
         }
     }
 }
@@ -79,6 +82,7 @@ pub struct Provider {
     /// `https://<domain>:<port>` of the client API.
     pub client_base: String,
     ca_pem: String,
+    start: StartOptions,
 }
 
 impl Provider {
@@ -99,7 +103,7 @@ impl Provider {
     pub async fn restart(&mut self) {
         self.stop().await;
         self.server = Some(
-            mimi_server::start(self.config.clone())
+            mimi_server::start_with(self.config.clone(), self.start.clone())
                 .await
                 .expect("restart"),
         );
@@ -233,13 +237,12 @@ impl Federation {
                 limits: Default::default(),
                 fanout: options.fanout.clone(),
             };
-            let server =
-                mimi_server::start(config.clone())
-                    .await
-                    .map_err(|source| KitError::Start {
-                        domain: domain.to_string(),
-                        source,
-                    })?;
+            let server = mimi_server::start_with(config.clone(), options.start.clone())
+                .await
+                .map_err(|source| KitError::Start {
+                    domain: domain.to_string(),
+                    source,
+                })?;
             let client_tls = tls::client_config(tls::root_store(fed.ca.cert_pem())?, None)?;
             let client_api = reqwest::Client::builder()
                 .tls_backend_preconfigured(client_tls)
@@ -252,6 +255,7 @@ impl Federation {
                 config,
                 client_api,
                 ca_pem: fed.ca.cert_pem().to_owned(),
+                start: options.start.clone(),
             });
         }
         Ok(fed)

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use mimi_protocol::msgs::{SubmitMessageRequest, SubmitMessageResponse, SubmitStatus};
 use mimi_protocol::{IdentifierUri, Protocol};
-use mimi_server::delivery::{DeliveryObserver, FanoutItem};
+use mimi_server::batch::FanoutItem;
+use mimi_server::runtime::DeliveryObserver;
 use tls_codec::Size as _;
 use tokio::sync::{Notify, Semaphore};
 
@@ -56,30 +57,7 @@ struct Tracker {
     all_done: Notify,
 }
 
-impl Tracker {
-    fn new(
-        room: &str,
-        providers: usize,
-        skip_domain: Option<&'static str>,
-        keys: &[u64],
-    ) -> Arc<Self> {
-        let pending = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (*k, (i, providers)))
-            .collect();
-        Arc::new(Self {
-            base: Instant::now(),
-            room: room.to_owned(),
-            skip_domain,
-            pending: Mutex::new(pending),
-            sent: Mutex::new(vec![None; keys.len()]),
-            done: Mutex::new(vec![None; keys.len()]),
-            remaining: AtomicUsize::new(keys.len()),
-            all_done: Notify::new(),
-        })
-    }
-
+impl DeliveryObserver for Tracker {
     fn observe(&self, domain: &str, room: &str, items: &[FanoutItem]) {
         if room != self.room || self.skip_domain == Some(domain) {
             return;
@@ -112,6 +90,31 @@ impl Tracker {
         if self.remaining.fetch_sub(finished.len(), Ordering::AcqRel) == finished.len() {
             self.all_done.notify_one();
         }
+    }
+}
+
+impl Tracker {
+    fn new(
+        room: &str,
+        providers: usize,
+        skip_domain: Option<&'static str>,
+        keys: &[u64],
+    ) -> Arc<Self> {
+        let pending = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (*k, (i, providers)))
+            .collect();
+        Arc::new(Self {
+            base: Instant::now(),
+            room: room.to_owned(),
+            skip_domain,
+            pending: Mutex::new(pending),
+            sent: Mutex::new(vec![None; keys.len()]),
+            done: Mutex::new(vec![None; keys.len()]),
+            remaining: AtomicUsize::new(keys.len()),
+            all_done: Notify::new(),
+        })
     }
 
     fn mark_sent(&self, index: usize) {
@@ -264,12 +267,7 @@ pub(super) async fn run_phase(
         (PROVIDERS - 1, Some(HUB))
     };
     let tracker = Tracker::new(room, providers, skip, &keys);
-    let observer = tracker.clone();
-    let observe: Arc<DeliveryObserver> =
-        Arc::new(move |domain: &str, room: &str, items: &[FanoutItem]| {
-            observer.observe(domain, room, items);
-        });
-    net.set_delivery_observer(Some(observe));
+    net.set_delivery_observer(Some(tracker.clone()));
     let clients: HashMap<&str, reqwest::Client> = [
         ("b.example", net.client_as("b.example")?),
         ("c.example", net.client_as("c.example")?),

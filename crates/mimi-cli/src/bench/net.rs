@@ -4,11 +4,14 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use anyhow::ensure;
-use mimi_server::RunningServer;
+use mimi_server::batch::FanoutItem;
 use mimi_server::config::FanoutConfig;
+use mimi_server::runtime::DeliveryObserver;
 use mimi_server::tls::{self, ProviderIdentity};
+use mimi_server::{RunningServer, StartOptions};
 use mimi_testkit::{Backend, Federation, Options};
 
 /// The providers: `a.example` hosts every benchmark room (the hub).
@@ -22,6 +25,22 @@ pub type StoreChoice = Backend;
 pub struct Net {
     pub fed: Federation,
     pub identities: Vec<ProviderIdentity>,
+    /// Given to every provider at start; passes deliveries on to the
+    /// observer of the phase being measured.
+    observer: Arc<ObserverSlot>,
+}
+
+/// A delivery observer that can be swapped while the servers run.
+#[derive(Default)]
+struct ObserverSlot(RwLock<Option<Arc<dyn DeliveryObserver>>>);
+
+impl DeliveryObserver for ObserverSlot {
+    fn observe(&self, provider: &str, room_id: &str, items: &[FanoutItem]) {
+        let current = self.0.read().ok().and_then(|slot| slot.clone());
+        if let Some(observer) = current {
+            observer.observe(provider, room_id, items);
+        }
+    }
 }
 
 /// The federation's fields (`ca`, `providers`, `backend`) read through.
@@ -40,12 +59,16 @@ impl Net {
         store: &StoreChoice,
         fanout: FanoutConfig,
     ) -> anyhow::Result<Self> {
+        let observer = Arc::new(ObserverSlot::default());
         let fed = Federation::start_in(
             dir,
             Options {
                 backend: store.clone(),
                 fanout,
                 ca_name: "mimi bench CA".into(),
+                start: StartOptions {
+                    delivery_observer: Some(observer.clone()),
+                },
             },
         )
         .await?;
@@ -54,7 +77,11 @@ impl Net {
             .iter()
             .map(|p| p.identity())
             .collect::<Result<_, _>>()?;
-        Ok(Self { fed, identities })
+        Ok(Self {
+            fed,
+            identities,
+            observer,
+        })
     }
 
     fn index(domain: &str) -> usize {
@@ -84,12 +111,9 @@ impl Net {
     }
 
     /// Installs (or removes) one delivery observer on every provider.
-    pub fn set_delivery_observer(
-        &self,
-        f: Option<std::sync::Arc<mimi_server::delivery::DeliveryObserver>>,
-    ) {
-        for p in &self.fed.providers {
-            p.server().state.set_delivery_observer(f.clone());
+    pub fn set_delivery_observer(&self, observer: Option<Arc<dyn DeliveryObserver>>) {
+        if let Ok(mut slot) = self.observer.0.write() {
+            *slot = observer;
         }
     }
 

@@ -32,7 +32,10 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_millis(limits.request_timeout_ms),
         ))
-        .layer(axum::middleware::from_fn(crate::metrics::track_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            state.runtime.metrics().clone(),
+            crate::metrics::track_requests,
+        ))
         .with_state(state)
 }
 

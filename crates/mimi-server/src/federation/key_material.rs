@@ -259,62 +259,38 @@ fn user_status(clients: &[ClientKeyMaterial]) -> KeyMaterialUserCode {
     }
 }
 
-/// A per-(source provider, requesting user) token bucket, in memory
-/// (-06 §5.2 leaves abuse limits to providers).
+/// The keyMaterial limit (-06 §5.2 leaves abuse limits to providers):
+/// per requesting provider and per (provider, user), see
+/// [`crate::rate_limit`] and [`crate::runtime::ServerRuntime::limit_key_material`].
 pub mod rate_limit {
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    use std::time::Instant;
-
     use axum::http::StatusCode;
 
     use crate::error::ApiError;
     use crate::state::AppState;
 
-    /// Bucket size: requests allowed in a burst.
-    pub const BURST: f64 = 20.0;
-    /// Refill rate: requests per minute.
-    pub const PER_MINUTE: f64 = 20.0;
-
-    type Key = (String, String, String);
-
-    fn buckets() -> &'static Mutex<HashMap<Key, (f64, Instant)>> {
-        static BUCKETS: OnceLock<Mutex<HashMap<Key, (f64, Instant)>>> = OnceLock::new();
-        BUCKETS.get_or_init(|| Mutex::new(HashMap::new()))
-    }
-
-    /// Takes one token or answers 429 with `Retry-After` in the reason.
+    /// Takes one token or answers 429; the reason ends in
+    /// "retry after N s", which [`super::with_retry_after`] turns into
+    /// the `Retry-After` header.
     pub fn check(state: &AppState, source: &str, user: &str) -> Result<(), ApiError> {
-        // Keyed by our listener too, so several servers in one process
-        // (tests) do not share buckets.
-        let local = format!("{}@{}", state.domain(), state.config.federation.listen);
-        let key = (local, source.to_ascii_lowercase(), user.to_owned());
-        let now = Instant::now();
-        let mut map = buckets()
-            .lock()
-            .map_err(|_| ApiError::internal("rate limiter poisoned"))?;
-        if map.len() > 100_000 {
-            map.retain(|_, (tokens, at)| {
-                *tokens + at.elapsed().as_secs_f64() * PER_MINUTE / 60.0 < BURST
-            });
-        }
-        let (tokens, at) = map.entry(key).or_insert((BURST, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * PER_MINUTE / 60.0).min(BURST);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            return Ok(());
-        }
-        let wait = ((1.0 - *tokens) * 60.0 / PER_MINUTE).ceil().max(1.0);
-        Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many keyMaterial requests; retry after {wait} s"),
-        ))
+        state
+            .runtime
+            .limit_key_material(state.domain(), source, user)
+            .map_err(|limited| {
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!("keyMaterial: {limited}"),
+                )
+            })
     }
 
-    /// Seconds to put in `Retry-After` for a 429 produced by [`check`].
-    pub fn retry_after_secs() -> u64 {
-        (60.0 / PER_MINUTE).ceil() as u64
+    /// The `N` of a reason ending in "retry after N s": ours, or a peer's
+    /// passed on by `forward`; 1 when there is none.
+    pub fn retry_after_secs(reason: &str) -> u64 {
+        reason
+            .rsplit_once("retry after ")
+            .and_then(|(_, rest)| rest.strip_suffix(" s"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1)
     }
 }
 
@@ -323,14 +299,31 @@ pub fn with_retry_after(result: Result<Response, ApiError>) -> Response {
     match result {
         Ok(r) => r,
         Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
+            let secs = rate_limit::retry_after_secs(&e.reason);
             let mut response = e.into_response();
-            if let Ok(v) = rate_limit::retry_after_secs().to_string().parse() {
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, v);
-            }
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
             response
         }
         Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate_limit::retry_after_secs;
+
+    #[test]
+    fn retry_after_comes_from_the_reason() {
+        assert_eq!(
+            retry_after_secs("keyMaterial: too many requests for this user; retry after 3 s"),
+            3
+        );
+        assert_eq!(
+            retry_after_secs("b.example: keyMaterial: too many requests; retry after 60 s"),
+            60
+        );
+        assert_eq!(retry_after_secs("too many"), 1);
     }
 }

@@ -43,6 +43,9 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_millis(limits.request_timeout_ms),
         ))
-        .layer(middleware::from_fn(crate::metrics::track_requests))
+        .layer(middleware::from_fn_with_state(
+            state.runtime.metrics().clone(),
+            crate::metrics::track_requests,
+        ))
         .with_state(state)
 }
