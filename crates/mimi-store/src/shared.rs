@@ -210,43 +210,47 @@ macro_rules! store_impl {
                     .await?)
             }
 
-            async fn record_notify(
-                &self,
-                hub_domain: &str,
-                body_sha256: [u8; 32],
-                now_ms: i64,
-            ) -> Result<bool> {
-                let n = sqlx::query(INSERT_NOTIFY)
-                    .bind(hub_domain)
-                    .bind(&body_sha256[..])
-                    .bind(now_ms)
-                    .execute(&mut *self.write_conn().await?)
-                    .await?
-                    .rows_affected();
-                Ok(n == 1)
-            }
-
             async fn record_notify_and_enqueue(
                 &self,
                 hub_domain: &str,
-                body_sha256: [u8; 32],
+                room_id: &str,
+                messages: Vec<NotifiedMessage>,
                 now_ms: i64,
-                events: Vec<NewClientEvent>,
-            ) -> Result<Option<Vec<u64>>> {
+            ) -> Result<NotifyOutcome> {
+                // Keys are inserted in hash order, so two batches holding
+                // the same messages in another order cannot deadlock on
+                // PostgreSQL's unique index.
+                let mut order: Vec<usize> = (0..messages.len()).collect();
+                order.sort_by_key(|&i| messages[i].message_sha256);
+                let mut new_messages = vec![false; messages.len()];
                 let mut tx = self.write_tx().await?;
-                let n = sqlx::query(INSERT_NOTIFY)
-                    .bind(hub_domain)
-                    .bind(&body_sha256[..])
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if n == 0 {
-                    return Ok(None);
+                for i in order {
+                    new_messages[i] = sqlx::query(INSERT_NOTIFY)
+                        .bind(hub_domain)
+                        .bind(room_id)
+                        .bind(&messages[i].message_sha256[..])
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        == 1;
                 }
-                let seqs = enqueue_clients(&mut tx, events, now_ms).await?;
+                let events: Vec<NewClientEvent> = messages
+                    .into_iter()
+                    .zip(&new_messages)
+                    .filter(|(_, new)| **new)
+                    .flat_map(|(m, _)| m.events)
+                    .collect();
+                let client_seqs = if events.is_empty() {
+                    Vec::new()
+                } else {
+                    enqueue_clients(&mut tx, events, now_ms).await?
+                };
                 tx.commit().await?;
-                Ok(Some(seqs))
+                Ok(NotifyOutcome {
+                    new_messages,
+                    client_seqs,
+                })
             }
 
             async fn prune_notify_before(&self, before_ms: i64) -> Result<u64> {
