@@ -30,7 +30,7 @@ use std::time::Duration;
 
 pub use error::{Result, StoreError};
 pub use postgres::{PgStore, PgStoreOptions};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore, SqliteSynchronousMode};
 pub use types::*;
 
 /// Storage operations of a MIMI provider server (hub and follower roles).
@@ -197,15 +197,18 @@ pub trait Store: Send + Sync {
 
     // ---- Devices (provider-internal client API) ----------------------------------
 
-    /// Registers a device of a user with the SHA-256 of its bearer token;
-    /// re-registering the same device replaces its token.
+    /// Registers a device of a user with the SHA-256 of its bearer token.
+    /// A device already registered keeps its token unless `reregistration`
+    /// allows replacing it: then [`StoreError::DeviceRegistered`].
     /// [`StoreError::ClientOwnedByOtherUser`] if the device belongs to
-    /// another user.
+    /// another user. The check and the write are one statement, so two
+    /// concurrent registrations cannot both take a device.
     async fn register_device(
         &self,
         user_uri: &str,
         device_uri: &str,
         token_sha256: [u8; 32],
+        reregistration: Reregistration,
         now_ms: i64,
     ) -> Result<()>;
 

@@ -337,26 +337,46 @@ macro_rules! store_impl {
                 user_uri: &str,
                 device_uri: &str,
                 token_sha256: [u8; 32],
+                reregistration: Reregistration,
                 now_ms: i64,
             ) -> Result<()> {
-                // The conditional upsert changes nothing when the device is another
-                // user's, which is reported as such.
-                let done = sqlx::query("INSERT INTO devices (device_uri, user_uri, token_sha256, registered_at) VALUES ($1, $2, $3, $4) ON CONFLICT (device_uri) DO UPDATE SET token_sha256 = EXCLUDED.token_sha256, registered_at = EXCLUDED.registered_at WHERE devices.user_uri = EXCLUDED.user_uri")
-                    .bind(device_uri)
-                    .bind(user_uri)
-                    .bind(token_sha256.to_vec())
-                    .bind(now_ms)
-                    .execute(&mut *self.write_conn().await?)
-                    .await?;
+                // The conditional upsert changes nothing when the device is
+                // another user's or the re-registration is not authorised;
+                // which one is then looked up. No stored token is empty, so
+                // `Refuse` never matches one.
+                let (admin, current) = match reregistration {
+                    Reregistration::Refuse => (false, Vec::new()),
+                    Reregistration::WithCurrentToken(hash) => (false, hash.to_vec()),
+                    Reregistration::Admin => (true, Vec::new()),
+                };
+                let done = sqlx::query(
+                    "INSERT INTO devices (device_uri, user_uri, token_sha256, registered_at)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (device_uri) DO UPDATE
+                     SET token_sha256 = EXCLUDED.token_sha256, registered_at = EXCLUDED.registered_at
+                     WHERE devices.user_uri = EXCLUDED.user_uri
+                       AND ($5 OR devices.token_sha256 = $6)",
+                )
+                .bind(device_uri)
+                .bind(user_uri)
+                .bind(token_sha256.to_vec())
+                .bind(now_ms)
+                .bind(admin)
+                .bind(current)
+                .execute(&mut *self.write_conn().await?)
+                .await?;
                 if done.rows_affected() == 0 {
-                    let owner: Option<(String,)> =
-                        sqlx::query_as("SELECT user_uri FROM devices WHERE device_uri = $1")
+                    let owner: Option<String> =
+                        sqlx::query_scalar("SELECT user_uri FROM devices WHERE device_uri = $1")
                             .bind(device_uri)
                             .fetch_optional(&self.pool)
                             .await?;
-                    return Err(StoreError::ClientOwnedByOtherUser {
-                        client_uri: device_uri.to_owned(),
-                        owner: owner.map(|(o,)| o).unwrap_or_default(),
+                    return Err(match owner {
+                        Some(owner) if owner != user_uri => StoreError::ClientOwnedByOtherUser {
+                            client_uri: device_uri.to_owned(),
+                            owner,
+                        },
+                        _ => StoreError::DeviceRegistered(device_uri.to_owned()),
                     });
                 }
                 Ok(())

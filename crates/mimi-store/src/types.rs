@@ -231,3 +231,14 @@ impl NotifyOutcome {
         !self.new_messages.contains(&true)
     }
 }
+
+/// Who may replace the token of a device that is already registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reregistration {
+    /// Nobody: only a new device id is registered.
+    Refuse,
+    /// The holder of the device's current token (SHA-256 given here).
+    WithCurrentToken([u8; 32]),
+    /// The operator (admin token).
+    Admin,
+}

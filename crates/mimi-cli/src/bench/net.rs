@@ -88,6 +88,7 @@ impl Net {
                     StorageConfig {
                         sqlite: None,
                         postgres: Some(url),
+                        ..StorageConfig::default()
                     }
                 }
             };

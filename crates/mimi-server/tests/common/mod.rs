@@ -134,6 +134,7 @@ pub async fn start_federation(backend: Backend) -> Federation {
             Backend::Postgres { admin_url } => StorageConfig {
                 sqlite: None,
                 postgres: Some(fresh_postgres_database(admin_url, domain).await),
+                ..StorageConfig::default()
             },
         };
         let config = ServerConfig {

@@ -1189,29 +1189,63 @@ pub async fn devices_and_tokens(s: Stores) {
     let (a, b) = (&*s[0], &*s[1]);
     let alice = "mimi://a.example/u/alice";
     let laptop = "mimi://a.example/d/alice/laptop";
-    a.register_device(alice, laptop, [1; 32], 1)
+    a.register_device(alice, laptop, [1; 32], Reregistration::Refuse, 1)
         .await
         .expect("register");
     assert_eq!(
         b.device_for_token([1; 32]).await.expect("lookup"),
         Some((alice.to_string(), laptop.to_string()))
     );
-    // Re-registration rotates the token.
-    b.register_device(alice, laptop, [2; 32], 2)
-        .await
-        .expect("re-register");
+    // The same device id again, without authority or with a wrong token:
+    // refused, the old token still works.
+    for reregistration in [
+        Reregistration::Refuse,
+        Reregistration::WithCurrentToken([7; 32]),
+    ] {
+        let err = b
+            .register_device(alice, laptop, [2; 32], reregistration, 2)
+            .await;
+        assert!(
+            matches!(err, Err(StoreError::DeviceRegistered(ref d)) if d == laptop),
+            "{err:?}"
+        );
+    }
+    assert_eq!(a.device_for_token([2; 32]).await.expect("lookup"), None);
+    assert!(a.device_for_token([1; 32]).await.expect("lookup").is_some());
+    // With its current token, or as the admin: the token is replaced.
+    b.register_device(
+        alice,
+        laptop,
+        [2; 32],
+        Reregistration::WithCurrentToken([1; 32]),
+        2,
+    )
+    .await
+    .expect("re-register with the current token");
     assert_eq!(a.device_for_token([1; 32]).await.expect("lookup"), None);
     assert!(a.device_for_token([2; 32]).await.expect("lookup").is_some());
-    // Another user cannot take the device over, and nothing changes.
+    b.register_device(alice, laptop, [4; 32], Reregistration::Admin, 3)
+        .await
+        .expect("re-register as admin");
+    assert_eq!(a.device_for_token([2; 32]).await.expect("lookup"), None);
+    assert!(a.device_for_token([4; 32]).await.expect("lookup").is_some());
+    // Another user cannot take the device over, not even as the admin,
+    // and nothing changes.
     let err = a
-        .register_device("mimi://a.example/u/mallory", laptop, [3; 32], 3)
+        .register_device(
+            "mimi://a.example/u/mallory",
+            laptop,
+            [3; 32],
+            Reregistration::Admin,
+            3,
+        )
         .await;
     assert!(
         matches!(err, Err(StoreError::ClientOwnedByOtherUser { ref owner, .. }) if owner == alice),
         "{err:?}"
     );
     assert_eq!(a.device_for_token([3; 32]).await.expect("lookup"), None);
-    assert!(a.device_for_token([2; 32]).await.expect("lookup").is_some());
+    assert!(a.device_for_token([4; 32]).await.expect("lookup").is_some());
 }
 
 pub async fn ping(s: Stores) {
