@@ -42,11 +42,6 @@ pub fn split_batch(body: &[u8]) -> Result<Vec<FanoutItem>, DecodeError> {
     Ok(items)
 }
 
-/// SHA-256 of a `/notify` body, the follower's duplicate key (-06 §5.5).
-pub fn body_hash(body: &[u8]) -> [u8; 32] {
-    Sha256::digest(body).into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

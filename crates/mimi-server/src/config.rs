@@ -85,6 +85,39 @@ pub struct StorageConfig {
     /// PostgreSQL URL; when set, SQLite is not used.
     #[serde(default)]
     pub postgres: Option<String>,
+    /// SQLite `synchronous` for durable commits: `full` (default, an
+    /// fsync per commit) or `normal` (see docs/operations.md "Durability").
+    #[serde(default)]
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// `[storage] sqlite_synchronous`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    #[default]
+    Full,
+    Normal,
+}
+
+impl SqliteSynchronous {
+    /// `full` or `normal`, any case.
+    fn parse(value: &str) -> Option<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "full" => Some(Self::Full),
+            "normal" => Some(Self::Normal),
+            _ => None,
+        }
+    }
+}
+
+impl From<SqliteSynchronous> for mimi_store::SqliteSynchronousMode {
+    fn from(mode: SqliteSynchronous) -> Self {
+        match mode {
+            SqliteSynchronous::Full => Self::Full,
+            SqliteSynchronous::Normal => Self::Normal,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -189,7 +222,7 @@ impl ServerConfig {
 
     /// Environment overrides: `MIMI_DOMAIN`, `MIMI_DATA_DIR`,
     /// `MIMI_FEDERATION_LISTEN`, `MIMI_CLIENT_LISTEN`, `MIMI_POSTGRES_URL`,
-    /// `MIMI_SQLITE_PATH`.
+    /// `MIMI_SQLITE_PATH`, `MIMI_SQLITE_SYNCHRONOUS` (`full` or `normal`).
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let addr = |name: &'static str, v: String| {
             v.parse::<SocketAddr>().map_err(|e| ConfigError::Env {
@@ -214,6 +247,13 @@ impl ServerConfig {
         }
         if let Some(v) = var("MIMI_SQLITE_PATH") {
             self.storage.sqlite = Some(v.into());
+        }
+        if let Some(v) = var("MIMI_SQLITE_SYNCHRONOUS") {
+            self.storage.sqlite_synchronous =
+                SqliteSynchronous::parse(&v).ok_or_else(|| ConfigError::Env {
+                    name: "MIMI_SQLITE_SYNCHRONOUS",
+                    reason: format!("`{v}` is neither full nor normal"),
+                })?;
         }
         Ok(())
     }
@@ -299,6 +339,26 @@ key = "a.key"
                 .is_err()
         );
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn sqlite_synchronous_defaults_to_full_and_is_overridable() {
+        let mut config: ServerConfig = toml::from_str(EXAMPLE).unwrap();
+        assert_eq!(config.storage.sqlite_synchronous, SqliteSynchronous::Full);
+        let normal: ServerConfig = toml::from_str(&format!(
+            "{EXAMPLE}\n[storage]\nsqlite_synchronous = \"normal\""
+        ))
+        .unwrap();
+        assert_eq!(normal.storage.sqlite_synchronous, SqliteSynchronous::Normal);
+        config
+            .apply_env(|n| (n == "MIMI_SQLITE_SYNCHRONOUS").then(|| "NORMAL".into()))
+            .unwrap();
+        assert_eq!(config.storage.sqlite_synchronous, SqliteSynchronous::Normal);
+        assert!(
+            config
+                .apply_env(|n| (n == "MIMI_SQLITE_SYNCHRONOUS").then(|| "off".into()))
+                .is_err()
+        );
     }
 
     #[test]

@@ -17,74 +17,97 @@
 
 use std::collections::BTreeSet;
 
-use mimi_store::{NewClientEvent, StoreError};
+use mimi_store::{NewClientEvent, NotifiedMessage, StoreError};
+use sha2::{Digest, Sha256};
 
-use crate::batch::body_hash;
 pub use crate::batch::{FanoutItem, split_batch};
 use crate::state::{AppState, now_ms};
 
 /// What happened to a delivered batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryOutcome {
-    /// The same body from the same hub was processed before (-06 §5.5:
-    /// a duplicate request is acknowledged but not processed again).
+    /// Every message of the batch was processed before (-06 §5.5: a
+    /// duplicate is acknowledged but not processed again).
     Duplicate,
-    /// The batch was queued: `client_events` queue entries were written.
+    /// The batch's new messages were queued: `client_events` queue entries
+    /// were written.
     Queued { client_events: usize },
+}
+
+/// SHA-256 of one `FanoutMessage`'s exact encoding: with the hub domain
+/// and room, the follower's duplicate key (-06 §5.5).
+pub fn message_hash(encoded: &[u8]) -> [u8; 32] {
+    Sha256::digest(encoded).into()
 }
 
 /// Delivers one batch of `FanoutMessage`s of `room_id`, received from the
 /// room's hub `hub_domain`, to this provider's devices: routes every
-/// message, then records the body hash and queues all client events in one
-/// transaction (-06 §5.5 duplicate detection).
+/// message, then records each message's hash and queues the client events
+/// of the messages not seen before, in one transaction (-06 §5.5 duplicate
+/// detection). Deduplicating per message rather than per body means a
+/// message the hub resends in a differently split batch is queued once.
 ///
 /// Devices named by a Welcome are subscribed before the events are queued,
 /// so a crash in between cannot leave a joined device unsubscribed; a
-/// subscription is idempotent.
+/// subscription is idempotent. `_body` is the batch as received; the
+/// duplicate keys come from `items`.
 pub async fn deliver_batch(
     state: &AppState,
     hub_domain: &str,
     room_id: &str,
-    body: &[u8],
+    _body: &[u8],
     items: &[FanoutItem],
 ) -> Result<DeliveryOutcome, StoreError> {
     let store = &state.store;
     let mut subscribers: BTreeSet<String> = store.subscribers(room_id).await?.into_iter().collect();
-    let mut events = Vec::new();
+    let mut messages = Vec::with_capacity(items.len());
     for item in items {
-        match item.message.welcome_key_package_refs() {
+        let events = match item.message.welcome_key_package_refs() {
             Some(refs) => {
+                let mut events = Vec::new();
                 for client in welcome_recipients(state, room_id, &refs).await? {
                     store.subscribe(room_id, &client).await?;
                     subscribers.insert(client.clone());
                     events.push(client_event(&client, room_id, item));
                 }
+                events
             }
-            None => events.extend(
-                subscribers
-                    .iter()
-                    .map(|client| client_event(client, room_id, item)),
-            ),
-        }
+            None => subscribers
+                .iter()
+                .map(|client| client_event(client, room_id, item))
+                .collect(),
+        };
+        messages.push(NotifiedMessage {
+            message_sha256: message_hash(&item.encoded),
+            events,
+        });
     }
-    let count = events.len();
-    let queued = store
-        .record_notify_and_enqueue(hub_domain, body_hash(body), now_ms(), events)
+    let outcome = store
+        .record_notify_and_enqueue(hub_domain, room_id, messages, now_ms())
         .await?;
-    Ok(match queued {
-        None => DeliveryOutcome::Duplicate,
-        Some(_) => {
-            state.runtime.record(|| {
-                metrics::counter!("mimi_client_events_queued_total", "provider" => state.domain().to_owned())
-                    .increment(count as u64);
-            });
-            state
-                .runtime
-                .observe_delivery(state.domain(), room_id, items);
-            DeliveryOutcome::Queued {
-                client_events: count,
-            }
-        }
+    if outcome.all_duplicates() {
+        return Ok(DeliveryOutcome::Duplicate);
+    }
+    let count = outcome.client_seqs.len();
+    state.runtime.record(|| {
+        metrics::counter!("mimi_client_events_queued_total", "provider" => state.domain().to_owned())
+            .increment(count as u64);
+    });
+    // The observer sees only the messages queued now; copied only when
+    // some were duplicates.
+    if outcome.new_messages.iter().all(|new| *new) {
+        state.runtime.observe_delivery(state.domain(), room_id, items);
+    } else {
+        let fresh: Vec<FanoutItem> = items
+            .iter()
+            .zip(&outcome.new_messages)
+            .filter(|(_, new)| **new)
+            .map(|(item, _)| item.clone())
+            .collect();
+        state.runtime.observe_delivery(state.domain(), room_id, &fresh);
+    }
+    Ok(DeliveryOutcome::Queued {
+        client_events: count,
     })
 }
 

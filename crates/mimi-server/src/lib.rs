@@ -24,7 +24,7 @@ pub mod transport;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mimi_store::{PgStore, SqliteStore, Store};
+use mimi_store::{PgStore, SqliteOptions, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -78,7 +78,10 @@ pub async fn open_store(config: &ServerConfig) -> Result<Arc<dyn Store>, StartEr
         Some(url) => Arc::new(PgStore::connect(url).await?),
         None => {
             let path = config.sqlite_path();
-            Arc::new(SqliteStore::open(&path.to_string_lossy()).await?)
+            let options = SqliteOptions {
+                synchronous: config.storage.sqlite_synchronous.into(),
+            };
+            Arc::new(SqliteStore::open_with(&path.to_string_lossy(), options).await?)
         }
     })
 }

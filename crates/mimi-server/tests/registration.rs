@@ -102,3 +102,77 @@ async fn closed_registration_needs_the_admin_token() {
     assert_eq!(resp.status(), StatusCode::CREATED);
     fed.shutdown().await;
 }
+
+/// Re-registering an existing device id replaces its token only for the
+/// holder of its current token or the operator (admin token); otherwise
+/// 409 and the old token keeps working.
+#[tokio::test]
+async fn reregistering_a_device_needs_its_token_or_the_admin_token() {
+    let mut fed = start_federation(Backend::Sqlite).await;
+    let a = fed.provider_mut("a.example");
+    a.config.client_api.admin_token = Some("operator-secret".into());
+    a.restart().await;
+    let a = fed.provider("a.example");
+    let url = format!("{}/client/v1/devices", a.client_base);
+    let body =
+        json!({"user": "mimi://a.example/u/alice", "device": "mimi://a.example/d/alice/laptop"});
+    let register = |bearer: Option<&str>| {
+        let mut req = a.client_api.post(&url).json(&body);
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        req.send()
+    };
+    // The token works when the device may fetch its events.
+    let works = |token: String| {
+        a.client_api
+            .get(format!("{}/client/v1/events", a.client_base))
+            .bearer_auth(token)
+            .send()
+    };
+    let token_of = |resp: reqwest::Response| async move {
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let v: serde_json::Value = resp.json().await.unwrap();
+        v["token"].as_str().unwrap().to_owned()
+    };
+
+    let first = token_of(register(None).await.unwrap()).await;
+    // Same user, same device id, no token: refused, with a reason.
+    let resp = register(None).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    assert!(resp.text().await.unwrap().contains("already registered"));
+    // Another device's token does not authorise it either.
+    let other = token_of(
+        a.client_api
+            .post(&url)
+            .json(&json!({"user": "mimi://a.example/u/alice", "device": "mimi://a.example/d/alice/phone"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let resp = register(Some(&other)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    assert_eq!(works(first.clone()).await.unwrap().status(), StatusCode::OK);
+
+    // With its current token: re-registered, the old token is gone.
+    let second = token_of(register(Some(&first)).await.unwrap()).await;
+    assert_ne!(second, first);
+    assert_eq!(
+        works(first).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        works(second.clone()).await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    // With the admin token: re-registered.
+    let third = token_of(register(Some("operator-secret")).await.unwrap()).await;
+    assert_eq!(
+        works(second).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(works(third).await.unwrap().status(), StatusCode::OK);
+    fed.shutdown().await;
+}

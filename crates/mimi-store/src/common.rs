@@ -63,8 +63,9 @@ pub(crate) const DUE_DESTINATIONS: &str = "SELECT DISTINCT l.destination FROM ou
                    WHERE o.destination = l.destination AND o.room_id = l.room_id)
      ORDER BY l.destination";
 
-pub(crate) const INSERT_NOTIFY: &str = "INSERT INTO notify_seen (hub_domain, body_sha256, seen_at)
-     VALUES ($1, $2, $3) ON CONFLICT (hub_domain, body_sha256) DO NOTHING";
+pub(crate) const INSERT_NOTIFY: &str =
+    "INSERT INTO notify_seen (hub_domain, room_id, message_sha256, seen_at)
+     VALUES ($1, $2, $3, $4) ON CONFLICT (hub_domain, room_id, message_sha256) DO NOTHING";
 
 /// Lease length in milliseconds, at least 1 so a lease is always in the future.
 pub(crate) fn lease_millis(lease_for: Duration) -> i64 {

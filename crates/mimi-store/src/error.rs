@@ -39,6 +39,11 @@ pub enum StoreError {
         owner: String,
     },
 
+    /// `register_device` for a device id that is registered already,
+    /// without its current token or the admin's authority.
+    #[error("device {0} is already registered")]
+    DeviceRegistered(String),
+
     /// A value cannot be stored (out of range, inconsistent arguments).
     #[error("invalid argument: {0}")]
     Invalid(String),

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 pub use error::{Result, StoreError};
 pub use postgres::{PgStore, PgStoreOptions};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore, SqliteSynchronousMode};
 pub use types::*;
 
 /// Storage operations of a MIMI provider server (hub and follower roles).
@@ -145,28 +145,21 @@ pub trait Store: Send + Sync {
 
     // ---- Follower inbox dedup (-06 §5.5) ---------------------------------------
 
-    /// Records a `/notify` request by hub and body hash; `true` if it was not
-    /// seen before (the follower processes only the first copy).
-    async fn record_notify(
-        &self,
-        hub_domain: &str,
-        body_sha256: [u8; 32],
-        now_ms: i64,
-    ) -> Result<bool>;
-
-    /// [`Store::record_notify`] and [`Store::enqueue_for_clients`] in one
-    /// transaction: if the request is new, its client events are queued;
-    /// returns `None` for a duplicate, else the client sequence numbers.
-    /// A crash can then neither lose a first copy nor queue a duplicate.
+    /// Records each `FanoutMessage` of a `/notify` batch of `room_id` from
+    /// `hub_domain` by the SHA-256 of its exact encoding, and queues the
+    /// client events of the messages not seen before, in one transaction:
+    /// a crash can neither lose a first copy nor queue a duplicate, and a
+    /// message resent in a differently split batch is queued only once.
+    /// A message repeated within `messages` counts as seen after its first copy.
     async fn record_notify_and_enqueue(
         &self,
         hub_domain: &str,
-        body_sha256: [u8; 32],
+        room_id: &str,
+        messages: Vec<NotifiedMessage>,
         now_ms: i64,
-        events: Vec<NewClientEvent>,
-    ) -> Result<Option<Vec<u64>>>;
+    ) -> Result<NotifyOutcome>;
 
-    /// Forgets `/notify` hashes seen before `before_ms`; returns how many.
+    /// Forgets `FanoutMessage` hashes seen before `before_ms`; returns how many.
     async fn prune_notify_before(&self, before_ms: i64) -> Result<u64>;
 
     // ---- Per-client delivery queues (provider-internal) -------------------------
@@ -203,15 +196,18 @@ pub trait Store: Send + Sync {
 
     // ---- Devices (provider-internal client API) ----------------------------------
 
-    /// Registers a device of a user with the SHA-256 of its bearer token;
-    /// re-registering the same device replaces its token.
+    /// Registers a device of a user with the SHA-256 of its bearer token.
+    /// A device already registered keeps its token unless `reregistration`
+    /// allows replacing it: then [`StoreError::DeviceRegistered`].
     /// [`StoreError::ClientOwnedByOtherUser`] if the device belongs to
-    /// another user.
+    /// another user. The check and the write are one statement, so two
+    /// concurrent registrations cannot both take a device.
     async fn register_device(
         &self,
         user_uri: &str,
         device_uri: &str,
         token_sha256: [u8; 32],
+        reregistration: Reregistration,
         now_ms: i64,
     ) -> Result<()>;
 

@@ -210,43 +210,47 @@ macro_rules! store_impl {
                     .await?)
             }
 
-            async fn record_notify(
-                &self,
-                hub_domain: &str,
-                body_sha256: [u8; 32],
-                now_ms: i64,
-            ) -> Result<bool> {
-                let n = sqlx::query(INSERT_NOTIFY)
-                    .bind(hub_domain)
-                    .bind(&body_sha256[..])
-                    .bind(now_ms)
-                    .execute(&mut *self.write_conn().await?)
-                    .await?
-                    .rows_affected();
-                Ok(n == 1)
-            }
-
             async fn record_notify_and_enqueue(
                 &self,
                 hub_domain: &str,
-                body_sha256: [u8; 32],
+                room_id: &str,
+                messages: Vec<NotifiedMessage>,
                 now_ms: i64,
-                events: Vec<NewClientEvent>,
-            ) -> Result<Option<Vec<u64>>> {
+            ) -> Result<NotifyOutcome> {
+                // Keys are inserted in hash order, so two batches holding
+                // the same messages in another order cannot deadlock on
+                // PostgreSQL's unique index.
+                let mut order: Vec<usize> = (0..messages.len()).collect();
+                order.sort_by_key(|&i| messages[i].message_sha256);
+                let mut new_messages = vec![false; messages.len()];
                 let mut tx = self.write_tx().await?;
-                let n = sqlx::query(INSERT_NOTIFY)
-                    .bind(hub_domain)
-                    .bind(&body_sha256[..])
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if n == 0 {
-                    return Ok(None);
+                for i in order {
+                    new_messages[i] = sqlx::query(INSERT_NOTIFY)
+                        .bind(hub_domain)
+                        .bind(room_id)
+                        .bind(&messages[i].message_sha256[..])
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                        == 1;
                 }
-                let seqs = enqueue_clients(&mut tx, events, now_ms).await?;
+                let events: Vec<NewClientEvent> = messages
+                    .into_iter()
+                    .zip(&new_messages)
+                    .filter(|(_, new)| **new)
+                    .flat_map(|(m, _)| m.events)
+                    .collect();
+                let client_seqs = if events.is_empty() {
+                    Vec::new()
+                } else {
+                    enqueue_clients(&mut tx, events, now_ms).await?
+                };
                 tx.commit().await?;
-                Ok(Some(seqs))
+                Ok(NotifyOutcome {
+                    new_messages,
+                    client_seqs,
+                })
             }
 
             async fn prune_notify_before(&self, before_ms: i64) -> Result<u64> {
@@ -333,26 +337,46 @@ macro_rules! store_impl {
                 user_uri: &str,
                 device_uri: &str,
                 token_sha256: [u8; 32],
+                reregistration: Reregistration,
                 now_ms: i64,
             ) -> Result<()> {
-                // The conditional upsert changes nothing when the device is another
-                // user's, which is reported as such.
-                let done = sqlx::query("INSERT INTO devices (device_uri, user_uri, token_sha256, registered_at) VALUES ($1, $2, $3, $4) ON CONFLICT (device_uri) DO UPDATE SET token_sha256 = EXCLUDED.token_sha256, registered_at = EXCLUDED.registered_at WHERE devices.user_uri = EXCLUDED.user_uri")
-                    .bind(device_uri)
-                    .bind(user_uri)
-                    .bind(token_sha256.to_vec())
-                    .bind(now_ms)
-                    .execute(&mut *self.write_conn().await?)
-                    .await?;
+                // The conditional upsert changes nothing when the device is
+                // another user's or the re-registration is not authorised;
+                // which one is then looked up. No stored token is empty, so
+                // `Refuse` never matches one.
+                let (admin, current) = match reregistration {
+                    Reregistration::Refuse => (false, Vec::new()),
+                    Reregistration::WithCurrentToken(hash) => (false, hash.to_vec()),
+                    Reregistration::Admin => (true, Vec::new()),
+                };
+                let done = sqlx::query(
+                    "INSERT INTO devices (device_uri, user_uri, token_sha256, registered_at)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (device_uri) DO UPDATE
+                     SET token_sha256 = EXCLUDED.token_sha256, registered_at = EXCLUDED.registered_at
+                     WHERE devices.user_uri = EXCLUDED.user_uri
+                       AND ($5 OR devices.token_sha256 = $6)",
+                )
+                .bind(device_uri)
+                .bind(user_uri)
+                .bind(token_sha256.to_vec())
+                .bind(now_ms)
+                .bind(admin)
+                .bind(current)
+                .execute(&mut *self.write_conn().await?)
+                .await?;
                 if done.rows_affected() == 0 {
-                    let owner: Option<(String,)> =
-                        sqlx::query_as("SELECT user_uri FROM devices WHERE device_uri = $1")
+                    let owner: Option<String> =
+                        sqlx::query_scalar("SELECT user_uri FROM devices WHERE device_uri = $1")
                             .bind(device_uri)
                             .fetch_optional(&self.pool)
                             .await?;
-                    return Err(StoreError::ClientOwnedByOtherUser {
-                        client_uri: device_uri.to_owned(),
-                        owner: owner.map(|(o,)| o).unwrap_or_default(),
+                    return Err(match owner {
+                        Some(owner) if owner != user_uri => StoreError::ClientOwnedByOtherUser {
+                            client_uri: device_uri.to_owned(),
+                            owner,
+                        },
+                        _ => StoreError::DeviceRegistered(device_uri.to_owned()),
                     });
                 }
                 Ok(())

@@ -30,15 +30,32 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// How long a writer waits for SQLite's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `synchronous` for every connection: FULL (an fsync at every commit, so
-/// an accepted event survives power loss) unless `MIMI_SQLITE_SYNCHRONOUS`
-/// is `normal` (WAL: commits survive a process crash, but the last ones
-/// before a power loss or OS crash may be lost; see docs/operations.md).
-fn synchronous_mode() -> SqliteSynchronous {
-    match std::env::var("MIMI_SQLITE_SYNCHRONOUS") {
-        Ok(v) if v.eq_ignore_ascii_case("normal") => SqliteSynchronous::Normal,
-        _ => SqliteSynchronous::Full,
+/// SQLite's `synchronous` setting for durable commits (see docs/operations.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteSynchronousMode {
+    /// An fsync at every commit: an accepted event survives power loss.
+    #[default]
+    Full,
+    /// WAL without fsync at commit: commits survive a process crash, but
+    /// the last ones before a power loss or OS crash may be lost.
+    Normal,
+}
+
+impl SqliteSynchronousMode {
+    fn pragma(self) -> SqliteSynchronous {
+        match self {
+            Self::Full => SqliteSynchronous::Full,
+            Self::Normal => SqliteSynchronous::Normal,
+        }
     }
+}
+
+/// Settings for [`SqliteStore::open_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SqliteOptions {
+    /// `synchronous` of durable writes (default FULL). Outbox leases and
+    /// completions always commit with NORMAL (see `relaxed_write_tx`).
+    pub synchronous: SqliteSynchronousMode,
 }
 
 /// [`Store`] on an SQLite file (or an in-memory database for tests).
@@ -52,7 +69,7 @@ pub struct SqliteStore {
     /// was hundreds of milliseconds. Writers instead wait in FIFO order for
     /// this connection and find the lock free.
     writer: SqlitePool,
-    /// `synchronous` of durable write transactions (see [`synchronous_mode`]).
+    /// `synchronous` of durable write transactions ([`SqliteOptions`]).
     durable: SqliteSynchronous,
     group_commits: Arc<GroupCommits>,
 }
@@ -61,7 +78,14 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at `location` and runs the
     /// SQLite migrations. `location` is a file path, a `sqlite:` URL, or
     /// `:memory:` / `sqlite::memory:` for a private in-memory database.
+    /// Uses the default [`SqliteOptions`].
     pub async fn open(location: &str) -> Result<Self> {
+        Self::open_with(location, SqliteOptions::default()).await
+    }
+
+    /// [`SqliteStore::open`] with explicit settings.
+    pub async fn open_with(location: &str, options: SqliteOptions) -> Result<Self> {
+        let durable = options.synchronous.pragma();
         let in_memory = location == ":memory:"
             || location.contains(":memory:")
             || location.contains("mode=memory");
@@ -76,7 +100,7 @@ impl SqliteStore {
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
-            .synchronous(synchronous_mode());
+            .synchronous(durable);
 
         let (pool, writer) = if in_memory {
             // One connection that is never recycled: the database lives as long as it does.
@@ -111,7 +135,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             writer,
-            durable: synchronous_mode(),
+            durable,
             group_commits: Arc::default(),
         })
     }
@@ -646,6 +670,48 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(writer_synchronous(&store).await, durable);
+    }
+
+    /// Default options commit with `synchronous = FULL` (2), whatever the
+    /// environment says.
+    #[tokio::test]
+    async fn default_options_are_synchronous_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open_with(path.to_str().unwrap(), SqliteOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(writer_synchronous(&store).await, 2);
+        // A durable write leaves the writer at FULL too.
+        store
+            .subscribe("mimi://a.example/r/room", "client-1")
+            .await
+            .unwrap();
+        assert_eq!(writer_synchronous(&store).await, 2);
+        let reader: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(reader, 2);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn normal_is_used_when_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let options = SqliteOptions {
+            synchronous: SqliteSynchronousMode::Normal,
+        };
+        let store = SqliteStore::open_with(path.to_str().unwrap(), options)
+            .await
+            .unwrap();
+        store
+            .subscribe("mimi://a.example/r/room", "client-1")
+            .await
+            .unwrap();
+        assert_eq!(writer_synchronous(&store).await, 1);
+        store.close().await;
     }
 
     #[test]

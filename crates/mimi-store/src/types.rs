@@ -204,3 +204,41 @@ pub struct ClientEvent {
     /// Enqueue time, Unix milliseconds.
     pub enqueued_at_ms: i64,
 }
+
+/// One `FanoutMessage` of a `/notify` batch with the client events it
+/// yields (-06 §5.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifiedMessage {
+    /// SHA-256 of the message's exact TLS encoding: its duplicate key,
+    /// scoped by hub domain and room.
+    pub message_sha256: [u8; 32],
+    /// What to queue if the message was not seen before.
+    pub events: Vec<NewClientEvent>,
+}
+
+/// What [`crate::Store::record_notify_and_enqueue`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NotifyOutcome {
+    /// Per message, in input order: `true` if it was new (its events were queued).
+    pub new_messages: Vec<bool>,
+    /// The client sequence numbers of the queued events, in input order.
+    pub client_seqs: Vec<u64>,
+}
+
+impl NotifyOutcome {
+    /// Whether every message had been seen before.
+    pub fn all_duplicates(&self) -> bool {
+        !self.new_messages.contains(&true)
+    }
+}
+
+/// Who may replace the token of a device that is already registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reregistration {
+    /// Nobody: only a new device id is registered.
+    Refuse,
+    /// The holder of the device's current token (SHA-256 given here).
+    WithCurrentToken([u8; 32]),
+    /// The operator (admin token).
+    Admin,
+}

@@ -53,6 +53,7 @@ suite_tests!(fresh;
     outbox_partial_lease_keeps_order,
     outbox_concurrent_leasers,
     notify_dedup,
+    notify_dedup_per_message,
     client_queue_fetch_ack,
     room_subscriptions,
     devices_and_tokens,

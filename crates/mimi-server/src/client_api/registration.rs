@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use mimi_protocol::{MimiUri, MimiUriKind};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Admin, AuthenticatedDevice, token_hash};
+use super::auth::{Admin, AuthenticatedDevice, bearer_token, token_hash};
 use crate::error::{ApiError, decode_body, encode_body};
 use crate::federation::hub::mimi_response;
 use crate::federation::{consent, key_material};
@@ -24,7 +24,7 @@ use mimi_protocol::IdentifierUri;
 use mimi_protocol::components::AppDataDictionary;
 use mimi_protocol::msgs::{AbuseReport, ConsentEntry, ConsentOperation};
 use mimi_room::key_packages::validate_upload;
-use mimi_store::{NewKeyPackage, UserSettings};
+use mimi_store::{NewKeyPackage, Reregistration, UserSettings};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -50,8 +50,10 @@ pub struct Registered {
 }
 
 /// Registration is open in development (`open_registration`), otherwise
-/// it needs the operator's admin token.
-struct MayRegister;
+/// it needs the operator's admin token. Carries who may replace the token
+/// of a device id that is already registered: the admin, or whoever
+/// presents that device's current token as the bearer token.
+struct MayRegister(Reregistration);
 
 impl FromRequestParts<AppState> for MayRegister {
     type Rejection = ApiError;
@@ -60,17 +62,22 @@ impl FromRequestParts<AppState> for MayRegister {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if state.config.client_api.open_registration {
-            return Ok(MayRegister);
+        let admin = Admin::from_request_parts(parts, state).await;
+        if admin.is_ok() {
+            return Ok(MayRegister(Reregistration::Admin));
         }
-        Admin::from_request_parts(parts, state)
-            .await
-            .map(|_| MayRegister)
+        if !state.config.client_api.open_registration {
+            return admin.map(|_| MayRegister(Reregistration::Admin));
+        }
+        Ok(MayRegister(match bearer_token(parts) {
+            Some(token) => Reregistration::WithCurrentToken(token_hash(token)),
+            None => Reregistration::Refuse,
+        }))
     }
 }
 
 async fn register_device(
-    _: MayRegister,
+    MayRegister(reregistration): MayRegister,
     State(state): State<AppState>,
     Json(req): Json<RegisterDevice>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
@@ -106,10 +113,20 @@ async fn register_device(
     };
     match state
         .store
-        .register_device(user.as_str(), device.as_str(), token_hash(&token), now_ms())
+        .register_device(
+            user.as_str(),
+            device.as_str(),
+            token_hash(&token),
+            reregistration,
+            now_ms(),
+        )
         .await
     {
         Ok(()) => Ok((StatusCode::CREATED, Json(Registered { token }))),
+        Err(mimi_store::StoreError::DeviceRegistered(_)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "the device is already registered; re-registering it needs its current token or the admin token",
+        )),
         Err(mimi_store::StoreError::ClientOwnedByOtherUser { .. }) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "the device belongs to another user",

@@ -904,87 +904,143 @@ pub async fn outbox_concurrent_leasers(s: Stores) {
 
 // ---- Follower inbox dedup (-06 §5.5) ---------------------------------------------
 
+const CLUB: &str = "mimi://a.example/r/club";
+
+/// Records messages `hashes` of `room` from `hub` with no client events;
+/// which of them were new.
+async fn seen(
+    st: &dyn Store,
+    hub: &str,
+    room: &str,
+    hashes: &[[u8; 32]],
+    now_ms: i64,
+) -> Vec<bool> {
+    let messages = hashes
+        .iter()
+        .map(|h| NotifiedMessage {
+            message_sha256: *h,
+            events: Vec::new(),
+        })
+        .collect();
+    st.record_notify_and_enqueue(hub, room, messages, now_ms)
+        .await
+        .expect("notify")
+        .new_messages
+}
+
 pub async fn notify_dedup(s: Stores) {
-    let st = &s[0];
-    let h1 = [1u8; 32];
-    let h2 = [2u8; 32];
-    assert!(
-        st.record_notify("a.example", h1, NOW_MS)
-            .await
-            .expect("notify")
+    let st = &*s[0];
+    let (h1, h2) = ([1u8; 32], [2u8; 32]);
+    assert_eq!(seen(st, "a.example", CLUB, &[h1], NOW_MS).await, [true]);
+    assert_eq!(
+        seen(&*s[1], "a.example", CLUB, &[h1], NOW_MS + 5).await,
+        [false]
     );
-    assert!(
-        !s[1]
-            .record_notify("a.example", h1, NOW_MS + 5)
-            .await
-            .expect("notify")
+    // A batch mixing a seen and a new message; a repeat within one batch.
+    assert_eq!(
+        seen(st, "a.example", CLUB, &[h1, h2, h2], NOW_MS + 10).await,
+        [false, true, false]
     );
-    assert!(
-        st.record_notify("a.example", h2, NOW_MS + 10)
-            .await
-            .expect("notify")
+    // The same message from another hub, or in another room, is another key.
+    assert_eq!(
+        seen(st, "z.example", CLUB, &[h1], NOW_MS + 10).await,
+        [true]
     );
-    // Same body from another hub is a different request.
-    assert!(
-        st.record_notify("z.example", h1, NOW_MS + 10)
-            .await
-            .expect("notify")
+    assert_eq!(
+        seen(
+            st,
+            "a.example",
+            "mimi://a.example/r/other",
+            &[h1],
+            NOW_MS + 10
+        )
+        .await,
+        [true]
     );
 
-    // Concurrent duplicates: exactly one first copy.
-    let h3 = [3u8; 32];
+    // Concurrent duplicates, in batches of different order: exactly one
+    // first copy of each message.
+    let (h3, h4) = ([3u8; 32], [4u8; 32]);
     let mut tasks = Vec::new();
     for i in 0..10 {
         let st = Arc::clone(&s[i % s.len()]);
+        let batch = if i % 2 == 0 { [h3, h4] } else { [h4, h3] };
         tasks.push(tokio::spawn(async move {
-            st.record_notify("a.example", h3, NOW_MS + 20).await
+            seen(&*st, "a.example", CLUB, &batch, NOW_MS + 20).await
         }));
     }
     let mut firsts = 0;
     for t in tasks {
-        if t.await.expect("join").expect("notify") {
-            firsts += 1;
-        }
+        firsts += t.await.expect("join").iter().filter(|n| **n).count();
     }
-    assert_eq!(firsts, 1);
+    assert_eq!(firsts, 2);
 
-    // Dedup and client queueing in one transaction.
-    let ev = |c: &str| NewClientEvent {
-        client_id: c.into(),
-        room_id: "mimi://a.example/r/club".into(),
-        payload: b"fanout".to_vec(),
-    };
-    let h4 = [4u8; 32];
-    let seqs = st
-        .record_notify_and_enqueue("a.example", h4, NOW_MS + 30, vec![ev("c1"), ev("c2")])
-        .await
-        .expect("ingest");
-    assert_eq!(seqs, Some(vec![1, 1]));
-    let dup = s[1]
-        .record_notify_and_enqueue("a.example", h4, NOW_MS + 31, vec![ev("c1")])
-        .await
-        .expect("ingest");
-    assert_eq!(dup, None);
+    // Pruning forgets old hashes: the same message counts as new again.
+    assert_eq!(st.prune_notify_before(NOW_MS + 5).await.expect("prune"), 1);
     assert_eq!(
-        st.fetch_client_events("c1", 0, 10)
+        seen(st, "a.example", CLUB, &[h1, h2], NOW_MS + 40).await,
+        [true, false]
+    );
+}
+
+/// Events resent in differently split batches are queued once per device,
+/// in the same transaction as their dedup keys.
+pub async fn notify_dedup_per_message(s: Stores) {
+    let msg = |h: u8, clients: &[&str]| NotifiedMessage {
+        message_sha256: [h; 32],
+        events: clients
+            .iter()
+            .map(|c| NewClientEvent {
+                client_id: (*c).into(),
+                room_id: CLUB.into(),
+                payload: vec![h],
+            })
+            .collect(),
+    };
+    let first = s[0]
+        .record_notify_and_enqueue(
+            "a.example",
+            CLUB,
+            vec![msg(1, &["c1", "c2"]), msg(2, &["c1", "c2"])],
+            NOW_MS,
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(first.new_messages, [true, true]);
+    assert_eq!(first.client_seqs, [1, 1, 2, 2]);
+    let second = s[1]
+        .record_notify_and_enqueue(
+            "a.example",
+            CLUB,
+            vec![msg(2, &["c1", "c2"]), msg(3, &["c1", "c2"])],
+            NOW_MS + 1,
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(second.new_messages, [false, true]);
+    assert_eq!(second.client_seqs, [3, 3]);
+    assert!(!second.all_duplicates());
+    let again = s[0]
+        .record_notify_and_enqueue(
+            "a.example",
+            CLUB,
+            vec![msg(3, &["c1"]), msg(1, &["c1"])],
+            NOW_MS + 2,
+        )
+        .await
+        .expect("ingest");
+    assert!(again.all_duplicates());
+    assert!(again.client_seqs.is_empty());
+    for client in ["c1", "c2"] {
+        let payloads: Vec<Vec<u8>> = s[1]
+            .fetch_client_events(client, 0, 10)
             .await
             .expect("fetch")
-            .len(),
-        1
-    );
-
-    // Pruning forgets old hashes: the same body counts as new again.
-    assert_eq!(st.prune_notify_before(NOW_MS + 5).await.expect("prune"), 1);
-    assert!(
-        st.record_notify("a.example", h1, NOW_MS + 40)
-            .await
-            .expect("notify")
-    );
-    assert!(
-        !st.record_notify("a.example", h2, NOW_MS + 40)
-            .await
-            .expect("notify")
-    );
+            .into_iter()
+            .map(|e| e.payload)
+            .collect();
+        assert_eq!(payloads, [vec![1], vec![2], vec![3]], "{client}");
+    }
 }
 
 // ---- Client queues -------------------------------------------------------------------
@@ -1133,29 +1189,63 @@ pub async fn devices_and_tokens(s: Stores) {
     let (a, b) = (&*s[0], &*s[1]);
     let alice = "mimi://a.example/u/alice";
     let laptop = "mimi://a.example/d/alice/laptop";
-    a.register_device(alice, laptop, [1; 32], 1)
+    a.register_device(alice, laptop, [1; 32], Reregistration::Refuse, 1)
         .await
         .expect("register");
     assert_eq!(
         b.device_for_token([1; 32]).await.expect("lookup"),
         Some((alice.to_string(), laptop.to_string()))
     );
-    // Re-registration rotates the token.
-    b.register_device(alice, laptop, [2; 32], 2)
-        .await
-        .expect("re-register");
+    // The same device id again, without authority or with a wrong token:
+    // refused, the old token still works.
+    for reregistration in [
+        Reregistration::Refuse,
+        Reregistration::WithCurrentToken([7; 32]),
+    ] {
+        let err = b
+            .register_device(alice, laptop, [2; 32], reregistration, 2)
+            .await;
+        assert!(
+            matches!(err, Err(StoreError::DeviceRegistered(ref d)) if d == laptop),
+            "{err:?}"
+        );
+    }
+    assert_eq!(a.device_for_token([2; 32]).await.expect("lookup"), None);
+    assert!(a.device_for_token([1; 32]).await.expect("lookup").is_some());
+    // With its current token, or as the admin: the token is replaced.
+    b.register_device(
+        alice,
+        laptop,
+        [2; 32],
+        Reregistration::WithCurrentToken([1; 32]),
+        2,
+    )
+    .await
+    .expect("re-register with the current token");
     assert_eq!(a.device_for_token([1; 32]).await.expect("lookup"), None);
     assert!(a.device_for_token([2; 32]).await.expect("lookup").is_some());
-    // Another user cannot take the device over, and nothing changes.
+    b.register_device(alice, laptop, [4; 32], Reregistration::Admin, 3)
+        .await
+        .expect("re-register as admin");
+    assert_eq!(a.device_for_token([2; 32]).await.expect("lookup"), None);
+    assert!(a.device_for_token([4; 32]).await.expect("lookup").is_some());
+    // Another user cannot take the device over, not even as the admin,
+    // and nothing changes.
     let err = a
-        .register_device("mimi://a.example/u/mallory", laptop, [3; 32], 3)
+        .register_device(
+            "mimi://a.example/u/mallory",
+            laptop,
+            [3; 32],
+            Reregistration::Admin,
+            3,
+        )
         .await;
     assert!(
         matches!(err, Err(StoreError::ClientOwnedByOtherUser { ref owner, .. }) if owner == alice),
         "{err:?}"
     );
     assert_eq!(a.device_for_token([3; 32]).await.expect("lookup"), None);
-    assert!(a.device_for_token([2; 32]).await.expect("lookup").is_some());
+    assert!(a.device_for_token([4; 32]).await.expect("lookup").is_some());
 }
 
 pub async fn ping(s: Stores) {
@@ -1182,10 +1272,9 @@ pub async fn write_persisted(st: &dyn Store) {
     st.accept_room_event(commit("mimi://a.example/r/p", 0, "c", &["b.example"]))
         .await
         .expect("accept");
-    assert!(
-        st.record_notify("a.example", [9; 32], NOW_MS)
-            .await
-            .expect("notify")
+    assert_eq!(
+        seen(st, "a.example", CLUB, &[[9; 32]], NOW_MS).await,
+        [true]
     );
     st.enqueue_for_clients(
         vec![NewClientEvent {
@@ -1222,10 +1311,9 @@ pub async fn check_persisted(st: &dyn Store) {
     assert_eq!((rec.epoch, rec.last_seq), (1, 1));
     assert_eq!(rec.group_state, b"state-after-c");
     assert_eq!(st.outbox_depth().await.expect("depth"), 1);
-    assert!(
-        !st.record_notify("a.example", [9; 32], NOW_MS)
-            .await
-            .expect("notify")
+    assert_eq!(
+        seen(st, "a.example", CLUB, &[[9; 32]], NOW_MS).await,
+        [false]
     );
     assert_eq!(
         st.fetch_client_events("p-1", 0, 10)
