@@ -11,6 +11,11 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use mimi_client_api::paths::{self, RoomAction};
+use mimi_client_api::{
+    Ack, CreateRoom, Events, EventsQuery, HubKeys, RegisterDevice, Registered, Stored,
+    UploadKeyPackages,
+};
 use mimi_content::{MessageId, MimiContent};
 use mimi_protocol::components::FrankingAgentData;
 use mimi_protocol::msgs::{
@@ -19,6 +24,8 @@ use mimi_protocol::msgs::{
 };
 use mimi_protocol::{decode_exact, encode};
 use serde::{Deserialize, Serialize};
+
+pub use mimi_client_api::ReportView;
 
 use crate::{Device, Event, KeyPackageOptions, RoomOptions, key_packages_from_response};
 
@@ -65,18 +72,6 @@ pub struct QueuedEvent {
     pub fanout: FanoutMessage,
 }
 
-#[derive(Deserialize)]
-struct EventsJson {
-    events: Vec<EventJson>,
-}
-
-#[derive(Deserialize)]
-struct EventJson {
-    seq: u64,
-    room_id: String,
-    fanout: String,
-}
-
 impl ProviderConnection {
     /// `base` is the client API URL (e.g. `https://a.example:18444`);
     /// `ca_pem` the trust anchors for its certificate (all system roots are
@@ -113,10 +108,6 @@ impl ProviderConnection {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
-    }
-
-    fn room_path(room: &str, action: &str) -> String {
-        format!("/client/v1/rooms/{}/{action}", encode_segment(room))
     }
 
     fn authed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -157,16 +148,11 @@ impl ProviderConnection {
 
     /// Registers a device and keeps its token.
     pub async fn register(&mut self, user: &str, device: &str) -> Result<String> {
-        #[derive(Deserialize)]
-        struct Registered {
-            token: String,
-        }
-        let resp = self
-            .post_json(
-                "/client/v1/devices",
-                &serde_json::json!({"user": user, "device": device}),
-            )
-            .await?;
+        let body = RegisterDevice {
+            user: user.to_owned(),
+            device: device.to_owned(),
+        };
+        let resp = self.post_json(paths::DEVICES, &body).await?;
         let token = resp.json::<Registered>().await?.token;
         self.token = Some(token.clone());
         Ok(token)
@@ -177,17 +163,11 @@ impl ProviderConnection {
         mls_messages: &[Vec<u8>],
         last_resort: bool,
     ) -> Result<u64> {
-        #[derive(Deserialize)]
-        struct Stored {
-            stored: u64,
-        }
-        let kps: Vec<String> = mls_messages.iter().map(|m| B64.encode(m)).collect();
-        let resp = self
-            .post_json(
-                "/client/v1/key-packages",
-                &serde_json::json!({"key_packages": kps, "last_resort": last_resort}),
-            )
-            .await?;
+        let body = UploadKeyPackages {
+            key_packages: mls_messages.iter().map(|m| B64.encode(m)).collect(),
+            last_resort,
+        };
+        let resp = self.post_json(paths::KEY_PACKAGES, &body).await?;
         Ok(resp.json::<Stored>().await?.stored)
     }
 
@@ -195,18 +175,13 @@ impl ProviderConnection {
     /// hosts, and its franking agent (-06 §5.4.1), for their
     /// `franking_signature_key` component.
     pub async fn hub_info(&self) -> Result<HubInfo> {
-        #[derive(Deserialize)]
-        struct Hub {
-            external_sender: String,
-            franking_agent: String,
-        }
         let resp = Self::check(
-            self.authed(self.http.get(self.url("/client/v1/hub")))
+            self.authed(self.http.get(self.url(paths::HUB)))
                 .send()
                 .await?,
         )
         .await?;
-        let hub: Hub = resp.json().await?;
+        let hub: HubKeys = resp.json().await?;
         let decode = |field: &str, text: String| {
             B64.decode(text)
                 .map_err(|e| ClientError::Malformed(format!("{field}: {e}")))
@@ -229,12 +204,12 @@ impl ProviderConnection {
     }
 
     pub async fn create_room(&self, created: &crate::CreatedRoom) -> Result<()> {
-        let body = serde_json::json!({
-            "room_id": created.room,
-            "group_info": B64.encode(created.group_info_message_bytes()?),
-            "ratchet_tree": B64.encode(created.ratchet_tree_bytes()?),
-        });
-        self.post_json("/client/v1/rooms", &body).await.map(|_| ())
+        let body = CreateRoom {
+            room_id: created.room.clone(),
+            group_info: B64.encode(created.group_info_message_bytes()?),
+            ratchet_tree: B64.encode(created.ratchet_tree_bytes()?),
+        };
+        self.post_json(paths::ROOMS, &body).await.map(|_| ())
     }
 
     pub async fn key_material(
@@ -242,7 +217,7 @@ impl ProviderConnection {
         request: &mimi_protocol::msgs::KeyMaterialRequest,
     ) -> Result<KeyMaterialResponse> {
         self.post_tls(
-            "/client/v1/key-material",
+            paths::KEY_MATERIAL,
             encode(request).map_err(crate::Error::from)?,
         )
         .await
@@ -250,7 +225,7 @@ impl ProviderConnection {
 
     pub async fn update(&self, room: &str, request: &UpdateRequest) -> Result<UpdateRoomResponse> {
         self.post_tls(
-            &Self::room_path(room, "update"),
+            &RoomAction::Update.path(room),
             encode(request).map_err(crate::Error::from)?,
         )
         .await
@@ -262,7 +237,7 @@ impl ProviderConnection {
         request: &mimi_protocol::msgs::SubmitMessageRequest,
     ) -> Result<SubmitMessageResponse> {
         self.post_tls(
-            &Self::room_path(room, "submit"),
+            &RoomAction::Submit.path(room),
             encode(request).map_err(crate::Error::from)?,
         )
         .await
@@ -274,7 +249,7 @@ impl ProviderConnection {
         request: &mimi_protocol::msgs::GroupInfoRequest,
     ) -> Result<GroupInfoResponse> {
         self.post_tls(
-            &Self::room_path(room, "group-info"),
+            &RoomAction::GroupInfo.path(room),
             encode(request).map_err(crate::Error::from)?,
         )
         .await
@@ -284,7 +259,7 @@ impl ProviderConnection {
     /// provider; the hub verifies its franks.
     pub async fn report(&self, room: &str, report: &AbuseReport) -> Result<()> {
         let resp = self
-            .authed(self.http.post(self.url(&Self::room_path(room, "report"))))
+            .authed(self.http.post(self.url(&RoomAction::Report.path(room))))
             .header(reqwest::header::CONTENT_TYPE, MIMI_CONTENT_TYPE)
             .body(encode(report).map_err(crate::Error::from)?)
             .send()
@@ -296,7 +271,7 @@ impl ProviderConnection {
     /// connection's token must be the admin token).
     pub async fn admin_reports(&self) -> Result<Vec<ReportView>> {
         let resp = Self::check(
-            self.authed(self.http.get(self.url("/client/v1/admin/reports")))
+            self.authed(self.http.get(self.url(paths::ADMIN_REPORTS)))
                 .send()
                 .await?,
         )
@@ -306,9 +281,12 @@ impl ProviderConnection {
 
     /// Queued events after `after`, in delivery order.
     pub async fn events(&self, after: u64, limit: u32) -> Result<Vec<QueuedEvent>> {
-        let url = self.url(&format!("/client/v1/events?after={after}&limit={limit}"));
+        let url = self.url(&paths::events(EventsQuery {
+            after,
+            limit: Some(limit),
+        }));
         let resp = Self::check(self.authed(self.http.get(url)).send().await?).await?;
-        let json: EventsJson = resp.json().await?;
+        let json: Events = resp.json().await?;
         json.events
             .into_iter()
             .map(|e| {
@@ -327,12 +305,9 @@ impl ProviderConnection {
     }
 
     pub async fn ack(&self, up_to: u64) -> Result<()> {
-        self.post_json(
-            "/client/v1/events/ack",
-            &serde_json::json!({"up_to": up_to}),
-        )
-        .await
-        .map(|_| ())
+        self.post_json(paths::EVENTS_ACK, &Ack { up_to })
+            .await
+            .map(|_| ())
     }
 }
 
@@ -341,41 +316,6 @@ impl ProviderConnection {
 pub struct HubInfo {
     pub external_sender: crate::HubSender,
     pub franking_agent: FrankingAgentData,
-}
-
-/// A stored abuse report as `GET /client/v1/admin/reports` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReportView {
-    pub id: u64,
-    pub room_id: String,
-    pub source_provider: String,
-    pub reporting_user: String,
-    pub alleged_abuser: String,
-    pub received_at_ms: i64,
-    /// `AbuseType` code (-06 §5.9).
-    pub reason_code: u8,
-    /// The note, UTF-8 (lossy).
-    pub note: String,
-    /// How many `AbusiveMessage`s the report carries; the hub stored it
-    /// only after verifying every frank.
-    pub messages: usize,
-    pub franks_verified: bool,
-    /// Base64 TLS `AbuseReport` as received.
-    pub report: String,
-}
-
-/// RFC 3986 unreserved characters are kept; everything else is
-/// percent-encoded, so a room URI is one path segment.
-fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Connection details kept beside the device file.
@@ -713,14 +653,6 @@ fn session_path(device_path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn room_uri_is_one_path_segment() {
-        assert_eq!(
-            encode_segment("mimi://a.example/r/club-house_1"),
-            "mimi%3A%2F%2Fa.example%2Fr%2Fclub-house_1"
-        );
-    }
 
     #[test]
     fn session_file_sits_beside_the_device() {

@@ -3,7 +3,8 @@
 //! A provider publishes at `GET /.well-known/mimi-protocol-directory` a JSON
 //! object mapping each endpoint to an `https` URI template (RFC 6570 level 1,
 //! simple string expansion). Peers must reach endpoints only through these
-//! URLs.
+//! URLs. Every key is optional ([`Directory`]); the endpoints themselves
+//! are listed in [`crate::endpoints`].
 //!
 //! Readings of the draft's example (see `docs/divergences.md`):
 //!
@@ -23,115 +24,25 @@
 //!   expansion, so `:` and `/` become `%3A` and `%2F`; the informal paths of
 //!   the -06 §3 flow (`/notify/a.example/r/clubhouse`) are not used.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
+use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize};
 
-use crate::uri::{MimiUri, pct_encode_unreserved};
+pub use crate::endpoints::{Endpoint, FederationEndpoint, Method, vars};
+use crate::uri::pct_encode_unreserved;
 
 /// Well-known path of the directory (-06 §5.1).
 pub const WELL_KNOWN_PATH: &str = "/.well-known/mimi-protocol-directory";
-
-/// Template variables (-06 §5.1 and the endpoint sections).
-pub mod vars {
-    pub const TARGET_USER: &str = "targetUser";
-    pub const ROOM_ID: &str = "roomId";
-    pub const DOMAIN: &str = "domain";
-    pub const TARGET_DOMAIN: &str = "targetDomain";
-    pub const REQUESTER_DOMAIN: &str = "requesterDomain";
-    pub const REQUESTER_USER: &str = "requesterUser";
-    pub const DOWNLOAD_URL: &str = "downloadUrl";
-}
-
-/// One endpoint of the directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    KeyMaterial,
-    Update,
-    Notify,
-    SubmitMessage,
-    GroupInfo,
-    RequestConsent,
-    UpdateConsent,
-    IdentifierQuery,
-    ReportAbuse,
-    ProxyDownload,
-}
-
-impl Endpoint {
-    pub const ALL: [Endpoint; 10] = [
-        Self::KeyMaterial,
-        Self::Update,
-        Self::Notify,
-        Self::SubmitMessage,
-        Self::GroupInfo,
-        Self::RequestConsent,
-        Self::UpdateConsent,
-        Self::IdentifierQuery,
-        Self::ReportAbuse,
-        Self::ProxyDownload,
-    ];
-
-    /// The JSON key in the directory document.
-    pub fn key(self) -> &'static str {
-        match self {
-            Self::KeyMaterial => "keyMaterial",
-            Self::Update => "update",
-            Self::Notify => "notify",
-            Self::SubmitMessage => "submitMessage",
-            Self::GroupInfo => "groupInfo",
-            Self::RequestConsent => "requestConsent",
-            Self::UpdateConsent => "updateConsent",
-            Self::IdentifierQuery => "identifierQuery",
-            Self::ReportAbuse => "reportAbuse",
-            Self::ProxyDownload => "proxyDownload",
-        }
-    }
-
-    /// Our server's path template, relative to its base URL. The `{var}`
-    /// syntax is also the route syntax of axum 0.8.
-    pub fn canonical_path(self) -> &'static str {
-        match self {
-            Self::KeyMaterial => "/v1/keyMaterial/{targetUser}",
-            Self::Update => "/v1/update/{roomId}",
-            Self::Notify => "/v1/notify/{roomId}",
-            Self::SubmitMessage => "/v1/submitMessage/{roomId}",
-            Self::GroupInfo => "/v1/groupInfo/{roomId}",
-            Self::RequestConsent => "/v1/requestConsent/{targetDomain}",
-            Self::UpdateConsent => "/v1/updateConsent/{requesterDomain}",
-            Self::IdentifierQuery => "/v1/identifierQuery/{domain}",
-            Self::ReportAbuse => "/v1/reportAbuse/{roomId}",
-            Self::ProxyDownload => "/v1/proxyDownload/{downloadUrl}",
-        }
-    }
-
-    /// Variables a peer's template for this endpoint may use.
-    pub fn allowed_vars(self) -> &'static [&'static str] {
-        use vars::*;
-        match self {
-            Self::KeyMaterial => &[TARGET_USER],
-            Self::Update | Self::Notify | Self::SubmitMessage | Self::GroupInfo => &[ROOM_ID],
-            Self::ReportAbuse => &[ROOM_ID],
-            Self::RequestConsent => &[TARGET_DOMAIN, TARGET_USER],
-            Self::UpdateConsent => &[REQUESTER_DOMAIN, REQUESTER_USER],
-            Self::IdentifierQuery => &[DOMAIN],
-            Self::ProxyDownload => &[DOWNLOAD_URL],
-        }
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.key())
-    }
-}
 
 /// Why a directory document or template is rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DirectoryError {
     #[error("invalid directory JSON: {0}")]
     Json(String),
+    #[error("`{0}` is not a string")]
+    NotAString(Endpoint),
     #[error("`{endpoint}`: {error}")]
     Template {
         endpoint: Endpoint,
@@ -360,198 +271,121 @@ fn is_template_char(c: char) -> bool {
         )
 }
 
-/// The directory document of -06 §5.1.
+/// A peer's directory has no template for an endpoint we need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("peer does not offer `{0}`")]
+pub struct NotOffered(pub Endpoint);
+
+/// The directory document of -06 §5.1: the endpoints a provider offers.
 ///
-/// Every key is required; unknown keys are ignored (as ACME, RFC 8555 §7.1.1,
-/// which the draft follows, allows extension).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// No key is mandatory (the draft follows ACME, RFC 8555 §7.1.1, whose
+/// directory lists what the server implements): a missing endpoint is
+/// [`NotOffered`] when used, not a broken document. Unknown keys are
+/// ignored; a present key must hold a valid template.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Directory {
-    pub key_material: UriTemplate,
-    pub update: UriTemplate,
-    pub notify: UriTemplate,
-    pub submit_message: UriTemplate,
-    pub group_info: UriTemplate,
-    pub request_consent: UriTemplate,
-    pub update_consent: UriTemplate,
-    pub identifier_query: UriTemplate,
-    pub report_abuse: UriTemplate,
-    pub proxy_download: UriTemplate,
-}
-
-/// JSON shape of the document, before validation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawDirectory {
-    key_material: String,
-    update: String,
-    notify: String,
-    submit_message: String,
-    group_info: String,
-    request_consent: String,
-    update_consent: String,
-    identifier_query: String,
-    report_abuse: String,
-    proxy_download: String,
-}
-
-impl TryFrom<RawDirectory> for Directory {
-    type Error = DirectoryError;
-    fn try_from(r: RawDirectory) -> Result<Self, Self::Error> {
-        let t = |endpoint: Endpoint, s: &str| {
-            UriTemplate::parse(s, endpoint.allowed_vars())
-                .map_err(|error| DirectoryError::Template { endpoint, error })
-        };
-        Ok(Self {
-            key_material: t(Endpoint::KeyMaterial, &r.key_material)?,
-            update: t(Endpoint::Update, &r.update)?,
-            notify: t(Endpoint::Notify, &r.notify)?,
-            submit_message: t(Endpoint::SubmitMessage, &r.submit_message)?,
-            group_info: t(Endpoint::GroupInfo, &r.group_info)?,
-            request_consent: t(Endpoint::RequestConsent, &r.request_consent)?,
-            update_consent: t(Endpoint::UpdateConsent, &r.update_consent)?,
-            identifier_query: t(Endpoint::IdentifierQuery, &r.identifier_query)?,
-            report_abuse: t(Endpoint::ReportAbuse, &r.report_abuse)?,
-            proxy_download: t(Endpoint::ProxyDownload, &r.proxy_download)?,
-        })
-    }
-}
-
-impl From<&Directory> for RawDirectory {
-    fn from(d: &Directory) -> Self {
-        let s = |t: &UriTemplate| t.as_str().to_owned();
-        Self {
-            key_material: s(&d.key_material),
-            update: s(&d.update),
-            notify: s(&d.notify),
-            submit_message: s(&d.submit_message),
-            group_info: s(&d.group_info),
-            request_consent: s(&d.request_consent),
-            update_consent: s(&d.update_consent),
-            identifier_query: s(&d.identifier_query),
-            report_abuse: s(&d.report_abuse),
-            proxy_download: s(&d.proxy_download),
-        }
-    }
-}
-
-impl Serialize for Directory {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        RawDirectory::from(self).serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Directory {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = RawDirectory::deserialize(deserializer)?;
-        Directory::try_from(raw).map_err(serde::de::Error::custom)
-    }
+    templates: BTreeMap<Endpoint, UriTemplate>,
 }
 
 impl Directory {
     /// Parses and validates a directory document.
     pub fn from_json(json: &str) -> Result<Self, DirectoryError> {
-        let raw: RawDirectory =
+        let value: serde_json::Value =
             serde_json::from_str(json).map_err(|e| DirectoryError::Json(e.to_string()))?;
-        Self::try_from(raw)
+        Self::from_value(&value)
+    }
+
+    fn from_value(value: &serde_json::Value) -> Result<Self, DirectoryError> {
+        let object = value
+            .as_object()
+            .ok_or_else(|| DirectoryError::Json("the directory is not a JSON object".into()))?;
+        let mut templates = BTreeMap::new();
+        for endpoint in Endpoint::ALL {
+            let Some(raw) = object.get(endpoint.key()) else {
+                continue;
+            };
+            let raw = raw.as_str().ok_or(DirectoryError::NotAString(endpoint))?;
+            let template = UriTemplate::parse(raw, endpoint.allowed_vars())
+                .map_err(|error| DirectoryError::Template { endpoint, error })?;
+            templates.insert(endpoint, template);
+        }
+        Ok(Self { templates })
     }
 
     /// Serialises the document (keys in the draft's order).
     pub fn to_json(&self) -> String {
-        // Serialising a struct of strings cannot fail.
-        serde_json::to_string_pretty(&RawDirectory::from(self)).unwrap_or_default()
+        // Serialising a map of strings cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// Our server's directory: `base_url` (`https://host[:port][/prefix]`,
-    /// no query, no trailing slash needed) followed by
-    /// [`Endpoint::canonical_path`].
-    pub fn for_base_url(base_url: &str) -> Result<Self, DirectoryError> {
+    /// Our server's directory: for each offered endpoint, `base_url`
+    /// (`https://host[:port][/prefix]`, no query, no trailing slash needed)
+    /// followed by [`Endpoint::canonical_path`].
+    pub fn for_base_url(
+        base_url: &str,
+        offered: impl IntoIterator<Item = Endpoint>,
+    ) -> Result<Self, DirectoryError> {
         let (_, path) = split_https(base_url).map_err(DirectoryError::BaseUrl)?;
         if path.contains(['?', '{', '}']) {
             return Err(DirectoryError::BaseUrl(TemplateError::BaseUrlNotPlain));
         }
         let base = base_url.trim_end_matches('/');
-        let t = |e: Endpoint| {
-            UriTemplate::parse(&format!("{base}{}", e.canonical_path()), e.allowed_vars())
-                .map_err(|error| DirectoryError::Template { endpoint: e, error })
-        };
-        Ok(Self {
-            key_material: t(Endpoint::KeyMaterial)?,
-            update: t(Endpoint::Update)?,
-            notify: t(Endpoint::Notify)?,
-            submit_message: t(Endpoint::SubmitMessage)?,
-            group_info: t(Endpoint::GroupInfo)?,
-            request_consent: t(Endpoint::RequestConsent)?,
-            update_consent: t(Endpoint::UpdateConsent)?,
-            identifier_query: t(Endpoint::IdentifierQuery)?,
-            report_abuse: t(Endpoint::ReportAbuse)?,
-            proxy_download: t(Endpoint::ProxyDownload)?,
-        })
+        let templates = offered
+            .into_iter()
+            .map(|e| {
+                UriTemplate::parse(&format!("{base}{}", e.canonical_path()), e.allowed_vars())
+                    .map(|t| (e, t))
+                    .map_err(|error| DirectoryError::Template { endpoint: e, error })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { templates })
     }
 
-    /// The template of one endpoint.
-    pub fn get(&self, endpoint: Endpoint) -> &UriTemplate {
-        match endpoint {
-            Endpoint::KeyMaterial => &self.key_material,
-            Endpoint::Update => &self.update,
-            Endpoint::Notify => &self.notify,
-            Endpoint::SubmitMessage => &self.submit_message,
-            Endpoint::GroupInfo => &self.group_info,
-            Endpoint::RequestConsent => &self.request_consent,
-            Endpoint::UpdateConsent => &self.update_consent,
-            Endpoint::IdentifierQuery => &self.identifier_query,
-            Endpoint::ReportAbuse => &self.report_abuse,
-            Endpoint::ProxyDownload => &self.proxy_download,
-        }
+    /// The template of one endpoint, if offered.
+    pub fn get(&self, endpoint: Endpoint) -> Option<&UriTemplate> {
+        self.templates.get(&endpoint)
     }
 
-    /// `keyMaterial` URL for a target user.
-    pub fn key_material_url(&self, target_user: &MimiUri) -> String {
-        self.key_material
-            .expand(&[(vars::TARGET_USER, target_user.as_str())])
+    /// The template of one endpoint, or why there is none.
+    pub fn template(&self, endpoint: Endpoint) -> Result<&UriTemplate, NotOffered> {
+        self.get(endpoint).ok_or(NotOffered(endpoint))
     }
 
-    /// URL of a room-addressed endpoint (`update`, `notify`,
-    /// `submitMessage`, `groupInfo`, `reportAbuse`). For the other endpoints
-    /// `roomId` is not a variable and the template expands without it.
-    pub fn room_url(&self, endpoint: Endpoint, room_id: &MimiUri) -> String {
-        self.get(endpoint)
-            .expand(&[(vars::ROOM_ID, room_id.as_str())])
+    /// The offered endpoints, in the draft's order.
+    pub fn endpoints(&self) -> impl Iterator<Item = Endpoint> + '_ {
+        self.templates.keys().copied()
     }
 
-    /// `requestConsent` URL; binds both `{targetDomain}` (the target's
-    /// domain) and `{targetUser}` (its full URI).
-    pub fn request_consent_url(&self, target_user: &MimiUri) -> String {
-        self.request_consent.expand(&[
-            (vars::TARGET_DOMAIN, target_user.domain()),
-            (vars::TARGET_USER, target_user.as_str()),
-        ])
-    }
-
-    /// `updateConsent` URL; binds both `{requesterDomain}` and
-    /// `{requesterUser}`.
-    pub fn update_consent_url(&self, requester_user: &MimiUri) -> String {
-        self.update_consent.expand(&[
-            (vars::REQUESTER_DOMAIN, requester_user.domain()),
-            (vars::REQUESTER_USER, requester_user.as_str()),
-        ])
-    }
-
-    /// `identifierQuery` URL for the queried provider's domain.
-    pub fn identifier_query_url(&self, domain: &str) -> String {
-        self.identifier_query.expand(&[(vars::DOMAIN, domain)])
-    }
-
-    /// `proxyDownload` URL for an asset URL.
-    pub fn proxy_download_url(&self, download_url: &str) -> String {
-        self.proxy_download
-            .expand(&[(vars::DOWNLOAD_URL, download_url)])
+    /// The URL of endpoint `E` for `target` (a user, room, domain or
+    /// asset URL, per [`FederationEndpoint::bind`]). Every variable the
+    /// endpoint allows is bound, so a peer may use either spelling where
+    /// the draft has two (divergence T3).
+    pub fn url<E: FederationEndpoint>(&self, target: &E::Target) -> Result<String, NotOffered> {
+        Ok(self.template(E::ENDPOINT)?.expand(&E::bind(target)))
     }
 
     /// Variables used anywhere in the document (diagnostics).
     pub fn used_variables(&self) -> HashSet<&str> {
-        Endpoint::ALL
-            .iter()
-            .flat_map(|e| self.get(*e).variables())
+        self.templates
+            .values()
+            .flat_map(|t| t.variables())
             .collect()
+    }
+}
+
+impl Serialize for Directory {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.templates.len()))?;
+        for (endpoint, template) in &self.templates {
+            map.serialize_entry(endpoint.key(), template.as_str())?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Directory {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Directory::from_value(&value).map_err(serde::de::Error::custom)
     }
 }

@@ -12,6 +12,7 @@ pub mod codec;
 pub mod common;
 pub mod components;
 pub mod directory;
+pub mod endpoints;
 pub mod msgs;
 pub mod uri;
 

@@ -1,6 +1,12 @@
 //! The directory document (-06 §5.1).
 
-use mimi_protocol::directory::{Directory, DirectoryError, Endpoint, TemplateError, UriTemplate};
+use mimi_protocol::directory::{
+    Directory, DirectoryError, Endpoint, NotOffered, TemplateError, UriTemplate,
+};
+use mimi_protocol::endpoints::{
+    FederationEndpoint, GroupInfo, IdentifierQuery, KeyMaterial, Notify, ProxyDownload,
+    ReportAbuse, RequestConsent, SubmitMessage, Update, UpdateConsent,
+};
 use mimi_protocol::uri::MimiUri;
 use proptest::prelude::*;
 
@@ -47,83 +53,88 @@ fn parse_draft_example_and_expand() {
     let bob = uri("mimi://b.example/u/bob");
     let room = uri("mimi://hub.example/r/clubhouse");
     assert_eq!(
-        d.key_material_url(&bob),
+        d.url::<KeyMaterial>(&bob).unwrap(),
         "https://mimi.example.com/v1/keyMaterial/mimi%3A%2F%2Fb.example%2Fu%2Fbob"
     );
     // The draft's template has no slash; a peer's template is used verbatim.
     assert_eq!(
-        d.room_url(Endpoint::Update, &room),
+        d.url::<Update>(&room).unwrap(),
         "https://mimi.example.com/v1/updatemimi%3A%2F%2Fhub.example%2Fr%2Fclubhouse"
     );
-    for (e, path) in [
-        (Endpoint::Notify, "notify"),
-        (Endpoint::SubmitMessage, "submitMessage"),
-        (Endpoint::GroupInfo, "groupInfo"),
-        (Endpoint::ReportAbuse, "reportAbuse"),
+    for (url, path) in [
+        (d.url::<Notify>(&room), "notify"),
+        (d.url::<SubmitMessage>(&room), "submitMessage"),
+        (d.url::<GroupInfo>(&room), "groupInfo"),
+        (d.url::<ReportAbuse>(&room), "reportAbuse"),
     ] {
         assert_eq!(
-            d.room_url(e, &room),
+            url.unwrap(),
             format!("https://mimi.example.com/v1/{path}/mimi%3A%2F%2Fhub.example%2Fr%2Fclubhouse")
         );
     }
     // User-keyed consent templates get the full user URI.
     assert_eq!(
-        d.request_consent_url(&bob),
+        d.url::<RequestConsent>(&bob).unwrap(),
         "https://mimi.example.com/v1/requestConsent/mimi%3A%2F%2Fb.example%2Fu%2Fbob"
     );
     let alice = uri("mimi://a.example/u/alice");
     assert_eq!(
-        d.update_consent_url(&alice),
+        d.url::<UpdateConsent>(&alice).unwrap(),
         "https://mimi.example.com/v1/updateConsent/mimi%3A%2F%2Fa.example%2Fu%2Falice"
     );
     assert_eq!(
-        d.identifier_query_url("c.example"),
+        d.url::<IdentifierQuery>("c.example").unwrap(),
         "https://mimi.example.com/v1/identifierQuery/c.example"
     );
     assert_eq!(
-        d.proxy_download_url("https://assets.c.example/x/y?sig=a b&e=é"),
+        d.url::<ProxyDownload>("https://assets.c.example/x/y?sig=a b&e=é")
+            .unwrap(),
         "https://mimi.example.com/v1/proxyDownload/https%3A%2F%2Fassets.c.example%2Fx%2Fy%3Fsig%3Da%20b%26e%3D%C3%A9"
     );
     assert_eq!(
-        d.get(Endpoint::KeyMaterial).variables().collect::<Vec<_>>(),
+        d.get(Endpoint::KeyMaterial)
+            .unwrap()
+            .variables()
+            .collect::<Vec<_>>(),
         ["targetUser"]
     );
 }
 
 #[test]
 fn for_base_url_canonical_paths() {
-    let d = Directory::for_base_url("https://b.example:8443").unwrap();
+    let d = Directory::for_base_url("https://b.example:8443", Endpoint::ALL).unwrap();
     for e in Endpoint::ALL {
         assert_eq!(
-            d.get(e).as_str(),
+            d.get(e).unwrap().as_str(),
             format!("https://b.example:8443{}", e.canonical_path()),
             "{e}"
         );
     }
     assert_eq!(
-        d.update.as_str(),
+        d.get(Endpoint::Update).unwrap().as_str(),
         "https://b.example:8443/v1/update/{roomId}"
     );
     assert_eq!(
-        d.request_consent.as_str(),
+        d.get(Endpoint::RequestConsent).unwrap().as_str(),
         "https://b.example:8443/v1/requestConsent/{targetDomain}"
     );
     assert_eq!(
-        d.update_consent.as_str(),
+        d.get(Endpoint::UpdateConsent).unwrap().as_str(),
         "https://b.example:8443/v1/updateConsent/{requesterDomain}"
     );
     // Domain-keyed consent templates get the user's domain.
     let bob = uri("mimi://b.example/u/bob");
     assert_eq!(
-        d.request_consent_url(&bob),
+        d.url::<RequestConsent>(&bob).unwrap(),
         "https://b.example:8443/v1/requestConsent/b.example"
     );
     assert_eq!(
-        d.update_consent_url(&uri("mimi://a.example/u/alice")),
+        d.url::<UpdateConsent>(&uri("mimi://a.example/u/alice"))
+            .unwrap(),
         "https://b.example:8443/v1/updateConsent/a.example"
     );
     assert_eq!(
-        d.room_url(Endpoint::Update, &uri("mimi://b.example/r/r1")),
+        d.url::<Update>(&uri("mimi://b.example/r/r1")).unwrap(),
         "https://b.example:8443/v1/update/mimi%3A%2F%2Fb.example%2Fr%2Fr1"
     );
     // JSON round trip with the draft's keys.
@@ -132,52 +143,144 @@ fn for_base_url_canonical_paths() {
     for e in Endpoint::ALL {
         assert!(v.get(e.key()).is_some(), "{e}");
     }
+    // Keys in the draft's order.
+    let positions: Vec<usize> = Endpoint::ALL
+        .iter()
+        .map(|e| json.find(&format!("\"{}\":", e.key())).unwrap())
+        .collect();
+    assert!(positions.is_sorted(), "{json}");
     assert_eq!(Directory::from_json(&json).unwrap(), d);
     let via_serde: Directory = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
     assert_eq!(via_serde, d);
     // A path prefix and a trailing slash are fine.
-    let d = Directory::for_base_url("https://mimi.example.com/api/").unwrap();
+    let d = Directory::for_base_url("https://mimi.example.com/api/", [Endpoint::Notify]).unwrap();
     assert_eq!(
-        d.notify.as_str(),
+        d.get(Endpoint::Notify).unwrap().as_str(),
         "https://mimi.example.com/api/v1/notify/{roomId}"
     );
     // Not https, or with a query: rejected.
     assert!(matches!(
-        Directory::for_base_url("http://b.example"),
+        Directory::for_base_url("http://b.example", Endpoint::ALL),
         Err(DirectoryError::BaseUrl(TemplateError::NotHttps))
     ));
     assert!(matches!(
-        Directory::for_base_url("https://b.example/?x=1"),
+        Directory::for_base_url("https://b.example/?x=1", Endpoint::ALL),
         Err(DirectoryError::BaseUrl(TemplateError::BaseUrlNotPlain))
     ));
-    assert!(Directory::for_base_url("https://b.example:99999").is_err());
-    assert!(Directory::for_base_url("https://[::1]:8443").is_ok());
-    assert!(Directory::for_base_url("https://127.0.0.1:8443").is_ok());
+    assert!(Directory::for_base_url("https://b.example:99999", []).is_err());
+    assert!(Directory::for_base_url("https://[::1]:8443", Endpoint::ALL).is_ok());
+    assert!(Directory::for_base_url("https://127.0.0.1:8443", Endpoint::ALL).is_ok());
 }
 
 #[test]
-fn missing_key_rejected() {
+fn missing_keys_are_not_offered() {
     let mut v: serde_json::Value = serde_json::from_str(DRAFT_EXAMPLE).unwrap();
+    // Every key is optional: a missing endpoint is reported when used.
     for e in Endpoint::ALL {
         let mut w = v.clone();
         w.as_object_mut().unwrap().remove(e.key());
-        let err = Directory::from_json(&w.to_string()).unwrap_err();
-        assert!(
-            matches!(err, DirectoryError::Json(ref m) if m.contains(e.key())),
-            "{e}: {err}"
-        );
+        let d = Directory::from_json(&w.to_string()).unwrap();
+        assert_eq!(d.get(e), None, "{e}");
+        assert_eq!(d.template(e), Err(NotOffered(e)));
+        assert_eq!(d.endpoints().count(), Endpoint::ALL.len() - 1);
     }
     // Unknown keys are ignored.
     v.as_object_mut()
         .unwrap()
         .insert("meta".into(), serde_json::json!({"x": 1}));
     assert!(Directory::from_json(&v.to_string()).is_ok());
-    // Wrong type.
+    // Wrong type, or not an object.
     v["notify"] = serde_json::json!(5);
-    assert!(matches!(
+    assert_eq!(
         Directory::from_json(&v.to_string()),
+        Err(DirectoryError::NotAString(Endpoint::Notify))
+    );
+    assert!(matches!(
+        Directory::from_json("[]"),
         Err(DirectoryError::Json(_))
     ));
+}
+
+/// A provider that offers only some endpoints, e.g. a follower-only
+/// provider without a hub and without asset proxying.
+#[test]
+fn partial_directory() {
+    let json = r#"{
+      "keyMaterial": "https://b.example/mimi/km/{targetUser}",
+      "notify": "https://b.example/mimi/notify/{roomId}",
+      "requestConsent": "https://b.example/mimi/rc/{targetDomain}"
+    }"#;
+    let d = Directory::from_json(json).unwrap();
+    assert_eq!(
+        d.endpoints().collect::<Vec<_>>(),
+        [
+            Endpoint::KeyMaterial,
+            Endpoint::Notify,
+            Endpoint::RequestConsent
+        ]
+    );
+    let bob = uri("mimi://b.example/u/bob");
+    let room = uri("mimi://a.example/r/r1");
+    assert_eq!(
+        d.url::<KeyMaterial>(&bob).unwrap(),
+        "https://b.example/mimi/km/mimi%3A%2F%2Fb.example%2Fu%2Fbob"
+    );
+    assert_eq!(
+        d.url::<Notify>(&room).unwrap(),
+        "https://b.example/mimi/notify/mimi%3A%2F%2Fa.example%2Fr%2Fr1"
+    );
+    assert_eq!(
+        d.url::<RequestConsent>(&bob).unwrap(),
+        "https://b.example/mimi/rc/b.example"
+    );
+    let err = d.url::<Update>(&room).unwrap_err();
+    assert_eq!(err, NotOffered(Endpoint::Update));
+    assert_eq!(err.to_string(), "peer does not offer `update`");
+    assert_eq!(
+        d.url::<ProxyDownload>("https://x.example/a").unwrap_err(),
+        NotOffered(Endpoint::ProxyDownload)
+    );
+    // The document round-trips with only its keys, in the draft's order.
+    let out: serde_json::Value = serde_json::from_str(&d.to_json()).unwrap();
+    assert_eq!(out.as_object().unwrap().len(), 3);
+    assert_eq!(Directory::from_json(&d.to_json()).unwrap(), d);
+    assert_eq!(Directory::from_json("{}").unwrap().endpoints().count(), 0);
+}
+
+/// The table: every endpoint's key, method and template variables.
+#[test]
+fn endpoint_table() {
+    for e in Endpoint::ALL {
+        assert_eq!(Endpoint::from_key(e.key()), Some(e));
+        let t = UriTemplate::parse(
+            &format!("https://h.example{}", e.canonical_path()),
+            e.allowed_vars(),
+        )
+        .unwrap();
+        // Our path uses the first variable of the entry.
+        assert_eq!(
+            t.variables().collect::<Vec<_>>(),
+            [e.allowed_vars()[0]],
+            "{e}"
+        );
+        let method = if e == Endpoint::ProxyDownload {
+            "GET"
+        } else {
+            "POST"
+        };
+        assert_eq!(e.method().as_str(), method, "{e}");
+    }
+    assert_eq!(Endpoint::from_key("nope"), None);
+    assert_eq!(<KeyMaterial as FederationEndpoint>::KEY, "keyMaterial");
+    assert_eq!(Notify::ENDPOINT, Endpoint::Notify);
+    let bob = uri("mimi://b.example/u/bob");
+    assert_eq!(
+        UpdateConsent::bind(&bob),
+        [
+            ("requesterDomain", "b.example"),
+            ("requesterUser", "mimi://b.example/u/bob")
+        ]
+    );
 }
 
 #[test]
@@ -223,7 +326,8 @@ fn bad_templates_rejected() {
     v["updateConsent"] = serde_json::json!("https://x.example/uc/{requesterDomain}");
     let d = Directory::from_json(&v.to_string()).unwrap();
     assert_eq!(
-        d.request_consent_url(&uri("mimi://b.example/u/bob")),
+        d.url::<RequestConsent>(&uri("mimi://b.example/u/bob"))
+            .unwrap(),
         "https://x.example/rc/b.example/mimi%3A%2F%2Fb.example%2Fu%2Fbob"
     );
     v["updateConsent"] = serde_json::json!("https://x.example/uc/{targetDomain}");
@@ -270,6 +374,6 @@ proptest! {
     #[test]
     fn template_parse_total(s in "(https|http)://[a-z0-9.:\\[\\]@{}-]{0,15}(/[a-zA-Z{}%?#=+,]{0,15}){0,3}") {
         let _ = UriTemplate::parse(&s, &["roomId"]);
-        let _ = Directory::for_base_url(&s);
+        let _ = Directory::for_base_url(&s, Endpoint::ALL);
     }
 }

@@ -8,7 +8,6 @@
 
 use mimi_protocol::DecodeError;
 use mimi_protocol::msgs::fanout::FanoutMessage;
-use sha2::{Digest, Sha256};
 use tls_codec::Deserialize as _;
 
 /// One `FanoutMessage` of a batch with its exact encoding.

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mimi_protocol::MimiUri;
-use mimi_protocol::directory::Endpoint;
+use mimi_protocol::endpoints;
 use mimi_store::OutboxItem;
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
@@ -278,15 +278,9 @@ async fn deliver_remote(state: &AppState, lane: &Lane) -> Result<(), LaneError> 
         reason,
         retry_after_ms: None,
     };
-    let directory = state
-        .peers
-        .directory(&lane.destination)
-        .await
-        .map_err(|e| transient(e.to_string()))?;
-    let url = directory.room_url(Endpoint::Notify, &room);
     let response = state
         .peers
-        .post(&lane.destination, &url, lane_body(lane))
+        .send_raw::<endpoints::Notify>(&lane.destination, &room, lane_body(lane))
         .await
         .map_err(|e| transient(e.to_string()))?;
     classify(response.status(), retry_after_ms(response.headers()))

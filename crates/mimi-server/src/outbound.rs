@@ -5,13 +5,20 @@
 //! `https://<domain>/.well-known/mimi-protocol-directory`, cached for
 //! [`DIRECTORY_TTL`]. The `peers` config maps a domain to a `host:port` for
 //! local runs; the TLS name checked is always the peer's domain.
+//!
+//! Requests go through the endpoint table ([`FederationEndpoint`]): the
+//! URL comes from the peer's directory for the endpoint and its target, the
+//! method and the message types from the table.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use mimi_protocol::directory::Directory;
+use mimi_protocol::DecodeError;
+use mimi_protocol::directory::{Directory, NotOffered, WELL_KNOWN_PATH};
+use mimi_protocol::endpoints::{Endpoint, FederationEndpoint, MessageBody, Method};
+use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, FROM};
 
 use crate::tls::{self, ProviderIdentity, TlsError};
@@ -41,6 +48,26 @@ pub enum OutboundError {
     },
     #[error("{domain} published an invalid directory: {reason}")]
     BadDirectory { domain: String, reason: String },
+    #[error("{domain} does not offer `{endpoint}`")]
+    NotOffered { domain: String, endpoint: Endpoint },
+    #[error("encoding the `{endpoint}` request: {source}")]
+    Encode {
+        endpoint: Endpoint,
+        source: tls_codec::Error,
+    },
+    #[error("{domain} answered {status} to `{endpoint}`: {reason}")]
+    Refused {
+        domain: String,
+        endpoint: Endpoint,
+        status: StatusCode,
+        reason: String,
+    },
+    #[error("{domain} sent a malformed `{endpoint}` answer: {source}")]
+    Malformed {
+        domain: String,
+        endpoint: Endpoint,
+        source: DecodeError,
+    },
     #[error("client construction: {0}")]
     Client(reqwest::Error),
 }
@@ -99,8 +126,8 @@ impl PeerClient {
             return Ok(dir);
         }
         let url = match self.override_ports.get(domain) {
-            Some(port) => format!("https://{domain}:{port}/.well-known/mimi-protocol-directory"),
-            None => format!("https://{domain}/.well-known/mimi-protocol-directory"),
+            Some(port) => format!("https://{domain}:{port}{WELL_KNOWN_PATH}"),
+            None => format!("https://{domain}{WELL_KNOWN_PATH}"),
         };
         let response = self
             .http
@@ -135,22 +162,83 @@ impl PeerClient {
         Ok(dir)
     }
 
-    /// POSTs a TLS-PL body to `url` at `domain`, naming us in `From`.
-    pub async fn post(
+    /// Sends `request` to endpoint `E` of `peer` for `target` and decodes
+    /// the answer; a non-2xx answer is [`OutboundError::Refused`].
+    pub async fn send<E: FederationEndpoint>(
         &self,
-        domain: &str,
-        url: &str,
+        peer: &str,
+        target: &E::Target,
+        request: &E::Request,
+    ) -> Result<E::Response, OutboundError> {
+        let body = request.to_body().map_err(|source| OutboundError::Encode {
+            endpoint: E::ENDPOINT,
+            source,
+        })?;
+        self.send_bytes::<E>(peer, target, body).await
+    }
+
+    /// As [`Self::send`], with the request already encoded (relayed as a
+    /// client sent it, e.g. signed bytes).
+    pub async fn send_bytes<E: FederationEndpoint>(
+        &self,
+        peer: &str,
+        target: &E::Target,
+        body: Vec<u8>,
+    ) -> Result<E::Response, OutboundError> {
+        let response = self.send_raw::<E>(peer, target, body).await?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| OutboundError::Http {
+                domain: peer.into(),
+                source,
+            })?;
+        if !status.is_success() {
+            return Err(OutboundError::Refused {
+                domain: peer.into(),
+                endpoint: E::ENDPOINT,
+                status,
+                reason: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        E::Response::from_body(&bytes).map_err(|source| OutboundError::Malformed {
+            domain: peer.into(),
+            endpoint: E::ENDPOINT,
+            source,
+        })
+    }
+
+    /// Sends an encoded request to endpoint `E` of `peer` for `target`,
+    /// naming us in `From`, and returns the answer as it came (status,
+    /// headers and body are the caller's to read).
+    pub async fn send_raw<E: FederationEndpoint>(
+        &self,
+        peer: &str,
+        target: &E::Target,
         body: Vec<u8>,
     ) -> Result<reqwest::Response, OutboundError> {
-        self.http
-            .post(url)
+        let directory = self.directory(peer).await?;
+        let url = directory.url::<E>(target).map_err(|NotOffered(endpoint)| {
+            OutboundError::NotOffered {
+                domain: peer.into(),
+                endpoint,
+            }
+        })?;
+        let request = match E::METHOD {
+            Method::Get => self.http.get(url),
+            Method::Post => self
+                .http
+                .post(url)
+                .header(CONTENT_TYPE, MIMI_CONTENT_TYPE)
+                .body(body),
+        };
+        request
             .header(FROM, format!("mimi@{}", self.local_domain))
-            .header(CONTENT_TYPE, MIMI_CONTENT_TYPE)
-            .body(body)
             .send()
             .await
             .map_err(|source| OutboundError::Http {
-                domain: domain.into(),
+                domain: peer.into(),
                 source,
             })
     }

@@ -1,7 +1,11 @@
 //! The directory document fetched from a peer (-06 §5.1): JSON with one
 //! URI template per endpoint.
 
-use mimi_protocol::directory::{Endpoint, UriTemplate};
+use mimi_protocol::directory::UriTemplate;
+use mimi_protocol::endpoints::{
+    GroupInfo, IdentifierQuery, KeyMaterial, Notify, ProxyDownload, ReportAbuse, RequestConsent,
+    SubmitMessage, Update, UpdateConsent,
+};
 use mimi_protocol::{Directory, MimiUri};
 
 /// One fuzz input (the `directory` target, docs/fuzzing.md).
@@ -20,16 +24,20 @@ pub fn run(data: &[u8]) {
     // expanded URL is a valid https URL without expressions.
     let user = MimiUri::parse("mimi://b.example/u/b%C3%B6b").expect("valid URI");
     let room = MimiUri::parse("mimi://a.example/r/room").expect("valid URI");
-    let mut urls = vec![
-        directory.key_material_url(&user),
-        directory.request_consent_url(&user),
-        directory.update_consent_url(&user),
-        directory.identifier_query_url("b.example"),
-        directory.proxy_download_url("https://a.example/asset?x={y}#z"),
+    let urls = [
+        directory.url::<KeyMaterial>(&user),
+        directory.url::<RequestConsent>(&user),
+        directory.url::<UpdateConsent>(&user),
+        directory.url::<IdentifierQuery>("b.example"),
+        directory.url::<ProxyDownload>("https://a.example/asset?x={y}#z"),
+        directory.url::<Update>(&room),
+        directory.url::<Notify>(&room),
+        directory.url::<SubmitMessage>(&room),
+        directory.url::<GroupInfo>(&room),
+        directory.url::<ReportAbuse>(&room),
     ];
-    for endpoint in Endpoint::ALL {
-        urls.push(directory.room_url(endpoint, &room));
-    }
+    // A missing key is an endpoint the peer does not offer.
+    let urls = urls.into_iter().flatten();
     for url in urls {
         if let Err(e) = UriTemplate::parse(&url, &[]) {
             panic!("expanded URL {url:?} is invalid: {e}");

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde::{Deserialize, Serialize};
+use mimi_client_api::{Ack, Acked, Event, Events, EventsQuery, paths};
 
 use crate::client_api::auth::AuthenticatedDevice;
 use crate::error::ApiError;
@@ -22,41 +22,8 @@ pub const MAX_LIMIT: u32 = 1000;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/client/v1/events", get(fetch))
-        .route("/client/v1/events/ack", post(ack))
-}
-
-/// Query of `GET /client/v1/events`; unknown parameters are ignored.
-#[derive(Debug, Deserialize)]
-pub struct FetchQuery {
-    #[serde(default)]
-    pub after: u64,
-    #[serde(default)]
-    pub limit: Option<u32>,
-}
-
-/// One queued event: `fanout` is the base64 TLS encoding of a `FanoutMessage`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct EventJson {
-    pub seq: u64,
-    pub room_id: String,
-    pub fanout: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct EventsJson {
-    pub events: Vec<EventJson>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AckJson {
-    pub up_to: u64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AckedJson {
-    pub deleted: u64,
+        .route(paths::EVENTS, get(fetch))
+        .route(paths::EVENTS_ACK, post(ack))
 }
 
 /// `GET /client/v1/events?after=N&limit=M`: the device's own events with
@@ -64,21 +31,21 @@ pub struct AckedJson {
 async fn fetch(
     State(state): State<AppState>,
     device: AuthenticatedDevice,
-    Query(query): Query<FetchQuery>,
-) -> Result<Json<EventsJson>, ApiError> {
+    Query(query): Query<EventsQuery>,
+) -> Result<Json<Events>, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let events = state
         .store
         .fetch_client_events(device.device.as_str(), query.after, limit)
         .await?
         .into_iter()
-        .map(|e| EventJson {
+        .map(|e| Event {
             seq: e.seq,
             room_id: e.room_id,
             fanout: B64.encode(e.payload),
         })
         .collect();
-    Ok(Json(EventsJson { events }))
+    Ok(Json(Events { events }))
 }
 
 /// `POST /client/v1/events/ack` `{"up_to": N}`: deletes the device's events
@@ -86,11 +53,11 @@ async fn fetch(
 async fn ack(
     State(state): State<AppState>,
     device: AuthenticatedDevice,
-    Json(body): Json<AckJson>,
-) -> Result<Json<AckedJson>, ApiError> {
+    Json(body): Json<Ack>,
+) -> Result<Json<Acked>, ApiError> {
     let deleted = state
         .store
         .ack_client_events(device.device.as_str(), body.up_to)
         .await?;
-    Ok(Json(AckedJson { deleted }))
+    Ok(Json(Acked { deleted }))
 }

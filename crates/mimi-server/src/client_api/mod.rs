@@ -15,6 +15,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use mimi_client_api::paths;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::state::AppState;
@@ -22,8 +23,8 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     let limits = &state.config.limits;
     Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(crate::metrics::render))
+        .route(paths::HEALTH, get(health))
+        .route(paths::METRICS, get(crate::metrics::render))
         .merge(registration::routes())
         .merge(rooms::routes())
         .merge(events::routes())

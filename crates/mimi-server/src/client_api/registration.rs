@@ -8,8 +8,11 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use mimi_client_api::{
+    ConsentRequest, HubKeys, Profile, RegisterDevice, Registered, ReportView, Stored,
+    UploadKeyPackages, paths,
+};
 use mimi_protocol::{MimiUri, MimiUriKind};
-use serde::{Deserialize, Serialize};
 
 use super::auth::{Admin, AuthenticatedDevice, bearer_token, token_hash};
 use crate::error::{ApiError, decode_body, encode_body};
@@ -22,31 +25,20 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use mimi_protocol::IdentifierUri;
 use mimi_protocol::components::AppDataDictionary;
+use mimi_protocol::endpoints::{RequestConsent, UpdateConsent};
 use mimi_protocol::msgs::{AbuseReport, ConsentEntry, ConsentOperation};
 use mimi_room::key_packages::validate_upload;
 use mimi_store::{NewKeyPackage, Reregistration, UserSettings};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/client/v1/devices", post(register_device))
-        .route("/client/v1/key-packages", post(upload_key_packages))
-        .route("/client/v1/key-material", post(key_material))
-        .route("/client/v1/hub", get(hub))
-        .route("/client/v1/profile", put(put_profile))
-        .route("/client/v1/consent", post(consent))
-        .route("/client/v1/admin/reports", get(admin_reports))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterDevice {
-    pub user: String,
-    pub device: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Registered {
-    pub token: String,
+        .route(paths::DEVICES, post(register_device))
+        .route(paths::KEY_PACKAGES, post(upload_key_packages))
+        .route(paths::KEY_MATERIAL, post(key_material))
+        .route(paths::HUB, get(hub))
+        .route(paths::PROFILE, put(put_profile))
+        .route(paths::CONSENT, post(consent))
+        .route(paths::ADMIN_REPORTS, get(admin_reports))
 }
 
 /// Registration is open in development (`open_registration`), otherwise
@@ -137,20 +129,6 @@ async fn register_device(
 
 // ---- KeyPackages and key material (-06 §5.2) -----------------------------------
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UploadKeyPackages {
-    /// Base64 `MLSMessage(KeyPackage)`s.
-    pub key_packages: Vec<String>,
-    #[serde(default)]
-    pub last_resort: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Stored {
-    pub stored: u64,
-}
-
 /// `POST /client/v1/key-packages`: every KeyPackage must be valid, unexpired
 /// and carry a BasicCredential naming exactly the device.
 async fn upload_key_packages(
@@ -218,47 +196,20 @@ async fn key_material_inner(
     Ok(mimi_response(StatusCode::OK, encode_body(&response)?))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct HubSender {
-    /// Base64 TLS `ExternalSender`.
-    pub external_sender: String,
-    /// Base64 TLS `FrankingAgentData` (-06 §5.4.1): what rooms hosted here
-    /// put in their `franking_signature_key` component for the hub to
-    /// frank their messages.
-    pub franking_agent: String,
-}
-
 /// `GET /client/v1/hub`: this provider's hub key as an `ExternalSender`
 /// and its franking agent.
 async fn hub(
     _: AuthenticatedDevice,
     State(state): State<AppState>,
-) -> Result<Json<HubSender>, ApiError> {
+) -> Result<Json<HubKeys>, ApiError> {
     let sender = state.hub.external_sender();
-    Ok(Json(HubSender {
+    Ok(Json(HubKeys {
         external_sender: B64.encode(encode_body(&sender)?),
         franking_agent: B64.encode(encode_body(&state.hub.franking_agent())?),
     }))
 }
 
 // ---- Profile and discoverability (-06 §5.8) ------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Profile {
-    pub handle: Option<String>,
-    pub nick: Option<String>,
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
-    /// `none` (default), `exact` or `search`.
-    #[serde(default)]
-    pub discoverability: Option<String>,
-    /// keyMaterial requests need an explicit grant (-06 §7).
-    #[serde(default)]
-    pub consent_required: bool,
-}
 
 /// `PUT /client/v1/profile`: replaces the device's user's profile.
 async fn put_profile(
@@ -290,17 +241,6 @@ async fn put_profile(
 }
 
 // ---- Consent (-06 §5.7) ------------------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsentRequest {
-    /// `request`, `cancel`, `grant` or `revoke`.
-    pub operation: String,
-    pub requester: String,
-    pub target: String,
-    #[serde(default)]
-    pub room: Option<String>,
-}
 
 /// `POST /client/v1/consent`: the device's user requests or cancels
 /// (as requester), grants or revokes (as target). Stored here and sent to
@@ -360,54 +300,23 @@ async fn send_consent(
     asks: bool,
     other: &mimi_protocol::MimiUri,
 ) -> Result<(), ApiError> {
-    let bad_gateway = |reason: String| ApiError::new(StatusCode::BAD_GATEWAY, reason);
     let domain = other.domain();
-    let directory = state
-        .peers
-        .directory(domain)
-        .await
-        .map_err(|e| bad_gateway(e.to_string()))?;
-    let url = if asks {
-        directory.request_consent_url(&parsed.target)
+    let sent = if asks {
+        state
+            .peers
+            .send::<RequestConsent>(domain, &parsed.target, &parsed.entry)
+            .await
     } else {
-        directory.update_consent_url(&parsed.requester)
+        state
+            .peers
+            .send::<UpdateConsent>(domain, &parsed.requester, &parsed.entry)
+            .await
     };
-    let answer = state
-        .peers
-        .post(domain, &url, encode_body(&parsed.entry)?)
-        .await
-        .map_err(|e| bad_gateway(e.to_string()))?;
-    if !answer.status().is_success() {
-        return Err(bad_gateway(format!(
-            "{domain} answered {} to the consent entry",
-            answer.status()
-        )));
-    }
-    Ok(())
+    sent.map(|_| ())
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))
 }
 
 // ---- Abuse reports for the operator (-06 §5.9) ------------------------------------
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ReportView {
-    pub id: u64,
-    pub room_id: String,
-    pub source_provider: String,
-    pub reporting_user: String,
-    pub alleged_abuser: String,
-    pub received_at_ms: i64,
-    /// `AbuseType` code (-06 §5.9).
-    pub reason_code: u8,
-    /// The note, UTF-8 (lossy).
-    pub note: String,
-    /// How many `AbusiveMessage`s the report carries.
-    pub messages: usize,
-    /// Whether the hub verified every frank before storing the report
-    /// (reports stored before verification existed: `false`).
-    pub franks_verified: bool,
-    /// Base64 TLS `AbuseReport` as received.
-    pub report: String,
-}
 
 /// `GET /client/v1/admin/reports` (admin token).
 async fn admin_reports(

@@ -14,13 +14,14 @@ use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use mimi_client_api::CreateRoom;
+use mimi_client_api::paths::{self, RoomAction};
 use mimi_protocol::MimiUri;
-use mimi_protocol::directory::Endpoint;
+use mimi_protocol::endpoints::{FederationEndpoint, GroupInfo, ReportAbuse, SubmitMessage, Update};
 use mimi_protocol::msgs::{
     AbuseReport, GroupInfoRequest, SubmitMessageRequest, UpdateRequest, UpdateResult,
     UpdateRoomResponse,
 };
-use serde::Deserialize;
 
 use crate::client_api::auth::AuthenticatedDevice;
 use crate::error::{ApiError, decode_body, encode_body};
@@ -31,21 +32,11 @@ use mimi_room::engine::{Requester, is_external_commit, requesting_device, sendin
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/client/v1/rooms", post(create))
-        .route("/client/v1/rooms/{roomId}/update", post(update))
-        .route("/client/v1/rooms/{roomId}/submit", post(submit))
-        .route("/client/v1/rooms/{roomId}/group-info", post(group_info))
-        .route("/client/v1/rooms/{roomId}/report", post(report))
-}
-
-/// `POST /client/v1/rooms` body.
-#[derive(Debug, Deserialize)]
-struct CreateRoomBody {
-    room_id: String,
-    /// base64 `MLSMessage(GroupInfo)`.
-    group_info: String,
-    /// base64 TLS `RatchetTree`.
-    ratchet_tree: String,
+        .route(paths::ROOMS, post(create))
+        .route(RoomAction::Update.route(), post(update))
+        .route(RoomAction::Submit.route(), post(submit))
+        .route(RoomAction::GroupInfo.route(), post(group_info))
+        .route(RoomAction::Report.route(), post(report))
 }
 
 fn base64_field(name: &str, value: &str) -> Result<Vec<u8>, ApiError> {
@@ -58,7 +49,7 @@ fn base64_field(name: &str, value: &str) -> Result<Vec<u8>, ApiError> {
 async fn create(
     State(state): State<AppState>,
     device: AuthenticatedDevice,
-    Json(body): Json<CreateRoomBody>,
+    Json(body): Json<CreateRoom>,
 ) -> Result<Response, ApiError> {
     let group_info = base64_field("group_info", &body.group_info)?;
     let ratchet_tree = base64_field("ratchet_tree", &body.ratchet_tree)?;
@@ -74,28 +65,24 @@ fn is_local(state: &AppState, room_id: &MimiUri) -> bool {
 /// A device's room request, answered here by `at_hub` when this provider
 /// is the room's hub, else relayed as `body` to the hub's `endpoint` with
 /// the hub's answer (refusals included) passed back unchanged.
-async fn here_or_at_hub(
+async fn here_or_at_hub<E: FederationEndpoint<Target = MimiUri>>(
     state: &AppState,
     room_id: &MimiUri,
-    endpoint: Endpoint,
     body: Bytes,
     at_hub: impl Future<Output = Result<Response, ApiError>>,
 ) -> Result<Response, ApiError> {
     if is_local(state, room_id) {
         at_hub.await
     } else {
-        Ok(forward(state, room_id, endpoint, body)
-            .await?
-            .into_response())
+        Ok(forward::<E>(state, room_id, body).await?.into_response())
     }
 }
 
 /// Forwards a request to the hub's federation endpoint and relays its
-/// answer (status and body).
-async fn forward(
+/// answer (status and body), without re-encoding either.
+async fn forward<E: FederationEndpoint<Target = MimiUri>>(
     state: &AppState,
     room_id: &MimiUri,
-    endpoint: Endpoint,
     body: Bytes,
 ) -> Result<Relayed, ApiError> {
     let hub_domain = room_id.domain();
@@ -106,11 +93,9 @@ async fn forward(
             format!("the hub {hub_domain} is unreachable"),
         )
     };
-    let directory = state.peers.directory(hub_domain).await.map_err(gateway)?;
-    let url = directory.room_url(endpoint, room_id);
     let response = state
         .peers
-        .post(hub_domain, &url, body.to_vec())
+        .send_raw::<E>(hub_domain, room_id, body.to_vec())
         .await
         .map_err(gateway)?;
     let status =
@@ -171,7 +156,7 @@ async fn update(
         let response = hub::update(&state, &room_id, &Requester::from(&device), request).await?;
         (StatusCode::OK, response)
     } else {
-        let relayed = forward(&state, &room_id, Endpoint::Update, body).await?;
+        let relayed = forward::<Update>(&state, &room_id, body).await?;
         if !relayed.status.is_success() {
             return Ok(relayed.into_response());
         }
@@ -211,7 +196,7 @@ async fn submit(
             hub::submit_message(&state, &room_id, &Requester::from(&device), request).await?;
         Ok(mimi_response(StatusCode::OK, encode_body(&response)?))
     };
-    here_or_at_hub(&state, &room_id, Endpoint::SubmitMessage, body, at_hub).await
+    here_or_at_hub::<SubmitMessage>(&state, &room_id, body, at_hub).await
 }
 
 /// `POST /client/v1/rooms/{roomId}/group-info`: TLS `GroupInfoRequest`
@@ -237,7 +222,7 @@ async fn group_info(
             hub::group_info(&state, &room_id, &Requester::from(&device), request).await?;
         Ok(mimi_response(status, encode_body(&response)?))
     };
-    here_or_at_hub(&state, &room_id, Endpoint::GroupInfo, body, at_hub).await
+    here_or_at_hub::<GroupInfo>(&state, &room_id, body, at_hub).await
 }
 
 /// `POST /client/v1/rooms/{roomId}/report`: TLS `AbuseReport` (-06 §5.9)
@@ -263,12 +248,5 @@ async fn report(
         crate::federation::report::receive_report(&state, &room_id, domain, &body).await?;
         Ok(StatusCode::NO_CONTENT.into_response())
     };
-    here_or_at_hub(
-        &state,
-        &room_id,
-        Endpoint::ReportAbuse,
-        body.clone(),
-        at_hub,
-    )
-    .await
+    here_or_at_hub::<ReportAbuse>(&state, &room_id, body.clone(), at_hub).await
 }

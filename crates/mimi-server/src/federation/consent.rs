@@ -5,11 +5,9 @@
 //! Every operation is stored per `ConsentScope` (requester, target, room),
 //! the latest one replacing the previous one of the same scope.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
 use mimi_protocol::msgs::key_material::KeyMaterialUserCode;
 use mimi_protocol::msgs::{ConsentEntry, ConsentOperation};
 use mimi_protocol::{IdentifierUri, MimiUri};
@@ -18,12 +16,6 @@ use mimi_store::ConsentRecord;
 use crate::error::{ApiError, decode_body};
 use crate::state::{AppState, now_ms};
 use crate::transport::SourceProvider;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/requestConsent/{target_domain}", post(request_consent))
-        .route("/v1/updateConsent/{requester_domain}", post(update_consent))
-}
 
 /// A ConsentEntry with its URIs parsed.
 pub struct ParsedEntry {
@@ -84,7 +76,7 @@ fn same_domain(uri: &MimiUri, domain: &str) -> bool {
 /// `POST /requestConsent/{targetDomain}` (-06 §5.7): a `request` or
 /// `cancel`; `targetUri` is ours, `requesterUri` the sender's. A `cancel`
 /// without a matching `request` changes nothing and still answers 201.
-async fn request_consent(
+pub(crate) async fn request_consent(
     State(state): State<AppState>,
     Extension(SourceProvider(source)): Extension<SourceProvider>,
     Path(target_domain): Path<String>,
@@ -129,7 +121,7 @@ async fn has_request(state: &AppState, parsed: &ParsedEntry) -> Result<bool, Api
 
 /// `POST /updateConsent/{requesterDomain}` (-06 §5.7): a `grant` or
 /// `revoke`; `requesterUri` is ours, `targetUri` the sender's.
-async fn update_consent(
+pub(crate) async fn update_consent(
     State(state): State<AppState>,
     Extension(SourceProvider(source)): Extension<SourceProvider>,
     Path(requester_domain): Path<String>,

@@ -1,8 +1,9 @@
 //! The directory document (-06 §5.1): `GET /.well-known/mimi-protocol-directory`,
-//! served without client authentication. Our endpoints live at
+//! served without client authentication. It lists the endpoints this
+//! provider serves ([`super::served`]), each at
 //! [`Endpoint::canonical_path`] under `federation.public_url`.
 //!
-//! [`Endpoint::canonical_path`]: mimi_protocol::directory::Endpoint::canonical_path
+//! [`Endpoint::canonical_path`]: mimi_protocol::endpoints::Endpoint::canonical_path
 
 use axum::Router;
 use axum::extract::State;
@@ -20,8 +21,10 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// This provider's directory, built from its public federation URL.
+/// Endpoints it does not serve are left out (-06 §5.1 makes no key
+/// mandatory).
 async fn directory(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let directory =
-        Directory::for_base_url(&state.config.public_url()).map_err(ApiError::internal)?;
+    let directory = Directory::for_base_url(&state.config.public_url(), super::served())
+        .map_err(ApiError::internal)?;
     Ok(([(CONTENT_TYPE, "application/json")], directory.to_json()).into_response())
 }

@@ -3,14 +3,12 @@
 //! `POST /v1/groupInfo/{roomId}`. `{roomId}` is the percent-encoded room
 //! URI (divergence T5); the logic lives in [`crate::hub`].
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Extension, Router};
 use mimi_protocol::MimiUri;
-use mimi_protocol::directory::Endpoint;
 
 use crate::error::{ApiError, decode_body, encode_body};
 use crate::hub::{self, parse_room_id};
@@ -18,16 +16,6 @@ use crate::outbound::MIMI_CONTENT_TYPE;
 use crate::state::AppState;
 use crate::transport::SourceProvider;
 use mimi_room::engine::Requester;
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(Endpoint::Update.canonical_path(), post(update))
-        .route(
-            Endpoint::SubmitMessage.canonical_path(),
-            post(submit_message),
-        )
-        .route(Endpoint::GroupInfo.canonical_path(), post(group_info))
-}
 
 /// A TLS-PL response body.
 pub fn mimi_response(status: StatusCode, body: Vec<u8>) -> Response {
@@ -53,7 +41,7 @@ fn hosted_room(state: &AppState, raw: &str) -> Result<MimiUri, ApiError> {
 
 /// `POST /update/{roomId}` (-06 §5.3). The source provider must be the
 /// provider of the committing or proposing client.
-async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     Extension(SourceProvider(source)): Extension<SourceProvider>,
     Path(room_id): Path<String>,
@@ -67,7 +55,7 @@ async fn update(
 
 /// `POST /submitMessage/{roomId}` (-06 §5.4). `sendingUri` must be a user
 /// of the source provider.
-async fn submit_message(
+pub(crate) async fn submit_message(
     State(state): State<AppState>,
     Extension(SourceProvider(source)): Extension<SourceProvider>,
     Path(room_id): Path<String>,
@@ -82,7 +70,7 @@ async fn submit_message(
 
 /// `POST /groupInfo/{roomId}` (-06 §5.6). The requesting client must be a
 /// client of the source provider.
-async fn group_info(
+pub(crate) async fn group_info(
     State(state): State<AppState>,
     Extension(SourceProvider(source)): Extension<SourceProvider>,
     Path(room_id): Path<String>,

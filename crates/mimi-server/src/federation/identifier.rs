@@ -5,12 +5,10 @@
 //! phone) or `search` (also by `partialName` and `wholeProfile`
 //! substrings). All query elements must match (AND).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::post;
 use mimi_protocol::IdentifierUri;
 use mimi_protocol::components::AppDataDictionary;
 use mimi_protocol::msgs::TlsString;
@@ -28,11 +26,8 @@ use crate::state::AppState;
 /// More substring matches than this are `ambiguous`.
 pub const MAX_RESULTS: usize = 10;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/identifierQuery/{domain}", post(identifier_query))
-}
-
-async fn identifier_query(
+/// `POST /identifierQuery/{domain}` (-06 §5.8); mounted by [`super::router`].
+pub(crate) async fn identifier_query(
     State(state): State<AppState>,
     Path(domain): Path<String>,
     body: Bytes,

@@ -9,12 +9,11 @@
 //! - a follower forwards its own client's request to the hub
 //!   (`client_api::registration`, via [`forward`]).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use mimi_protocol::endpoints;
 use mimi_protocol::msgs::key_material::{
     ClientKeyMaterial, ClientMaterial, KeyMaterialRequest, KeyMaterialResponse, KeyMaterialUserCode,
 };
@@ -26,12 +25,9 @@ use mimi_room::rejection::KeyMaterialRequestRejection;
 
 use super::hub::mimi_response;
 use crate::error::{ApiError, decode_body, encode_body};
+use crate::outbound::OutboundError;
 use crate::state::{AppState, now_secs};
 use crate::transport::SourceProvider;
-
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/keyMaterial/{target_user}", post(key_material))
-}
 
 pub use mimi_room::key_packages::CheckedKeyMaterialRequest as CheckedRequest;
 
@@ -39,7 +35,7 @@ pub use mimi_room::key_packages::CheckedKeyMaterialRequest as CheckedRequest;
 ///
 /// The source provider must be the requesting user's provider, or the hub
 /// of the request's room (forwarding for a follower).
-async fn key_material(
+pub(crate) async fn key_material(
     State(state): State<AppState>,
     Extension(SourceProvider(source)): Extension<SourceProvider>,
     Path(target_in_path): Path<String>,
@@ -155,36 +151,19 @@ pub async fn forward(
     body: Vec<u8>,
 ) -> Result<KeyMaterialResponse, ApiError> {
     let bad_gateway = |reason: String| ApiError::new(StatusCode::BAD_GATEWAY, reason);
-    let directory = state
+    let response = state
         .peers
-        .directory(domain)
+        .send_bytes::<endpoints::KeyMaterial>(domain, target, body)
         .await
-        .map_err(|e| bad_gateway(e.to_string()))?;
-    let url = directory.key_material_url(target);
-    let answer = state
-        .peers
-        .post(domain, &url, body)
-        .await
-        .map_err(|e| bad_gateway(e.to_string()))?;
-    let status = answer.status();
-    let bytes = answer
-        .bytes()
-        .await
-        .map_err(|e| bad_gateway(format!("{domain}: {e}")))?;
-    if !status.is_success() {
-        let reason = String::from_utf8_lossy(&bytes);
-        // Refusals (4xx) are relayed; a peer's own failure is a bad gateway here.
-        let status = StatusCode::from_u16(status.as_u16())
-            .ok()
-            .filter(StatusCode::is_client_error)
-            .unwrap_or(StatusCode::BAD_GATEWAY);
-        return Err(ApiError::new(status, format!("{domain}: {reason}")));
-    }
-    let response: KeyMaterialResponse = mimi_protocol::decode_exact(&bytes).map_err(|e| {
-        bad_gateway(format!(
-            "{domain} sent a malformed KeyMaterialResponse: {e}"
-        ))
-    })?;
+        .map_err(|e| match e {
+            // Refusals (4xx) are relayed; a peer's own failure is a bad gateway here.
+            OutboundError::Refused { status, reason, .. } if status.is_client_error() => {
+                let status =
+                    StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+                ApiError::new(status, format!("{domain}: {reason}"))
+            }
+            e => bad_gateway(e.to_string()),
+        })?;
     if response.user_uri != target.to_identifier_uri() {
         return Err(bad_gateway(format!("{domain} answered for another user")));
     }

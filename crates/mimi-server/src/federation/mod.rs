@@ -1,5 +1,9 @@
 //! Federation endpoints (-06 §5), served over mutual TLS.
 //!
+//! Routes are mounted from the endpoint table of
+//! [`mimi_protocol::endpoints`]: [`handler`] names this provider's handler
+//! for each endpoint, and the directory offers exactly those.
+//!
 //! Every route except the directory sits behind
 //! [`crate::transport::authenticate_provider`], so handlers can rely on the
 //! [`crate::transport::SourceProvider`] extension.
@@ -17,20 +21,48 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
+use axum::routing::{MethodFilter, MethodRouter, on};
+use mimi_protocol::endpoints::{Endpoint, Method};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::state::AppState;
 use crate::transport::{LocalDomain, authenticate_provider};
 
+/// This provider's handler of an endpoint, at the endpoint's method;
+/// `None` for an endpoint it does not implement (`proxyDownload`, -06
+/// §5.10), which is then neither routed nor in the directory.
+fn handler(endpoint: Endpoint) -> Option<MethodRouter<AppState>> {
+    let method = match endpoint.method() {
+        Method::Get => MethodFilter::GET,
+        Method::Post => MethodFilter::POST,
+    };
+    Some(match endpoint {
+        Endpoint::KeyMaterial => on(method, key_material::key_material),
+        Endpoint::Update => on(method, hub::update),
+        Endpoint::Notify => on(method, notify::notify),
+        Endpoint::SubmitMessage => on(method, hub::submit_message),
+        Endpoint::GroupInfo => on(method, hub::group_info),
+        Endpoint::RequestConsent => on(method, consent::request_consent),
+        Endpoint::UpdateConsent => on(method, consent::update_consent),
+        Endpoint::IdentifierQuery => on(method, identifier::identifier_query),
+        Endpoint::ReportAbuse => on(method, report::report_abuse),
+        Endpoint::ProxyDownload => return None,
+    })
+}
+
+/// The endpoints this provider serves, as its directory lists them.
+pub fn served() -> impl Iterator<Item = Endpoint> {
+    Endpoint::ALL.into_iter().filter(|e| handler(*e).is_some())
+}
+
 pub fn router(state: AppState) -> Router {
     let limits = &state.config.limits;
-    let authenticated = Router::new()
-        .merge(key_material::routes())
-        .merge(hub::routes())
-        .merge(notify::routes())
-        .merge(consent::routes())
-        .merge(identifier::routes())
-        .merge(report::routes())
+    let authenticated = Endpoint::ALL
+        .into_iter()
+        .filter_map(|e| Some((e.canonical_path(), handler(e)?)))
+        .fold(Router::new(), |router, (path, handler)| {
+            router.route(path, handler)
+        })
         .layer(middleware::from_fn_with_state(
             LocalDomain(state.config.domain.as_str().into()),
             authenticate_provider,
@@ -48,4 +80,19 @@ pub fn router(state: AppState) -> Router {
             crate::metrics::track_requests,
         ))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_but_proxy_download_is_served() {
+        let served: Vec<Endpoint> = served().collect();
+        let expected: Vec<Endpoint> = Endpoint::ALL
+            .into_iter()
+            .filter(|e| *e != Endpoint::ProxyDownload)
+            .collect();
+        assert_eq!(served, expected);
+    }
 }

@@ -6,11 +6,9 @@
 //! 201 with no body. A duplicate request (same hub, same body) is answered
 //! 201 and not processed again (-06 §5.5).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
 use mimi_protocol::MimiUri;
 
 use crate::delivery::{self, DeliveryOutcome};
@@ -18,17 +16,13 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::transport::SourceProvider;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/notify/{room_id}", post(notify))
-}
-
 /// `POST /notify/{roomId}` (-06 §5.5).
 ///
 /// Only the room's hub may notify: the hub of a room is the provider named
 /// by the room URI's domain (docs/client-api.md "Rooms and hubs"); any
 /// other source provider gets 403. A body that is not a sequence of
 /// `FanoutMessage`s gets 400.
-async fn notify(
+pub(crate) async fn notify(
     State(state): State<AppState>,
     Extension(SourceProvider(source)): Extension<SourceProvider>,
     Path(room_id): Path<String>,

@@ -8,11 +8,9 @@
 //! A report with a frank that does not verify is refused as a whole. The
 //! checks are [`mimi_room::engine::HubEngine::verify_report`].
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
 use mimi_protocol::MimiUri;
 use mimi_protocol::msgs::AbuseReport;
 use mimi_room::rejection::ReportRejection;
@@ -23,12 +21,8 @@ use crate::hub::parse_room_id;
 use crate::state::{AppState, now_ms};
 use crate::transport::SourceProvider;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/reportAbuse/{room_id}", post(report_abuse))
-}
-
 /// Accepts a report about a room hosted here; 204, no body.
-async fn report_abuse(
+pub(crate) async fn report_abuse(
     State(state): State<AppState>,
     Extension(SourceProvider(source)): Extension<SourceProvider>,
     Path(room_id): Path<String>,

@@ -1,0 +1,161 @@
+//! The provider-internal client API of mimi-rs (docs/client-api.md): its
+//! paths and its JSON request and response bodies, shared by the server
+//! that answers them and the client that sends them.
+//!
+//! MIMI messages travel TLS-PL encoded (`application/mimi-protocol`) as on
+//! the federation wire; only the bookkeeping bodies are JSON, defined
+//! here. Binary fields are base64 (standard alphabet, padded).
+
+pub mod paths;
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /client/v1/devices`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterDevice {
+    pub user: String,
+    pub device: String,
+}
+
+/// Answer to [`RegisterDevice`]: the device's bearer token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    pub token: String,
+}
+
+/// `POST /client/v1/key-packages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadKeyPackages {
+    /// Base64 `MLSMessage(KeyPackage)`s.
+    pub key_packages: Vec<String>,
+    #[serde(default)]
+    pub last_resort: bool,
+}
+
+/// Answer to [`UploadKeyPackages`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    pub stored: u64,
+}
+
+/// Answer to `GET /client/v1/hub`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubKeys {
+    /// Base64 TLS `ExternalSender`: the hub key, for the
+    /// `external_senders` of rooms this provider hosts.
+    pub external_sender: String,
+    /// Base64 TLS `FrankingAgentData` (-06 §5.4.1): what rooms hosted here
+    /// put in their `franking_signature_key` component for the hub to
+    /// frank their messages.
+    pub franking_agent: String,
+}
+
+/// `POST /client/v1/rooms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRoom {
+    pub room_id: String,
+    /// Base64 `MLSMessage(GroupInfo)`.
+    pub group_info: String,
+    /// Base64 TLS `RatchetTree`.
+    pub ratchet_tree: String,
+}
+
+/// `PUT /client/v1/profile`: the user's profile and discoverability
+/// (-06 §5.8).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nick: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    /// `none` (the default), `exact` or `search`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discoverability: Option<String>,
+    /// keyMaterial requests need an explicit grant (-06 §7).
+    #[serde(default)]
+    pub consent_required: bool,
+}
+
+/// `POST /client/v1/consent` (-06 §5.7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRequest {
+    /// `request`, `cancel`, `grant` or `revoke`.
+    pub operation: String,
+    pub requester: String,
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+}
+
+/// Query of `GET /client/v1/events`; unknown parameters are ignored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsQuery {
+    /// Events with a greater `seq` are returned.
+    #[serde(default)]
+    pub after: u64,
+    /// At most this many (the server's default and cap apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// One queued event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    pub room_id: String,
+    /// Base64 TLS `FanoutMessage` (-06 §5.5).
+    pub fanout: String,
+}
+
+/// Answer to `GET /client/v1/events`, in delivery order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Events {
+    pub events: Vec<Event>,
+}
+
+/// `POST /client/v1/events/ack`: deletes the device's events up to `up_to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ack {
+    pub up_to: u64,
+}
+
+/// Answer to [`Ack`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acked {
+    pub deleted: u64,
+}
+
+/// A stored abuse report as `GET /client/v1/admin/reports` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportView {
+    pub id: u64,
+    pub room_id: String,
+    pub source_provider: String,
+    pub reporting_user: String,
+    pub alleged_abuser: String,
+    pub received_at_ms: i64,
+    /// `AbuseType` code (-06 §5.9).
+    pub reason_code: u8,
+    /// The note, UTF-8 (lossy).
+    pub note: String,
+    /// How many `AbusiveMessage`s the report carries.
+    pub messages: usize,
+    /// Whether the hub verified every frank before storing the report
+    /// (reports stored before verification existed: `false`).
+    pub franks_verified: bool,
+    /// Base64 TLS `AbuseReport` as received.
+    pub report: String,
+}

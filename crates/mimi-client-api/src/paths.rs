@@ -1,0 +1,61 @@
+//! Paths of the client API (docs/client-api.md). Route templates use the
+//! `{var}` syntax of axum 0.8; the builders fill them.
+
+use mimi_protocol::uri::pct_encode_unreserved;
+
+use crate::EventsQuery;
+
+pub const DEVICES: &str = "/client/v1/devices";
+pub const KEY_PACKAGES: &str = "/client/v1/key-packages";
+pub const KEY_MATERIAL: &str = "/client/v1/key-material";
+pub const HUB: &str = "/client/v1/hub";
+pub const PROFILE: &str = "/client/v1/profile";
+pub const CONSENT: &str = "/client/v1/consent";
+pub const ADMIN_REPORTS: &str = "/client/v1/admin/reports";
+pub const ROOMS: &str = "/client/v1/rooms";
+pub const EVENTS: &str = "/client/v1/events";
+pub const EVENTS_ACK: &str = "/client/v1/events/ack";
+pub const HEALTH: &str = "/health";
+pub const METRICS: &str = "/metrics";
+
+/// A device's request about one room, relayed to the room's hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomAction {
+    /// TLS `UpdateRequest` (-06 §5.3).
+    Update,
+    /// TLS `SubmitMessageRequest` (-06 §5.4).
+    Submit,
+    /// TLS `GroupInfoRequest` (-06 §5.6).
+    GroupInfo,
+    /// TLS `AbuseReport` (-06 §5.9).
+    Report,
+}
+
+impl RoomAction {
+    pub const ALL: [RoomAction; 4] = [Self::Update, Self::Submit, Self::GroupInfo, Self::Report];
+
+    /// The route template, with the `{roomId}` variable.
+    pub fn route(self) -> &'static str {
+        match self {
+            Self::Update => "/client/v1/rooms/{roomId}/update",
+            Self::Submit => "/client/v1/rooms/{roomId}/submit",
+            Self::GroupInfo => "/client/v1/rooms/{roomId}/group-info",
+            Self::Report => "/client/v1/rooms/{roomId}/report",
+        }
+    }
+
+    /// The path for a room: its URI percent-encoded as one path segment
+    /// (RFC 6570 simple expansion, as in the federation directory).
+    pub fn path(self, room_id: &str) -> String {
+        self.route()
+            .replace("{roomId}", &pct_encode_unreserved(room_id))
+    }
+}
+
+/// `GET /client/v1/events?after=N[&limit=M]`.
+pub fn events(query: EventsQuery) -> String {
+    match query.limit {
+        Some(limit) => format!("{EVENTS}?after={}&limit={limit}", query.after),
+        None => format!("{EVENTS}?after={}", query.after),
+    }
+}
