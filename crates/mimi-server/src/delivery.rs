@@ -96,7 +96,9 @@ pub async fn deliver_batch(
     // The observer sees only the messages queued now; copied only when
     // some were duplicates.
     if outcome.new_messages.iter().all(|new| *new) {
-        state.runtime.observe_delivery(state.domain(), room_id, items);
+        state
+            .runtime
+            .observe_delivery(state.domain(), room_id, items);
     } else {
         let fresh: Vec<FanoutItem> = items
             .iter()
@@ -104,7 +106,9 @@ pub async fn deliver_batch(
             .filter(|(_, new)| **new)
             .map(|(item, _)| item.clone())
             .collect();
-        state.runtime.observe_delivery(state.domain(), room_id, &fresh);
+        state
+            .runtime
+            .observe_delivery(state.domain(), room_id, &fresh);
     }
     Ok(DeliveryOutcome::Queued {
         client_events: count,

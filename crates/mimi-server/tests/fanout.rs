@@ -192,20 +192,8 @@ async fn resent_in_other_batches(backend: Backend) {
     let fed = start_federation(backend).await;
     let b = fed.provider("b.example");
     let room = unique_room("a.example", "resplit");
-    let laptop = register_subscribed(
-        b,
-        "mimi://b.example/u/bob",
-        "mimi://b.example/d/bob/laptop",
-        &room,
-    )
-    .await;
-    let phone = register_subscribed(
-        b,
-        "mimi://b.example/u/bob",
-        "mimi://b.example/d/bob/phone",
-        &room,
-    )
-    .await;
+    let laptop = register_subscribed(b, "mimi://b.example/d/bob/laptop", &room).await;
+    let phone = register_subscribed(b, "mimi://b.example/d/bob/phone", &room).await;
 
     let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
     let e = alice.applications(3);

@@ -212,6 +212,7 @@ impl Federation {
                     StorageConfig {
                         sqlite: None,
                         postgres: Some(url),
+                        ..StorageConfig::default()
                     }
                 }
             };
