@@ -1,4 +1,4 @@
-//! HTTP errors: a status and a one-line reason, never a panic (DESIGN.md).
+//! HTTP errors: a status and a one-line reason, never a panic (docs/architecture.md "Errors are values").
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -17,7 +17,7 @@
 //! `max_backoff_ms`, or the peer's `Retry-After` (-06 §5.5 "respecting any
 //! guidance … such as Retry-After"). A 4xx other than 408/429 is logged as
 //! an error but still retried with the maximum backoff: an accepted event
-//! is never dropped silently (DESIGN.md), and an operator can fix the peer
+//! is never dropped silently (docs/architecture.md), and an operator can fix the peer
 //! or the configuration.
 
 use std::collections::BTreeMap;

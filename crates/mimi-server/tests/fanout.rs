@@ -74,6 +74,13 @@ async fn ordered_and_batched(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(notify_messages_seen(b).await, payloads.len() as u64);
+    // Batched: fewer /notify requests than messages.
+    let requests = notify_requests(b).await;
+    assert!(
+        (1..payloads.len() as u64).contains(&requests),
+        "{requests} /notify requests for {} messages",
+        payloads.len()
+    );
     fed.shutdown().await;
 }
 

@@ -1,4 +1,4 @@
-//! The one error enum of this crate (DESIGN.md: one `thiserror` enum per crate).
+//! The one error enum of this crate (docs/architecture.md "Errors are values").
 
 /// Errors returned by every [`crate::Store`] operation.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 //!
 //! One object-safe [`Store`] trait (used as `Arc<dyn Store>`) with two
 //! implementations: [`SqliteStore`], the embedded single-process default, and
-//! [`PgStore`], shared by several server processes of one provider (DESIGN.md
+//! [`PgStore`], shared by several server processes of one provider (docs/architecture.md,
 //! "Scaling past one machine"). The store keeps bytes and plain values only;
 //! protocol parsing and validation happen above it.
 //!
@@ -106,7 +106,7 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<RoomEvent>>;
 
-    // ---- Durable outbox (fanout, DESIGN.md) ------------------------------------
+    // ---- Durable outbox (fanout, docs/architecture.md) ------------------------------------
 
     /// Enqueues outbox rows that are not room-log events (e.g. a follower
     /// forwarding a client's submission to the hub). `seq` orders them in their lane.

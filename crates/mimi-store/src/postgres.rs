@@ -1,5 +1,5 @@
 //! PostgreSQL backend: several server processes of one provider share one
-//! database (DESIGN.md "Scaling past one machine").
+//! database (docs/architecture.md, "Scaling past one machine").
 //!
 //! Transactions run at READ COMMITTED; exclusivity comes from row locks:
 //! - the room compare-and-set is a single `UPDATE … WHERE epoch = $expected`;

@@ -1,4 +1,4 @@
-//! SQLite backend: the embedded single-process default (DESIGN.md "Scaling past
+//! SQLite backend: the embedded single-process default (docs/architecture.md "Scaling past
 //! one machine").
 //!
 //! Every read-modify-write runs in a `BEGIN IMMEDIATE` transaction, which takes

@@ -207,3 +207,23 @@ pub async fn post_notify(
         .unwrap()
         .status()
 }
+
+/// How many `/notify` requests `p` has answered, from its own `/metrics`
+/// (each server has its own recorder).
+pub async fn notify_requests(p: &Provider) -> u64 {
+    let metrics = p
+        .client_api
+        .get(format!("{}/metrics", p.client_base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("mimi_requests_total") && l.contains("notify"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
