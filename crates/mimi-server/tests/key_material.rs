@@ -606,7 +606,7 @@ async fn rate_limited_per_requesting_provider_whatever_users_it_names() {
     assert!(limiter_len("b.example") > 0);
     assert_eq!(limiter_len("a.example"), 0);
     assert_eq!(limiter_len("c.example"), 0);
-    let key_material_429 = r#"route="/v1/keyMaterial/{target_user}",status="429""#;
+    let key_material_429 = r#"route="/v1/keyMaterial/{targetUser}",status="429""#;
     assert!(
         metrics_of(&fed, "b.example")
             .await
