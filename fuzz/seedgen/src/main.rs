@@ -463,7 +463,11 @@ fn abuse(s: &mut Seeds, content: &[u8]) {
 }
 
 fn directory(s: &mut Seeds) {
-    let ours = Directory::for_base_url("https://mimi.a.example:8443/api").expect("directory");
+    let ours = Directory::for_base_url(
+        "https://mimi.a.example:8443/api",
+        mimi_protocol::endpoints::Endpoint::ALL,
+    )
+    .expect("directory");
     s.write("directory", "ours", None, ours.to_json().as_bytes());
     // The example document of -06 §5.1 (compact, with an unknown key).
     let example = r#"{"keyMaterial":"https://mimi.example.com/v1/keyMaterial/{targetUser}","update":"https://mimi.example.com/v1/update/{roomId}","notify":"https://mimi.example.com/v1/notify/{roomId}","submitMessage":"https://mimi.example.com/v1/submitMessage/{roomId}","groupInfo":"https://mimi.example.com/v1/groupInfo/{roomId}","requestConsent":"https://mimi.example.com/v1/requestConsent/{targetDomain}","updateConsent":"https://mimi.example.com/v1/updateConsent/{requesterDomain}","identifierQuery":"https://mimi.example.com/v1/identifierQuery/{domain}","reportAbuse":"https://mimi.example.com/v1/reportAbuse/{roomId}","proxyDownload":"https://mimi.example.com/v1/proxyDownload/{downloadUrl}","x":1}"#;
