@@ -11,27 +11,14 @@ use common::{Backend, start_federation};
 use fanout_support::*;
 
 /// `mimi_fanout_failures_total` of a.example towards b.example, read from
-/// a.example's `/metrics`. The metrics recorder is process-wide, so the
-/// tests of this binary take [`SERIAL`] to keep their counts apart.
+/// a.example's `/metrics`.
 async fn failures_a_to_b(a: &common::Provider) -> u64 {
-    let text = a
-        .client_api
-        .get(format!("{}/metrics", a.client_base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| {
-            l.starts_with("mimi_fanout_failures_total")
-                && l.contains("destination=\"b.example\"")
-                && l.contains("provider=\"a.example\"")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum()
+    metric_sum(
+        a,
+        "mimi_fanout_failures_total",
+        &[r#"destination="b.example""#, r#"provider="a.example""#],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -47,7 +34,8 @@ async fn follower_outage_loses_and_reorders_nothing_postgres() {
     .await;
 }
 
-/// Runs this binary's tests one at a time.
+/// Runs this binary's tests one at a time, so that the backoff bounds are
+/// measured on a machine not also running the other outage.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn outage(backend: Backend) {

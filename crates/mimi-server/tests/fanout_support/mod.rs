@@ -208,9 +208,9 @@ pub async fn post_notify(
         .status()
 }
 
-/// How many `/notify` requests `p` has answered, from its own `/metrics`
-/// (each server has its own recorder).
-pub async fn notify_requests(p: &Provider) -> u64 {
+/// The sum of the series of counter `name` in `p`'s own `/metrics` (each
+/// server has its own recorder) whose labels contain every one of `labels`.
+pub async fn metric_sum(p: &Provider, name: &str, labels: &[&str]) -> u64 {
     let metrics = p
         .client_api
         .get(format!("{}/metrics", p.client_base))
@@ -222,8 +222,13 @@ pub async fn notify_requests(p: &Provider) -> u64 {
         .unwrap();
     metrics
         .lines()
-        .filter(|l| l.starts_with("mimi_requests_total") && l.contains("notify"))
+        .filter(|l| l.starts_with(name) && labels.iter().all(|label| l.contains(label)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .map(|v| v as u64)
         .sum()
+}
+
+/// How many `/notify` requests `p` has answered.
+pub async fn notify_requests(p: &Provider) -> u64 {
+    metric_sum(p, "mimi_requests_total", &["notify"]).await
 }
