@@ -103,7 +103,7 @@ async fn consent_request_grant_revoke() {
             .await
             .unwrap()
             .into_iter()
-            .map(|e| (e.room_id, e.operation))
+            .map(|e| (e.room_id, e.operation.as_str().to_string()))
             .collect::<Vec<_>>()
     };
 

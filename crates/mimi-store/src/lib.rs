@@ -257,8 +257,7 @@ pub struct ConsentRecord {
     pub target_uri: String,
     /// `None`: the scope covers every room.
     pub room_id: Option<String>,
-    /// `cancel`, `request`, `grant` or `revoke`.
-    pub operation: String,
+    pub operation: ConsentOperation,
     pub updated_at_ms: i64,
 }
 
@@ -274,8 +273,70 @@ pub struct UserSettings {
     pub phone: Option<String>,
     pub given_name: Option<String>,
     pub family_name: Option<String>,
-    /// `none`, `exact` or `search`.
-    pub discoverability: String,
+    pub discoverability: Discoverability,
+}
+
+/// A consent operation (-06 §5.7), stored by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentOperation {
+    Cancel,
+    Request,
+    Grant,
+    Revoke,
+}
+
+impl ConsentOperation {
+    pub const ALL: [Self; 4] = [Self::Cancel, Self::Request, Self::Grant, Self::Revoke];
+
+    /// The stored (and client API) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cancel => "cancel",
+            Self::Request => "request",
+            Self::Grant => "grant",
+            Self::Revoke => "revoke",
+        }
+    }
+
+    /// The operation named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.as_str() == name)
+    }
+}
+
+/// Who may find a user by identifier query (-06 §5.8), stored by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Discoverability {
+    /// Nobody.
+    #[default]
+    None,
+    /// A query naming the exact handle, e-mail or phone number.
+    Exact,
+    /// Exact queries and searches.
+    Search,
+}
+
+impl Discoverability {
+    pub const ALL: [Self; 3] = [Self::None, Self::Exact, Self::Search];
+
+    /// The stored (and client API) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Exact => "exact",
+            Self::Search => "search",
+        }
+    }
+
+    /// The setting named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == name)
+    }
+}
+
+/// A stored name that is not one of an enum's values.
+pub(crate) fn stored_name<T>(value: Option<T>, what: &str, name: &str) -> Result<T> {
+    value.ok_or_else(|| StoreError::Invalid(format!("stored {what} {name:?} is unknown")))
 }
 
 /// An abuse report received by the hub (-06 §5.9).

@@ -546,7 +546,7 @@ type UserSettingsRow = (
     String,
 );
 
-fn user_settings_from_row(row: UserSettingsRow) -> crate::UserSettings {
+fn user_settings_from_row(row: UserSettingsRow) -> crate::Result<crate::UserSettings> {
     let (
         user_uri,
         consent_required,
@@ -558,7 +558,7 @@ fn user_settings_from_row(row: UserSettingsRow) -> crate::UserSettings {
         family_name,
         discoverability,
     ) = row;
-    crate::UserSettings {
+    Ok(crate::UserSettings {
         user_uri,
         consent_required,
         handle,
@@ -567,6 +567,10 @@ fn user_settings_from_row(row: UserSettingsRow) -> crate::UserSettings {
         phone,
         given_name,
         family_name,
-        discoverability,
-    }
+        discoverability: crate::stored_name(
+            crate::Discoverability::from_name(&discoverability),
+            "discoverability",
+            &discoverability,
+        )?,
+    })
 }

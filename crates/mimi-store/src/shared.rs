@@ -396,7 +396,7 @@ macro_rules! store_impl {
                     .bind(entry.requester_uri)
                     .bind(entry.target_uri)
                     .bind(entry.room_id.unwrap_or_default())
-                    .bind(entry.operation)
+                    .bind(entry.operation.as_str())
                     .bind(entry.updated_at_ms)
                     .execute(&mut *self.write_conn().await?)
                     .await?;
@@ -413,20 +413,23 @@ macro_rules! store_impl {
                     .bind(target_uri)
                     .fetch_all(&self.pool)
                     .await?;
-                Ok(rows
-                    .into_iter()
+                rows.into_iter()
                     .map(
                         |(requester_uri, target_uri, room, operation, updated_at_ms)| {
-                            crate::ConsentRecord {
+                            Ok(crate::ConsentRecord {
                                 requester_uri,
                                 target_uri,
                                 room_id: (!room.is_empty()).then_some(room),
-                                operation,
+                                operation: crate::stored_name(
+                                    crate::ConsentOperation::from_name(&operation),
+                                    "consent operation",
+                                    &operation,
+                                )?,
                                 updated_at_ms,
-                            }
+                            })
                         },
                     )
-                    .collect())
+                    .collect()
             }
 
             async fn put_user_settings(&self, s: crate::UserSettings) -> Result<()> {
@@ -439,7 +442,7 @@ macro_rules! store_impl {
                     .bind(s.phone)
                     .bind(s.given_name)
                     .bind(s.family_name)
-                    .bind(s.discoverability)
+                    .bind(s.discoverability.as_str())
                     .execute(&mut *self.write_conn().await?)
                     .await?;
                 Ok(())
@@ -450,14 +453,14 @@ macro_rules! store_impl {
                     .bind(user_uri)
                     .fetch_optional(&self.pool)
                     .await?;
-                Ok(row.map(user_settings_from_row))
+                row.map(user_settings_from_row).transpose()
             }
 
             async fn discoverable_users(&self) -> Result<Vec<crate::UserSettings>> {
                 let rows: Vec<UserSettingsRow> = sqlx::query_as("SELECT user_uri, consent_required, handle, nick, email, phone, given_name, family_name, discoverability FROM user_settings WHERE discoverability <> 'none' ORDER BY user_uri")
                     .fetch_all(&self.pool)
                     .await?;
-                Ok(rows.into_iter().map(user_settings_from_row).collect())
+                rows.into_iter().map(user_settings_from_row).collect()
             }
 
             async fn add_abuse_report(&self, r: crate::NewAbuseReport) -> Result<u64> {

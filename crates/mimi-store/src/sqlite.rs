@@ -583,7 +583,7 @@ type UserSettingsRow = (
     String,
 );
 
-fn user_settings_from_row(row: UserSettingsRow) -> crate::UserSettings {
+fn user_settings_from_row(row: UserSettingsRow) -> crate::Result<crate::UserSettings> {
     let (
         user_uri,
         consent_required,
@@ -595,7 +595,7 @@ fn user_settings_from_row(row: UserSettingsRow) -> crate::UserSettings {
         family_name,
         discoverability,
     ) = row;
-    crate::UserSettings {
+    Ok(crate::UserSettings {
         user_uri,
         consent_required,
         handle,
@@ -604,8 +604,12 @@ fn user_settings_from_row(row: UserSettingsRow) -> crate::UserSettings {
         phone,
         given_name,
         family_name,
-        discoverability,
-    }
+        discoverability: crate::stored_name(
+            crate::Discoverability::from_name(&discoverability),
+            "discoverability",
+            &discoverability,
+        )?,
+    })
 }
 
 #[cfg(test)]
@@ -664,7 +668,7 @@ mod tests {
                 requester_uri: "mimi://b.example/u/bob".into(),
                 target_uri: "mimi://a.example/u/alice".into(),
                 room_id: None,
-                operation: "grant".into(),
+                operation: crate::ConsentOperation::Grant,
                 updated_at_ms: 0,
             })
             .await

@@ -28,7 +28,7 @@ use mimi_protocol::components::AppDataDictionary;
 use mimi_protocol::endpoints::{RequestConsent, UpdateConsent};
 use mimi_protocol::msgs::{AbuseReport, ConsentEntry, ConsentOperation};
 use mimi_room::key_packages::validate_upload;
-use mimi_store::{NewKeyPackage, Reregistration, UserSettings};
+use mimi_store::{Discoverability, NewKeyPackage, Reregistration, UserSettings};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -217,12 +217,11 @@ async fn put_profile(
     State(state): State<AppState>,
     Json(p): Json<Profile>,
 ) -> Result<StatusCode, ApiError> {
-    let discoverability = p.discoverability.unwrap_or_else(|| "none".into());
-    if !["none", "exact", "search"].contains(&discoverability.as_str()) {
-        return Err(ApiError::bad_request(
-            "discoverability is none, exact or search",
-        ));
-    }
+    let discoverability = match p.discoverability.as_deref() {
+        None => Discoverability::None,
+        Some(name) => Discoverability::from_name(name)
+            .ok_or_else(|| ApiError::bad_request("discoverability is none, exact or search"))?,
+    };
     state
         .store
         .put_user_settings(UserSettings {

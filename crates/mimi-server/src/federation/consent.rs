@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use mimi_protocol::msgs::key_material::KeyMaterialUserCode;
 use mimi_protocol::msgs::{ConsentEntry, ConsentOperation};
 use mimi_protocol::{IdentifierUri, MimiUri};
-use mimi_store::ConsentRecord;
+use mimi_store::{ConsentOperation as StoredOperation, ConsentRecord};
 
 use crate::error::{ApiError, decode_body};
 use crate::state::{AppState, now_ms};
@@ -44,13 +44,13 @@ pub fn parse_entry(entry: ConsentEntry) -> Result<ParsedEntry, ApiError> {
     })
 }
 
-/// The wire name of an operation, as stored.
-pub fn operation_name(op: ConsentOperation) -> &'static str {
+/// The stored form of a wire consent operation.
+pub fn stored_operation(op: ConsentOperation) -> StoredOperation {
     match op {
-        ConsentOperation::Cancel => "cancel",
-        ConsentOperation::Request => "request",
-        ConsentOperation::Grant => "grant",
-        ConsentOperation::Revoke => "revoke",
+        ConsentOperation::Cancel => StoredOperation::Cancel,
+        ConsentOperation::Request => StoredOperation::Request,
+        ConsentOperation::Grant => StoredOperation::Grant,
+        ConsentOperation::Revoke => StoredOperation::Revoke,
     }
 }
 
@@ -62,7 +62,7 @@ pub async fn store_entry(state: &AppState, parsed: &ParsedEntry) -> Result<(), A
             requester_uri: parsed.requester.to_string(),
             target_uri: parsed.target.to_string(),
             room_id: parsed.room.as_ref().map(ToString::to_string),
-            operation: operation_name(parsed.entry.consent_operation).into(),
+            operation: stored_operation(parsed.entry.consent_operation),
             updated_at_ms: now_ms(),
         })
         .await?;
@@ -116,7 +116,7 @@ async fn has_request(state: &AppState, parsed: &ParsedEntry) -> Result<bool, Api
         .consent_entries(parsed.requester.as_str(), parsed.target.as_str())
         .await?
         .iter()
-        .any(|e| e.room_id == room && e.operation == "request"))
+        .any(|e| e.room_id == room && e.operation == StoredOperation::Request))
 }
 
 /// `POST /updateConsent/{requesterDomain}` (-06 §5.7): a `grant` or
@@ -169,18 +169,20 @@ pub async fn refusal(
         entries
             .iter()
             .find(|e| e.room_id.as_deref() == r)
-            .map(|e| e.operation.as_str())
+            .map(|e| e.operation)
     };
     if room.is_some() {
         match op_for(room) {
-            Some("revoke") => return Ok(Some(KeyMaterialUserCode::NoConsentForThisRoom)),
-            Some("grant") => return Ok(None),
+            Some(StoredOperation::Revoke) => {
+                return Ok(Some(KeyMaterialUserCode::NoConsentForThisRoom));
+            }
+            Some(StoredOperation::Grant) => return Ok(None),
             _ => {}
         }
     }
     match op_for(None) {
-        Some("revoke") => return Ok(Some(KeyMaterialUserCode::NoConsent)),
-        Some("grant") => return Ok(None),
+        Some(StoredOperation::Revoke) => return Ok(Some(KeyMaterialUserCode::NoConsent)),
+        Some(StoredOperation::Grant) => return Ok(None),
         _ => {}
     }
     let required = state
@@ -191,7 +193,9 @@ pub async fn refusal(
     if !required {
         return Ok(None);
     }
-    let granted_elsewhere = entries.iter().any(|e| e.operation == "grant");
+    let granted_elsewhere = entries
+        .iter()
+        .any(|e| e.operation == StoredOperation::Grant);
     Ok(Some(if granted_elsewhere {
         KeyMaterialUserCode::NoConsentForThisRoom
     } else {

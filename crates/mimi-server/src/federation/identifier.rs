@@ -16,7 +16,7 @@ use mimi_protocol::msgs::identifier::{
     FieldSource, IdentifierQueryCode, IdentifierRequest, IdentifierResponse, ProfileField,
     QueryElement, SearchType, UserProfile,
 };
-use mimi_store::UserSettings;
+use mimi_store::{Discoverability, UserSettings};
 use tls_codec::VLBytes;
 
 use super::hub::mimi_response;
@@ -76,7 +76,7 @@ fn lower(v: &Option<String>) -> Option<String> {
 
 /// Whether one element matches a user under the user's discoverability.
 fn matches(user: &UserSettings, query: &Query) -> bool {
-    let search = user.discoverability == "search";
+    let search = user.discoverability == Discoverability::Search;
     match query {
         Query::Exact(t, v) => {
             let field = match t {

@@ -1357,7 +1357,7 @@ pub async fn consent_entries_per_scope(s: Stores) {
         requester_uri: alice.into(),
         target_uri: bob.into(),
         room_id: room.map(Into::into),
-        operation: op.into(),
+        operation: mimi_store::ConsentOperation::from_name(op).expect("operation"),
         updated_at_ms: t,
     };
     assert!(
@@ -1403,12 +1403,12 @@ pub async fn user_settings_and_discovery(s: Stores) {
         consent_required: true,
         handle: Some("@alice".into()),
         given_name: Some("Alice".into()),
-        discoverability: "search".into(),
+        discoverability: mimi_store::Discoverability::Search,
         ..UserSettings::default()
     };
     let hidden = UserSettings {
         user_uri: "mimi://a.example/u/hidden".into(),
-        discoverability: "none".into(),
+        discoverability: mimi_store::Discoverability::None,
         ..UserSettings::default()
     };
     a.put_user_settings(alice.clone()).await.expect("put");
@@ -1425,7 +1425,7 @@ pub async fn user_settings_and_discovery(s: Stores) {
     let replaced = UserSettings {
         handle: None,
         consent_required: false,
-        discoverability: "exact".into(),
+        discoverability: mimi_store::Discoverability::Exact,
         ..alice.clone()
     };
     b.put_user_settings(replaced.clone())
