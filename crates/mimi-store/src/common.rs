@@ -63,9 +63,27 @@ pub(crate) const DUE_DESTINATIONS: &str = "SELECT DISTINCT l.destination FROM ou
                    WHERE o.destination = l.destination AND o.room_id = l.room_id)
      ORDER BY l.destination";
 
-pub(crate) const INSERT_NOTIFY: &str =
-    "INSERT INTO notify_seen (hub_domain, room_id, message_sha256, seen_at)
-     VALUES ($1, $2, $3, $4) ON CONFLICT (hub_domain, room_id, message_sha256) DO NOTHING";
+/// Dedup keys inserted by one statement: 4 parameters each, well under
+/// SQLite's limit of 32,766 parameters.
+pub(crate) const NOTIFY_KEYS_PER_STATEMENT: usize = 1000;
+
+/// Inserts `n` `/notify` dedup keys (parameters: hub domain, room, key,
+/// time, for each) and returns the keys that were not there yet.
+pub(crate) fn insert_notify_keys_sql(n: usize) -> String {
+    use std::fmt::Write as _;
+    let mut sql = String::from(
+        "INSERT INTO notify_seen (hub_domain, room_id, message_sha256, seen_at) VALUES ",
+    );
+    for k in 0..n {
+        let b = 4 * k;
+        let sep = if k == 0 { "" } else { ", " };
+        let _ = write!(sql, "{sep}(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4);
+    }
+    sql.push_str(
+        " ON CONFLICT (hub_domain, room_id, message_sha256) DO NOTHING RETURNING message_sha256",
+    );
+    sql
+}
 
 /// Lease length in milliseconds, at least 1 so a lease is always in the future.
 pub(crate) fn lease_millis(lease_for: Duration) -> i64 {

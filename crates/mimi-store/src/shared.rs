@@ -224,16 +224,29 @@ macro_rules! store_impl {
                 order.sort_by_key(|&i| messages[i].message_sha256);
                 let mut new_messages = vec![false; messages.len()];
                 let mut tx = self.write_tx().await?;
-                for i in order {
-                    new_messages[i] = sqlx::query(INSERT_NOTIFY)
-                        .bind(hub_domain)
-                        .bind(room_id)
-                        .bind(&messages[i].message_sha256[..])
-                        .bind(now_ms)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                        == 1;
+                // One multi-row statement per chunk (not one per message),
+                // returning the keys that were new.
+                for chunk in order.chunks(NOTIFY_KEYS_PER_STATEMENT) {
+                    // Only placeholders are generated; every value is bound.
+                    let sql = sqlx::AssertSqlSafe(insert_notify_keys_sql(chunk.len()));
+                    let mut query = sqlx::query_scalar::<_, Vec<u8>>(sql);
+                    for &i in chunk {
+                        query = query
+                            .bind(hub_domain)
+                            .bind(room_id)
+                            .bind(&messages[i].message_sha256[..])
+                            .bind(now_ms);
+                    }
+                    let inserted: Vec<Vec<u8>> = query.fetch_all(&mut *tx).await?;
+                    // A message repeated within one batch counts once: only
+                    // its first occurrence is new.
+                    for key in inserted {
+                        if let Some(&i) = chunk.iter().find(|&&i| {
+                            !new_messages[i] && messages[i].message_sha256[..] == key[..]
+                        }) {
+                            new_messages[i] = true;
+                        }
+                    }
                 }
                 let events: Vec<NewClientEvent> = messages
                     .into_iter()

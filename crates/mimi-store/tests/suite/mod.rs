@@ -1031,6 +1031,18 @@ pub async fn notify_dedup_per_message(s: Stores) {
         .expect("ingest");
     assert!(again.all_duplicates());
     assert!(again.client_seqs.is_empty());
+    // A message repeated within one batch is new once.
+    let repeated = s[0]
+        .record_notify_and_enqueue(
+            "a.example",
+            CLUB,
+            vec![msg(4, &["c1"]), msg(4, &["c1"])],
+            NOW_MS + 3,
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(repeated.new_messages, [true, false]);
+    assert_eq!(repeated.client_seqs.len(), 1);
     for client in ["c1", "c2"] {
         let payloads: Vec<Vec<u8>> = s[1]
             .fetch_client_events(client, 0, 10)
@@ -1039,7 +1051,12 @@ pub async fn notify_dedup_per_message(s: Stores) {
             .into_iter()
             .map(|e| e.payload)
             .collect();
-        assert_eq!(payloads, [vec![1], vec![2], vec![3]], "{client}");
+        let want: &[Vec<u8>] = if client == "c1" {
+            &[vec![1], vec![2], vec![3], vec![4]]
+        } else {
+            &[vec![1], vec![2], vec![3]]
+        };
+        assert_eq!(payloads, want, "{client}");
     }
 }
 
