@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use mimi_client::{Event, content};
 use mimi_protocol::msgs::fanout::{FanoutCase, decode_fanout_batch};
-use mimi_testkit::postgres::fresh_test_database;
-use support::{Deadline, DevSetup, wait_joined, wait_listening};
+use support::{
+    Deadline, DevSetup, history_texts, store_args, two_test_databases, wait_joined, wait_listening,
+};
 use tls_codec::Serialize as _;
 
 const ROOM: &str = "mimi://a.example/r/crash";
@@ -27,21 +28,14 @@ async fn hub_killed_before_fanout_redelivers_after_restart_sqlite() {
 
 #[tokio::test]
 async fn hub_killed_before_fanout_redelivers_after_restart_postgres() {
-    let mut urls = Vec::new();
-    for label in ["crash_a", "crash_b"] {
-        urls.push(fresh_test_database(label).await);
-    }
-    crash_and_recover(Some([urls[0].clone(), urls[1].clone()])).await;
+    crash_and_recover(Some(two_test_databases(["crash_a", "crash_b"]).await)).await;
 }
 
 /// `postgres`: the databases of a.example and b.example; SQLite otherwise.
 async fn crash_and_recover(postgres: Option<[String; 2]>) {
     let setup = DevSetup::new(&["a.example", "b.example"]);
     let db = |i: usize| postgres.as_ref().map(|urls| urls[i].clone());
-    let args = |i: usize| match db(i) {
-        Some(url) => vec!["--postgres".to_string(), url],
-        None => Vec::new(),
-    };
+    let args = |i: usize| store_args(&postgres, i);
     let (a, b) = (setup.provider("a.example"), setup.provider("b.example"));
     let hub = setup.spawn("a.example", &args(0));
     let follower = setup.spawn("b.example", &args(1));
@@ -147,15 +141,6 @@ async fn crash_and_recover(postgres: Option<[String; 2]>) {
             .any(|e| matches!(e, Event::InvalidMessage { .. })),
         "{events:?}"
     );
-    let texts: Vec<String> = bob
-        .device
-        .history(ROOM)
-        .unwrap()
-        .iter()
-        .map(|m| match &m.content.nested_part.part {
-            mimi_content::Part::Single(p) => String::from_utf8_lossy(&p.content).into_owned(),
-            other => format!("{other:?}"),
-        })
-        .collect();
+    let texts = history_texts(&bob, ROOM);
     assert_eq!(texts, MESSAGES);
 }

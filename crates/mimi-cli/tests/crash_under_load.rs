@@ -14,10 +14,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mimi_client::content;
-use mimi_client::http::Client;
 use mimi_protocol::msgs::fanout::{FanoutCase, decode_fanout_batch};
-use mimi_testkit::postgres::fresh_test_database;
-use support::{Deadline, DevSetup, wait_joined, wait_listening};
+use support::{
+    Deadline, DevSetup, history_texts, store_args, two_test_databases, wait_joined, wait_listening,
+};
 
 const ROOM: &str = "mimi://a.example/r/load";
 const WAIT: Duration = Duration::from_secs(30);
@@ -30,25 +30,7 @@ async fn hub_killed_under_load_delivers_every_accepted_message_once_sqlite() {
 
 #[tokio::test]
 async fn hub_killed_under_load_delivers_every_accepted_message_once_postgres() {
-    let mut urls = Vec::new();
-    for label in ["load_a", "load_b"] {
-        urls.push(fresh_test_database(label).await);
-    }
-    kill_under_load(Some([urls[0].clone(), urls[1].clone()])).await;
-}
-
-/// The texts of `client`'s room history, in order.
-fn texts(client: &Client) -> Vec<String> {
-    client
-        .device
-        .history(ROOM)
-        .unwrap()
-        .iter()
-        .map(|m| match &m.content.nested_part.part {
-            mimi_content::Part::Single(p) => String::from_utf8_lossy(&p.content).into_owned(),
-            other => format!("{other:?}"),
-        })
-        .collect()
+    kill_under_load(Some(two_test_databases(["load_a", "load_b"]).await)).await;
 }
 
 /// Kill delays in milliseconds, from a seed printed for reproduction.
@@ -73,10 +55,7 @@ fn kill_delays() -> Vec<u64> {
 async fn kill_under_load(postgres: Option<[String; 2]>) {
     let setup = DevSetup::new(&["a.example", "b.example"]);
     let db = |i: usize| postgres.as_ref().map(|urls| urls[i].clone());
-    let args = |i: usize| match db(i) {
-        Some(url) => vec!["--postgres".to_string(), url],
-        None => Vec::new(),
-    };
+    let args = |i: usize| store_args(&postgres, i);
     let (a, b) = (setup.provider("a.example"), setup.provider("b.example"));
     let mut hub = setup.spawn("a.example", &args(0));
     let _follower = setup.spawn("b.example", &args(1));
@@ -127,7 +106,7 @@ async fn kill_under_load(postgres: Option<[String; 2]>) {
     let deadline = Deadline::new(WAIT, "every acknowledged message reaches Bob");
     loop {
         bob.sync().await.unwrap();
-        let got = texts(&bob);
+        let got = history_texts(&bob, ROOM);
         if acked.iter().all(|t| got.contains(t)) {
             break;
         }
@@ -141,7 +120,7 @@ async fn kill_under_load(postgres: Option<[String; 2]>) {
         deadline.tick().await;
     }
     bob.sync().await.unwrap();
-    let got = texts(&bob);
+    let got = history_texts(&bob, ROOM);
 
     // Exactly once: no text twice, every acknowledged one, nothing unsent.
     let mut counts: BTreeMap<&String, usize> = BTreeMap::new();

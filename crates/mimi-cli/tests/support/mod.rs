@@ -222,3 +222,35 @@ pub fn ok(out: Output) -> String {
     );
     stdout
 }
+
+/// Two fresh PostgreSQL databases (the hub's and the follower's); fails
+/// loudly without `MIMI_TEST_POSTGRES_URL`.
+pub async fn two_test_databases(labels: [&str; 2]) -> [String; 2] {
+    [
+        mimi_testkit::postgres::fresh_test_database(labels[0]).await,
+        mimi_testkit::postgres::fresh_test_database(labels[1]).await,
+    ]
+}
+
+/// `mimi server` arguments selecting provider `i`'s store: its database
+/// in `postgres`, else its SQLite file.
+pub fn store_args(postgres: &Option<[String; 2]>, i: usize) -> Vec<String> {
+    match postgres {
+        Some(urls) => vec!["--postgres".to_string(), urls[i].clone()],
+        None => Vec::new(),
+    }
+}
+
+/// The texts of `client`'s history of `room`, in order.
+pub fn history_texts(client: &Client, room: &str) -> Vec<String> {
+    client
+        .device
+        .history(room)
+        .unwrap()
+        .iter()
+        .map(|m| match &m.content.nested_part.part {
+            mimi_content::Part::Single(p) => String::from_utf8_lossy(&p.content).into_owned(),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
