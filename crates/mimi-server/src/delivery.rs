@@ -49,13 +49,11 @@ pub fn message_hash(encoded: &[u8]) -> [u8; 32] {
 ///
 /// Devices named by a Welcome are subscribed before the events are queued,
 /// so a crash in between cannot leave a joined device unsubscribed; a
-/// subscription is idempotent. `_body` is the batch as received; the
-/// duplicate keys come from `items`.
+/// subscription is idempotent.
 pub async fn deliver_batch(
     state: &AppState,
     hub_domain: &str,
     room_id: &str,
-    _body: &[u8],
     items: &[FanoutItem],
 ) -> Result<DeliveryOutcome, StoreError> {
     let store = &state.store;

@@ -260,7 +260,7 @@ async fn deliver_locally(state: &AppState, lane: &Lane) -> Result<(), LaneError>
     let items: Vec<FanoutItem> = batch::split_batch(&body)
         .map_err(|e| LaneError::Permanent(format!("outbox row is not a FanoutMessage: {e}")))?;
     let hub = state.domain().to_owned();
-    delivery::deliver_batch(state, &hub, &lane.room_id, &body, &items)
+    delivery::deliver_batch(state, &hub, &lane.room_id, &items)
         .await
         .map(|_| ())
         .map_err(|e| LaneError::Transient {

@@ -38,7 +38,7 @@ pub(crate) async fn notify(
     }
     let items = delivery::split_batch(&body)
         .map_err(|e| ApiError::bad_request(format!("malformed FanoutMessage: {e}")))?;
-    let outcome = delivery::deliver_batch(&state, &hub, room.as_str(), &body, &items).await?;
+    let outcome = delivery::deliver_batch(&state, &hub, room.as_str(), &items).await?;
     match outcome {
         DeliveryOutcome::Duplicate => {
             tracing::debug!(room = room.as_str(), hub, "duplicate notify acknowledged");
