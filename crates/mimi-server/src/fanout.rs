@@ -12,7 +12,7 @@
 //! delivered in-process through [`crate::delivery`].
 //!
 //! Failures: a lane that fails is handed back with
-//! [`mimi_store::Store::retry_outbox`] on its first row, so no later row
+//! [`mimi_store::RoomStore::retry_outbox`] on its first row, so no later row
 //! overtakes it. The delay is `initial_backoff_ms · 2^attempts`, capped at
 //! `max_backoff_ms`, or the peer's `Retry-After` (-06 §5.5 "respecting any
 //! guidance … such as Retry-After"). A 4xx other than 408/429 is logged as
@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use mimi_protocol::MimiUri;
 use mimi_protocol::endpoints;
-use mimi_store::OutboxItem;
+use mimi_store::{OutboxId, OutboxItem};
 use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 use tokio::sync::watch;
@@ -158,7 +158,7 @@ async fn deliver_lane(state: AppState, lane: Lane) {
     let destination = lane.destination.clone();
     match result {
         Ok(()) => {
-            let ids: Vec<u64> = lane.rows.iter().map(|r| r.id).collect();
+            let ids: Vec<OutboxId> = lane.rows.iter().map(|r| r.id).collect();
             if let Err(err) = state.store.complete_outbox(&ids).await {
                 // The lease expires and the lane is sent again; the
                 // follower's duplicate detection absorbs the repeat.

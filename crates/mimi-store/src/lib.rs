@@ -1,10 +1,18 @@
 //! Durable storage for mimi-rs servers.
 //!
-//! One object-safe [`Store`] trait (used as `Arc<dyn Store>`) with two
-//! implementations: [`SqliteStore`], the embedded single-process default, and
-//! [`PgStore`], shared by several server processes of one provider (docs/architecture.md,
-//! "Scaling past one machine"). The store keeps bytes and plain values only;
-//! protocol parsing and validation happen above it.
+//! One trait per aggregate, each object-safe: [`KeyPackageStore`]
+//! (KeyPackages and Welcome routes), [`RoomStore`] (rooms, the room log and
+//! the outbox they are accepted with), [`DeliveryStore`] (follower dedup,
+//! client queues, subscriptions) and [`AccountStore`] (devices, consent,
+//! settings, abuse reports). [`Store`] is their union, used as
+//! `Arc<dyn Store>`; code that needs one aggregate takes `&dyn` that trait.
+//!
+//! Two implementations: [`SqliteStore`], the embedded single-process
+//! default, and [`PgStore`], shared by several server processes of one
+//! provider (docs/architecture.md, "Scaling past one machine"). Both are one
+//! sqlx implementation (`src/sql/`) over a small backend trait that supplies
+//! connections and the statements whose SQL differs. The store keeps bytes
+//! and plain values only; protocol parsing and validation happen above it.
 //!
 //! Concurrency guarantees, identical for both backends:
 //! - a KeyPackage is handed out at most once (-06 §5.2); last-resort ones are
@@ -16,12 +24,11 @@
 //!   rows is one transaction, so an accepted event is never lost and a
 //!   rejected one is never fanned out;
 //! - outbox lanes `(destination, room_id)` are leased by one worker at a time
-//!   and hand out rows in sequence order (see [`Store::lease_outbox`]).
+//!   and hand out rows in sequence order (see [`RoomStore::lease_outbox`]).
 
-mod common;
 mod error;
 mod postgres;
-mod shared;
+mod sql;
 mod sqlite;
 mod types;
 
@@ -32,12 +39,11 @@ pub use postgres::{PgStore, PgStoreOptions};
 pub use sqlite::{SqliteOptions, SqliteStore, SqliteSynchronousMode};
 pub use types::*;
 
-/// Storage operations of a MIMI provider server (hub and follower roles).
+/// KeyPackages of local clients (-06 §5.2) and the hub's Welcome routes.
 ///
-/// Times are Unix timestamps: KeyPackage lifetimes in seconds (as MLS
-/// `Lifetime.not_after`), everything else in milliseconds (`*_ms`).
+/// Times are Unix seconds, as MLS `Lifetime.not_after`.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync {
+pub trait KeyPackageStore: Send + Sync {
     // ---- KeyPackages (-06 §5.2), provider-local -------------------------------
 
     /// Registers `client_uri` under `user_uri` (if new) and stores its
@@ -57,7 +63,7 @@ pub trait Store: Send + Sync {
     /// transport requirements §3.1): the oldest unexpired non-last-resort one,
     /// deleted in the same transaction so it is never handed out twice; else
     /// the newest unexpired last-resort one (kept); else `None`. Each claimed
-    /// KeyPackageRef is recorded for [`Store::client_for_key_package_ref`].
+    /// KeyPackageRef is recorded for [`KeyPackageStore::client_for_key_package_ref`].
     /// A KeyPackage is expired when `not_after <= now_secs`.
     async fn claim_key_packages(&self, user_uri: &str, now_secs: i64) -> Result<Vec<ClientClaim>>;
 
@@ -83,7 +89,13 @@ pub trait Store: Send + Sync {
 
     /// The provider domain recorded for a KeyPackageRef.
     async fn provider_for_key_package_ref(&self, key_package_ref: &[u8]) -> Result<Option<String>>;
+}
 
+/// Rooms a hub hosts: the room row, its event log, and the durable outbox
+/// its accepted events are fanned out from (written in the same
+/// transaction as the accept). Times are Unix milliseconds.
+#[async_trait::async_trait]
+pub trait RoomStore: Send + Sync {
     // ---- Rooms (hub) ------------------------------------------------------------
 
     /// Creates a room; [`StoreError::RoomExists`] if the id is taken.
@@ -110,7 +122,8 @@ pub trait Store: Send + Sync {
 
     /// Enqueues outbox rows that are not room-log events (e.g. a follower
     /// forwarding a client's submission to the hub). `seq` orders them in their lane.
-    async fn enqueue_outbox(&self, items: Vec<NewOutboxItem>, now_ms: i64) -> Result<Vec<u64>>;
+    async fn enqueue_outbox(&self, items: Vec<NewOutboxItem>, now_ms: i64)
+    -> Result<Vec<OutboxId>>;
 
     /// Leases up to `limit` due outbox rows for `lease_for`.
     ///
@@ -119,7 +132,7 @@ pub trait Store: Send + Sync {
     /// lease), only when its head is due, and the returned rows of a lane are
     /// a prefix of it in `(seq, id)` order. Rows are returned sorted by
     /// destination, room, seq. A worker delivers a lane's rows in order and on
-    /// the first failure calls [`Store::retry_outbox`] for that row and stops
+    /// the first failure calls [`RoomStore::retry_outbox`] for that row and stops
     /// that lane: this releases the whole lane, so no later row overtakes it.
     async fn lease_outbox(
         &self,
@@ -131,18 +144,23 @@ pub trait Store: Send + Sync {
 
     /// Deletes delivered rows. A lane whose current lease has no rows left is
     /// released at once, so new rows need not wait for the lease to expire.
-    async fn complete_outbox(&self, ids: &[u64]) -> Result<()>;
+    async fn complete_outbox(&self, ids: &[OutboxId]) -> Result<()>;
 
     /// Records a failed delivery: bumps `attempts`, stores `error`, releases
     /// the row's whole lane and makes it due again at `next_attempt_at_ms`.
-    async fn retry_outbox(&self, id: u64, next_attempt_at_ms: i64, error: &str) -> Result<()>;
+    async fn retry_outbox(&self, id: OutboxId, next_attempt_at_ms: i64, error: &str) -> Result<()>;
 
     /// Number of undelivered outbox rows (metrics).
     async fn outbox_depth(&self) -> Result<u64>;
 
     /// Destinations that have a lane with a due, unleased head row.
     async fn destinations_with_due_items(&self, now_ms: i64) -> Result<Vec<String>>;
+}
 
+/// A follower's side of delivery: `/notify` deduplication, per-client
+/// queues and room subscriptions. Times are Unix milliseconds.
+#[async_trait::async_trait]
+pub trait DeliveryStore: Send + Sync {
     // ---- Follower inbox dedup (-06 §5.5) ---------------------------------------
 
     /// Records each `FanoutMessage` of a `/notify` batch of `room_id` from
@@ -193,7 +211,12 @@ pub trait Store: Send + Sync {
 
     /// The local devices subscribed to a room, sorted.
     async fn subscribers(&self, room_id: &str) -> Result<Vec<String>>;
+}
 
+/// Local accounts: devices and their tokens, consent, user settings, and
+/// the abuse reports a hub receives. Times are Unix milliseconds.
+#[async_trait::async_trait]
+pub trait AccountStore: Send + Sync {
     // ---- Devices (provider-internal client API) ----------------------------------
 
     /// Registers a device of a user with the SHA-256 of its bearer token.
@@ -211,8 +234,8 @@ pub trait Store: Send + Sync {
         now_ms: i64,
     ) -> Result<()>;
 
-    /// The `(user, device)` a bearer token belongs to.
-    async fn device_for_token(&self, token_sha256: [u8; 32]) -> Result<Option<(String, String)>>;
+    /// The device a bearer token belongs to.
+    async fn device_for_token(&self, token_sha256: [u8; 32]) -> Result<Option<RegisteredDevice>>;
 
     // ---- Consent, user settings, abuse reports (-06 §5.7-§5.9) -----------------
 
@@ -241,10 +264,12 @@ pub trait Store: Send + Sync {
 
     /// Stored abuse reports, oldest first.
     async fn abuse_reports(&self) -> Result<Vec<AbuseReportRecord>>;
+}
 
-    // ---- Health ------------------------------------------------------------------
-
-    /// Round-trips a trivial query.
+/// Every aggregate of a provider server's storage (hub and follower roles).
+#[async_trait::async_trait]
+pub trait Store: KeyPackageStore + RoomStore + DeliveryStore + AccountStore {
+    /// Round-trips a trivial query (health checks).
     async fn ping(&self) -> Result<()>;
 }
 

@@ -19,10 +19,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use crate::Store;
-use crate::common::*;
 use crate::error::{Result, StoreError, to_i64, to_u64};
-use crate::shared::store_impl;
+use crate::sql::*;
 use crate::types::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -84,16 +82,6 @@ impl PgStore {
     /// Closes all connections.
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-
-    async fn write_tx(&self) -> Result<Transaction<'static, Postgres>> {
-        Ok(self.pool.begin().await?)
-    }
-
-    /// A connection for one write statement (durable: PostgreSQL commits
-    /// it with `synchronous_commit = on` unless a transaction said otherwise).
-    async fn write_conn(&self) -> Result<PoolConnection<Postgres>> {
-        Ok(self.pool.acquire().await?)
     }
 
     /// A transaction whose commit does not wait for the WAL flush: for
@@ -206,7 +194,7 @@ async fn insert_outbox_row(
     seq: i64,
     payload: &[u8],
     now_ms: i64,
-) -> Result<u64> {
+) -> Result<OutboxId> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO outbox (destination, room_id, seq, payload, attempts, enqueued_at)
          VALUES ($1, $2, $3, $4, 0, $5) RETURNING id",
@@ -218,7 +206,7 @@ async fn insert_outbox_row(
     .bind(now_ms)
     .fetch_one(&mut *conn)
     .await?;
-    to_u64(id, "outbox id")
+    Ok(OutboxId(to_u64(id, "outbox id")?))
 }
 
 /// Locks one outbox lane (waiting for a concurrent leaser to finish).
@@ -231,22 +219,9 @@ async fn lock_lane(conn: &mut PgConnection, destination: &str, room_id: &str) ->
     Ok(())
 }
 
-/// The accepts of one group commit inside an open transaction: one
-/// room-row update per run of [`accept_runs`] (its row lock serializes
-/// the room's accepts until commit), then the room-log and outbox rows of
-/// every accepted event in array INSERTs. The outer error is a database
-/// failure (the transaction must be abandoned); an inner one a lost
-/// compare-and-set, which wrote nothing for that event.
-async fn accept_batch_in(
-    conn: &mut PgConnection,
-    events: &[&AcceptedEvent],
-) -> Result<Vec<Result<AcceptOutcome>>> {
-    let mut plan = AcceptPlan::default();
-    for run in accept_runs(events) {
-        let run = &events[run];
-        let update = update_room_for_run(conn, run).await?;
-        plan.record(run, update)?;
-    }
+/// The room-log rows, outbox lanes and outbox rows of a group commit's
+/// accepted events, in array INSERTs.
+async fn insert_accepted(conn: &mut PgConnection, plan: &AcceptPlan<'_>) -> Result<()> {
     if !plan.log.is_empty() {
         let rooms: Vec<&str> = plan.log.iter().map(|l| l.room_id).collect();
         let seqs: Vec<i64> = plan.log.iter().map(|l| l.seq).collect();
@@ -292,40 +267,69 @@ async fn accept_batch_in(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(plan.outcomes)
+    Ok(())
 }
 
-// PostgreSQL needs the parameters' types where they may be NULL.
-update_room_for_run_fn!(
-    PgConnection,
-    "UPDATE rooms SET
+#[async_trait::async_trait]
+impl Backend for PgStore {
+    type Db = Postgres;
+
+    // A claimer takes the oldest single-use KeyPackage of each client. Rows
+    // locked by a concurrent claimer are skipped, not waited for: each claimer
+    // deletes a different row. (If that claimer then rolls back, this one may
+    // fall back to last resort; it never double-claims.)
+    const TAKE_SINGLE_USE_KEY_PACKAGE: &'static str = "DELETE FROM key_packages WHERE id = (
+                 SELECT id FROM key_packages
+                 WHERE client_uri = $1 AND last_resort = FALSE AND not_after > $2
+                 ORDER BY id LIMIT 1
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING key_package_ref, key_package, not_after, last_resort";
+
+    // PostgreSQL needs the parameters' types where they may be NULL.
+    const UPDATE_ROOM_FOR_RUN: &'static str = "UPDATE rooms SET
                  epoch = $3,
                  group_state = COALESCE($4, group_state),
                  state_version = state_version + (CASE WHEN $4::bytea IS NULL THEN 0 ELSE 1 END),
                  last_seq = last_seq + $7,
                  updated_at_ms = $6
              WHERE room_id = $1 AND epoch = $2 AND ($5::bigint IS NULL OR state_version = $5)
-             RETURNING last_seq, epoch, state_version"
-);
+             RETURNING last_seq, epoch, state_version";
 
-// A claimer takes the oldest single-use KeyPackage of each client. Rows
-// locked by a concurrent claimer are skipped, not waited for: each claimer
-// deletes a different row. (If that claimer then rolls back, this one may
-// fall back to last resort; it never double-claims.)
-claim_in_fn!(
-    PgConnection,
-    "DELETE FROM key_packages WHERE id = (
-                 SELECT id FROM key_packages
-                 WHERE client_uri = $1 AND last_resort = FALSE AND not_after > $2
-                 ORDER BY id LIMIT 1
-                 FOR UPDATE SKIP LOCKED)
-             RETURNING key_package_ref, key_package, not_after, last_resort"
-);
+    fn reads(&self) -> &sqlx::Pool<Postgres> {
+        &self.pool
+    }
 
-group_commit_impls!(PgStore, write_tx);
+    fn rows_affected(done: &<Postgres as sqlx::Database>::QueryResult) -> u64 {
+        done.rows_affected()
+    }
 
-store_impl!(PgStore {
-    async fn purge_expired_key_packages(&self, now_secs: i64) -> Result<u64> {
+    fn group_commits(&self) -> &GroupCommits {
+        &self.group_commits
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// A connection for one write statement (durable: PostgreSQL commits
+    /// it with `synchronous_commit = on` unless a transaction said otherwise).
+    async fn write_conn(&self) -> Result<PoolConnection<Postgres>> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    async fn enqueue_clients(
+        conn: &mut PgConnection,
+        events: Vec<NewClientEvent>,
+        now_ms: i64,
+    ) -> Result<Vec<u64>> {
+        enqueue_clients(conn, events, now_ms).await
+    }
+
+    async fn insert_accepted(conn: &mut PgConnection, plan: &AcceptPlan<'_>) -> Result<()> {
+        insert_accepted(conn, plan).await
+    }
+
+    async fn delete_expired_key_packages(&self, now_secs: i64) -> Result<u64> {
         // SKIP LOCKED: never wait for (or deadlock with) a claim in progress.
         Ok(sqlx::query(
             "DELETE FROM key_packages WHERE id IN (
@@ -337,7 +341,11 @@ store_impl!(PgStore {
         .rows_affected())
     }
 
-    async fn enqueue_outbox(&self, items: Vec<NewOutboxItem>, now_ms: i64) -> Result<Vec<u64>> {
+    async fn insert_outbox_items(
+        &self,
+        items: Vec<NewOutboxItem>,
+        now_ms: i64,
+    ) -> Result<Vec<OutboxId>> {
         let mut tx = self.write_tx().await?;
         ensure_lanes(
             &mut tx,
@@ -365,7 +373,7 @@ store_impl!(PgStore {
         Ok(ids)
     }
 
-    async fn lease_outbox(
+    async fn lease_outbox_lanes(
         &self,
         destination: Option<&str>,
         limit: u32,
@@ -459,13 +467,13 @@ store_impl!(PgStore {
         Ok(items)
     }
 
-    async fn complete_outbox(&self, ids: &[u64]) -> Result<()> {
+    async fn delete_delivered_outbox(&self, ids: &[OutboxId]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
         let ids = ids
             .iter()
-            .map(|&id| to_i64(id, "outbox id"))
+            .map(|&OutboxId(id)| to_i64(id, "outbox id"))
             .collect::<Result<Vec<_>>>()?;
         let mut tx = self.relaxed_tx().await?;
         let lanes: Vec<(String, String)> = sqlx::query_as(
@@ -493,8 +501,13 @@ store_impl!(PgStore {
         Ok(())
     }
 
-    async fn retry_outbox(&self, id: u64, next_attempt_at_ms: i64, error: &str) -> Result<()> {
-        let id = to_i64(id, "outbox id")?;
+    async fn release_lane_for_retry(
+        &self,
+        id: OutboxId,
+        next_attempt_at_ms: i64,
+        error: &str,
+    ) -> Result<()> {
+        let id = to_i64(id.0, "outbox id")?;
         let mut tx = self.relaxed_tx().await?;
         let lane: Option<(String, String)> =
             sqlx::query_as("SELECT destination, room_id FROM outbox WHERE id = $1")
@@ -530,47 +543,4 @@ store_impl!(PgStore {
         tx.commit().await?;
         Ok(())
     }
-});
-
-// ---- Consent, user settings, abuse reports: row helpers ----------------------
-
-type UserSettingsRow = (
-    String,
-    bool,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-);
-
-fn user_settings_from_row(row: UserSettingsRow) -> crate::Result<crate::UserSettings> {
-    let (
-        user_uri,
-        consent_required,
-        handle,
-        nick,
-        email,
-        phone,
-        given_name,
-        family_name,
-        discoverability,
-    ) = row;
-    Ok(crate::UserSettings {
-        user_uri,
-        consent_required,
-        handle,
-        nick,
-        email,
-        phone,
-        given_name,
-        family_name,
-        discoverability: crate::stored_name(
-            crate::Discoverability::from_name(&discoverability),
-            "discoverability",
-            &discoverability,
-        )?,
-    })
 }

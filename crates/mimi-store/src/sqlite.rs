@@ -19,10 +19,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, SqlSafeStr, Sqlite, Transaction};
 
-use crate::Store;
-use crate::common::*;
 use crate::error::{Result, StoreError, to_i64, to_u64};
-use crate::shared::store_impl;
+use crate::sql::*;
 use crate::types::*;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -151,10 +149,6 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
-    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.write_tx_as(self.durable).await
-    }
-
     /// A write transaction whose commit does not fsync (`synchronous =
     /// NORMAL` in WAL mode: it survives a process crash; the next durable
     /// commit's fsync covers it): for outbox leases and completions only.
@@ -168,11 +162,6 @@ impl SqliteStore {
     async fn write_tx_as(&self, mode: SqliteSynchronous) -> Result<Transaction<'static, Sqlite>> {
         let conn = self.writer_as(mode).await?;
         Ok(Transaction::begin(conn, Some("BEGIN IMMEDIATE".into_sql_str())).await?)
-    }
-
-    /// The writer connection for one durable write statement.
-    async fn write_conn(&self) -> Result<PoolConnection<Sqlite>> {
-        self.writer_as(self.durable).await
     }
 
     /// The writer connection with `synchronous` set to `mode`. Set on every
@@ -262,7 +251,7 @@ async fn insert_outbox(
     seq: i64,
     payload: &[u8],
     now_ms: i64,
-) -> Result<u64> {
+) -> Result<OutboxId> {
     sqlx::query(
         "INSERT INTO outbox_lanes (destination, room_id, next_attempt_at, leased_until)
          VALUES ($1, $2, 0, NULL) ON CONFLICT (destination, room_id) DO NOTHING",
@@ -282,24 +271,12 @@ async fn insert_outbox(
     .bind(now_ms)
     .fetch_one(&mut *conn)
     .await?;
-    to_u64(id, "outbox id")
+    Ok(OutboxId(to_u64(id, "outbox id")?))
 }
 
-/// The accepts of one group commit inside an open write transaction: one
-/// room-row update per run of [`accept_runs`], then the room-log and
-/// outbox rows of every accepted event in multi-row INSERTs. The outer
-/// error is a database failure (the transaction must be abandoned); an
-/// inner one a lost compare-and-set, which wrote nothing for that event.
-async fn accept_batch_in(
-    conn: &mut SqliteConnection,
-    events: &[&AcceptedEvent],
-) -> Result<Vec<Result<AcceptOutcome>>> {
-    let mut plan = AcceptPlan::default();
-    for run in accept_runs(events) {
-        let run = &events[run];
-        let update = update_room_for_run(conn, run).await?;
-        plan.record(run, update)?;
-    }
+/// The room-log rows, outbox lanes and outbox rows of a group commit's
+/// accepted events, in multi-row INSERTs.
+async fn insert_accepted(conn: &mut SqliteConnection, plan: &AcceptPlan<'_>) -> Result<()> {
     // 6 and 5 parameters per row, well under SQLite's 32766.
     for chunk in plan.log.chunks(1000) {
         let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
@@ -343,36 +320,64 @@ async fn accept_batch_in(
         });
         insert.build().execute(&mut *conn).await?;
     }
-    Ok(plan.outcomes)
+    Ok(())
 }
 
-update_room_for_run_fn!(
-    SqliteConnection,
-    "UPDATE rooms SET
+#[async_trait::async_trait]
+impl Backend for SqliteStore {
+    type Db = Sqlite;
+
+    // A claimer takes the oldest single-use KeyPackage of each client; the
+    // one writer connection serialises claimers.
+    const TAKE_SINGLE_USE_KEY_PACKAGE: &'static str = "DELETE FROM key_packages WHERE id = (
+                 SELECT id FROM key_packages
+                 WHERE client_uri = $1 AND last_resort = FALSE AND not_after > $2
+                 ORDER BY id LIMIT 1)
+             RETURNING key_package_ref, key_package, not_after, last_resort";
+
+    const UPDATE_ROOM_FOR_RUN: &'static str = "UPDATE rooms SET
              epoch = $3,
              group_state = COALESCE($4, group_state),
              state_version = state_version + (CASE WHEN $4 IS NULL THEN 0 ELSE 1 END),
              last_seq = last_seq + $7,
              updated_at_ms = $6
          WHERE room_id = $1 AND epoch = $2 AND ($5 IS NULL OR state_version = $5)
-         RETURNING last_seq, epoch, state_version"
-);
+         RETURNING last_seq, epoch, state_version";
 
-// A claimer takes the oldest single-use KeyPackage of each client; the
-// one writer connection serialises claimers.
-claim_in_fn!(
-    SqliteConnection,
-    "DELETE FROM key_packages WHERE id = (
-                 SELECT id FROM key_packages
-                 WHERE client_uri = $1 AND last_resort = FALSE AND not_after > $2
-                 ORDER BY id LIMIT 1)
-             RETURNING key_package_ref, key_package, not_after, last_resort"
-);
+    fn reads(&self) -> &sqlx::Pool<Sqlite> {
+        &self.pool
+    }
 
-group_commit_impls!(SqliteStore, write_tx);
+    fn rows_affected(done: &<Sqlite as sqlx::Database>::QueryResult) -> u64 {
+        done.rows_affected()
+    }
 
-store_impl!(SqliteStore {
-    async fn purge_expired_key_packages(&self, now_secs: i64) -> Result<u64> {
+    fn group_commits(&self) -> &GroupCommits {
+        &self.group_commits
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.write_tx_as(self.durable).await
+    }
+
+    /// The writer connection for one durable write statement.
+    async fn write_conn(&self) -> Result<PoolConnection<Sqlite>> {
+        self.writer_as(self.durable).await
+    }
+
+    async fn enqueue_clients(
+        conn: &mut SqliteConnection,
+        events: Vec<NewClientEvent>,
+        now_ms: i64,
+    ) -> Result<Vec<u64>> {
+        enqueue_clients(conn, events, now_ms).await
+    }
+
+    async fn insert_accepted(conn: &mut SqliteConnection, plan: &AcceptPlan<'_>) -> Result<()> {
+        insert_accepted(conn, plan).await
+    }
+
+    async fn delete_expired_key_packages(&self, now_secs: i64) -> Result<u64> {
         Ok(
             sqlx::query("DELETE FROM key_packages WHERE not_after <= $1")
                 .bind(now_secs)
@@ -382,7 +387,11 @@ store_impl!(SqliteStore {
         )
     }
 
-    async fn enqueue_outbox(&self, items: Vec<NewOutboxItem>, now_ms: i64) -> Result<Vec<u64>> {
+    async fn insert_outbox_items(
+        &self,
+        items: Vec<NewOutboxItem>,
+        now_ms: i64,
+    ) -> Result<Vec<OutboxId>> {
         let mut tx = self.write_tx().await?;
         let mut ids = Vec::with_capacity(items.len());
         for item in &items {
@@ -403,7 +412,7 @@ store_impl!(SqliteStore {
         Ok(ids)
     }
 
-    async fn lease_outbox(
+    async fn lease_outbox_lanes(
         &self,
         destination: Option<&str>,
         limit: u32,
@@ -487,7 +496,7 @@ store_impl!(SqliteStore {
         Ok(items)
     }
 
-    async fn complete_outbox(&self, ids: &[u64]) -> Result<()> {
+    async fn delete_delivered_outbox(&self, ids: &[OutboxId]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -496,7 +505,7 @@ store_impl!(SqliteStore {
         for chunk in ids.chunks(500) {
             let mut delete = sqlx::QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE id IN (");
             let mut list = delete.separated(", ");
-            for &id in chunk {
+            for &OutboxId(id) in chunk {
                 list.push_bind(to_i64(id, "outbox id")?);
             }
             delete.push(") RETURNING destination, room_id");
@@ -515,8 +524,13 @@ store_impl!(SqliteStore {
         Ok(())
     }
 
-    async fn retry_outbox(&self, id: u64, next_attempt_at_ms: i64, error: &str) -> Result<()> {
-        let id = to_i64(id, "outbox id")?;
+    async fn release_lane_for_retry(
+        &self,
+        id: OutboxId,
+        next_attempt_at_ms: i64,
+        error: &str,
+    ) -> Result<()> {
+        let id = to_i64(id.0, "outbox id")?;
         let mut tx = self.relaxed_write_tx().await?;
         let lane: Option<(String, String)> = sqlx::query_as(
             "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1
@@ -549,7 +563,7 @@ store_impl!(SqliteStore {
         tx.commit().await?;
         Ok(())
     }
-});
+}
 
 /// Takes ids from the lanes in rounds (every lane's first, then every lane's
 /// second, ...) until `limit`: each lane contributes a prefix of its ids.
@@ -569,54 +583,12 @@ fn round_robin(lanes: &[Vec<i64>], limit: usize) -> Vec<i64> {
     out
 }
 
-// ---- Consent, user settings, abuse reports: row helpers ----------------------
-
-type UserSettingsRow = (
-    String,
-    bool,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-);
-
-fn user_settings_from_row(row: UserSettingsRow) -> crate::Result<crate::UserSettings> {
-    let (
-        user_uri,
-        consent_required,
-        handle,
-        nick,
-        email,
-        phone,
-        given_name,
-        family_name,
-        discoverability,
-    ) = row;
-    Ok(crate::UserSettings {
-        user_uri,
-        consent_required,
-        handle,
-        nick,
-        email,
-        phone,
-        given_name,
-        family_name,
-        discoverability: crate::stored_name(
-            crate::Discoverability::from_name(&discoverability),
-            "discoverability",
-            &discoverability,
-        )?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::{AccountStore, DeliveryStore, RoomStore};
 
     /// `synchronous` of the writer connection as it is now (0 OFF, 1
     /// NORMAL, 2 FULL).

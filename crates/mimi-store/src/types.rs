@@ -1,4 +1,4 @@
-//! Plain values passed to and returned by [`crate::Store`].
+//! Plain values passed to and returned by the store traits.
 
 /// A KeyPackage uploaded by a client (-06 §5.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,7 +13,7 @@ pub struct NewKeyPackage {
     pub last_resort: bool,
 }
 
-/// A KeyPackage handed out by [`crate::Store::claim_key_packages`].
+/// A KeyPackage handed out by [`crate::KeyPackageStore::claim_key_packages`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedKeyPackage {
     /// MLS KeyPackageRef.
@@ -123,7 +123,7 @@ pub struct AcceptedEvent {
     pub deliveries: Vec<Delivery>,
 }
 
-/// What [`crate::Store::accept_room_event`] assigned.
+/// What [`crate::RoomStore::accept_room_event`] assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AcceptOutcome {
     /// The event's sequence number in the room log (1, 2, 3, … without gaps).
@@ -151,6 +151,16 @@ pub struct RoomEvent {
     pub accepted_at_ms: i64,
 }
 
+/// The id of an outbox row, unique within one store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OutboxId(pub u64);
+
+impl std::fmt::Display for OutboxId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// An outbox row that is not tied to a room-log event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOutboxItem {
@@ -167,8 +177,8 @@ pub struct NewOutboxItem {
 /// A leased outbox row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxItem {
-    /// Row id, for [`crate::Store::complete_outbox`] / [`crate::Store::retry_outbox`].
-    pub id: u64,
+    /// Row id, for [`crate::RoomStore::complete_outbox`] / [`crate::RoomStore::retry_outbox`].
+    pub id: OutboxId,
     /// A provider domain or a local client id.
     pub destination: String,
     /// The room.
@@ -216,7 +226,7 @@ pub struct NotifiedMessage {
     pub events: Vec<NewClientEvent>,
 }
 
-/// What [`crate::Store::record_notify_and_enqueue`] did.
+/// What [`crate::DeliveryStore::record_notify_and_enqueue`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NotifyOutcome {
     /// Per message, in input order: `true` if it was new (its events were queued).
@@ -241,4 +251,13 @@ pub enum Reregistration {
     WithCurrentToken([u8; 32]),
     /// The operator (admin token).
     Admin,
+}
+
+/// The device a bearer token belongs to, and its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredDevice {
+    /// The user's URI.
+    pub user_uri: String,
+    /// The device's (client's) URI.
+    pub device_uri: String,
 }

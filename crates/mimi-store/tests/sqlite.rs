@@ -5,7 +5,7 @@ mod suite;
 
 use std::sync::Arc;
 
-use mimi_store::{SqliteStore, Store};
+use mimi_store::{RoomStore, SqliteStore, Store};
 use suite::Stores;
 
 /// Keeps the temporary directory alive for the test's duration.

@@ -43,15 +43,15 @@ impl FromRequestParts<AppState> for AuthenticatedDevice {
     ) -> Result<Self, Self::Rejection> {
         let token =
             bearer_token(parts).ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        let (user, device) = state
+        let registered = state
             .store
             .device_for_token(token_hash(token))
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
         let parse = |s: &str| MimiUri::parse(s).map_err(ApiError::internal);
         Ok(Self {
-            user: parse(&user)?,
-            device: parse(&device)?,
+            user: parse(&registered.user_uri)?,
+            device: parse(&registered.device_uri)?,
         })
     }
 }

@@ -812,7 +812,7 @@ pub async fn outbox_partial_lease_keeps_order(s: Stores) {
 }
 
 /// (destination, room, seq, outbox id) of one delivery.
-type Delivered = (String, String, u64, u64);
+type Delivered = (String, String, u64, OutboxId);
 
 pub async fn outbox_concurrent_leasers(s: Stores) {
     let lanes = 8usize;
@@ -881,7 +881,7 @@ pub async fn outbox_concurrent_leasers(s: Stores) {
         w.await.expect("worker");
     }
     let d = delivered.lock().expect("lock");
-    let ids: HashSet<u64> = d.iter().map(|x| x.3).collect();
+    let ids: HashSet<OutboxId> = d.iter().map(|x| x.3).collect();
     assert_eq!(d.len(), total, "every row delivered exactly once");
     assert_eq!(ids.len(), total);
     // Per (destination, room) lane, deliveries happened in seq order.
@@ -1211,7 +1211,10 @@ pub async fn devices_and_tokens(s: Stores) {
         .expect("register");
     assert_eq!(
         b.device_for_token([1; 32]).await.expect("lookup"),
-        Some((alice.to_string(), laptop.to_string()))
+        Some(RegisteredDevice {
+            user_uri: alice.to_string(),
+            device_uri: laptop.to_string(),
+        })
     );
     // The same device id again, without authority or with a wrong token:
     // refused, the old token still works.
