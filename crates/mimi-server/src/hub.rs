@@ -351,8 +351,9 @@ async fn submit_round(
 /// `POST /groupInfo/{roomId}` (-06 §5.6): see
 /// [`mimi_room::engine::HubEngine::group_info`].
 ///
-/// Returns the HTTP status with the response: 404 with `noSuchRoom`, 200
-/// otherwise.
+/// Returns the HTTP status with the response: 200 whenever the body is a
+/// `GroupInfoResponse` (its status says success, `notAuthorized` or
+/// `noSuchRoom`; docs/divergences.md S15).
 pub async fn group_info(
     state: &AppState,
     room_id: &MimiUri,
@@ -365,7 +366,7 @@ pub async fn group_info(
     };
     let Some(record) = state.store.load_room(room_id.as_str()).await? else {
         return Ok((
-            StatusCode::NOT_FOUND,
+            StatusCode::OK,
             group_info_failure(room_id, GroupInfoResponseBody::NoSuchRoom),
         ));
     };

@@ -409,6 +409,30 @@ async fn refusals_claim_nothing() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let resp = federation_post(&fed, "a.example", "b.example", bob, vec![]).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // A request framed for another protocol: its remainder cannot be
+    // parsed, so incompatibleProtocol for the target it names (divergences
+    // S24), nothing claimed. A head cut short is still 400.
+    let mut other_protocol = encode(&alice.request(bob, ROOM)).unwrap();
+    other_protocol[0] = 2;
+    let resp = federation_post(&fed, "a.example", "b.example", bob, other_protocol.clone()).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let answer: KeyMaterialResponse = decode_exact(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        answer.user_status,
+        KeyMaterialUserCode::IncompatibleProtocol
+    );
+    assert_eq!(answer.user_uri.uri.as_slice(), bob.as_bytes());
+    assert_eq!(answer.protocol, Protocol::Mls10);
+    assert!(answer.clients.is_empty());
+    let resp = federation_post(
+        &fed,
+        "a.example",
+        "b.example",
+        bob,
+        other_protocol[..3].to_vec(),
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 
     // A request signed by Alice but sent by c.example, for no room of c: 403.
     let body = encode(&alice.request(bob, "")).unwrap();

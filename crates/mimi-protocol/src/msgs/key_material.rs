@@ -50,6 +50,36 @@ pub struct KeyMaterialRequest {
     pub key_material_request_signature: VLBytes,
 }
 
+/// The fields every `KeyMaterialRequest` starts with, whatever its
+/// protocol (-06 §5.2: `select (protocol)` comes after them). A provider
+/// reads them to answer `incompatibleProtocol` to a request framed for a
+/// protocol it does not implement, whose remainder it cannot parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyMaterialRequestHead {
+    /// The raw `Protocol` value (`mls10` is 1).
+    pub protocol: u8,
+    pub requesting_user: IdentifierUri,
+    pub target_user: IdentifierUri,
+    pub room_id: IdentifierUri,
+}
+
+impl KeyMaterialRequestHead {
+    /// The head of a request whose protocol is not `mls10`; `None` for an
+    /// `mls10` request (decode it in full) or a body too short for a head.
+    pub fn of_other_protocol(body: &[u8]) -> Option<Self> {
+        let (&protocol, mut rest) = body.split_first()?;
+        if protocol == Protocol::Mls10 as u8 {
+            return None;
+        }
+        Some(Self {
+            protocol,
+            requesting_user: IdentifierUri::tls_deserialize(&mut rest).ok()?,
+            target_user: IdentifierUri::tls_deserialize(&mut rest).ok()?,
+            room_id: IdentifierUri::tls_deserialize(&mut rest).ok()?,
+        })
+    }
+}
+
 impl KeyMaterialRequestTbs {
     /// Signs with `signer` (whose key must be `requester_signature_key`).
     pub fn sign(self, signer: &impl Signer) -> Result<KeyMaterialRequest, MsgError> {
@@ -232,5 +262,37 @@ impl KeyMaterialResponse {
                 | KeyMaterialUserCode::PartialSuccess
                 | KeyMaterialUserCode::NoCompatibleMaterial
         ) || self.clients.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod head_tests {
+    use super::*;
+
+    fn uri(s: &str) -> IdentifierUri {
+        IdentifierUri {
+            uri: VLBytes::new(s.as_bytes().to_vec()),
+        }
+    }
+
+    /// The common head of a request for another protocol is read without
+    /// its (unparseable) remainder; an `mls10` request or a short body is not.
+    #[test]
+    fn head_of_another_protocol() {
+        let mut body = vec![7u8];
+        for u in ["mimi://a.example/u/alice", "mimi://b.example/u/bob", ""] {
+            uri(u).tls_serialize(&mut body).unwrap();
+        }
+        body.extend_from_slice(b"whatever protocol 7 carries");
+        let head = KeyMaterialRequestHead::of_other_protocol(&body).unwrap();
+        assert_eq!(head.protocol, 7);
+        assert_eq!(head.requesting_user, uri("mimi://a.example/u/alice"));
+        assert_eq!(head.target_user, uri("mimi://b.example/u/bob"));
+        assert_eq!(head.room_id, uri(""));
+        body[0] = Protocol::Mls10 as u8;
+        assert_eq!(KeyMaterialRequestHead::of_other_protocol(&body), None);
+        body[0] = 7;
+        assert_eq!(KeyMaterialRequestHead::of_other_protocol(&body[..5]), None);
+        assert_eq!(KeyMaterialRequestHead::of_other_protocol(&[]), None);
     }
 }

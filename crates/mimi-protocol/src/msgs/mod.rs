@@ -60,7 +60,7 @@ pub use identifier::{
 };
 pub use key_material::{
     ClientKeyMaterial, ClientMaterial, KeyMaterialClientCode, KeyMaterialRequest,
-    KeyMaterialRequestTbs, KeyMaterialResponse, KeyMaterialUserCode,
+    KeyMaterialRequestHead, KeyMaterialRequestTbs, KeyMaterialResponse, KeyMaterialUserCode,
 };
 pub use ratchet_tree::{
     GroupInfoOption, GroupInfoRepresentation, PartialGroupInfo, RatchetTreeOption,

@@ -15,7 +15,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mimi_protocol::endpoints;
 use mimi_protocol::msgs::key_material::{
-    ClientKeyMaterial, ClientMaterial, KeyMaterialRequest, KeyMaterialResponse, KeyMaterialUserCode,
+    ClientKeyMaterial, ClientMaterial, KeyMaterialRequest, KeyMaterialRequestHead,
+    KeyMaterialResponse, KeyMaterialUserCode,
 };
 use mimi_protocol::{IdentifierUri, MimiUri, Protocol};
 use mimi_room::key_packages::{
@@ -50,6 +51,9 @@ async fn key_material_inner(
     target_in_path: &str,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    if let Some(head) = KeyMaterialRequestHead::of_other_protocol(&body) {
+        return Ok(incompatible_protocol(head));
+    }
     let checked = check_request(decode_body(&body)?)?;
     let path_target = MimiUri::parse(target_in_path)
         .map_err(|e| ApiError::bad_request(format!("targetUser in path: {e}")))?;
@@ -75,6 +79,27 @@ async fn key_material_inner(
     rate_limit::check(state, source, checked.requesting_user.as_str())?;
     let response = serve(state, &checked, body.to_vec()).await?;
     Ok(mimi_response(StatusCode::OK, encode_body(&response)?))
+}
+
+/// The answer to a request framed for a protocol other than MLS 1.0: its
+/// remainder cannot be parsed, so `incompatibleProtocol` (-06 §5.2) for the
+/// target it names, with the protocol this provider does implement
+/// (docs/divergences.md S24).
+fn incompatible_protocol(head: KeyMaterialRequestHead) -> Response {
+    tracing::info!(
+        protocol = head.protocol,
+        "keyMaterial for an unsupported protocol"
+    );
+    let response = KeyMaterialResponse {
+        protocol: Protocol::Mls10,
+        user_status: KeyMaterialUserCode::IncompatibleProtocol,
+        user_uri: head.target_user,
+        clients: Vec::new(),
+    };
+    match encode_body(&response) {
+        Ok(body) => mimi_response(StatusCode::OK, body),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Decodes the URIs of a request and verifies its signature and
