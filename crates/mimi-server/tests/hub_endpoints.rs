@@ -692,6 +692,19 @@ async fn hub_protocol_flow_over_federation() {
         let (status, _) = federation_post(&fed, "b.example", endpoint, ROOM, vec![0xff; 7]).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{endpoint}");
     }
+    // A request that would succeed, followed by one more byte: malformed.
+    let mut trailing = encode(&group_info_request(&cathy2.mls).0).unwrap();
+    trailing.push(0);
+    let (status, _) = post(
+        &fed,
+        &cathy2,
+        &format!("/client/v1/rooms/{}/group-info", room_path(ROOM)),
+        trailing.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = federation_post(&fed, "c.example", "groupInfo", ROOM, trailing).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(room_epoch(&fed).await, 5);
     fed.shutdown().await;
 }
