@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use mimi_client::{Device, Error, FrankStatus, OutgoingMessage, RoomOptions, content};
+use mimi_client::{Device, Error, Event, FrankStatus, OutgoingMessage, RoomOptions, content};
 use mimi_protocol::IdentifierUri;
 use mimi_protocol::components::FrankingAgentData;
 use mimi_protocol::msgs::{
@@ -223,6 +223,54 @@ fn forged_franks_are_flagged() {
         Err(Error::NotReportable(_))
     ));
     assert!(net.texts(BOB).contains(&"suite".to_owned()));
+}
+
+/// Alice's device as a lying client: its saved state with the first
+/// occurrence of `from` (in the JSON part, before the MLS storage) turned
+/// into `to`, so it asserts another user or room in the content while its
+/// MLS credential and group stay Alice's.
+fn lying_copy_of_alice(net: &mut Net, from: &str, to: &str) -> Device {
+    assert_eq!(from.len(), to.len(), "the length prefix must stay valid");
+    let mut bytes = net.device(ALICE).to_bytes().unwrap();
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from.as_bytes())
+        .expect("in the saved state");
+    bytes[at..at + from.len()].copy_from_slice(to.as_bytes());
+    Device::from_bytes(&bytes).unwrap()
+}
+
+/// -06 §5.4.1 "Receiver verification": the content's `sender_uri` must be
+/// the user of the MLS credential and its `room_uri` the room. A sender
+/// asserting another user or room gets its message flagged, not stored.
+#[test]
+fn a_sender_claiming_another_identity_in_the_content_is_flagged() {
+    let franker = key_pair();
+    let cases = [
+        (ALICE, ALICE.replace("alice", "carol"), "senderUri"),
+        (ROOM, ROOM.replace("clubhouse", "clubhousx"), "roomUri"),
+    ];
+    for (from, to, reason) in cases {
+        let mut net = room(&franker, "mimi://a.example");
+        let mut liar = lying_copy_of_alice(&mut net, from, &to);
+        let room_of_liar = if from == ROOM { to.as_str() } else { ROOM };
+        let out = liar.send(room_of_liar, content::text("lie")).unwrap();
+        let fanout = FanoutMessage {
+            timestamp: ACCEPTED,
+            message: on_the_wire(&out.request).app_message,
+            body: FanoutBody::Application {
+                frank: hub_frank(&franker, &out.request, ACCEPTED),
+            },
+        };
+        net.deliver(&[BOB.to_owned()], &fanout);
+        match net.events_of(BOB).last() {
+            Some(Event::InvalidMessage { reason: why, .. }) => {
+                assert!(why.contains(reason), "{reason}: {why}");
+            }
+            other => panic!("{reason}: {other:?}"),
+        }
+        assert!(!net.texts(BOB).contains(&"lie".to_owned()), "{reason}");
+    }
 }
 
 #[test]

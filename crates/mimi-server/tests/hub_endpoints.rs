@@ -166,6 +166,30 @@ fn build_commit(
     }
 }
 
+/// A commit that leaves out the proposals pending in `client`'s group,
+/// with the new epoch's GroupInfo; the pending commit is then dropped.
+fn commit_without_pending(client: &mut TestClient) -> UpdateRequest {
+    let provider = &client.provider;
+    let group = client.group.as_mut().unwrap();
+    let mut stage = group
+        .commit_builder()
+        .consume_proposal_store(false)
+        .force_self_update(true)
+        .load_psks(provider.storage())
+        .unwrap()
+        .create_group_info(true);
+    stage.with_app_data_dictionary_updates(None);
+    let bundle = stage
+        .build(provider.rand(), provider.crypto(), &client.signer, |_| true)
+        .unwrap()
+        .stage_commit(provider)
+        .unwrap();
+    let (commit, _, group_info) = bundle.into_messages();
+    group.clear_pending_commit(provider.storage()).unwrap();
+    let group_info = group_info_of(wire(group_info.expect("group info")));
+    commit_request(wire(commit), None, group_info, None)
+}
+
 fn group_info_of(message: MlsMessageIn) -> VerifiableGroupInfo {
     match message.extract() {
         MlsMessageBodyIn::GroupInfo(info) => info,
@@ -452,7 +476,8 @@ async fn hub_protocol_flow_over_federation() {
     };
     assert!(accepted_timestamp > 1_700_000_000_000);
     assert!(frank.is_none());
-    // Dave is no participant.
+    // Dave is no participant: refused, and nothing reaches the room log.
+    let logged = store.room_events(ROOM, 0, 100).await.unwrap().len();
     let response = submit(
         &fed,
         &dave,
@@ -460,6 +485,7 @@ async fn hub_protocol_flow_over_federation() {
     )
     .await;
     assert_eq!(response.status, SubmitStatus::NotAllowed);
+    assert_eq!(store.room_events(ROOM, 0, 100).await.unwrap().len(), logged);
     // A message of epoch 2.
     let response = submit(
         &fed,
@@ -581,6 +607,15 @@ async fn hub_protocol_flow_over_federation() {
         device.mls.process(p1.clone());
         device.mls.process(p2.clone());
     }
+    // A commit that leaves Bob's queued SelfRemove out is refused, naming
+    // it; the epoch does not move (-06 §5.3).
+    let ignoring = commit_without_pending(&mut alice.mls);
+    let response = update(&fed, &alice, ROOM, &ignoring).await;
+    assert!(
+        matches!(&response.result, UpdateResult::InvalidProposal { invalid_proposals } if invalid_proposals.len() == 1),
+        "{response:?}"
+    );
+    assert_eq!(room_epoch(&fed).await, 4);
     // Alice commits them by reference: Bob is out, b.example no longer a
     // member domain, but the commit still goes to b.example (-06 §5.5).
     let commit = build_commit(&mut alice.mls, vec![], vec![]);
@@ -658,6 +693,19 @@ async fn hub_protocol_flow_over_federation() {
         let (status, _) = federation_post(&fed, "b.example", endpoint, ROOM, vec![0xff; 7]).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{endpoint}");
     }
+    // A request that would succeed, followed by one more byte: malformed.
+    let mut trailing = encode(&group_info_request(&cathy2.mls).0).unwrap();
+    trailing.push(0);
+    let (status, _) = post(
+        &fed,
+        &cathy2,
+        &format!("/client/v1/rooms/{}/group-info", room_path(ROOM)),
+        trailing.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = federation_post(&fed, "c.example", "groupInfo", ROOM, trailing).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(room_epoch(&fed).await, 5);
     fed.shutdown().await;
 }

@@ -503,6 +503,62 @@ async fn refusals_claim_nothing() {
     fed.shutdown().await;
 }
 
+/// A user who requires consent (profile `consent_required`) gets no
+/// KeyPackage claimed by a requester without a grant: the keyMaterial
+/// answer is `noConsent` and nothing is claimed; a grant for one room
+/// opens that room only.
+#[tokio::test]
+async fn consent_required_refuses_key_material_without_a_grant() {
+    let fed = start_federation(Backend::Sqlite).await;
+    let bob = "mimi://b.example/u/bob";
+    let laptop = Device::new(&fed, "mimi://b.example/d/bob/laptop").await;
+    laptop.upload(&fed, 2, false).await;
+    let p = fed.provider("b.example");
+    let resp = p
+        .client_api
+        .put(format!("{}/client/v1/profile", p.client_base))
+        .bearer_auth(&laptop.token)
+        .json(&json!({"consent_required": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let alice = Device::new(&fed, "mimi://a.example/d/alice/laptop").await;
+    let b_store = p.server().state.store.clone();
+    let left = || async {
+        b_store
+            .count_key_packages(&laptop.client.device, 0)
+            .await
+            .unwrap()
+            .single_use
+    };
+
+    let refused = alice.claim(&fed, bob, ROOM).await;
+    assert_eq!(refused.user_status, KeyMaterialUserCode::NoConsent);
+    assert!(refused.clients.is_empty());
+    assert_eq!(left().await, 2);
+
+    let resp = p
+        .client_api
+        .post(format!("{}/client/v1/consent", p.client_base))
+        .bearer_auth(&laptop.token)
+        .json(&json!({"operation": "grant", "requester": alice.client.user(), "target": bob, "room": ROOM}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let granted = alice.claim(&fed, bob, ROOM).await;
+    assert_eq!(granted.user_status, KeyMaterialUserCode::Success);
+    assert_eq!(left().await, 1);
+    let other_room = alice.claim(&fed, bob, "mimi://a.example/r/other").await;
+    assert_eq!(
+        other_room.user_status,
+        KeyMaterialUserCode::NoConsentForThisRoom
+    );
+    assert_eq!(left().await, 1);
+    fed.shutdown().await;
+}
+
 #[tokio::test]
 async fn rate_limited_per_requesting_user() {
     let fed = start_federation(Backend::Sqlite).await;

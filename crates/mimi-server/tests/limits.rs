@@ -197,3 +197,33 @@ async fn a_silent_peer_times_out_and_is_retried_without_stalling_fanout() {
     );
     fed.shutdown().await;
 }
+
+/// A follower whose TLS handshake completes but which never answers the
+/// `/notify` request: the attempt ends after `outbound_timeout_ms` (the
+/// request timeout; the connect timeout does not cover it) and the retry
+/// delivers everything, once and in order.
+#[tokio::test]
+async fn a_peer_that_never_answers_a_request_is_given_up_and_retried() {
+    let mut fed = start_federation(Backend::Sqlite).await;
+    let a = fed.provider_mut("a.example");
+    a.config.limits.outbound_timeout_ms = 300;
+    a.config.fanout.workers = 1;
+    let proxy = net_support::interpose(&mut fed, "a.example", "b.example").await;
+    proxy.arm("/notify/", net_support::Fault::NoAnswer);
+    let (a, b) = (fed.provider("a.example"), fed.provider("b.example"));
+    let room = unique_room("a.example", "unanswered");
+    let token = register_subscribed(b, "mimi://b.example/d/bob/laptop", &room).await;
+
+    let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
+    let payloads = alice.applications(3);
+    a.server()
+        .state
+        .store
+        .enqueue_outbox(outbox_rows("b.example", &room, &payloads), 0)
+        .await
+        .unwrap();
+    let events = wait_for_events(b, &token, 3, WAIT).await;
+    assert!(payloads_of(&events) == payloads, "all, once, in order");
+    assert_eq!(proxy.cuts(), 1, "the first /notify was held unanswered");
+    fed.shutdown().await;
+}

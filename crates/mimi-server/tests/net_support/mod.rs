@@ -34,6 +34,9 @@ pub enum Fault {
     /// the proxy; then both connections drop without a byte of the answer
     /// sent to the requester.
     CutBeforeResponse,
+    /// The TLS handshake completes and the request is read, but it is
+    /// neither relayed nor answered; the connection stays open.
+    NoAnswer,
 }
 
 #[derive(Default)]
@@ -173,6 +176,10 @@ async fn relay(
             return Ok(());
         };
         let fault = take_fault(shared, &head);
+        if fault == Some(Fault::NoAnswer) {
+            shared.cuts.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
         let target = match &mut target {
             Some(t) => t,
             None => target.insert(
