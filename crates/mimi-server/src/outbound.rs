@@ -9,6 +9,13 @@
 //! Requests go through the endpoint table ([`FederationEndpoint`]): the
 //! URL comes from the peer's directory for the endpoint and its target, the
 //! method and the message types from the table.
+//!
+//! -06 §4.1 binds a request to the target provider's domain: `Host` names
+//! the domain and the server's certificate must authenticate it. A
+//! directory may place endpoints on another host and port (its own example
+//! uses `mimi.example.com`); such a request is sent to that host's address
+//! and port, but with the domain as TLS server name and `Host`
+//! ([`EndpointClients`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -76,6 +83,8 @@ pub enum OutboundError {
 pub struct PeerClient {
     local_domain: String,
     http: reqwest::Client,
+    /// Clients for endpoints a directory places off the peer's domain.
+    endpoint_clients: EndpointClients,
     /// Port to use for discovery per overridden domain.
     override_ports: BTreeMap<String, u16>,
     directories: Mutex<HashMap<String, (Directory, Instant)>>,
@@ -90,11 +99,7 @@ impl PeerClient {
         timeout: Duration,
     ) -> Result<Self, OutboundError> {
         let config = tls::client_config(tls::root_store(ca_pem)?, Some(identity))?;
-        let mut builder = reqwest::Client::builder()
-            .tls_backend_preconfigured(config)
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .pool_idle_timeout(Duration::from_secs(90));
+        let mut builder = client_builder(config.clone(), timeout);
         let mut override_ports = BTreeMap::new();
         for (domain, value) in overrides {
             let bad = || OutboundError::BadOverride {
@@ -109,6 +114,11 @@ impl PeerClient {
         Ok(Self {
             local_domain: local_domain.to_owned(),
             http: builder.build().map_err(OutboundError::Client)?,
+            endpoint_clients: EndpointClients {
+                tls: config,
+                timeout,
+                clients: Mutex::new(HashMap::new()),
+            },
             override_ports,
             directories: Mutex::new(HashMap::new()),
         })
@@ -225,10 +235,10 @@ impl PeerClient {
                 endpoint,
             }
         })?;
+        let (http, url) = self.bound_to_domain(peer, url).await?;
         let request = match E::METHOD {
-            Method::Get => self.http.get(url),
-            Method::Post => self
-                .http
+            Method::Get => http.get(url),
+            Method::Post => http
                 .post(url)
                 .header(CONTENT_TYPE, MIMI_CONTENT_TYPE)
                 .body(body),
@@ -241,5 +251,93 @@ impl PeerClient {
                 domain: peer.into(),
                 source,
             })
+    }
+
+    /// The client and URL for a directory URL of `peer` (-06 §4.1): on the
+    /// peer's domain, the shared client; elsewhere, the URL rewritten to
+    /// the domain (TLS name and `Host`) at the endpoint's port, sent by a
+    /// client that resolves the domain to the endpoint host's addresses.
+    async fn bound_to_domain(
+        &self,
+        peer: &str,
+        url: String,
+    ) -> Result<(reqwest::Client, String), OutboundError> {
+        let bad = |reason: String| OutboundError::BadDirectory {
+            domain: peer.into(),
+            reason,
+        };
+        let mut parsed =
+            reqwest::Url::parse(&url).map_err(|e| bad(format!("endpoint URL {url}: {e}")))?;
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| bad(format!("endpoint URL {url} has no host")))?
+            .to_owned();
+        if parsed.scheme() != "https" {
+            return Err(bad(format!("endpoint URL {url} is not https")));
+        }
+        if host.eq_ignore_ascii_case(peer) {
+            return Ok((self.http.clone(), url));
+        }
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let http = self.endpoint_clients.get(peer, &host, port).await?;
+        parsed
+            .set_host(Some(peer))
+            .map_err(|e| bad(format!("domain {peer} as URL host: {e}")))?;
+        Ok((http, parsed.into()))
+    }
+}
+
+/// A reqwest client with our TLS configuration and timeouts.
+fn client_builder(config: rustls::ClientConfig, timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .pool_idle_timeout(Duration::from_secs(90))
+}
+
+/// One client per (peer domain, endpoint host, port) whose directory
+/// places endpoints off the domain: it resolves the domain to the endpoint
+/// host's addresses, so the URL (and with it the TLS server name and
+/// `Host`) can name the domain. Re-resolved after [`DIRECTORY_TTL`].
+struct EndpointClients {
+    tls: rustls::ClientConfig,
+    timeout: Duration,
+    clients: Mutex<HashMap<EndpointKey, (reqwest::Client, Instant)>>,
+}
+
+/// (peer domain, endpoint host, port), lower-cased.
+type EndpointKey = (String, String, u16);
+
+impl EndpointClients {
+    async fn get(
+        &self,
+        peer: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<reqwest::Client, OutboundError> {
+        let key = (peer.to_ascii_lowercase(), host.to_ascii_lowercase(), port);
+        if let Some((client, made)) = self.clients.lock().ok().and_then(|m| m.get(&key).cloned())
+            && made.elapsed() < DIRECTORY_TTL
+        {
+            return Ok(client);
+        }
+        // An IPv6 literal comes bracketed from the URL.
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
+            .await
+            .map_err(|e| OutboundError::BadDirectory {
+                domain: peer.into(),
+                reason: format!("endpoint host {host}: {e}"),
+            })?
+            .collect();
+        let client = client_builder(self.tls.clone(), self.timeout)
+            .resolve_to_addrs(peer, &addrs)
+            .build()
+            .map_err(OutboundError::Client)?;
+        if let Ok(mut clients) = self.clients.lock() {
+            clients.insert(key, (client.clone(), Instant::now()));
+        }
+        Ok(client)
     }
 }

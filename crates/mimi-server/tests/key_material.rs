@@ -759,3 +759,41 @@ async fn concurrent_claims_postgres() {
     })
     .await;
 }
+
+/// -06 §4.1 with a directory that places the endpoints on another host
+/// than the provider's domain (as -06 §5.1's own example does): every
+/// provider advertises `https://127.0.0.1:<port>/…`. The hub's request to
+/// Bob's provider goes to that address, yet names `b.example` in `Host`
+/// and authenticates it by TLS, so it is answered.
+#[tokio::test]
+async fn endpoints_on_another_host_than_the_domain_are_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = mimi_testkit::federation::Options::new(Backend::Sqlite);
+    options.endpoints_off_domain = true;
+    let fed = Federation::start_in(dir.path(), options).await.unwrap();
+    let bob = "mimi://b.example/u/bob";
+    let laptop = Device::new(&fed, "mimi://b.example/d/bob/laptop").await;
+    laptop.upload(&fed, 1, false).await;
+    let alice = Device::new(&fed, "mimi://a.example/d/alice/laptop").await;
+
+    let directory = federation_client_as(&fed, "a.example")
+        .get(format!(
+            "{}/.well-known/mimi-protocol-directory",
+            fed.federation_url("b.example")
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        directory.contains("\"https://127.0.0.1:") && !directory.contains("b.example"),
+        "{directory}"
+    );
+
+    let claimed = alice.claim(&fed, bob, ROOM).await;
+    assert_eq!(claimed.user_status, KeyMaterialUserCode::Success);
+    assert_eq!(claimed.clients.len(), 1);
+    fed.shutdown().await;
+}

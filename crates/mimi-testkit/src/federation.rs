@@ -54,6 +54,10 @@ pub struct Options {
     pub ca_name: String,
     /// What every server is given at start (and at a restart).
     pub start: StartOptions,
+    /// Each provider's directory places its endpoints at its loopback IP
+    /// address (`https://127.0.0.1:<port>`) rather than under its domain,
+    /// as -06 §5.1 allows (the endpoint host differs from the domain).
+    pub endpoints_off_domain: bool,
 }
 
 impl Options {
@@ -69,6 +73,7 @@ impl Options {
             },
             ca_name: "mimi test CA".into(),
             start: StartOptions::default(),
+            endpoints_off_domain: false,
         }
     }
 }
@@ -221,7 +226,9 @@ impl Federation {
                 data_dir: dir.join(format!("{domain}-data")),
                 federation: FederationConfig {
                     listen: addrs[i].0,
-                    public_url: None,
+                    public_url: options
+                        .endpoints_off_domain
+                        .then(|| format!("https://{}", addrs[i].0)),
                 },
                 client_api: ClientApiConfig {
                     listen: addrs[i].1,

@@ -69,6 +69,7 @@ impl Net {
                 start: StartOptions {
                     delivery_observer: Some(observer.clone()),
                 },
+                endpoints_off_domain: false,
             },
         )
         .await?;
