@@ -271,20 +271,40 @@ fn is_template_char(c: char) -> bool {
         )
 }
 
-/// A peer's directory has no template for an endpoint we need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("peer does not offer `{0}`")]
-pub struct NotOffered(pub Endpoint);
+/// A peer's directory has no usable template for an endpoint we need.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotOffered {
+    /// The directory has no key for the endpoint.
+    #[error("peer does not offer `{0}`")]
+    Missing(Endpoint),
+    /// The key is there, but its value is not a template we can use (not
+    /// a string, another endpoint's variables, …).
+    #[error("peer's `{key}` entry is unusable: {1}", key = .0.key())]
+    Unusable(Endpoint, DirectoryError),
+}
+
+impl NotOffered {
+    /// The endpoint that cannot be reached.
+    pub fn endpoint(&self) -> Endpoint {
+        match self {
+            Self::Missing(e) | Self::Unusable(e, _) => *e,
+        }
+    }
+}
 
 /// The directory document of -06 §5.1: the endpoints a provider offers.
 ///
 /// No key is mandatory (the draft follows ACME, RFC 8555 §7.1.1, whose
 /// directory lists what the server implements): a missing endpoint is
 /// [`NotOffered`] when used, not a broken document. Unknown keys are
-/// ignored; a present key must hold a valid template.
+/// ignored. A key whose value is not a usable template (e.g. a variable
+/// name of its own) makes that endpoint alone unusable, reported with the
+/// reason when it is needed; the rest of the document still serves.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Directory {
     templates: BTreeMap<Endpoint, UriTemplate>,
+    /// Present keys whose value cannot be used, and why.
+    unusable: BTreeMap<Endpoint, DirectoryError>,
 }
 
 impl Directory {
@@ -300,16 +320,31 @@ impl Directory {
             .as_object()
             .ok_or_else(|| DirectoryError::Json("the directory is not a JSON object".into()))?;
         let mut templates = BTreeMap::new();
+        let mut unusable = BTreeMap::new();
         for endpoint in Endpoint::ALL {
             let Some(raw) = object.get(endpoint.key()) else {
                 continue;
             };
-            let raw = raw.as_str().ok_or(DirectoryError::NotAString(endpoint))?;
-            let template = UriTemplate::parse(raw, endpoint.allowed_vars())
-                .map_err(|error| DirectoryError::Template { endpoint, error })?;
-            templates.insert(endpoint, template);
+            let parsed = raw
+                .as_str()
+                .ok_or(DirectoryError::NotAString(endpoint))
+                .and_then(|raw| {
+                    UriTemplate::parse(raw, endpoint.allowed_vars())
+                        .map_err(|error| DirectoryError::Template { endpoint, error })
+                });
+            match parsed {
+                Ok(template) => {
+                    templates.insert(endpoint, template);
+                }
+                Err(error) => {
+                    unusable.insert(endpoint, error);
+                }
+            }
         }
-        Ok(Self { templates })
+        Ok(Self {
+            templates,
+            unusable,
+        })
     }
 
     /// Serialises the document (keys in the draft's order).
@@ -338,7 +373,10 @@ impl Directory {
                     .map_err(|error| DirectoryError::Template { endpoint: e, error })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { templates })
+        Ok(Self {
+            templates,
+            unusable: BTreeMap::new(),
+        })
     }
 
     /// The template of one endpoint, if offered.
@@ -348,7 +386,16 @@ impl Directory {
 
     /// The template of one endpoint, or why there is none.
     pub fn template(&self, endpoint: Endpoint) -> Result<&UriTemplate, NotOffered> {
-        self.get(endpoint).ok_or(NotOffered(endpoint))
+        match (self.get(endpoint), self.unusable.get(&endpoint)) {
+            (Some(template), _) => Ok(template),
+            (None, Some(error)) => Err(NotOffered::Unusable(endpoint, error.clone())),
+            (None, None) => Err(NotOffered::Missing(endpoint)),
+        }
+    }
+
+    /// Keys that are present but unusable, and why (diagnostics).
+    pub fn unusable(&self) -> impl Iterator<Item = (Endpoint, &DirectoryError)> + '_ {
+        self.unusable.iter().map(|(e, error)| (*e, error))
     }
 
     /// The offered endpoints, in the draft's order.

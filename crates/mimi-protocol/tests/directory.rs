@@ -181,7 +181,7 @@ fn missing_keys_are_not_offered() {
         w.as_object_mut().unwrap().remove(e.key());
         let d = Directory::from_json(&w.to_string()).unwrap();
         assert_eq!(d.get(e), None, "{e}");
-        assert_eq!(d.template(e), Err(NotOffered(e)));
+        assert_eq!(d.template(e), Err(NotOffered::Missing(e)));
         assert_eq!(d.endpoints().count(), Endpoint::ALL.len() - 1);
     }
     // Unknown keys are ignored.
@@ -189,12 +189,18 @@ fn missing_keys_are_not_offered() {
         .unwrap()
         .insert("meta".into(), serde_json::json!({"x": 1}));
     assert!(Directory::from_json(&v.to_string()).is_ok());
-    // Wrong type, or not an object.
+    // A value of the wrong type makes that endpoint alone unusable; not
+    // an object at all is a broken document.
     v["notify"] = serde_json::json!(5);
+    let d = Directory::from_json(&v.to_string()).unwrap();
     assert_eq!(
-        Directory::from_json(&v.to_string()),
-        Err(DirectoryError::NotAString(Endpoint::Notify))
+        d.template(Endpoint::Notify),
+        Err(NotOffered::Unusable(
+            Endpoint::Notify,
+            DirectoryError::NotAString(Endpoint::Notify)
+        ))
     );
+    assert!(d.template(Endpoint::KeyMaterial).is_ok());
     assert!(matches!(
         Directory::from_json("[]"),
         Err(DirectoryError::Json(_))
@@ -234,11 +240,11 @@ fn partial_directory() {
         "https://b.example/mimi/rc/b.example"
     );
     let err = d.url::<Update>(&room).unwrap_err();
-    assert_eq!(err, NotOffered(Endpoint::Update));
+    assert_eq!(err, NotOffered::Missing(Endpoint::Update));
     assert_eq!(err.to_string(), "peer does not offer `update`");
     assert_eq!(
         d.url::<ProxyDownload>("https://x.example/a").unwrap_err(),
-        NotOffered(Endpoint::ProxyDownload)
+        NotOffered::Missing(Endpoint::ProxyDownload)
     );
     // The document round-trips with only its keys, in the draft's order.
     let out: serde_json::Value = serde_json::from_str(&d.to_json()).unwrap();
@@ -307,13 +313,19 @@ fn bad_templates_rejected() {
     for (key, template, want) in cases {
         let mut v = base.clone();
         v[*key] = serde_json::json!(template);
-        match Directory::from_json(&v.to_string()) {
-            Err(DirectoryError::Template { endpoint, error }) => {
-                assert_eq!(endpoint.key(), *key);
+        // Only the endpoint with the bad template is unusable, with the
+        // reason; the others still serve.
+        let d = Directory::from_json(&v.to_string()).unwrap();
+        let bad = Endpoint::from_key(key).unwrap();
+        match d.template(bad) {
+            Err(NotOffered::Unusable(e, DirectoryError::Template { endpoint, error })) => {
+                assert_eq!((e, endpoint), (bad, bad));
                 assert_eq!(&error, want, "{template}");
             }
             other => panic!("{template}: {other:?}"),
         }
+        assert_eq!(d.unusable().count(), 1, "{template}");
+        assert_eq!(d.endpoints().count(), Endpoint::ALL.len() - 1, "{template}");
     }
     assert_eq!(
         UriTemplate::parse("https://h.example/a%2/{roomId}", &["roomId"]),
@@ -331,7 +343,11 @@ fn bad_templates_rejected() {
         "https://x.example/rc/b.example/mimi%3A%2F%2Fb.example%2Fu%2Fbob"
     );
     v["updateConsent"] = serde_json::json!("https://x.example/uc/{targetDomain}");
-    assert!(Directory::from_json(&v.to_string()).is_err());
+    let d = Directory::from_json(&v.to_string()).unwrap();
+    assert!(matches!(
+        d.url::<UpdateConsent>(&uri("mimi://b.example/u/bob")),
+        Err(NotOffered::Unusable(Endpoint::UpdateConsent, _))
+    ));
 }
 
 #[test]

@@ -55,8 +55,13 @@ pub enum OutboundError {
     },
     #[error("{domain} published an invalid directory: {reason}")]
     BadDirectory { domain: String, reason: String },
-    #[error("{domain} does not offer `{endpoint}`")]
-    NotOffered { domain: String, endpoint: Endpoint },
+    #[error("{domain}: {reason}")]
+    NotOffered {
+        domain: String,
+        endpoint: Endpoint,
+        /// What the peer's directory lacks: the key, or a usable value.
+        reason: NotOffered,
+    },
     #[error("encoding the `{endpoint}` request: {source}")]
     Encode {
         endpoint: Endpoint,
@@ -229,12 +234,13 @@ impl PeerClient {
         body: Vec<u8>,
     ) -> Result<reqwest::Response, OutboundError> {
         let directory = self.directory(peer).await?;
-        let url = directory.url::<E>(target).map_err(|NotOffered(endpoint)| {
-            OutboundError::NotOffered {
+        let url = directory
+            .url::<E>(target)
+            .map_err(|reason| OutboundError::NotOffered {
                 domain: peer.into(),
-                endpoint,
-            }
-        })?;
+                endpoint: reason.endpoint(),
+                reason,
+            })?;
         let (http, url) = self.bound_to_domain(peer, url).await?;
         let request = match E::METHOD {
             Method::Get => http.get(url),
