@@ -693,6 +693,26 @@ mod tests {
         assert_eq!(narrowed, Narrowed::default());
     }
 
+    #[tokio::test]
+    async fn a_refusal_keeps_a_bounded_prefix_of_the_answer() {
+        let answer = |body: Vec<u8>| {
+            reqwest::Response::from(
+                axum::http::Response::builder()
+                    .status(400)
+                    .body(body)
+                    .unwrap(),
+            )
+        };
+        let long = answer_prefix(answer(vec![b'x'; 5 * ANSWER_PREFIX_BYTES])).await;
+        assert_eq!(long, "x".repeat(ANSWER_PREFIX_BYTES));
+        assert_eq!(
+            answer_prefix(answer(b"bad event".to_vec())).await,
+            "bad event"
+        );
+        // Not UTF-8: kept lossily, never an error.
+        assert_eq!(answer_prefix(answer(vec![0xff, b'!'])).await, "\u{fffd}!");
+    }
+
     #[test]
     fn retry_after_seconds_are_honoured() {
         let mut headers = reqwest::header::HeaderMap::new();

@@ -53,7 +53,19 @@ fn refusal_status<T: std::fmt::Debug>(result: Result<T, ClientError>) -> u16 {
 
 #[tokio::test]
 async fn one_refused_event_of_100_is_a_dead_letter_and_the_other_99_arrive_in_order() {
-    let mut fed = start_federation(Backend::Sqlite).await;
+    one_refused_of_100(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn one_refused_event_of_100_is_a_dead_letter_and_the_other_99_arrive_in_order_postgres() {
+    one_refused_of_100(Backend::Postgres {
+        admin_url: common::postgres_admin_url(),
+    })
+    .await;
+}
+
+async fn one_refused_of_100(backend: Backend) {
+    let mut fed = start_federation(backend).await;
     // `interpose` restarts a.example with this token.
     fed.provider_mut("a.example").config.client_api.admin_token = Some(ADMIN.into());
     let proxy = net_support::interpose(&mut fed, "a.example", "b.example").await;
