@@ -134,8 +134,10 @@ pub trait RoomStore: Send + Sync {
     /// lease), only when its head is due, and the returned rows of a lane are
     /// a prefix of it in `(seq, id)` order. Rows are returned sorted by
     /// destination, room, seq. A worker delivers a lane's rows in order and on
-    /// the first failure calls [`RoomStore::retry_outbox`] for that row and stops
-    /// that lane: this releases the whole lane, so no later row overtakes it.
+    /// the first transient failure calls [`RoomStore::retry_outbox`] for that
+    /// row and stops that lane: this releases the whole lane, so no later row
+    /// overtakes it. Rows refused permanently leave the lane with
+    /// [`RoomStore::dead_letter_outbox`].
     async fn lease_outbox(
         &self,
         destination: Option<&str>,
