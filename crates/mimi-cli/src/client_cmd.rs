@@ -102,6 +102,33 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Fanout events a follower refused permanently (-06 §5.5), kept
+    /// aside so the rest of their room's events are delivered.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
+}
+
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    /// List them, oldest first.
+    List {
+        /// At most this many (the provider caps it).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Print the JSON the provider returns.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put one back into the outbox, due now (once the follower accepts it).
+    Retry {
+        /// The dead letter's id, as listed.
+        id: u64,
+    },
+    /// Drop one: the event is never delivered to that follower.
+    Drop {
+        /// The dead letter's id, as listed.
+        id: u64,
+    },
 }
 
 pub async fn admin(args: AdminArgs) -> anyhow::Result<()> {
@@ -147,6 +174,33 @@ pub async fn admin(args: AdminArgs) -> anyhow::Result<()> {
                     r.note
                 );
             }
+        }
+        AdminCommand::DeadLetters(DeadLetterCommand::List { limit, json }) => {
+            let dead = connection.admin_dead_letters(limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&dead)?);
+                return Ok(());
+            }
+            if dead.is_empty() {
+                println!("no dead letters");
+            }
+            for d in dead {
+                let status = d
+                    .status
+                    .map_or_else(|| "refused by this hub".to_owned(), |s| s.to_string());
+                println!(
+                    "#{} [{}] {} seq {} to {}: {} {:?}",
+                    d.id, d.dead_at_ms, d.room_id, d.seq, d.destination, status, d.answer
+                );
+            }
+        }
+        AdminCommand::DeadLetters(DeadLetterCommand::Retry { id }) => {
+            let outbox_id = connection.admin_retry_dead_letter(id).await?;
+            println!("dead letter #{id} is back in the outbox as row {outbox_id}");
+        }
+        AdminCommand::DeadLetters(DeadLetterCommand::Drop { id }) => {
+            connection.admin_drop_dead_letter(id).await?;
+            println!("dead letter #{id} dropped");
         }
     }
     Ok(())

@@ -159,3 +159,45 @@ pub struct ReportView {
     /// Base64 TLS `AbuseReport` as received.
     pub report: String,
 }
+
+/// `GET /client/v1/admin/dead-letters?limit=M` (admin token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLettersQuery {
+    /// At most this many (the server's default and cap apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// A fanout event a follower refused permanently (a 4xx to a `/notify`
+/// carrying it alone, -06 §5.5), kept aside so the rest of its room's
+/// events reach that follower; listed oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterView {
+    /// The id to retry or drop it by (its former outbox id).
+    pub id: u64,
+    /// The follower's provider domain.
+    pub destination: String,
+    pub room_id: String,
+    /// Its place in the room's event log.
+    pub seq: u64,
+    /// Failed attempts before it was refused.
+    pub attempts: u32,
+    pub enqueued_at_ms: i64,
+    pub dead_at_ms: i64,
+    /// The follower's HTTP status; absent when the hub refused the event
+    /// itself (not a `FanoutMessage`, bad room id).
+    pub status: Option<u16>,
+    /// A prefix of the follower's answer (at most 1024 bytes, UTF-8
+    /// lossy), or the hub's reason.
+    pub answer: String,
+    /// Base64 TLS `FanoutMessage`.
+    pub fanout: String,
+}
+
+/// Answer to `POST /client/v1/admin/dead-letters/{id}/retry`: the event is
+/// back in the outbox, due now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterRetried {
+    pub outbox_id: u64,
+}

@@ -3,7 +3,7 @@
 
 use mimi_protocol::uri::pct_encode_unreserved;
 
-use crate::EventsQuery;
+use crate::{DeadLettersQuery, EventsQuery};
 
 pub const DEVICES: &str = "/client/v1/devices";
 pub const KEY_PACKAGES: &str = "/client/v1/key-packages";
@@ -12,6 +12,11 @@ pub const HUB: &str = "/client/v1/hub";
 pub const PROFILE: &str = "/client/v1/profile";
 pub const CONSENT: &str = "/client/v1/consent";
 pub const ADMIN_REPORTS: &str = "/client/v1/admin/reports";
+pub const ADMIN_DEAD_LETTERS: &str = "/client/v1/admin/dead-letters";
+/// `DELETE`: drops the dead letter.
+pub const ADMIN_DEAD_LETTER: &str = "/client/v1/admin/dead-letters/{id}";
+/// `POST`: moves the dead letter back into the outbox.
+pub const ADMIN_DEAD_LETTER_RETRY: &str = "/client/v1/admin/dead-letters/{id}/retry";
 pub const ROOMS: &str = "/client/v1/rooms";
 pub const EVENTS: &str = "/client/v1/events";
 pub const EVENTS_ACK: &str = "/client/v1/events/ack";
@@ -58,4 +63,22 @@ pub fn events(query: EventsQuery) -> String {
         Some(limit) => format!("{EVENTS}?after={}&limit={limit}", query.after),
         None => format!("{EVENTS}?after={}", query.after),
     }
+}
+
+/// `GET /client/v1/admin/dead-letters[?limit=M]`.
+pub fn dead_letters(query: DeadLettersQuery) -> String {
+    match query.limit {
+        Some(limit) => format!("{ADMIN_DEAD_LETTERS}?limit={limit}"),
+        None => ADMIN_DEAD_LETTERS.to_owned(),
+    }
+}
+
+/// `DELETE /client/v1/admin/dead-letters/{id}`.
+pub fn dead_letter(id: u64) -> String {
+    ADMIN_DEAD_LETTER.replace("{id}", &id.to_string())
+}
+
+/// `POST /client/v1/admin/dead-letters/{id}/retry`.
+pub fn dead_letter_retry(id: u64) -> String {
+    ADMIN_DEAD_LETTER_RETRY.replace("{id}", &id.to_string())
 }

@@ -13,8 +13,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use mimi_client_api::paths::{self, RoomAction};
 use mimi_client_api::{
-    Ack, CreateRoom, Events, EventsQuery, HubKeys, RegisterDevice, Registered, Stored,
-    UploadKeyPackages,
+    Ack, CreateRoom, DeadLetterRetried, DeadLettersQuery, Events, EventsQuery, HubKeys,
+    RegisterDevice, Registered, Stored, UploadKeyPackages,
 };
 use mimi_content::{MessageId, MimiContent};
 use mimi_protocol::components::FrankingAgentData;
@@ -25,7 +25,7 @@ use mimi_protocol::msgs::{
 use mimi_protocol::{decode_exact, encode};
 use serde::{Deserialize, Serialize};
 
-pub use mimi_client_api::ReportView;
+pub use mimi_client_api::{DeadLetterView, ReportView};
 
 use crate::{Device, Event, KeyPackageOptions, RoomOptions, key_packages_from_response};
 
@@ -277,6 +277,31 @@ impl ProviderConnection {
         )
         .await?;
         Ok(resp.json().await?)
+    }
+
+    /// Fanout events a follower refused permanently, oldest first
+    /// (operator; admin token). `limit`: the server's default if `None`.
+    pub async fn admin_dead_letters(&self, limit: Option<u32>) -> Result<Vec<DeadLetterView>> {
+        let url = self.url(&paths::dead_letters(DeadLettersQuery { limit }));
+        let resp = Self::check(self.authed(self.http.get(url)).send().await?).await?;
+        Ok(resp.json().await?)
+    }
+
+    /// Moves dead letter `id` back into the outbox, due now; returns its
+    /// new outbox id (operator; admin token).
+    pub async fn admin_retry_dead_letter(&self, id: u64) -> Result<u64> {
+        let url = self.url(&paths::dead_letter_retry(id));
+        let resp = Self::check(self.authed(self.http.post(url)).send().await?).await?;
+        let retried: DeadLetterRetried = resp.json().await?;
+        Ok(retried.outbox_id)
+    }
+
+    /// Drops dead letter `id`: it is never delivered (operator; admin
+    /// token).
+    pub async fn admin_drop_dead_letter(&self, id: u64) -> Result<()> {
+        let url = self.url(&paths::dead_letter(id));
+        Self::check(self.authed(self.http.delete(url)).send().await?).await?;
+        Ok(())
     }
 
     /// Queued events after `after`, in delivery order.

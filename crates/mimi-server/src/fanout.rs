@@ -11,16 +11,27 @@
 //! objects relevant to the same room"). Rows for our own domain are
 //! delivered in-process through [`crate::delivery`].
 //!
-//! Failures: a lane that fails is handed back with
-//! [`mimi_store::RoomStore::retry_outbox`] on its first row, so no later row
-//! overtakes it. The delay is `initial_backoff_ms · 2^attempts`, capped at
-//! `max_backoff_ms`, or the peer's `Retry-After` (-06 §5.5 "respecting any
-//! guidance … such as Retry-After"). A 4xx other than 408/429 is logged as
-//! an error but still retried with the maximum backoff: an accepted event
-//! is never dropped silently (docs/architecture.md), and an operator can fix the peer
-//! or the configuration.
+//! Transient failures (network, 5xx, 408, 425, 429, our own storage): the
+//! lane is handed back with [`mimi_store::RoomStore::retry_outbox`] on its
+//! first undelivered row, so no later row overtakes it. The delay is
+//! `initial_backoff_ms · 2^attempts`, capped at `max_backoff_ms`, or the
+//! peer's `Retry-After` (-06 §5.5 "respecting any guidance … such as
+//! Retry-After").
+//!
+//! Permanent refusals (any other 4xx, an undecodable row, a bad room id)
+//! must not hold up the lane forever. The refused batch is narrowed down
+//! (`narrow`): it is split in halves, sent in order, down to single rows;
+//! a row refused on its own becomes a dead letter
+//! ([`mimi_store::RoomStore::dead_letter_outbox`]) with the peer's status
+//! and a bounded prefix of its answer, and is skipped, while every other
+//! row is delivered in its order. Dead letters are durable, counted in
+//! `/metrics` and listed, retried or dropped by the operator through the
+//! admin client API (docs/operations.md): an accepted event is never
+//! dropped silently (docs/architecture.md).
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::ops::Range;
 use std::time::Duration;
 
 use mimi_protocol::MimiUri;
@@ -41,6 +52,8 @@ pub const NOTIFY_DEDUP_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(600);
 /// The longest `Retry-After` we honour (one day).
 const MAX_RETRY_AFTER_MS: u64 = 24 * 60 * 60 * 1000;
+/// How much of a refusal's body is kept with a dead letter.
+pub const ANSWER_PREFIX_BYTES: usize = 1024;
 
 /// Wakes this server's fanout workers now instead of at their next poll,
 /// e.g. right after the hub accepted an event.
@@ -126,66 +139,203 @@ struct Lane {
     rows: Vec<OutboxItem>,
 }
 
-/// Why a lane could not be delivered.
+/// Why a run of a lane's rows was not delivered.
 #[derive(Debug)]
 enum LaneError {
-    /// Worth retrying on the normal schedule (network, 5xx, 408, 429, our
-    /// own storage), possibly after the peer's `Retry-After`.
-    Transient {
-        reason: String,
-        retry_after_ms: Option<u64>,
-    },
-    /// Will not succeed without a change (4xx, undecodable row, bad room
-    /// id); retried with the maximum backoff.
-    Permanent(String),
+    /// Worth retrying on the normal schedule.
+    Transient(Transient),
+    /// Will not succeed without a change: the rows are narrowed down and
+    /// the refused ones become dead letters.
+    Refused(Refusal),
+}
+
+/// A failure worth retrying (network, 5xx, 408, 425, 429, our own
+/// storage), possibly after the peer's `Retry-After`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Transient {
+    reason: String,
+    retry_after_ms: Option<u64>,
+}
+
+/// A permanent refusal, as kept with a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Refusal {
+    /// The peer's HTTP status; `None` when the hub refused the rows itself.
+    status: Option<u16>,
+    /// At most [`ANSWER_PREFIX_BYTES`] of the peer's answer, or our reason.
+    answer: String,
 }
 
 impl LaneError {
-    fn reason(&self) -> &str {
-        match self {
-            Self::Transient { reason, .. } | Self::Permanent(reason) => reason,
-        }
+    fn transient(reason: String) -> Self {
+        Self::Transient(Transient {
+            reason,
+            retry_after_ms: None,
+        })
+    }
+
+    fn refused_here(answer: String) -> Self {
+        Self::Refused(Refusal {
+            status: None,
+            answer,
+        })
     }
 }
 
+/// What became of a lane's rows, by their index in the lane.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Narrowed {
+    /// Delivered rows, in the order they were sent.
+    delivered: Vec<usize>,
+    /// Rows refused on their own, in lane order, with the refusal.
+    dead: Vec<(usize, Refusal)>,
+    /// The first row not delivered when a transient failure stopped the
+    /// lane, and the failure.
+    stopped: Option<(usize, Transient)>,
+    /// Sends that delivered their run.
+    delivered_sends: u64,
+    /// Sends that failed (transient or refused).
+    failures: u64,
+}
+
+/// Delivers rows `0..len` of a lane, `send(run)` sending the rows of `run`
+/// as one batch. A refused run of several rows is split in halves, the
+/// first sent before the second, down to single rows; a single refused row
+/// is a dead letter and is skipped. Every row is thus sent after all rows
+/// before it were delivered or set aside (the lane's order, -06 §5.5), and
+/// one bad row among `n` costs about `2·log2(n)` extra sends. A transient
+/// failure stops the lane at the run it hit.
+async fn narrow<F, Fut>(len: usize, mut send: F) -> Narrowed
+where
+    F: FnMut(Range<usize>) -> Fut,
+    Fut: Future<Output = Result<(), LaneError>>,
+{
+    let mut narrowed = Narrowed::default();
+    // Runs still to send; the next one on top.
+    let mut pending: Vec<Range<usize>> = Vec::new();
+    pending.push(0..len);
+    while let Some(run) = pending.pop() {
+        if run.is_empty() {
+            continue;
+        }
+        match send(run.clone()).await {
+            Ok(()) => {
+                narrowed.delivered_sends += 1;
+                narrowed.delivered.extend(run);
+            }
+            Err(LaneError::Refused(refusal)) => {
+                narrowed.failures += 1;
+                if run.len() == 1 {
+                    narrowed.dead.push((run.start, refusal));
+                } else {
+                    let middle = run.start + run.len() / 2;
+                    pending.push(middle..run.end);
+                    pending.push(run.start..middle);
+                }
+            }
+            Err(LaneError::Transient(transient)) => {
+                narrowed.failures += 1;
+                narrowed.stopped = Some((run.start, transient));
+                break;
+            }
+        }
+    }
+    narrowed
+}
+
 async fn deliver_lane(state: AppState, lane: Lane) {
-    let result = if lane.destination.eq_ignore_ascii_case(state.domain()) {
-        deliver_locally(&state, &lane).await
-    } else {
-        deliver_remote(&state, &lane).await
-    };
+    let local = lane.destination.eq_ignore_ascii_case(state.domain());
+    let narrowed = narrow(lane.rows.len(), |run| send_run(&state, &lane, run, local)).await;
     let provider = state.domain().to_owned();
     let destination = lane.destination.clone();
-    match result {
-        Ok(()) => {
-            let ids: Vec<OutboxId> = lane.rows.iter().map(|r| r.id).collect();
-            if let Err(err) = state.store.complete_outbox(&ids).await {
-                // The lease expires and the lane is sent again; the
-                // follower's duplicate detection absorbs the repeat.
-                tracing::warn!(%err, destination, "completing delivered outbox rows failed");
-                return;
+    if narrowed.failures > 0 {
+        state.runtime.record(|| {
+            metrics::counter!("mimi_fanout_failures_total", "provider" => provider.clone(), "destination" => destination.clone())
+                .increment(narrowed.failures);
+        });
+    }
+    let delivered: Vec<&OutboxItem> = narrowed
+        .delivered
+        .iter()
+        .filter_map(|&i| lane.rows.get(i))
+        .collect();
+    if !delivered.is_empty() {
+        let ids: Vec<OutboxId> = delivered.iter().map(|r| r.id).collect();
+        match state.store.complete_outbox(&ids).await {
+            Ok(()) => state.runtime.record(|| {
+                record_delivered(
+                    &provider,
+                    &destination,
+                    &delivered,
+                    narrowed.delivered_sends,
+                )
+            }),
+            // The lease expires and the rows are sent again; the
+            // follower's duplicate detection absorbs the repeat.
+            Err(err) => {
+                tracing::warn!(%err, destination, "completing delivered outbox rows failed")
             }
-            state
-                .runtime
-                .record(|| record_delivered(&provider, &destination, &lane.rows));
         }
-        Err(err) => {
-            state.runtime.record(|| {
-                metrics::counter!("mimi_fanout_failures_total", "provider" => provider, "destination" => destination.clone())
-                    .increment(1);
-            });
-            schedule_retry(&state, &lane, err).await;
+    }
+    for (index, refusal) in &narrowed.dead {
+        if let Some(row) = lane.rows.get(*index) {
+            dead_letter(&state, &lane, row, refusal).await;
         }
+    }
+    if let Some((index, transient)) = narrowed.stopped
+        && let Some(head) = lane.rows.get(index)
+    {
+        schedule_retry(&state, &lane, head, transient).await;
+    }
+}
+
+/// Sends rows `run` of the lane: in process to our own devices, else as
+/// one `/notify` body.
+async fn send_run(
+    state: &AppState,
+    lane: &Lane,
+    run: Range<usize>,
+    local: bool,
+) -> Result<(), LaneError> {
+    let rows = lane.rows.get(run).unwrap_or_default();
+    if local {
+        deliver_locally(state, &lane.room_id, rows).await
+    } else {
+        deliver_remote(state, lane, rows).await
+    }
+}
+
+/// Sets a refused row aside as a dead letter, so the rest of its lane
+/// goes on; if that fails the lease expires and the lane is narrowed again.
+async fn dead_letter(state: &AppState, lane: &Lane, row: &OutboxItem, refusal: &Refusal) {
+    tracing::error!(
+        destination = lane.destination,
+        room = lane.room_id,
+        seq = row.seq,
+        status = refusal.status,
+        answer = refusal.answer,
+        "fanout event refused permanently; kept as a dead letter"
+    );
+    match state
+        .store
+        .dead_letter_outbox(&[row.id], refusal.status, &refusal.answer, now_ms())
+        .await
+    {
+        Ok(moved) => state.runtime.record(|| {
+            metrics::counter!("mimi_fanout_dead_letters_total", "provider" => state.domain().to_owned(), "destination" => lane.destination.clone())
+                .increment(moved);
+        }),
+        Err(err) => tracing::warn!(%err, "keeping a dead letter failed; the lease will expire"),
     }
 }
 
 /// Counts delivered `FanoutMessage`s and records their latency since hub
 /// acceptance (the `timestamp` of -06 §5.5), into the current recorder.
-fn record_delivered(provider: &str, destination: &str, rows: &[OutboxItem]) {
+fn record_delivered(provider: &str, destination: &str, rows: &[&OutboxItem], requests: u64) {
     metrics::counter!("mimi_fanout_delivered_total", "provider" => provider.to_owned(), "destination" => destination.to_owned())
         .increment(rows.len() as u64);
     metrics::counter!("mimi_fanout_requests_total", "provider" => provider.to_owned(), "destination" => destination.to_owned())
-        .increment(1);
+        .increment(requests);
     let now = now_ms();
     let histogram =
         metrics::histogram!("mimi_fanout_latency_seconds", "provider" => provider.to_owned());
@@ -205,44 +355,28 @@ fn fanout_timestamp(encoded: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes))
 }
 
-/// Hands the lane back to the store: its first row becomes due again after
-/// the backoff, which releases the whole lane and keeps its order.
-async fn schedule_retry(state: &AppState, lane: &Lane, err: LaneError) {
-    let Some(head) = lane.rows.first() else {
-        return;
-    };
+/// Hands the lane back to the store: `head`, its first undelivered row,
+/// becomes due again after the backoff, which releases the whole lane and
+/// keeps its order.
+async fn schedule_retry(state: &AppState, lane: &Lane, head: &OutboxItem, err: Transient) {
     let fanout = &state.config.fanout;
-    let delay_ms = match &err {
-        LaneError::Transient {
-            retry_after_ms: Some(ms),
-            ..
-        } => *ms,
-        LaneError::Transient { .. } => backoff_ms(
+    let delay_ms = err.retry_after_ms.unwrap_or_else(|| {
+        backoff_ms(
             fanout.initial_backoff_ms,
             fanout.max_backoff_ms,
             head.attempts,
-        ),
-        LaneError::Permanent(_) => fanout.max_backoff_ms,
-    };
-    match &err {
-        LaneError::Permanent(reason) => tracing::error!(
-            destination = lane.destination,
-            room = lane.room_id,
-            attempts = head.attempts,
-            reason,
-            "fanout refused permanently; retrying with the maximum backoff"
-        ),
-        LaneError::Transient { reason, .. } => tracing::warn!(
-            destination = lane.destination,
-            room = lane.room_id,
-            attempts = head.attempts,
-            delay_ms,
-            reason,
-            "fanout failed; will retry"
-        ),
-    }
+        )
+    });
+    tracing::warn!(
+        destination = lane.destination,
+        room = lane.room_id,
+        attempts = head.attempts,
+        delay_ms,
+        reason = err.reason,
+        "fanout failed; will retry"
+    );
     let at = now_ms().saturating_add(i64::try_from(delay_ms).unwrap_or(i64::MAX));
-    if let Err(e) = state.store.retry_outbox(head.id, at, err.reason()).await {
+    if let Err(e) = state.store.retry_outbox(head.id, at, &err.reason).await {
         tracing::warn!(%e, "recording the fanout retry failed; the lease will expire");
     }
 }
@@ -255,63 +389,85 @@ pub fn backoff_ms(initial_ms: u64, max_ms: u64, attempts: u32) -> u64 {
 
 /// The hub delivering to its own devices: same routing and duplicate
 /// detection as `/notify`, without HTTP.
-async fn deliver_locally(state: &AppState, lane: &Lane) -> Result<(), LaneError> {
-    let body = lane_body(lane);
+async fn deliver_locally(
+    state: &AppState,
+    room_id: &str,
+    rows: &[OutboxItem],
+) -> Result<(), LaneError> {
+    let body = batch_body(rows);
     let items: Vec<FanoutItem> = batch::split_batch(&body)
-        .map_err(|e| LaneError::Permanent(format!("outbox row is not a FanoutMessage: {e}")))?;
+        .map_err(|e| LaneError::refused_here(format!("outbox row is not a FanoutMessage: {e}")))?;
     let hub = state.domain().to_owned();
-    delivery::deliver_batch(state, &hub, &lane.room_id, &items)
+    delivery::deliver_batch(state, &hub, room_id, &items)
         .await
         .map(|_| ())
-        .map_err(|e| LaneError::Transient {
-            reason: format!("local delivery: {e}"),
-            retry_after_ms: None,
-        })
+        .map_err(|e| LaneError::transient(format!("local delivery: {e}")))
 }
 
-/// POSTs the lane as one `/notify` body to the destination's notify URL
-/// for the room (-06 §5.1 directory, §5.5); success is 201.
-async fn deliver_remote(state: &AppState, lane: &Lane) -> Result<(), LaneError> {
+/// POSTs rows as one `/notify` body to the destination's notify URL for
+/// the room (-06 §5.1 directory, §5.5); success is 201.
+async fn deliver_remote(
+    state: &AppState,
+    lane: &Lane,
+    rows: &[OutboxItem],
+) -> Result<(), LaneError> {
     let room = MimiUri::parse(&lane.room_id)
-        .map_err(|e| LaneError::Permanent(format!("room id {}: {e}", lane.room_id)))?;
-    let transient = |reason: String| LaneError::Transient {
-        reason,
-        retry_after_ms: None,
-    };
+        .map_err(|e| LaneError::refused_here(format!("room id {}: {e}", lane.room_id)))?;
     let response = state
         .peers
-        .send_raw::<endpoints::Notify>(&lane.destination, &room, lane_body(lane))
+        .send_raw::<endpoints::Notify>(&lane.destination, &room, batch_body(rows))
         .await
-        .map_err(|e| transient(e.to_string()))?;
-    classify(response.status(), retry_after_ms(response.headers()))
+        .map_err(|e| LaneError::transient(e.to_string()))?;
+    match classify(response.status(), retry_after_ms(response.headers())) {
+        Err(LaneError::Refused(refusal)) => Err(LaneError::Refused(Refusal {
+            answer: answer_prefix(response).await,
+            ..refusal
+        })),
+        other => other,
+    }
 }
 
-/// The lane's payloads concatenated in order (-06 §5.5).
-fn lane_body(lane: &Lane) -> Vec<u8> {
-    lane.rows
-        .iter()
+/// The rows' payloads concatenated in order (-06 §5.5).
+fn batch_body(rows: &[OutboxItem]) -> Vec<u8> {
+    rows.iter()
         .flat_map(|r| r.payload.iter().copied())
         .collect()
 }
 
-/// Maps a `/notify` answer to success, a transient or a permanent failure.
+/// Maps a `/notify` answer to success, a transient failure or a refusal
+/// (with an empty answer, for the caller to fill in).
 fn classify(status: StatusCode, retry_after_ms: Option<u64>) -> Result<(), LaneError> {
     if status == StatusCode::CREATED {
         return Ok(());
     }
-    let reason = format!("notify answered {status}");
-    let transient = status.is_server_error()
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || !status.is_client_error();
-    if transient {
-        Err(LaneError::Transient {
-            reason,
-            retry_after_ms,
-        })
+    // 408 Request Timeout, 425 Too Early and 429 Too Many Requests ask to
+    // try again later (RFC 9110 §15.5.9, RFC 8470 §5.2, RFC 6585 §4).
+    let again_later = matches!(status.as_u16(), 408 | 425 | 429);
+    if status.is_client_error() && !again_later {
+        Err(LaneError::Refused(Refusal {
+            status: Some(status.as_u16()),
+            answer: String::new(),
+        }))
     } else {
-        Err(LaneError::Permanent(reason))
+        Err(LaneError::Transient(Transient {
+            reason: format!("notify answered {status}"),
+            retry_after_ms,
+        }))
     }
+}
+
+/// At most [`ANSWER_PREFIX_BYTES`] of a refusal's body, lossy UTF-8:
+/// enough for the peer's reason, bounded whatever the peer sends.
+async fn answer_prefix(mut response: reqwest::Response) -> String {
+    let mut prefix = Vec::new();
+    while prefix.len() < ANSWER_PREFIX_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => prefix.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    prefix.truncate(ANSWER_PREFIX_BYTES);
+    String::from_utf8_lossy(&prefix).into_owned()
 }
 
 /// `Retry-After` in delay-seconds form (RFC 9110 §10.2.3); the HTTP-date
@@ -393,25 +549,168 @@ mod tests {
     }
 
     #[test]
-    fn only_4xx_other_than_408_429_are_permanent() {
+    fn only_4xx_other_than_408_425_429_are_refusals() {
         assert!(classify(StatusCode::CREATED, None).is_ok());
-        for status in [
-            StatusCode::OK,
-            StatusCode::REQUEST_TIMEOUT,
-            StatusCode::TOO_MANY_REQUESTS,
-            StatusCode::SERVICE_UNAVAILABLE,
-        ] {
-            assert!(matches!(
-                classify(status, None),
-                Err(LaneError::Transient { .. })
-            ));
+        for status in [200, 408, 425, 429, 500, 503] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert!(
+                matches!(
+                    classify(status, Some(7)),
+                    Err(LaneError::Transient(Transient {
+                        retry_after_ms: Some(7),
+                        ..
+                    }))
+                ),
+                "{status}"
+            );
         }
-        for status in [StatusCode::BAD_REQUEST, StatusCode::FORBIDDEN] {
-            assert!(matches!(
-                classify(status, None),
-                Err(LaneError::Permanent(_))
-            ));
+        for status in [400, 403, 404, 413, 422] {
+            let status = StatusCode::from_u16(status).unwrap();
+            assert!(
+                matches!(classify(status, None), Err(LaneError::Refused(Refusal { status: Some(s), .. })) if s == status.as_u16()),
+                "{status}"
+            );
         }
+    }
+
+    /// A follower's answers to runs of a lane: refuses every run holding
+    /// one of `bad`, fails transiently on the `transient_at`-th send.
+    struct Follower {
+        bad: Vec<usize>,
+        transient_at: Option<usize>,
+        sent: Vec<Range<usize>>,
+    }
+
+    impl Follower {
+        fn new(bad: &[usize]) -> Self {
+            Self {
+                bad: bad.to_vec(),
+                transient_at: None,
+                sent: Vec::new(),
+            }
+        }
+
+        fn answer(&mut self, run: Range<usize>) -> std::future::Ready<Result<(), LaneError>> {
+            self.sent.push(run.clone());
+            let answer = if self.transient_at == Some(self.sent.len()) {
+                Err(LaneError::transient("503".into()))
+            } else if self.bad.iter().any(|b| run.contains(b)) {
+                Err(LaneError::Refused(Refusal {
+                    status: Some(400),
+                    answer: format!("bad {run:?}"),
+                }))
+            } else {
+                Ok(())
+            };
+            std::future::ready(answer)
+        }
+
+        async fn narrow(&mut self, len: usize) -> Narrowed {
+            narrow(len, |run| self.answer(run)).await
+        }
+    }
+
+    fn dead_rows(narrowed: &Narrowed) -> Vec<usize> {
+        narrowed.dead.iter().map(|(i, _)| *i).collect()
+    }
+
+    #[tokio::test]
+    async fn one_refused_row_of_100_is_isolated_and_the_other_99_go_in_order() {
+        let mut follower = Follower::new(&[37]);
+        let narrowed = follower.narrow(100).await;
+        let want: Vec<usize> = (0..100).filter(|&i| i != 37).collect();
+        assert_eq!(narrowed.delivered, want, "in lane order, 37 skipped");
+        assert_eq!(
+            narrowed.dead,
+            vec![(
+                37,
+                Refusal {
+                    status: Some(400),
+                    answer: "bad 37..38".into()
+                }
+            )]
+        );
+        assert_eq!(narrowed.stopped, None);
+        // The whole lane, one refused run per halving down to row 37 (7
+        // refusals), each sibling accepted: 13 sends, not 100.
+        assert_eq!(follower.sent.len(), 13, "{:?}", follower.sent);
+        assert_eq!(narrowed.failures, 7);
+        // Every run starts right after the rows settled (delivered or set
+        // aside) before it: nothing overtakes an earlier row.
+        let mut settled = 0;
+        for run in &follower.sent {
+            assert_eq!(run.start, settled, "{:?}", follower.sent);
+            if !run.contains(&37) || run.len() == 1 {
+                settled = run.end;
+            }
+        }
+        assert_eq!(settled, 100);
+    }
+
+    #[tokio::test]
+    async fn several_refused_rows_are_each_set_aside() {
+        let mut follower = Follower::new(&[0, 5, 6, 9]);
+        let narrowed = follower.narrow(10).await;
+        assert_eq!(narrowed.delivered, vec![1, 2, 3, 4, 7, 8]);
+        assert_eq!(dead_rows(&narrowed), vec![0, 5, 6, 9]);
+        // A lane the follower refuses whatever it holds: every row is dead,
+        // after 2n - 1 sends.
+        let mut follower = Follower::new(&[0, 1, 2, 3, 4]);
+        let narrowed = follower.narrow(5).await;
+        assert!(narrowed.delivered.is_empty());
+        assert_eq!(dead_rows(&narrowed), vec![0, 1, 2, 3, 4]);
+        assert_eq!(follower.sent.len(), 9);
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_stops_the_lane_at_its_run() {
+        // 10 rows, row 6 bad: [0..10] refused, [0..5] delivered, [5..10]
+        // refused, [5..7] fails transiently: stop at row 5.
+        let mut follower = Follower::new(&[6]);
+        follower.transient_at = Some(4);
+        let narrowed = follower.narrow(10).await;
+        assert_eq!(narrowed.delivered, vec![0, 1, 2, 3, 4]);
+        assert!(narrowed.dead.is_empty());
+        let (at, transient) = narrowed.stopped.expect("stopped");
+        assert_eq!((at, transient.reason.as_str()), (5, "503"));
+        assert_eq!(follower.sent, vec![0..10, 0..5, 5..10, 5..7]);
+    }
+
+    #[tokio::test]
+    async fn a_lane_accepted_at_once_is_one_send() {
+        let mut follower = Follower::new(&[]);
+        let narrowed = follower.narrow(12).await;
+        assert_eq!(narrowed.delivered, (0..12).collect::<Vec<_>>());
+        assert_eq!(
+            (
+                follower.sent.len(),
+                narrowed.delivered_sends,
+                narrowed.failures
+            ),
+            (1, 1, 0)
+        );
+        let narrowed = Follower::new(&[]).narrow(0).await;
+        assert_eq!(narrowed, Narrowed::default());
+    }
+
+    #[tokio::test]
+    async fn a_refusal_keeps_a_bounded_prefix_of_the_answer() {
+        let answer = |body: Vec<u8>| {
+            reqwest::Response::from(
+                axum::http::Response::builder()
+                    .status(400)
+                    .body(body)
+                    .unwrap(),
+            )
+        };
+        let long = answer_prefix(answer(vec![b'x'; 5 * ANSWER_PREFIX_BYTES])).await;
+        assert_eq!(long, "x".repeat(ANSWER_PREFIX_BYTES));
+        assert_eq!(
+            answer_prefix(answer(b"bad event".to_vec())).await,
+            "bad event"
+        );
+        // Not UTF-8: kept lossily, never an error.
+        assert_eq!(answer_prefix(answer(vec![0xff, b'!'])).await, "\u{fffd}!");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Prometheus metrics (`/metrics` on the client API listener): requests by
-//! endpoint and status, outbox depth, fanout latency.
+//! endpoint and status, outbox depth, dead letters, fanout latency.
 //!
 //! Each server records into its own recorder ([`ServerMetrics`], owned by
 //! its [`crate::runtime::ServerRuntime`]), never the process-wide one, so
@@ -74,7 +74,8 @@ pub async fn track_requests(
     response
 }
 
-/// `GET /metrics`: refreshes the outbox gauge, renders the text format.
+/// `GET /metrics`: refreshes the outbox and dead-letter gauges, renders
+/// the text format.
 pub async fn render(
     State(server): State<Arc<ServerMetrics>>,
     State(store): State<Arc<dyn Store>>,
@@ -83,6 +84,12 @@ pub async fn render(
         server.record(|| {
             metrics::gauge!("mimi_outbox_depth", "provider" => server.provider().to_owned())
                 .set(depth as f64);
+        });
+    }
+    if let Ok(dead) = store.dead_letter_count().await {
+        server.record(|| {
+            metrics::gauge!("mimi_dead_letters", "provider" => server.provider().to_owned())
+                .set(dead as f64);
         });
     }
     server.render().into_response()

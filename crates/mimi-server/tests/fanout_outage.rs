@@ -113,11 +113,12 @@ async fn outage(backend: Backend) {
     fed.shutdown().await;
 }
 
-/// A follower that refuses a lane with a 4xx (here 403: a.example is not
-/// the hub of a room on c.example) does not make the hub drop the event:
-/// the row stays and is retried only after `max_backoff_ms`.
+/// A follower that refuses an event with a 4xx (here 403: a.example is
+/// not the hub of a room on c.example) does not make the hub drop it
+/// silently nor hold the lane: it is kept as a dead letter at the first
+/// refusal, with the follower's status, and not sent again.
 #[tokio::test]
-async fn permanent_refusal_keeps_the_row_and_backs_off_to_the_maximum() {
+async fn permanent_refusal_keeps_the_event_as_a_dead_letter() {
     let _serial = SERIAL.lock().await;
     let fed = start_federation(Backend::Sqlite).await;
     let a = fed.provider("a.example");
@@ -131,41 +132,18 @@ async fn permanent_refusal_keeps_the_row_and_backs_off_to_the_maximum() {
         .await
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while failures_a_to_b(a).await == before {
-        assert!(tokio::time::Instant::now() < deadline, "never attempted");
+    while store.dead_letter_count().await.unwrap() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never set aside");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // The row is kept, and due again only after max_backoff_ms (30 s in
-    // the test configuration). Probing with the store's clock moved ahead:
-    // as if 25 s had passed the row is never due, as if 31 s had passed it
-    // is, once the worker has recorded its retry (attempts 1). Each probe
-    // leases for 1 ms only of that future time.
-    let failed_at = mimi_server::state::now_ms();
-    assert_eq!(store.outbox_depth().await.unwrap(), 1);
-    let probe = Duration::from_millis(1);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let early = store
-            .lease_outbox(Some("b.example"), 10, probe, failed_at + 25_000)
-            .await
-            .unwrap();
-        assert!(
-            early.is_empty(),
-            "due before the maximum backoff: {early:?}"
-        );
-        let late = store
-            .lease_outbox(Some("b.example"), 10, probe, failed_at + 31_000)
-            .await
-            .unwrap();
-        if late.iter().any(|row| row.attempts == 1) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "retry never recorded"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert_eq!(store.outbox_depth().await.unwrap(), 0);
+    let dead = store.dead_letters(10).await.unwrap();
+    assert_eq!(
+        (dead[0].seq, dead[0].status, &dead[0].payload),
+        (1, Some(403), &payloads[0])
+    );
+    // Not retried: several worker polls later, still one attempt.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(failures_a_to_b(a).await - before, 1);
     fed.shutdown().await;
 }

@@ -24,7 +24,9 @@
 //!   rows is one transaction, so an accepted event is never lost and a
 //!   rejected one is never fanned out;
 //! - outbox lanes `(destination, room_id)` are leased by one worker at a time
-//!   and hand out rows in sequence order (see [`RoomStore::lease_outbox`]).
+//!   and hand out rows in sequence order (see [`RoomStore::lease_outbox`]);
+//!   rows a follower refused permanently move to the dead letters in one
+//!   transaction (see [`RoomStore::dead_letter_outbox`]).
 
 mod error;
 mod postgres;
@@ -132,8 +134,10 @@ pub trait RoomStore: Send + Sync {
     /// lease), only when its head is due, and the returned rows of a lane are
     /// a prefix of it in `(seq, id)` order. Rows are returned sorted by
     /// destination, room, seq. A worker delivers a lane's rows in order and on
-    /// the first failure calls [`RoomStore::retry_outbox`] for that row and stops
-    /// that lane: this releases the whole lane, so no later row overtakes it.
+    /// the first transient failure calls [`RoomStore::retry_outbox`] for that
+    /// row and stops that lane: this releases the whole lane, so no later row
+    /// overtakes it. Rows refused permanently leave the lane with
+    /// [`RoomStore::dead_letter_outbox`].
     async fn lease_outbox(
         &self,
         destination: Option<&str>,
@@ -155,6 +159,36 @@ pub trait RoomStore: Send + Sync {
 
     /// Destinations that have a lane with a due, unleased head row.
     async fn destinations_with_due_items(&self, now_ms: i64) -> Result<Vec<String>>;
+
+    // ---- Dead letters (fanout, -06 §5.5) ------------------------------------------
+
+    /// Moves outbox rows a follower refused permanently into the dead
+    /// letters, with the peer's `status` (`None`: refused by the hub
+    /// itself) and `answer`, in one transaction. Like
+    /// [`RoomStore::complete_outbox`], releases a lane whose current lease
+    /// has no rows left. Returns how many rows moved (gone rows are skipped).
+    async fn dead_letter_outbox(
+        &self,
+        ids: &[OutboxId],
+        status: Option<u16>,
+        answer: &str,
+        now_ms: i64,
+    ) -> Result<u64>;
+
+    /// The oldest `limit` dead letters, by id.
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>>;
+
+    /// Number of dead letters (metrics).
+    async fn dead_letter_count(&self) -> Result<u64>;
+
+    /// Moves a dead letter back into its outbox lane at its `seq`, in one
+    /// transaction, with no attempts; the lane is due at `now_ms` unless it
+    /// is due earlier. Returns the new outbox id, `None` if there is no
+    /// such dead letter.
+    async fn retry_dead_letter(&self, id: OutboxId, now_ms: i64) -> Result<Option<OutboxId>>;
+
+    /// Deletes a dead letter; `false` if there is no such dead letter.
+    async fn drop_dead_letter(&self, id: OutboxId) -> Result<bool>;
 }
 
 /// A follower's side of delivery: `/notify` deduplication, per-client

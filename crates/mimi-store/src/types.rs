@@ -191,6 +191,32 @@ pub struct OutboxItem {
     pub attempts: u32,
 }
 
+/// An outbox row a follower refused permanently, kept aside so the rest of
+/// its lane is delivered (see [`crate::RoomStore::dead_letter_outbox`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The id the row had in the outbox.
+    pub id: OutboxId,
+    /// A provider domain or a local client id.
+    pub destination: String,
+    /// The room.
+    pub room_id: String,
+    /// The room-log sequence number (its place in the lane).
+    pub seq: u64,
+    /// The encoded `FanoutMessage`.
+    pub payload: Vec<u8>,
+    /// Failed delivery attempts before it was refused.
+    pub attempts: u32,
+    /// When the row entered the outbox, Unix milliseconds.
+    pub enqueued_at_ms: i64,
+    /// The peer's HTTP status; `None` when the hub refused the row itself.
+    pub status: Option<u16>,
+    /// A bounded prefix of the peer's answer, or the hub's reason.
+    pub answer: String,
+    /// When it was set aside, Unix milliseconds.
+    pub dead_at_ms: i64,
+}
+
 /// An event to append to a client's delivery queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewClientEvent {

@@ -51,6 +51,7 @@ suite_tests!(fresh;
     conflicting_commit_writes_nothing,
     outbox_lease_complete_retry,
     outbox_partial_lease_keeps_order,
+    outbox_dead_letters,
     outbox_concurrent_leasers,
     notify_dedup,
     notify_dedup_per_message,

@@ -4,6 +4,7 @@
 //! Served over TLS (server authentication); clients use bearer tokens.
 
 pub mod auth;
+pub mod dead_letters;
 pub mod events;
 pub mod registration;
 pub mod rooms;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(registration::routes())
         .merge(rooms::routes())
         .merge(events::routes())
+        .merge(dead_letters::routes())
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -7,7 +7,8 @@
 //! message boundaries and can cut a connection at an exact point: in the
 //! middle of a request body, or after the target answered but before the
 //! answer reaches the requester. It can also accept TCP connections and
-//! never answer them.
+//! never answer them, or answer itself, with a refusal, every request
+//! whose body holds given bytes (a target that cannot process one event).
 
 #![allow(dead_code)]
 
@@ -49,6 +50,10 @@ struct Shared {
     cuts: AtomicUsize,
     /// Black-holed connections, kept open so only the requester can give up.
     held: Mutex<Vec<TcpStream>>,
+    /// (bytes, status, answer): a request whose body holds the bytes is
+    /// answered with the status and answer instead of being relayed.
+    refused: Mutex<Vec<(Vec<u8>, u16, String)>>,
+    refusals: AtomicUsize,
 }
 
 pub struct FaultProxy {
@@ -91,6 +96,26 @@ impl FaultProxy {
     /// Armed faults that were carried out.
     pub fn cuts(&self) -> usize {
         self.shared.cuts.load(Ordering::SeqCst)
+    }
+
+    /// Answers every request whose body contains `bytes` with `status`
+    /// and `answer` itself, until [`FaultProxy::stop_refusing`].
+    pub fn refuse_containing(&self, bytes: &[u8], status: u16, answer: &str) {
+        self.shared
+            .refused
+            .lock()
+            .unwrap()
+            .push((bytes.to_vec(), status, answer.to_owned()));
+    }
+
+    /// Relays every request again.
+    pub fn stop_refusing(&self) {
+        self.shared.refused.lock().unwrap().clear();
+    }
+
+    /// Requests answered with a refusal so far.
+    pub fn refusals(&self) -> usize {
+        self.shared.refusals.load(Ordering::SeqCst)
     }
 }
 
@@ -175,6 +200,12 @@ async fn relay(
         let Some((head, body)) = read_message(&mut requester, &mut from_requester).await? else {
             return Ok(());
         };
+        if let Some(answer) = refusal_for(shared, &body) {
+            shared.refusals.fetch_add(1, Ordering::SeqCst);
+            requester.write_all(&answer).await?;
+            requester.flush().await?;
+            continue;
+        }
         let fault = take_fault(shared, &head);
         if fault == Some(Fault::NoAnswer) {
             shared.cuts.fetch_add(1, Ordering::SeqCst);
@@ -208,6 +239,22 @@ async fn relay(
         requester.write_all(&answer_body).await?;
         requester.flush().await?;
     }
+}
+
+/// The whole HTTP answer refusing a request with `body`, if it holds
+/// refused bytes.
+fn refusal_for(shared: &Shared, body: &[u8]) -> Option<Vec<u8>> {
+    let refused = shared.refused.lock().unwrap();
+    let (_, status, answer) = refused.iter().find(|(bytes, _, _)| {
+        !bytes.is_empty() && body.windows(bytes.len()).any(|w| w == bytes.as_slice())
+    })?;
+    Some(
+        format!(
+            "HTTP/1.1 {status} Refused\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        )
+        .into_bytes(),
+    )
 }
 
 fn take_fault(shared: &Shared, head: &[u8]) -> Option<Fault> {

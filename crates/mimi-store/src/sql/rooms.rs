@@ -1,11 +1,15 @@
 //! [`RoomStore`]: rooms a hub hosts, their event log and outbox.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::group_commit::{BatchKind, group_run};
-use super::{Backend, DUE_DESTINATIONS, InTx, RoomRow, check_accept, room_event, room_record};
+use super::{
+    Backend, DUE_DESTINATIONS, DeadLetterRow, InTx, RELEASE_FINISHED_LANE, RoomRow, check_accept,
+    dead_letter, room_event, room_record,
+};
 use crate::RoomStore;
 use crate::error::{Result, StoreError, to_i64, to_u64};
 use crate::types::*;
@@ -138,5 +142,123 @@ where
             .bind(now_ms)
             .fetch_all(self.reads())
             .await?)
+    }
+
+    async fn dead_letter_outbox(
+        &self,
+        ids: &[OutboxId],
+        status: Option<u16>,
+        answer: &str,
+        now_ms: i64,
+    ) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let status = status.map(i64::from);
+        let mut tx = self.write_tx().await?;
+        let mut lanes = BTreeSet::new();
+        let mut moved = 0u64;
+        for &OutboxId(id) in ids {
+            let id = to_i64(id, "outbox id")?;
+            sqlx::query(
+                "INSERT INTO dead_letters
+                   (id, destination, room_id, seq, payload, attempts, enqueued_at, status, answer, dead_at)
+                 SELECT id, destination, room_id, seq, payload, attempts, enqueued_at, $2, $3, $4
+                 FROM outbox WHERE id = $1",
+            )
+            .bind(id)
+            .bind(status)
+            .bind(answer)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            let lane: Option<(String, String)> =
+                sqlx::query_as("DELETE FROM outbox WHERE id = $1 RETURNING destination, room_id")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(lane) = lane {
+                moved += 1;
+                lanes.insert(lane);
+            }
+        }
+        for (destination, room_id) in &lanes {
+            sqlx::query(RELEASE_FINISHED_LANE)
+                .bind(destination.as_str())
+                .bind(room_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>> {
+        let rows: Vec<DeadLetterRow> = sqlx::query_as(
+            "SELECT id, destination, room_id, seq, payload, attempts, enqueued_at, status, answer, dead_at
+             FROM dead_letters ORDER BY id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(self.reads())
+        .await?;
+        rows.into_iter().map(dead_letter).collect()
+    }
+
+    async fn dead_letter_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters")
+            .fetch_one(self.reads())
+            .await?;
+        to_u64(n, "count")
+    }
+
+    async fn retry_dead_letter(&self, id: OutboxId, now_ms: i64) -> Result<Option<OutboxId>> {
+        let id = to_i64(id.0, "dead letter id")?;
+        let mut tx = self.write_tx().await?;
+        let row: Option<(String, String, i64, Vec<u8>, i64)> = sqlx::query_as(
+            "DELETE FROM dead_letters WHERE id = $1
+             RETURNING destination, room_id, seq, payload, enqueued_at",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((destination, room_id, seq, payload, enqueued_at)) = row else {
+            return Ok(None);
+        };
+        // A lane backing off keeps its delay: the row waits with the rest
+        // of its lane rather than overtaking it.
+        sqlx::query(
+            "INSERT INTO outbox_lanes (destination, room_id, next_attempt_at, leased_until)
+             VALUES ($1, $2, $3, NULL)
+             ON CONFLICT (destination, room_id) DO UPDATE SET next_attempt_at =
+               CASE WHEN outbox_lanes.next_attempt_at > $3 THEN $3
+                    ELSE outbox_lanes.next_attempt_at END",
+        )
+        .bind(destination.as_str())
+        .bind(room_id.as_str())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        let new_id: i64 = sqlx::query_scalar(
+            "INSERT INTO outbox (destination, room_id, seq, payload, attempts, enqueued_at)
+             VALUES ($1, $2, $3, $4, 0, $5) RETURNING id",
+        )
+        .bind(destination.as_str())
+        .bind(room_id.as_str())
+        .bind(seq)
+        .bind(payload.as_slice())
+        .bind(enqueued_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(OutboxId(to_u64(new_id, "outbox id")?)))
+    }
+
+    async fn drop_dead_letter(&self, id: OutboxId) -> Result<bool> {
+        let id = to_i64(id.0, "dead letter id")?;
+        let done = sqlx::query("DELETE FROM dead_letters WHERE id = $1")
+            .bind(id)
+            .execute(&mut *self.write_conn().await?)
+            .await?;
+        Ok(B::rows_affected(&done) > 0)
     }
 }

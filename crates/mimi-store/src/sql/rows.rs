@@ -48,6 +48,41 @@ pub(crate) fn outbox_item(
     })
 }
 
+pub(crate) type DeadLetterRow = (
+    i64,
+    String,
+    String,
+    i64,
+    Vec<u8>,
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    i64,
+);
+
+pub(crate) fn dead_letter(
+    (id, destination, room_id, seq, payload, attempts, enqueued_at_ms, status, answer, dead_at_ms): DeadLetterRow,
+) -> Result<DeadLetter> {
+    Ok(DeadLetter {
+        id: OutboxId(to_u64(id, "dead letter id")?),
+        destination,
+        room_id,
+        seq: to_u64(seq, "seq")?,
+        payload,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        enqueued_at_ms,
+        status: status
+            .map(|s| {
+                u16::try_from(s)
+                    .map_err(|_| StoreError::Invalid(format!("stored status {s} is out of range")))
+            })
+            .transpose()?,
+        answer,
+        dead_at_ms,
+    })
+}
+
 /// Releases a lane whose current lease has no rows left.
 pub(crate) const RELEASE_FINISHED_LANE: &str = "UPDATE outbox_lanes SET leased_until = NULL
      WHERE destination = $1 AND room_id = $2 AND leased_until IS NOT NULL

@@ -747,6 +747,126 @@ pub async fn outbox_lease_complete_retry(s: Stores) {
     );
 }
 
+/// A refused row leaves its lane for the dead letters and the lane goes
+/// on; retried, it is back in the lane at its seq; dropped, it is gone.
+pub async fn outbox_dead_letters(s: Stores) {
+    let st = &s[0];
+    let lease = Duration::from_secs(30);
+    let ra = "mimi://a.example/r/a";
+    st.create_room(room(ra, 0)).await.expect("create");
+    for i in 1..=3 {
+        st.accept_room_event(app_msg(ra, 0, &format!("a{i}"), &["b.example"]))
+            .await
+            .expect("accept");
+    }
+    let got = st
+        .lease_outbox(None, 100, lease, NOW_MS)
+        .await
+        .expect("lease");
+    assert_eq!(got.iter().map(|i| i.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    st.retry_outbox(got[1].id, NOW_MS, "connection refused")
+        .await
+        .expect("retry");
+    let got = st
+        .lease_outbox(None, 100, lease, NOW_MS)
+        .await
+        .expect("lease");
+    st.complete_outbox(&[got[0].id, got[2].id])
+        .await
+        .expect("complete");
+    assert_eq!(
+        st.dead_letter_outbox(&[got[1].id], Some(400), "bad event", NOW_MS + 1)
+            .await
+            .expect("dead letter"),
+        1
+    );
+    // Moved, not copied; a second move of the same row finds nothing.
+    assert_eq!(st.outbox_depth().await.expect("depth"), 0);
+    assert_eq!(
+        s[1].dead_letter_outbox(&[got[1].id], Some(400), "again", NOW_MS + 2)
+            .await
+            .expect("dead letter gone row"),
+        0
+    );
+    let dead = s[1].dead_letters(10).await.expect("list");
+    assert_eq!(
+        dead,
+        vec![DeadLetter {
+            id: got[1].id,
+            destination: "b.example".into(),
+            room_id: ra.into(),
+            seq: 2,
+            payload: b"a2".to_vec(),
+            attempts: 1,
+            enqueued_at_ms: NOW_MS,
+            status: Some(400),
+            answer: "bad event".into(),
+            dead_at_ms: NOW_MS + 1,
+        }]
+    );
+    assert_eq!(st.dead_letter_count().await.expect("count"), 1);
+
+    // The lease had no rows left: the lane is released, a new event is due now.
+    st.accept_room_event(app_msg(ra, 0, "a4", &["b.example"]))
+        .await
+        .expect("accept");
+    let next = s[1]
+        .lease_outbox(None, 100, lease, NOW_MS + 3)
+        .await
+        .expect("lease");
+    assert_eq!(next.iter().map(|i| i.seq).collect::<Vec<_>>(), vec![4]);
+    // A row the hub refused itself has no status.
+    s[1].dead_letter_outbox(&[next[0].id], None, "not a FanoutMessage", NOW_MS + 4)
+        .await
+        .expect("dead letter");
+    let dead = st.dead_letters(10).await.expect("list");
+    assert_eq!(
+        dead.iter()
+            .map(|d| (d.seq, d.status, d.answer.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (2, Some(400), "bad event"),
+            (4, None, "not a FanoutMessage")
+        ]
+    );
+    assert_eq!(st.dead_letters(1).await.expect("list").len(), 1);
+
+    // Retried: back in the lane at seq 2, ahead of a later event, due now.
+    st.accept_room_event(app_msg(ra, 0, "a5", &["b.example"]))
+        .await
+        .expect("accept");
+    let back = st
+        .retry_dead_letter(got[1].id, NOW_MS + 5)
+        .await
+        .expect("retry dead letter")
+        .expect("it exists");
+    assert_ne!(back, got[1].id);
+    assert_eq!(
+        st.retry_dead_letter(got[1].id, NOW_MS + 5)
+            .await
+            .expect("retry again"),
+        None
+    );
+    let again = s[1]
+        .lease_outbox(None, 100, lease, NOW_MS + 5)
+        .await
+        .expect("lease");
+    assert_eq!(
+        again
+            .iter()
+            .map(|i| (i.id, i.seq, i.payload.clone(), i.attempts))
+            .collect::<Vec<_>>()[0],
+        (back, 2, b"a2".to_vec(), 0)
+    );
+    assert_eq!(again.iter().map(|i| i.seq).collect::<Vec<_>>(), vec![2, 5]);
+
+    // Dropped: gone for good.
+    assert!(st.drop_dead_letter(next[0].id).await.expect("drop"));
+    assert!(!st.drop_dead_letter(next[0].id).await.expect("drop again"));
+    assert_eq!(st.dead_letter_count().await.expect("count"), 0);
+    assert!(st.dead_letters(10).await.expect("list").is_empty());
+}
+
 pub async fn outbox_partial_lease_keeps_order(s: Stores) {
     let st = &s[0];
     let lease = Duration::from_secs(30);
