@@ -24,7 +24,7 @@ use mimi_protocol::msgs::{
 use mimi_protocol::{MimiUri, MimiUriKind};
 use mimi_room::engine::{
     Fanout, Requester, SubmitDecision, SubmitView, UpdateDecision, group_info_failure,
-    sending_user, wrong_epoch_response,
+    wrong_epoch_response,
 };
 use mimi_room::rejection::{CreateRoomRejection, GroupInfoAnswer, GroupInfoRejection};
 use mimi_room::{SubmitRejection, UpdateRejection};
@@ -179,6 +179,11 @@ async fn update_round(
         .update(&record.group_state, requester, request, accepted_at)
         .map_err(ApiError::internal)?;
     let (commit, new_epoch, new_state, event, fanout, routes, response) = match decision {
+        // The hub's own failure is not a refusal of the request: 500, so
+        // the sender retries rather than reading a policy decision.
+        UpdateDecision::Rejected(rejection @ UpdateRejection::Internal(_)) => {
+            return Err(ApiError::internal(rejection));
+        }
         UpdateDecision::Rejected(rejection) => {
             log_update_refusal(room_id, &rejection);
             return Ok(Round::Answer(rejection.response()));
@@ -225,11 +230,16 @@ async fn update_round(
         Err(StoreError::EpochConflict { current_epoch }) if commit => {
             Ok(Round::Answer(wrong_epoch_response(current_epoch)))
         }
-        Err(
-            StoreError::EpochConflict { current_epoch }
-            | StoreError::StateVersionConflict { current_epoch, .. },
-        ) => Ok(Round::Conflict {
+        Err(StoreError::EpochConflict { current_epoch }) => Ok(Round::Conflict {
             if_last: Ok(wrong_epoch_response(current_epoch)),
+        }),
+        // A same-epoch write (a queued proposal) raced this one: the epoch
+        // did not change, so `wrongEpoch` would be wrong (-06 §5.3); as
+        // for submitMessage, the sender is asked to retry.
+        Err(StoreError::StateVersionConflict { .. }) => Ok(Round::Conflict {
+            if_last: Err(ApiError::unavailable(
+                "the room changed concurrently; retry",
+            )),
         }),
         Err(e) => Err(e.into()),
     }
@@ -274,7 +284,9 @@ pub async fn submit_message(
     requester: &Requester,
     request: SubmitMessageRequest,
 ) -> Result<SubmitMessageResponse, ApiError> {
-    sending_user(&request).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // A `sendingUri` that is not a user URI is the engine's `notAllowed`
+    // (SubmitRejection::SendingUri), in the response body like every
+    // other refusal (docs/divergences.md S9).
     compare_and_set_rounds(|attempt| submit_round(state, room_id, requester, &request, attempt))
         .await
 }
@@ -293,6 +305,9 @@ async fn submit_round(
         .hub
         .submit(&cached.view, room_id, requester, request, accepted_at);
     let (epoch, event, fanout, response) = match decision {
+        SubmitDecision::Rejected(rejection @ SubmitRejection::RoomState(_)) => {
+            return Err(ApiError::internal(rejection));
+        }
         SubmitDecision::Rejected(rejection) => {
             tracing::info!(room = %room_id, %rejection, "submitMessage refused");
             return Ok(Round::Answer(rejection.response()));

@@ -377,7 +377,7 @@ async fn identifier_query_respects_discoverability() {
         query(vec![(SearchType::Handle, "@bob")]),
     )
     .await;
-    assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST);
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = fed_post(
         &fed,
         "a.example",

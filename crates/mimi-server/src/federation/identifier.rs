@@ -33,8 +33,10 @@ pub(crate) async fn identifier_query(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     if !domain.eq_ignore_ascii_case(state.domain()) {
+        // As for a room or user of another domain (consent, rooms): 404.
+        // 421 stays the answer to a `Host` naming another provider (T6).
         return Err(ApiError::new(
-            StatusCode::MISDIRECTED_REQUEST,
+            StatusCode::NOT_FOUND,
             format!("{domain} is not served here"),
         ));
     }

@@ -9,7 +9,6 @@
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use mimi_protocol::MimiUri;
 
 use crate::delivery::{self, DeliveryOutcome};
 use crate::error::ApiError;
@@ -28,8 +27,7 @@ pub(crate) async fn notify(
     Path(room_id): Path<String>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let room = MimiUri::parse(&room_id)
-        .map_err(|e| ApiError::bad_request(format!("roomId is not a MIMI URI: {e}")))?;
+    let room = crate::hub::parse_room_id(&room_id)?;
     let hub = room.domain().to_ascii_lowercase();
     if source != hub {
         return Err(ApiError::forbidden(format!(
