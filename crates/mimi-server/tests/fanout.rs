@@ -250,12 +250,15 @@ async fn notify_refuses_non_hubs_and_garbage() {
             StatusCode::BAD_REQUEST
         );
     }
-    // A roomId that is not a MIMI URI.
-    let bad = format!("{}/v1/notify/not-a-room", fed.federation_url("b.example"));
-    assert_eq!(
-        post_notify(&hub, &bad, "a.example", body.clone()).await,
-        StatusCode::BAD_REQUEST
-    );
+    // A roomId that is not a MIMI URI, or a MIMI URI of a user.
+    for not_a_room in ["not-a-room", "mimi%3A%2F%2Fa.example%2Fu%2Falice"] {
+        let bad = format!("{}/v1/notify/{not_a_room}", fed.federation_url("b.example"));
+        assert_eq!(
+            post_notify(&hub, &bad, "a.example", body.clone()).await,
+            StatusCode::BAD_REQUEST,
+            "{not_a_room}"
+        );
+    }
     // No client certificate: refused before the handler.
     let anonymous = fed.federation_client(None);
     assert!(
