@@ -106,6 +106,33 @@ impl Device {
         .unwrap()
     }
 
+    /// Records a consent operation of this device's user (client API,
+    /// `POST /client/v1/consent`), which must be accepted.
+    async fn consent(&self, fed: &Federation, entry: serde_json::Value) {
+        let p = fed.provider(&self.domain);
+        let resp = p
+            .client_api
+            .post(format!("{}/client/v1/consent", p.client_base))
+            .bearer_auth(&self.token)
+            .json(&entry)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
+
+    /// Single-use KeyPackages this device still has at its provider.
+    async fn single_use_left(&self, fed: &Federation) -> u64 {
+        fed.provider(&self.domain)
+            .server()
+            .state
+            .store
+            .count_key_packages(&self.client.device, 0)
+            .await
+            .unwrap()
+            .single_use
+    }
+
     /// `POST /client/v1/key-material` with a raw body.
     async fn post_raw(&self, fed: &Federation, body: Vec<u8>) -> reqwest::Response {
         let p = fed.provider(&self.domain);
@@ -379,14 +406,6 @@ async fn refusals_claim_nothing() {
     let laptop = Device::new(&fed, "mimi://b.example/d/bob/laptop").await;
     laptop.upload(&fed, 3, false).await;
     let alice = Device::new(&fed, "mimi://a.example/d/alice/laptop").await;
-    let b_store = fed.provider("b.example").server().state.store.clone();
-    let left = || async {
-        b_store
-            .count_key_packages(&laptop.client.device, 0)
-            .await
-            .unwrap()
-            .single_use
-    };
 
     // Forged signature: 400, nothing claimed (client API and federation).
     let mut forged = alice.request(bob, ROOM);
@@ -402,7 +421,7 @@ async fn refusals_claim_nothing() {
     )
     .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(left().await, 3);
+    assert_eq!(laptop.single_use_left(&fed).await, 3);
 
     // Garbage bodies: 400.
     let resp = alice.post_raw(&fed, b"\x01\x02garbage".to_vec()).await;
@@ -464,7 +483,7 @@ async fn refusals_claim_nothing() {
     )
     .await;
     assert_eq!(resp.status(), StatusCode::MISDIRECTED_REQUEST);
-    assert_eq!(left().await, 3);
+    assert_eq!(laptop.single_use_left(&fed).await, 3);
 
     // Unknown user.
     let unknown = alice.claim(&fed, "mimi://b.example/u/nobody", ROOM).await;
@@ -472,34 +491,22 @@ async fn refusals_claim_nothing() {
     assert!(unknown.clients.is_empty());
 
     // Bob revokes Alice's consent (for any room): noConsent, nothing claimed.
-    let p = fed.provider("b.example");
-    let resp = p
-        .client_api
-        .post(format!("{}/client/v1/consent", p.client_base))
-        .bearer_auth(&laptop.token)
-        .json(&json!({"operation": "revoke", "requester": alice.client.user(), "target": bob}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
+    laptop
+        .consent(
+            &fed,
+            json!({"operation": "revoke", "requester": alice.client.user(), "target": bob}),
+        )
+        .await;
     let refused = alice.claim(&fed, bob, ROOM).await;
     assert_eq!(refused.user_status, KeyMaterialUserCode::NoConsent);
-    assert_eq!(left().await, 3);
+    assert_eq!(laptop.single_use_left(&fed).await, 3);
     // ...then grants it for this room only.
-    let resp = p
-        .client_api
-        .post(format!("{}/client/v1/consent", p.client_base))
-        .bearer_auth(&laptop.token)
-        .json(&json!({"operation": "grant", "requester": alice.client.user(), "target": bob, "room": ROOM}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
+    laptop.consent(&fed, json!({"operation": "grant", "requester": alice.client.user(), "target": bob, "room": ROOM})).await;
     let granted = alice.claim(&fed, bob, ROOM).await;
     assert_eq!(granted.user_status, KeyMaterialUserCode::Success);
     let other_room = alice.claim(&fed, bob, "mimi://a.example/r/other").await;
     assert_eq!(other_room.user_status, KeyMaterialUserCode::NoConsent);
-    assert_eq!(left().await, 2);
+    assert_eq!(laptop.single_use_left(&fed).await, 2);
     fed.shutdown().await;
 }
 
@@ -524,38 +531,22 @@ async fn consent_required_refuses_key_material_without_a_grant() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     let alice = Device::new(&fed, "mimi://a.example/d/alice/laptop").await;
-    let b_store = p.server().state.store.clone();
-    let left = || async {
-        b_store
-            .count_key_packages(&laptop.client.device, 0)
-            .await
-            .unwrap()
-            .single_use
-    };
 
     let refused = alice.claim(&fed, bob, ROOM).await;
     assert_eq!(refused.user_status, KeyMaterialUserCode::NoConsent);
     assert!(refused.clients.is_empty());
-    assert_eq!(left().await, 2);
+    assert_eq!(laptop.single_use_left(&fed).await, 2);
 
-    let resp = p
-        .client_api
-        .post(format!("{}/client/v1/consent", p.client_base))
-        .bearer_auth(&laptop.token)
-        .json(&json!({"operation": "grant", "requester": alice.client.user(), "target": bob, "room": ROOM}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
+    laptop.consent(&fed, json!({"operation": "grant", "requester": alice.client.user(), "target": bob, "room": ROOM})).await;
     let granted = alice.claim(&fed, bob, ROOM).await;
     assert_eq!(granted.user_status, KeyMaterialUserCode::Success);
-    assert_eq!(left().await, 1);
+    assert_eq!(laptop.single_use_left(&fed).await, 1);
     let other_room = alice.claim(&fed, bob, "mimi://a.example/r/other").await;
     assert_eq!(
         other_room.user_status,
         KeyMaterialUserCode::NoConsentForThisRoom
     );
-    assert_eq!(left().await, 1);
+    assert_eq!(laptop.single_use_left(&fed).await, 1);
     fed.shutdown().await;
 }
 
