@@ -227,3 +227,60 @@ async fn a_peer_that_never_answers_a_request_is_given_up_and_retried() {
     assert_eq!(proxy.cuts(), 1, "the first /notify was held unanswered");
     fed.shutdown().await;
 }
+
+/// An answer given before the request body is read (here 413: the
+/// declared length is over `limits.max_body_bytes`) reaches an HTTP/2
+/// peer as its status while the peer is still sending the body slowly,
+/// not as a reset stream or a timeout.
+#[tokio::test]
+async fn an_early_answer_reaches_an_http2_peer_still_sending_its_body() {
+    let fed = start_federation(Backend::Sqlite).await;
+    let a = fed.provider("a.example");
+    let b = fed.provider("b.example");
+    let ca = std::fs::read_to_string(&a.config.tls.ca).unwrap();
+    let config = mimi_server::tls::client_config(
+        mimi_server::tls::root_store(&ca).unwrap(),
+        Some(&a.identity().unwrap()),
+    )
+    .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(b.config.federation.listen)
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("b.example").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut client, connection) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(connection);
+
+    let room = unique_room("a.example", "early");
+    let path = notify_url(&fed, "b.example", &room);
+    let path = &path[path.find("/v1/").unwrap()..];
+    let declared = 4 * b.config.limits.max_body_bytes;
+    let request = http::Request::post(format!("https://b.example{path}"))
+        .header("from", "mimi@a.example")
+        .header("content-type", "application/mimi-protocol")
+        .header("content-length", declared.to_string())
+        .body(())
+        .unwrap();
+    let (answer, mut body) = client.send_request(request, false).unwrap();
+    // 16 KiB every 50 ms: the whole body would take minutes.
+    let sender = tokio::spawn(async move {
+        for _ in 0..(declared / (16 * 1024)) {
+            if body
+                .send_data(bytes::Bytes::from(vec![0u8; 16 * 1024]), false)
+                .is_err()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let answer = tokio::time::timeout(Duration::from_secs(5), answer)
+        .await
+        .expect("answered while the body is still being sent")
+        .expect("an answer, not a reset stream");
+    assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    sender.abort();
+    fed.shutdown().await;
+}

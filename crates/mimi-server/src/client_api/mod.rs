@@ -31,6 +31,12 @@ pub fn router(state: AppState) -> Router {
         .merge(events::routes())
         .merge(dead_letters::routes())
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        // A declared length over the limit is answered 413 at once,
+        // before any of the body is read: a peer still sending gets the
+        // answer rather than waiting until the limit is reached.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            limits.max_body_bytes,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_millis(limits.request_timeout_ms),
