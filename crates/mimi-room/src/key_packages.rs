@@ -7,11 +7,11 @@ use mimi_protocol::msgs::CipherSuite;
 use mimi_protocol::msgs::key_material::{ClientMaterial, KeyMaterialRequest};
 use mimi_protocol::{IdentifierUri, MimiUri};
 use openmls::prelude::{
-    BasicCredential, KeyPackage, KeyPackageIn, MlsMessageBodyIn, MlsMessageIn, ProtocolVersion,
-    SignatureScheme,
+    BasicCredential, KeyPackage, KeyPackageIn, MlsMessageBodyIn, MlsMessageIn, MlsMessageOut,
+    ProtocolVersion, SignatureScheme,
 };
 use openmls_rust_crypto::RustCrypto;
-use tls_codec::Deserialize as _;
+use tls_codec::{Deserialize as _, Serialize as _};
 
 use crate::identity::user_of_device;
 use crate::rejection::{
@@ -90,23 +90,33 @@ fn key_package_from_message(bytes: &[u8]) -> Option<KeyPackageIn> {
     }
 }
 
+/// An uploaded KeyPackage, wrapped in an `MLSMessage` (RFC 9420 §6, as
+/// -06 §5.2 returns it) or bare (the `KeyPackage` struct alone, as some
+/// MLS libraries export it).
+fn uploaded_key_package(bytes: &[u8]) -> Option<KeyPackageIn> {
+    key_package_from_message(bytes).or_else(|| KeyPackageIn::tls_deserialize_exact(bytes).ok())
+}
+
 /// An uploaded KeyPackage that may be stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidKeyPackage {
     pub key_package_ref: Vec<u8>,
     /// Seconds since the Unix epoch.
     pub not_after: i64,
+    /// The KeyPackage as an `MLSMessage`, the form stored and handed out
+    /// whether it was uploaded bare or wrapped.
+    pub message: Vec<u8>,
 }
 
-/// Validates a KeyPackage `device` uploads as an `MLSMessage(KeyPackage)`:
-/// signature, lifetime (`now_secs`), version, and a BasicCredential naming
-/// exactly the device.
+/// Validates a KeyPackage `device` uploads, as an `MLSMessage(KeyPackage)`
+/// or bare: signature, lifetime (`now_secs`), version, and a
+/// BasicCredential naming exactly the device.
 pub fn validate_upload(
     bytes: &[u8],
     device: &MimiUri,
     now_secs: i64,
 ) -> Result<ValidKeyPackage, KeyPackageRejection> {
-    let kp_in = key_package_from_message(bytes).ok_or(KeyPackageRejection::NotKeyPackage)?;
+    let kp_in = uploaded_key_package(bytes).ok_or(KeyPackageRejection::NotKeyPackage)?;
     let crypto = RustCrypto::default();
     let kp = kp_in
         .validate(&crypto, ProtocolVersion::Mls10)
@@ -130,9 +140,15 @@ pub fn validate_upload(
             device: device.to_string(),
         });
     }
+    let message = MlsMessageOut::from(kp)
+        .tls_serialize_detached()
+        .map_err(|e| KeyPackageRejection::Invalid {
+            detail: format!("re-encoding: {e}"),
+        })?;
     Ok(ValidKeyPackage {
         key_package_ref: key_package_ref.as_slice().to_vec(),
         not_after,
+        message,
     })
 }
 

@@ -298,7 +298,7 @@ pub enum KeyMaterialRequestRejection {
 /// Why an uploaded KeyPackage is refused (client API, -06 §5.2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyPackageRejection {
-    #[error("not an MLSMessage(KeyPackage)")]
+    #[error("not a KeyPackage, bare or in an MLSMessage")]
     NotKeyPackage,
     #[error("invalid KeyPackage: {detail}")]
     Invalid { detail: String },

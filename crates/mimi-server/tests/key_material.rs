@@ -360,6 +360,22 @@ async fn uploads_are_validated() {
             "{what}: one-line reason"
         );
     }
+    // A bare KeyPackage (not wrapped in an MLSMessage) is taken too, and
+    // handed out wrapped like any other (-06 §5.2).
+    let bare = laptop
+        .client
+        .key_package()
+        .tls_serialize_detached()
+        .unwrap();
+    let (status, body) = upload(&fed, "b.example", &laptop.token, vec![bare], false).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let alice = Device::new(&fed, "mimi://a.example/d/alice/laptop").await;
+    let claimed = alice.claim(&fed, "mimi://b.example/u/bob", ROOM).await;
+    assert_eq!(claimed.user_status, KeyMaterialUserCode::Success);
+    assert!(matches!(
+        claimed.clients[0].material,
+        ClientMaterial::Success(_)
+    ));
     let p = fed.provider("b.example");
     let resp = p
         .client_api

@@ -148,7 +148,7 @@ async fn upload_key_packages(
             .map_err(|e| ApiError::bad_request(format!("key_packages[{i}]: {e}")))?;
         new.push(NewKeyPackage {
             key_package_ref: valid.key_package_ref,
-            key_package: bytes,
+            key_package: valid.message,
             not_after: valid.not_after,
             last_resort: req.last_resort,
         });
