@@ -28,7 +28,7 @@ pub struct Registered {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UploadKeyPackages {
-    /// Base64 `MLSMessage(KeyPackage)`s.
+    /// Base64 `MLSMessage(KeyPackage)`s (a bare `KeyPackage` is taken too).
     pub key_packages: Vec<String>,
     #[serde(default)]
     pub last_resort: bool,

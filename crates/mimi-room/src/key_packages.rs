@@ -103,8 +103,8 @@ pub struct ValidKeyPackage {
     pub key_package_ref: Vec<u8>,
     /// Seconds since the Unix epoch.
     pub not_after: i64,
-    /// The KeyPackage as an `MLSMessage`, the form stored and handed out
-    /// whether it was uploaded bare or wrapped.
+    /// The KeyPackage as an `MLSMessage`, the form stored whether it was
+    /// uploaded bare or wrapped.
     pub message: Vec<u8>,
 }
 

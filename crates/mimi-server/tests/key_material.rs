@@ -361,7 +361,7 @@ async fn uploads_are_validated() {
         );
     }
     // A bare KeyPackage (not wrapped in an MLSMessage) is taken too, and
-    // handed out wrapped like any other (-06 §5.2).
+    // claimed like any other (-06 §5.2).
     let bare = laptop
         .client
         .key_package()
