@@ -583,27 +583,10 @@ impl Device {
         })
     }
 
-    /// Saves the device to `path` atomically (temporary file, fsync,
-    /// rename).
+    /// Saves the device to `path` atomically and readable by its owner
+    /// only ([`write_private`]): the file holds the MLS private keys.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        use std::io::Write as _;
-        let path = path.as_ref();
-        let bytes = self.to_bytes()?;
-        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-        tmp_name.push(format!(".tmp-{}", std::process::id()));
-        let tmp = path.with_file_name(tmp_name);
-        {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable where directories can be synced.
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && let Ok(dir) = std::fs::File::open(dir)
-        {
-            let _ = dir.sync_all();
-        }
+        write_private(path.as_ref(), &self.to_bytes()?)?;
         Ok(())
     }
 
@@ -670,4 +653,37 @@ pub(crate) fn digest_of(message: &impl tls_codec::Serialize) -> Result<String> {
     Ok(hex::encode(Sha256::digest(
         message.tls_serialize_detached()?,
     )))
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename),
+/// the file readable and writable by its owner only (mode 0600 on Unix):
+/// device files hold MLS private keys, session files bearer tokens. The
+/// temporary file is created with that mode, so the secret is never
+/// readable by others, even for a moment, and an older file of looser
+/// mode is replaced, not reused.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        // A leftover temporary file keeps its old mode: tighten it.
+        #[cfg(unix)]
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    // Make the rename itself durable where directories can be synced.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(dir) = std::fs::File::open(dir)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }

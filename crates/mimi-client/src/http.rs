@@ -410,9 +410,12 @@ impl Client {
         let state_path = session_path(path);
         let text = serde_json::to_string_pretty(&state)
             .map_err(|e| ClientError::Malformed(e.to_string()))?;
-        std::fs::write(&state_path, text).map_err(|e| ClientError::State {
-            path: state_path,
-            reason: e.to_string(),
+        // The session holds the bearer token: owner-only, like the device.
+        crate::device::write_private(&state_path, text.as_bytes()).map_err(|e| {
+            ClientError::State {
+                path: state_path,
+                reason: e.to_string(),
+            }
         })?;
         self.path = Some(path.to_owned());
         Ok(())

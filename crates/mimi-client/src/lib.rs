@@ -50,7 +50,7 @@ mod rooms;
 pub use device::{
     CIPHERSUITE, DEFAULT_KEY_PACKAGE_LIFETIME, Device, FrankStatus, GeneratedKeyPackage,
     KeyPackageOptions, Message, RoomStatus, capabilities, group_id_of_room, required_capabilities,
-    room_of_group_id,
+    room_of_group_id, write_private,
 };
 pub use error::{Error, Result};
 pub use messaging::{Event, OutgoingMessage, TEXT_PLAIN, content};

@@ -26,6 +26,13 @@ fn save_drop_load_continue_chatting() {
         let bytes = d.to_bytes().unwrap();
         assert_eq!(d.to_bytes().unwrap(), bytes, "deterministic encoding");
         d.save(&path).unwrap();
+        // The file holds private keys: its owner's alone.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
         drop(d);
         let loaded = Device::load(&path).unwrap();
         assert_eq!(loaded.to_bytes().unwrap(), bytes, "load/save round-trips");
