@@ -374,24 +374,27 @@ fn a_tag_the_sender_computed_over_other_content_is_flagged() {
     content.extensions.set_sender_uri(user(ALICE));
     content.extensions.set_room_uri(ROOM);
     let bytes = content.to_cbor().unwrap();
-    let wrong = mimi_content::franking::franking_tag(&content.salt, b"an innocent text");
-    let aad = FrankAAD {
-        franking_tag: wrong,
-    }
-    .tls_serialize_detached()
-    .unwrap();
-    group
-        .set_safe_aad(vec![SafeAadItem::new(FRANK_AAD, aad)])
-        .unwrap();
-    let out = group.create_message(&provider, &signer, &bytes).unwrap();
-    let message =
-        MlsMessageIn::tls_deserialize_exact(out.tls_serialize_detached().unwrap()).unwrap();
-    let fanout = FanoutMessage {
-        timestamp: ACCEPTED,
-        message,
-        body: FanoutBody::Application { frank: None },
+    // Alice's group writes `tag` into the Safe AAD of a message carrying
+    // `bytes`, and Bob receives it unfranked.
+    let mut send_with_tag = |net: &mut Net, tag: [u8; 32]| {
+        let aad = FrankAAD { franking_tag: tag }
+            .tls_serialize_detached()
+            .unwrap();
+        group
+            .set_safe_aad(vec![SafeAadItem::new(FRANK_AAD, aad)])
+            .unwrap();
+        let out = group.create_message(&provider, &signer, &bytes).unwrap();
+        let message =
+            MlsMessageIn::tls_deserialize_exact(out.tls_serialize_detached().unwrap()).unwrap();
+        let fanout = FanoutMessage {
+            timestamp: ACCEPTED,
+            message,
+            body: FanoutBody::Application { frank: None },
+        };
+        net.deliver(&[BOB.to_owned()], &fanout);
     };
-    net.deliver(&[BOB.to_owned()], &fanout);
+    let wrong = mimi_content::franking::franking_tag(&content.salt, b"an innocent text");
+    send_with_tag(&mut net, wrong);
     match net.events_of(BOB).last() {
         Some(Event::InvalidMessage { reason, .. }) => {
             assert!(reason.contains("franking tag"), "{reason}");
@@ -400,24 +403,10 @@ fn a_tag_the_sender_computed_over_other_content_is_flagged() {
     }
     assert!(!net.texts(BOB).contains(&"the real text".to_owned()));
     // The same message with the right tag is taken: only the tag differed.
-    let right = mimi_content::franking::franking_tag(&content.salt, &bytes);
-    let aad = FrankAAD {
-        franking_tag: right,
-    }
-    .tls_serialize_detached()
-    .unwrap();
-    group
-        .set_safe_aad(vec![SafeAadItem::new(FRANK_AAD, aad)])
-        .unwrap();
-    let out = group.create_message(&provider, &signer, &bytes).unwrap();
-    let message =
-        MlsMessageIn::tls_deserialize_exact(out.tls_serialize_detached().unwrap()).unwrap();
-    let fanout = FanoutMessage {
-        timestamp: ACCEPTED,
-        message,
-        body: FanoutBody::Application { frank: None },
-    };
-    net.deliver(&[BOB.to_owned()], &fanout);
+    send_with_tag(
+        &mut net,
+        mimi_content::franking::franking_tag(&content.salt, &bytes),
+    );
     assert!(net.texts(BOB).contains(&"the real text".to_owned()));
 }
 
