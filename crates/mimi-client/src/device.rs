@@ -47,11 +47,14 @@ pub fn capabilities() -> Capabilities {
     )
 }
 
-/// The `required_capabilities` of every room this library creates.
+/// The `required_capabilities` of every room this library creates: what
+/// room state needs (-06 §7). SelfRemove is not required (-06 does not
+/// ask for it): clients without it leave with a Remove of their own leaf
+/// ([`Device::leave`](crate::Device::leave)).
 pub fn required_capabilities() -> RequiredCapabilitiesExtension {
     RequiredCapabilitiesExtension::new(
         &[ExtensionType::AppDataDictionary],
-        &[ProposalType::AppDataUpdate, ProposalType::SelfRemove],
+        &[ProposalType::AppDataUpdate],
         &[],
     )
 }

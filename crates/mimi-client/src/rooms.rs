@@ -371,11 +371,28 @@ impl Device {
             .groups
             .get_mut(room)
             .ok_or_else(|| Error::UnknownRoom(room.to_owned()))?;
-        let mut messages = vec![
+        // A proposal type not every member supports makes the commit
+        // invalid (RFC 9420 §12.2), so SelfRemove is used only when all
+        // leaves announce it; otherwise a Remove of the own leaf, which
+        // every MLS client can commit (RFC 9420 §12.1.3).
+        let public = group.public_group();
+        let all_support_self_remove = public.members().all(|m| {
+            public.leaf(m.index).is_some_and(|leaf| {
+                leaf.capabilities()
+                    .proposals()
+                    .contains(&ProposalType::SelfRemove)
+            })
+        });
+        let leave = if all_support_self_remove {
             group
                 .leave_group_via_self_remove(&self.provider, &self.signer)
-                .map_err(|e| Error::mls("SelfRemove", e))?,
-        ];
+                .map_err(|e| Error::mls("SelfRemove", e))?
+        } else {
+            group
+                .leave_group(&self.provider, &self.signer)
+                .map_err(|e| Error::mls("Remove of the own leaf", e))?
+        };
+        let mut messages = vec![leave];
         for leaf in other_leaves {
             let (msg, _) = group
                 .propose_remove_member(&self.provider, &self.signer, leaf)

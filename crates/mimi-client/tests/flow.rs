@@ -458,3 +458,120 @@ fn external_join_waits_for_queued_removals() {
     net.say(CATHY2, "in");
     assert_eq!(net.texts(ALICE), ["in"]);
 }
+
+/// A member of another implementation whose leaf lacks SelfRemove (-06
+/// does not require it): a bare openmls client.
+struct ForeignMember {
+    provider: openmls_rust_crypto::OpenMlsRustCrypto,
+    signer: openmls_basic_credential::SignatureKeyPair,
+    credential: openmls::prelude::CredentialWithKey,
+    group: Option<openmls::prelude::MlsGroup>,
+}
+
+impl ForeignMember {
+    fn new(device: &str) -> Self {
+        use openmls::prelude::*;
+        let provider = openmls_rust_crypto::OpenMlsRustCrypto::default();
+        let signer = openmls_basic_credential::SignatureKeyPair::new(
+            mimi_client::CIPHERSUITE.signature_algorithm(),
+        )
+        .unwrap();
+        signer.store(provider.storage()).unwrap();
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(device.as_bytes().to_vec()).into(),
+            signature_key: signer.public().into(),
+        };
+        Self {
+            provider,
+            signer,
+            credential,
+            group: None,
+        }
+    }
+
+    fn key_package(&self) -> openmls::prelude::KeyPackageIn {
+        use openmls::prelude::*;
+        let capabilities = Capabilities::new(
+            None,
+            None,
+            Some(&[ExtensionType::AppDataDictionary]),
+            Some(&[ProposalType::AppDataUpdate]),
+            None,
+        );
+        let bundle = KeyPackage::builder()
+            .leaf_node_capabilities(capabilities)
+            .build(
+                mimi_client::CIPHERSUITE,
+                &self.provider,
+                &self.signer,
+                self.credential.clone(),
+            )
+            .unwrap();
+        on_the_wire(&KeyPackageIn::from(bundle.key_package().clone()))
+    }
+}
+
+#[test]
+fn a_member_without_self_remove_makes_leavers_use_a_remove_of_their_own_leaf() {
+    use openmls::prelude::*;
+    let mut net = Net::create(ALICE);
+    net.add_member(ALICE, BOB).unwrap();
+    let dave = "mimi://d.example/d/dave/phone";
+    let mut foreign = ForeignMember::new(dave);
+    let request = net
+        .device(ALICE)
+        .add_user(ROOM, &user(dave), MEMBER, vec![foreign.key_package()])
+        .unwrap();
+    let mimi_protocol::msgs::HandshakeBody::Commit { welcome, .. } = &request.bundle.body else {
+        panic!("an add is a commit");
+    };
+    let welcome = welcome.clone().expect("a Welcome for Dave");
+    net.update(ALICE, request).unwrap();
+    let staged = StagedWelcome::new_from_welcome(
+        &foreign.provider,
+        &MlsGroupJoinConfig::builder()
+            .wire_format_policy(PURE_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .build(),
+        welcome,
+        Some(net.hub.public_group().export_ratchet_tree().into()),
+    )
+    .unwrap();
+    foreign.group = Some(staged.into_group(&foreign.provider).unwrap());
+
+    // Bob leaves. Dave could not process a commit carrying SelfRemove
+    // (RFC 9420 §12.2), so Bob's leave is a Remove of his own leaf.
+    let request = net.device(BOB).leave(ROOM).unwrap();
+    let group = foreign.group.as_mut().unwrap();
+    let processed = group
+        .process_message(
+            &foreign.provider,
+            request
+                .bundle
+                .proposal_or_commit
+                .clone()
+                .try_into_protocol_message()
+                .unwrap(),
+        )
+        .unwrap();
+    let ProcessedMessageContent::ProposalMessage(proposal) = processed.into_content() else {
+        panic!("the leave is a proposal");
+    };
+    assert!(
+        matches!(proposal.proposal(), Proposal::Remove(r) if Some(r.removed()) == group.members().find(|m| m.credential.serialized_content() == BOB.as_bytes()).map(|m| m.index)),
+        "{:?}",
+        proposal.proposal()
+    );
+    let _ = &foreign.signer;
+
+    // The hub queues it and Alice's commit of it removes Bob.
+    net.update(BOB, request).unwrap();
+    let commit = net.device(ALICE).commit_pending(ROOM).unwrap();
+    let accepted = net.update(ALICE, commit).unwrap().unwrap();
+    assert_eq!(accepted.removed, vec![BOB.to_string()]);
+    assert!(
+        !net.device(ALICE)
+            .participants(ROOM)
+            .unwrap()
+            .contains(user(BOB))
+    );
+}

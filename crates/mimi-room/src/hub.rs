@@ -18,6 +18,9 @@ use openmls::prelude::*;
 
 use crate::RoomError;
 use crate::components::resolve_app_data_updates;
+use crate::external_senders::{
+    ExternalSendersViolation, check_external_senders, check_group_context_extensions,
+};
 use crate::group::HubGroup;
 use crate::identity::{ClientIdentity, client_identity};
 use crate::policy::{
@@ -230,6 +233,50 @@ impl HubRoom {
             .filter_map(|(_, id)| id.ok())
             .map(|id| id.device.domain().to_owned())
             .collect()
+    }
+
+    /// Provider domains that have a participant in the room: a user in
+    /// the participant list or a client in the group.
+    pub fn participant_domains(&self) -> Result<BTreeSet<String>, RoomError> {
+        let state = self.policy_state()?;
+        let listed = state.participants.participants.iter().filter_map(|pair| {
+            std::str::from_utf8(pair.user.as_slice())
+                .ok()
+                .and_then(|user| mimi_protocol::MimiUri::parse(user).ok())
+                .map(|user| user.domain().to_ascii_lowercase())
+        });
+        let mut domains: BTreeSet<String> = listed.collect();
+        domains.extend(
+            self.member_domains()
+                .into_iter()
+                .map(|d| d.to_ascii_lowercase()),
+        );
+        Ok(domains)
+    }
+
+    /// Checks the group's `external_senders` as of the current epoch
+    /// against -06 §7.4 (see [`check_external_senders`]): the hub (`hub`,
+    /// its entry for the room's ciphersuite) listed, and followers only
+    /// while they have participants.
+    pub fn check_external_senders(
+        &self,
+        hub: &ExternalSender,
+        hub_domain: &str,
+    ) -> Result<(), ExternalSendersViolation> {
+        let participating = self
+            .participant_domains()
+            .map_err(|e| ExternalSendersViolation::RoomState(e.to_string()))?;
+        check_external_senders(
+            self.group
+                .public_group()
+                .group_context()
+                .extensions()
+                .external_senders()
+                .map(|senders| senders.as_slice()),
+            hub,
+            hub_domain,
+            &participating,
+        )
     }
 
     /// Handles the proposals of an update request (HandshakeBundle with a
@@ -685,6 +732,14 @@ impl HubRoom {
                     }),
                 (id, _) => Err(PolicyViolation::ComponentNotAllowed { component: id }),
             },
+            // -06 §7.4: the only GroupContext change a MIMI room allows is
+            // to its external_senders; what the new list may hold is
+            // checked on the commit's result (engine::update).
+            Proposal::GroupContextExtensions(proposal) => check_group_context_extensions(
+                self.group.public_group().group_context().extensions(),
+                proposal.extensions(),
+            )
+            .map_err(PolicyViolation::GroupContextExtensions),
             Proposal::ReInit(_) => state
                 .has(proposer, cap::CAN_SEND_MLS_REINIT_PROPOSAL)
                 .then_some(())

@@ -9,6 +9,7 @@
 use openmls::ciphersuite::hash_ref::ProposalRef;
 
 use crate::RoomError;
+use crate::external_senders::{ExternalSendersViolation, GroupContextExtensionsViolation};
 
 /// A proposal or commit that breaks the room policy
 /// (draft-ietf-mimi-room-policy §Role Capabilities, -06 §5.3, §7).
@@ -63,6 +64,8 @@ pub enum PolicyViolation {
     ReInit { proposer: String },
     #[error("this proposal type is not allowed in MIMI rooms")]
     ProposalType,
+    #[error("{0}")]
+    GroupContextExtensions(GroupContextExtensionsViolation),
 }
 
 /// The `UpdateResponseCode` of -06 §5.3 a rejection maps to.
@@ -147,6 +150,8 @@ pub enum UpdateRejection {
     AppDataUpdate { detail: String },
     #[error("invalid proposal: the commit omits removals queued at the hub")]
     MissingQueuedRemovals { refs: Vec<ProposalRef> },
+    #[error("invalid proposal: after the commit, {0}")]
+    ExternalSenders(ExternalSendersViolation),
 }
 
 impl UpdateRejection {
@@ -157,7 +162,8 @@ impl UpdateRejection {
             Self::InvalidMls { .. }
             | Self::Proposal { .. }
             | Self::AppDataUpdate { .. }
-            | Self::MissingQueuedRemovals { .. } => UpdateCode::InvalidProposal,
+            | Self::MissingQueuedRemovals { .. }
+            | Self::ExternalSenders(_) => UpdateCode::InvalidProposal,
             _ => UpdateCode::NotAllowed,
         }
     }
@@ -271,8 +277,8 @@ pub enum CreateRoomRejection {
     InvalidRoom(RoomError),
     #[error("the creating device is not a member of the group")]
     CreatorNotMember,
-    #[error("external_senders does not include this hub (GET /client/v1/hub)")]
-    HubNotExternalSender,
+    #[error("{0}")]
+    ExternalSenders(ExternalSendersViolation),
 }
 
 /// Why a KeyMaterialRequest (-06 §5.2) is refused before it is served.

@@ -8,6 +8,7 @@ use mimi_protocol::msgs::{
 };
 use mimi_protocol::{IdentifierUri, MimiUri, Protocol};
 use mimi_room::engine::{HubEngine, Requester, UpdateDecision};
+use mimi_room::external_senders::{ExternalSendersViolation, GroupContextExtensionsViolation};
 use mimi_room::keys::{FrankingKey, HubKey, generate_hmac_key_bytes, generate_signer_bytes};
 use mimi_room::policy::default_role::MEMBER;
 use mimi_room::rejection::{CreateRoomRejection, ReportRejection};
@@ -72,7 +73,7 @@ fn commit_request(
 
 /// Alice's room as the hub stores it.
 fn alice_room(hub: &HubEngine) -> (TestClient, Vec<u8>) {
-    let mut alice = TestClient::new(ALICE);
+    let mut alice = TestClient::new(ALICE).hosted_by(hub.external_sender());
     alice.create_default_room(&[]);
     let (info, tree) = creation_bytes(&alice);
     let created = hub.create_room(&uri(ALICE), ROOM, &info, &tree).unwrap();
@@ -84,7 +85,7 @@ fn alice_room(hub: &HubEngine) -> (TestClient, Vec<u8>) {
 #[test]
 fn creation_is_refused_for_foreign_rooms_bad_uris_and_non_members() {
     let hub = engine();
-    let mut alice = TestClient::new(ALICE);
+    let mut alice = TestClient::new(ALICE).hosted_by(hub.external_sender());
     alice.create_default_room(&[]);
     let (info, tree) = creation_bytes(&alice);
     assert!(matches!(
@@ -333,5 +334,195 @@ fn a_report_without_messages_is_unverified_and_only_from_participants() {
             &report("mimi://b.example/u/bob")
         ),
         Err(ReportRejection::ReporterNotFromSource { .. })
+    ));
+}
+
+/// A follower provider's `ExternalSender`: its own key and credential
+/// `mimi://<domain>`, as its hub key would be.
+fn follower_sender(domain: &str) -> ExternalSender {
+    HubKey::from_bytes(&generate_signer_bytes().unwrap(), domain)
+        .unwrap()
+        .external_sender()
+}
+
+/// Alice's room with Bob (b.example) added: the hub's state and both
+/// clients.
+fn room_with_bob(hub: &HubEngine) -> (TestClient, TestClient, Vec<u8>) {
+    let (mut alice, state) = alice_room(hub);
+    let mut bob = TestClient::new(BOB);
+    let (commit, welcome, group_info) = alice.commit_with_group_info(
+        vec![participant_update(&add_participant(&bob.user(), MEMBER))],
+        vec![bob.key_package()],
+    );
+    let request = commit_request(commit, welcome.clone(), group_info);
+    let UpdateDecision::Accepted { new_state, .. } =
+        hub.update(&state, &device(ALICE), &request, 1).unwrap()
+    else {
+        panic!("the add was refused");
+    };
+    alice.merge_pending();
+    let tree = alice.group().export_ratchet_tree().into();
+    bob.join(welcome.unwrap(), tree);
+    (alice, bob, new_state)
+}
+
+/// Alice's commit changing `external_senders` to `senders`, removing
+/// `removals` (leaves, and the users at those participant-list indices).
+fn external_senders_commit(
+    alice: &mut TestClient,
+    senders: Vec<ExternalSender>,
+    removed: &[(LeafNodeIndex, u32)],
+) -> UpdateRequest {
+    let extensions = alice.with_external_senders(senders);
+    let proposals = if removed.is_empty() {
+        vec![]
+    } else {
+        vec![participant_update(
+            &mimi_protocol::components::ParticipantListUpdate {
+                removed_indices: removed.iter().map(|(_, index)| *index).collect(),
+                ..Default::default()
+            },
+        )]
+    };
+    let leaves = removed.iter().map(|(leaf, _)| *leaf).collect();
+    let (commit, group_info) = alice.commit_group_context_extensions(extensions, proposals, leaves);
+    commit_request(commit, None, group_info)
+}
+
+fn rejection(decision: UpdateDecision) -> UpdateRejection {
+    match decision {
+        UpdateDecision::Rejected(rejection) => rejection,
+        UpdateDecision::Accepted { .. } => panic!("accepted"),
+    }
+}
+
+#[test]
+fn rooms_must_list_the_hub_as_external_sender() {
+    let hub = engine();
+    // No external_senders at all (-06 §7.4 MUST).
+    let mut alice = TestClient::new(ALICE);
+    alice.create_default_room(&[]);
+    let (info, tree) = creation_bytes(&alice);
+    assert_eq!(
+        hub.create_room(&uri(ALICE), ROOM, &info, &tree).err(),
+        Some(CreateRoomRejection::ExternalSenders(
+            ExternalSendersViolation::Missing
+        ))
+    );
+    // A key for this hub's domain that is not the hub's (an old or
+    // forged one).
+    let mut alice = TestClient::new(ALICE).hosted_by(follower_sender("a.example"));
+    alice.create_default_room(&[]);
+    let (info, tree) = creation_bytes(&alice);
+    assert_eq!(
+        hub.create_room(&uri(ALICE), ROOM, &info, &tree).err(),
+        Some(CreateRoomRejection::ExternalSenders(
+            ExternalSendersViolation::OtherHubKey { index: 0 }
+        ))
+    );
+    // Only another provider, which has no participant here.
+    let mut alice = TestClient::new(ALICE).hosted_by(follower_sender("b.example"));
+    alice.create_default_room(&[]);
+    let (info, tree) = creation_bytes(&alice);
+    assert_eq!(
+        hub.create_room(&uri(ALICE), ROOM, &info, &tree).err(),
+        Some(CreateRoomRejection::ExternalSenders(
+            ExternalSendersViolation::NoParticipant {
+                domain: "b.example".into()
+            }
+        ))
+    );
+}
+
+#[test]
+fn a_follower_with_participants_may_be_added_as_external_sender_and_must_go_with_them() {
+    let hub = engine();
+    let (mut alice, mut bob, state) = room_with_bob(&hub);
+    let b = follower_sender("b.example");
+
+    // c.example has no participant: its certificate may not be listed.
+    let request = external_senders_commit(
+        &mut alice,
+        vec![hub.external_sender(), follower_sender("c.example")],
+        &[],
+    );
+    assert_eq!(
+        rejection(hub.update(&state, &device(ALICE), &request, 2).unwrap()),
+        UpdateRejection::ExternalSenders(ExternalSendersViolation::NoParticipant {
+            domain: "c.example".into()
+        })
+    );
+    alice.discard_pending();
+
+    // The hub may not be dropped from the list.
+    let request = external_senders_commit(&mut alice, vec![b.clone()], &[]);
+    assert_eq!(
+        rejection(hub.update(&state, &device(ALICE), &request, 2).unwrap()),
+        UpdateRejection::ExternalSenders(ExternalSendersViolation::HubMissing)
+    );
+    alice.discard_pending();
+
+    // b.example (Bob's provider) may be added.
+    let request = external_senders_commit(&mut alice, vec![hub.external_sender(), b.clone()], &[]);
+    let UpdateDecision::Accepted { new_state, .. } =
+        hub.update(&state, &device(ALICE), &request, 2).unwrap()
+    else {
+        panic!("adding the follower's certificate was refused");
+    };
+    alice.merge_pending();
+    bob.process(request.bundle.proposal_or_commit.clone());
+    let state = new_state;
+
+    // Removing Bob, b.example's last participant, without removing its
+    // certificate is refused ...
+    let bob_leaf = alice.leaf_of(BOB);
+    let request = external_senders_commit(
+        &mut alice,
+        vec![hub.external_sender(), b.clone()],
+        &[(bob_leaf, 1)],
+    );
+    assert_eq!(
+        rejection(hub.update(&state, &device(ALICE), &request, 3).unwrap()),
+        UpdateRejection::ExternalSenders(ExternalSendersViolation::NoParticipant {
+            domain: "b.example".into()
+        })
+    );
+    alice.discard_pending();
+    // ... and accepted when the same commit removes it (-06 §7.4 MUST).
+    let request =
+        external_senders_commit(&mut alice, vec![hub.external_sender()], &[(bob_leaf, 1)]);
+    assert!(matches!(
+        hub.update(&state, &device(ALICE), &request, 3).unwrap(),
+        UpdateDecision::Accepted { .. }
+    ));
+}
+
+#[test]
+fn group_context_extensions_may_change_nothing_but_external_senders() {
+    let hub = engine();
+    let (mut alice, _bob, state) = room_with_bob(&hub);
+    let mut extensions: Vec<Extension> = alice
+        .with_external_senders(vec![hub.external_sender()])
+        .iter()
+        .filter(|e| e.extension_type() != ExtensionType::RequiredCapabilities)
+        .cloned()
+        .collect();
+    extensions.push(Extension::RequiredCapabilities(
+        RequiredCapabilitiesExtension::new(&[ExtensionType::AppDataDictionary], &[], &[]),
+    ));
+    let (commit, group_info) = alice.commit_group_context_extensions(
+        Extensions::from_vec(extensions).unwrap(),
+        vec![],
+        vec![],
+    );
+    let request = commit_request(commit, None, group_info);
+    assert!(matches!(
+        rejection(hub.update(&state, &device(ALICE), &request, 2).unwrap()),
+        UpdateRejection::Proposal {
+            violation: mimi_room::PolicyViolation::GroupContextExtensions(
+                GroupContextExtensionsViolation::Changes(ExtensionType::RequiredCapabilities)
+            ),
+            ..
+        }
     ));
 }

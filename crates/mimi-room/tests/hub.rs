@@ -350,3 +350,34 @@ fn an_accepted_ban_blocks_the_user_before_it_is_committed() {
     // Alice is unaffected.
     hub.authorize_message(hub.epoch(), &alice.user()).unwrap();
 }
+
+#[test]
+fn a_client_without_self_remove_joins_and_leaves_with_a_remove_of_its_own_leaf() {
+    let (mut alice, mut hub) = room_with_alice();
+    // Another implementation's client: the room's required capabilities,
+    // no SelfRemove (-06 does not require it).
+    let mut bob = TestClient::new(BOB).with_capabilities(capabilities_without_self_remove());
+    add_user(&mut alice, &mut hub, &mut bob, MEMBER);
+
+    // Bob leaves: a Remove proposal for his own leaf and the removal of
+    // his user from the participant list, both queued by the hub.
+    let bob_index = alice.participants().index_of(bob.user()).unwrap();
+    let leave = ParticipantListUpdate {
+        removed_indices: vec![bob_index],
+        ..Default::default()
+    };
+    let remove = bob.leave_by_remove();
+    let unlist = bob.propose_participants(&leave);
+    hub.handle_proposals(&crypto(), vec![remove.clone(), unlist.clone()])
+        .unwrap();
+    alice.process(remove);
+    alice.process(unlist);
+
+    // Alice commits both; Bob's client is gone and his user unlisted.
+    let (commit, _) = alice.commit(vec![], vec![]);
+    let accepted = hub.handle_commit(&crypto(), commit).unwrap();
+    assert_eq!(accepted.removed, vec![BOB.to_string()]);
+    alice.merge_pending();
+    assert!(!alice.participants().contains(bob.user()));
+    assert!(!hub.member_domains().contains("b.example"));
+}

@@ -256,6 +256,9 @@ async fn room_epoch(fed: &Federation) -> u64 {
 
 /// Alice creates the room through a.example's client API.
 async fn create_room(fed: &Federation, alice: &mut Device) {
+    let a = fed.provider("a.example");
+    // -06 §7.4: the room lists its hub as external sender.
+    alice.mls.hub = Some(a.server().state.hub.external_sender());
     alice.mls.create_default_room(&[]);
     let group = alice.mls.group.as_ref().unwrap();
     let info = group
@@ -267,7 +270,6 @@ async fn create_room(fed: &Federation, alice: &mut Device) {
         .export_ratchet_tree()
         .tls_serialize_detached()
         .unwrap();
-    let a = fed.provider("a.example");
     let body = json!({"room_id": ROOM, "group_info": B64.encode(&info), "ratchet_tree": B64.encode(&tree)});
     let create = || {
         a.client_api

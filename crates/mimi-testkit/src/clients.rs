@@ -30,6 +30,28 @@ pub fn capabilities() -> Capabilities {
     )
 }
 
+/// What a client of another implementation may have: the room's required
+/// capabilities, but no SelfRemove (-06 does not require it).
+pub fn capabilities_without_self_remove() -> Capabilities {
+    Capabilities::new(
+        None,
+        None,
+        Some(&[ExtensionType::AppDataDictionary]),
+        Some(&[ProposalType::AppDataUpdate]),
+        None,
+    )
+}
+
+/// The `required_capabilities` of test rooms, as mimi-client's rooms:
+/// the `app_data_dictionary` extension and AppDataUpdate proposals.
+pub fn required_capabilities() -> RequiredCapabilitiesExtension {
+    RequiredCapabilitiesExtension::new(
+        &[ExtensionType::AppDataDictionary],
+        &[ProposalType::AppDataUpdate],
+        &[],
+    )
+}
+
 /// Serialises and parses, as the network would.
 pub fn wire(out: impl Into<MlsMessageOut>) -> MlsMessageIn {
     let bytes = out.into().tls_serialize_detached().unwrap();
@@ -52,6 +74,11 @@ pub struct TestClient {
     pub signer: SignatureKeyPair,
     pub credential: CredentialWithKey,
     pub group: Option<MlsGroup>,
+    /// The leaf capabilities of this client's KeyPackages and leaves.
+    pub capabilities: Capabilities,
+    /// The hub's `ExternalSender`, listed in `external_senders` of rooms
+    /// this client creates (-06 §7.4); see [`TestClient::hosted_by`].
+    pub hub: Option<ExternalSender>,
 }
 
 impl TestClient {
@@ -69,7 +96,22 @@ impl TestClient {
             signer,
             credential,
             group: None,
+            capabilities: capabilities(),
+            hub: None,
         }
+    }
+
+    /// Rooms this client creates list `hub` as their external sender, as
+    /// -06 §7.4 requires of the hub hosting them.
+    pub fn hosted_by(mut self, hub: ExternalSender) -> Self {
+        self.hub = Some(hub);
+        self
+    }
+
+    /// A client whose KeyPackages and leaf announce `capabilities`.
+    pub fn with_capabilities(mut self, capabilities: Capabilities) -> Self {
+        self.capabilities = capabilities;
+        self
     }
 
     pub fn user(&self) -> String {
@@ -78,7 +120,7 @@ impl TestClient {
 
     pub fn key_package(&self) -> KeyPackage {
         KeyPackage::builder()
-            .leaf_node_capabilities(capabilities())
+            .leaf_node_capabilities(self.capabilities.clone())
             .build(
                 CIPHERSUITE,
                 &self.provider,
@@ -134,18 +176,17 @@ impl TestClient {
         let mut dict = AppDataDictionary::new();
         dict.insert(PARTICIPANT_LIST, list.tls_serialize_detached().unwrap());
         dict.insert(ROLES_LIST, roles.tls_serialize_detached().unwrap());
-        let extensions = Extensions::from_vec(vec![
+        let mut extensions = vec![
             Extension::AppDataDictionary(AppDataDictionaryExtension::new(dict)),
-            Extension::RequiredCapabilities(RequiredCapabilitiesExtension::new(
-                &[ExtensionType::AppDataDictionary],
-                &[ProposalType::AppDataUpdate, ProposalType::SelfRemove],
-                &[],
-            )),
-        ])
-        .unwrap();
+            Extension::RequiredCapabilities(required_capabilities()),
+        ];
+        if let Some(hub) = &self.hub {
+            extensions.push(Extension::ExternalSenders(vec![hub.clone()]));
+        }
+        let extensions = Extensions::from_vec(extensions).unwrap();
         let group = MlsGroup::builder()
             .ciphersuite(CIPHERSUITE)
-            .with_capabilities(capabilities())
+            .with_capabilities(self.capabilities.clone())
             .with_group_context_extensions(extensions)
             .with_wire_format_policy(PURE_PLAINTEXT_WIRE_FORMAT_POLICY)
             .build(&self.provider, &self.signer, self.credential.clone())
@@ -239,6 +280,17 @@ impl TestClient {
         removals: Vec<LeafNodeIndex>,
         group_info: bool,
     ) -> (MlsMessageIn, Option<Welcome>, Option<GroupInfo>) {
+        self.stage_commit_with(proposals, adds, removals, None, group_info)
+    }
+
+    fn stage_commit_with(
+        &mut self,
+        proposals: Vec<Proposal>,
+        adds: Vec<KeyPackage>,
+        removals: Vec<LeafNodeIndex>,
+        group_context_extensions: Option<Extensions<GroupContext>>,
+        group_info: bool,
+    ) -> (MlsMessageIn, Option<Welcome>, Option<GroupInfo>) {
         let provider = &self.provider;
         let signer = &self.signer;
         let group = self.group.as_mut().unwrap();
@@ -246,8 +298,13 @@ impl TestClient {
             .extensions()
             .app_data_dictionary()
             .map(|e| e.dictionary().clone());
-        let mut stage = group
-            .commit_builder()
+        let mut builder = group.commit_builder();
+        if let Some(extensions) = group_context_extensions {
+            builder = builder
+                .propose_group_context_extensions(extensions)
+                .unwrap();
+        }
+        let mut stage = builder
             .add_proposals(proposals)
             .propose_adds(adds)
             .propose_removals(removals)
@@ -339,7 +396,7 @@ impl TestClient {
             .unwrap()
             .leaf_node_parameters(
                 LeafNodeParameters::builder()
-                    .with_capabilities(capabilities())
+                    .with_capabilities(self.capabilities.clone())
                     .build(),
             )
             .load_psks(self.provider.storage())
@@ -366,6 +423,67 @@ impl TestClient {
                 .leave_group_via_self_remove(provider, &self.signer)
                 .unwrap(),
         )
+    }
+
+    /// Leaves as a client without SelfRemove does (RFC 9420 §12.1.3): a
+    /// Remove proposal for its own leaf, which another member commits.
+    pub fn leave_by_remove(&mut self) -> MlsMessageIn {
+        let provider = &self.provider;
+        wire(
+            self.group
+                .as_mut()
+                .unwrap()
+                .leave_group(provider, &self.signer)
+                .unwrap(),
+        )
+    }
+
+    /// The group's current extensions with `external_senders` replaced by
+    /// `senders`: the content of a GroupContextExtensions proposal
+    /// (RFC 9420 §12.1.7) that changes only that list.
+    pub fn with_external_senders(&self, senders: Vec<ExternalSender>) -> Extensions<GroupContext> {
+        let group = self.group.as_ref().unwrap();
+        let mut extensions: Vec<Extension> = group
+            .extensions()
+            .iter()
+            .filter(|e| e.extension_type() != ExtensionType::ExternalSenders)
+            .cloned()
+            .collect();
+        extensions.push(Extension::ExternalSenders(senders));
+        Extensions::from_vec(extensions).unwrap()
+    }
+
+    /// A GroupContextExtensions proposal by reference, for the hub to
+    /// queue.
+    pub fn propose_group_context_extensions(
+        &mut self,
+        extensions: Extensions<GroupContext>,
+    ) -> MlsMessageIn {
+        let provider = &self.provider;
+        let (message, _) = self
+            .group
+            .as_mut()
+            .unwrap()
+            .propose_group_context_extensions(provider, extensions, &self.signer)
+            .unwrap();
+        wire(message)
+    }
+
+    /// Builds (but does not merge) a commit with a GroupContextExtensions
+    /// proposal inline, the given inline proposals and removals.
+    pub fn commit_group_context_extensions(
+        &mut self,
+        extensions: Extensions<GroupContext>,
+        proposals: Vec<Proposal>,
+        removals: Vec<LeafNodeIndex>,
+    ) -> (MlsMessageIn, VerifiableGroupInfo) {
+        let (commit, _, group_info) =
+            self.stage_commit_with(proposals, vec![], removals, Some(extensions), true);
+        let group_info = match wire(group_info.expect("asked for a GroupInfo")).extract() {
+            MlsMessageBodyIn::GroupInfo(g) => g,
+            _ => unreachable!("a GroupInfo message"),
+        };
+        (commit, group_info)
     }
 
     pub fn propose_participants(&mut self, update: &ParticipantListUpdate) -> MlsMessageIn {

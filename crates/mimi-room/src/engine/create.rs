@@ -64,17 +64,9 @@ impl HubEngine {
         if !creator_is_member {
             return Err(CreateRoomRejection::CreatorNotMember);
         }
-        // Not required: a room without external senders works, only the
-        // hub cannot send proposals in it.
-        if let Some(senders) = hub
-            .public_group()
-            .group_context()
-            .extensions()
-            .external_senders()
-            && !senders.contains(&self.external_sender())
-        {
-            return Err(CreateRoomRejection::HubNotExternalSender);
-        }
+        // -06 §7.4: the group MUST carry external_senders with the hub.
+        hub.check_external_senders(&self.external_sender(), self.domain())
+            .map_err(CreateRoomRejection::ExternalSenders)?;
         let epoch = hub.epoch();
         let stored = StoredRoom {
             hub,

@@ -121,6 +121,11 @@ impl HubEngine {
         let accepted = room
             .hub
             .handle_commit(self.crypto(), bundle.proposal_or_commit.clone())?;
+        // -06 §7.4, on the state the commit produced: the hub still
+        // listed, followers only while they have participants.
+        room.hub
+            .check_external_senders(&self.external_sender(), self.domain())
+            .map_err(UpdateRejection::ExternalSenders)?;
         let committer = MimiUri::parse(&accepted.committer)
             .map_err(|e| UpdateRejection::Internal(e.to_string()))?;
         if !requester.speaks_for_user(&committer) {
