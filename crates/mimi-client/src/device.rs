@@ -269,6 +269,10 @@ pub(crate) struct RoomRecord {
     pub(crate) history: Vec<StoredMessage>,
     /// Hex SHA-256 of own outgoing MLS messages, newest last.
     pub(crate) sent: Vec<String>,
+    /// Own application messages not yet echoed by the hub: (digest of the
+    /// MLS message, message ID hex), newest last.
+    #[serde(default)]
+    pub(crate) unechoed: Vec<(String, String)>,
 }
 
 impl RoomRecord {
@@ -278,6 +282,7 @@ impl RoomRecord {
             status: RoomStatus::Active,
             history: Vec::new(),
             sent: Vec::new(),
+            unechoed: Vec::new(),
         }
     }
 
@@ -286,6 +291,35 @@ impl RoomRecord {
         if self.sent.len() > SENT_DIGESTS_KEPT {
             let excess = self.sent.len() - SENT_DIGESTS_KEPT;
             self.sent.drain(..excess);
+        }
+    }
+
+    /// Remembers an own application message until the hub echoes it.
+    pub(crate) fn remember_unechoed(&mut self, digest: String, id_hex: String) {
+        self.unechoed.push((digest, id_hex));
+        if self.unechoed.len() > SENT_DIGESTS_KEPT {
+            let excess = self.unechoed.len() - SENT_DIGESTS_KEPT;
+            self.unechoed.drain(..excess);
+        }
+    }
+
+    /// The hub echoed the own application message with MLS digest
+    /// `digest`: it moves to the end of the history, which is where the
+    /// hub ordered it, since every event the hub fanned out before it has
+    /// been processed by now (-06 §5.5). Every device of the room then
+    /// shows one order, the hub's.
+    pub(crate) fn echoed(&mut self, digest: &str) {
+        let Some(at) = self.unechoed.iter().position(|(d, _)| d == digest) else {
+            return;
+        };
+        let (_, id_hex) = self.unechoed.remove(at);
+        if let Some(at) = self
+            .history
+            .iter()
+            .rposition(|m| m.is_own() && m.has_id(&id_hex))
+        {
+            let message = self.history.remove(at);
+            self.history.push(message);
         }
     }
 

@@ -495,9 +495,12 @@ impl Client {
                     }),
                 }
             }
+            // Saved before acknowledged: the provider deletes what is
+            // acknowledged, so a crash in between must find the events
+            // either still queued or already in the device file.
             self.cursor = last;
-            self.connection.ack(last).await?;
             self.autosave()?;
+            self.connection.ack(last).await?;
         }
         Ok(all)
     }

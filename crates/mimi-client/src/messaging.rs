@@ -189,7 +189,9 @@ impl Device {
             frank_status: FrankStatus::Unfranked,
         };
         let record = self.record_mut(room)?;
-        record.remember_sent(digest_of(&app_message)?);
+        let digest = digest_of(&app_message)?;
+        record.remember_sent(digest.clone());
+        record.remember_unechoed(digest, id.to_hex());
         record.history.push(StoredMessage::from_message(&message)?);
         Ok(OutgoingMessage {
             request: SubmitMessageRequest {
@@ -437,7 +439,11 @@ impl Device {
             .try_into_protocol_message()
             .map_err(|_| Error::InvalidMessage("not a framed MLS message".into()))?;
         let room = self.room_of_group(protocol.group_id())?;
-        if self.record(&room)?.was_sent(&digest_of(&message)?) {
+        let digest = digest_of(&message)?;
+        if self.record(&room)?.was_sent(&digest) {
+            if protocol.content_type() == ContentType::Application {
+                self.record_mut(&room)?.echoed(&digest);
+            }
             return self.process_echo(&room, protocol.content_type());
         }
         let status = self.record(&room)?.status;

@@ -575,3 +575,21 @@ fn a_member_without_self_remove_makes_leavers_use_a_remove_of_their_own_leaf() {
             .contains(user(BOB))
     );
 }
+
+#[test]
+fn own_messages_take_the_place_the_hub_gave_them() {
+    let mut net = Net::create(ALICE);
+    net.add_member(ALICE, BOB).unwrap();
+    // Bob writes two messages before he has seen Alice's, which the hub
+    // accepts first.
+    let first = net.device(BOB).send(ROOM, content::text("bob 1")).unwrap();
+    let second = net.device(BOB).send(ROOM, content::text("bob 2")).unwrap();
+    net.say(ALICE, "alice 1");
+    assert_eq!(net.texts(BOB), ["bob 1", "bob 2", "alice 1"]);
+    net.submit(first).unwrap();
+    net.submit(second).unwrap();
+    // Once the hub echoed them, Bob's device shows the hub's order, the
+    // same as Alice's.
+    assert_eq!(net.texts(ALICE), ["alice 1", "bob 1", "bob 2"]);
+    assert_eq!(net.texts(BOB), net.texts(ALICE));
+}
