@@ -179,6 +179,10 @@ pub struct FanoutConfig {
     pub lease_ms: u64,
     /// Idle poll interval when nothing is due.
     pub poll_ms: u64,
+    /// While a destination cannot be connected to, how often it is probed
+    /// (a GET of its directory); when it answers, its lanes are retried at
+    /// once instead of at their grown backoff. 0 turns probing off.
+    pub recovery_probe_ms: u64,
 }
 
 impl Default for FanoutConfig {
@@ -190,6 +194,7 @@ impl Default for FanoutConfig {
             max_backoff_ms: 30_000,
             lease_ms: 30_000,
             poll_ms: 200,
+            recovery_probe_ms: 500,
         }
     }
 }

@@ -44,6 +44,7 @@ use tokio::task::JoinSet;
 
 use crate::batch::{self, FanoutItem};
 use crate::delivery;
+use crate::outbound::OutboundError;
 use crate::state::{AppState, now_ms};
 
 /// How long `/notify` hashes are kept for duplicate detection (-06 §5.5).
@@ -68,6 +69,7 @@ pub fn spawn_workers(tasks: &mut JoinSet<()>, state: AppState, shutdown: watch::
     for worker in 0..workers {
         tasks.spawn(run_worker(worker, state.clone(), shutdown.clone()));
     }
+    tasks.spawn(run_recovery_prober(state.clone(), shutdown.clone()));
     tasks.spawn(run_maintenance(state, shutdown));
 }
 
@@ -155,6 +157,9 @@ enum LaneError {
 struct Transient {
     reason: String,
     retry_after_ms: Option<u64>,
+    /// The destination could not be connected to (refused, timed out):
+    /// it is probed until it answers, then retried at once.
+    unreachable: bool,
 }
 
 /// A permanent refusal, as kept with a dead letter.
@@ -171,6 +176,20 @@ impl LaneError {
         Self::Transient(Transient {
             reason,
             retry_after_ms: None,
+            unreachable: false,
+        })
+    }
+
+    /// A request that failed before any answer came.
+    fn from_outbound(err: OutboundError) -> Self {
+        let unreachable = match &err {
+            OutboundError::Http { source, .. } => source.is_connect() || source.is_timeout(),
+            _ => false,
+        };
+        Self::Transient(Transient {
+            reason: err.to_string(),
+            retry_after_ms: None,
+            unreachable,
         })
     }
 
@@ -379,6 +398,64 @@ async fn schedule_retry(state: &AppState, lane: &Lane, head: &OutboxItem, err: T
     if let Err(e) = state.store.retry_outbox(head.id, at, &err.reason).await {
         tracing::warn!(%e, "recording the fanout retry failed; the lease will expire");
     }
+    if err.unreachable && fanout.recovery_probe_ms > 0 {
+        state.runtime.mark_unreachable(&lane.destination);
+    }
+}
+
+/// Probes destinations fanout could not connect to, every
+/// `recovery_probe_ms`; one that answers again has its waiting lanes made
+/// due at once, so a follower back from a restart gets its events now
+/// rather than after a backoff that grew while it was down (up to
+/// `max_backoff_ms`). A probe is one GET of the directory per destination,
+/// not a resend of every lane. Probing a destination stops when it
+/// answers or after `max_backoff_ms`, when its lanes retry anyway.
+async fn run_recovery_prober(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let fanout = &state.config.fanout;
+    if fanout.recovery_probe_ms == 0 {
+        return;
+    }
+    let every = Duration::from_millis(fanout.recovery_probe_ms);
+    let give_up = Duration::from_millis(fanout.max_backoff_ms.max(fanout.recovery_probe_ms));
+    while !*shutdown.borrow() {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => continue,
+        }
+        let mut probes = JoinSet::new();
+        for (destination, since) in state.runtime.unreachable() {
+            if since.elapsed() > give_up {
+                state.runtime.forget_unreachable(&destination);
+                continue;
+            }
+            let state = state.clone();
+            probes.spawn(async move {
+                // A probe waits no longer than the interval: a peer that
+                // is still down must not slow down the next round.
+                if state.peers.answers(&destination, every).await {
+                    state.runtime.forget_unreachable(&destination);
+                    match state
+                        .store
+                        .wake_outbox_destination(&destination, now_ms())
+                        .await
+                    {
+                        Ok(woken) => {
+                            tracing::info!(
+                                destination,
+                                woken,
+                                "destination answers again; retrying its lanes now"
+                            );
+                            wake(&state);
+                        }
+                        Err(e) => {
+                            tracing::warn!(destination, %e, "waking the destination's lanes failed")
+                        }
+                    }
+                }
+            });
+        }
+        while probes.join_next().await.is_some() {}
+    }
 }
 
 /// `initial · 2^attempts`, capped at `max`.
@@ -417,7 +494,7 @@ async fn deliver_remote(
         .peers
         .send_raw::<endpoints::Notify>(&lane.destination, &room, batch_body(rows))
         .await
-        .map_err(|e| LaneError::transient(e.to_string()))?;
+        .map_err(LaneError::from_outbound)?;
     match classify(response.status(), retry_after_ms(response.headers())) {
         Err(LaneError::Refused(refusal)) => Err(LaneError::Refused(Refusal {
             answer: answer_prefix(response).await,
@@ -452,6 +529,7 @@ fn classify(status: StatusCode, retry_after_ms: Option<u64>) -> Result<(), LaneE
         Err(LaneError::Transient(Transient {
             reason: format!("notify answered {status}"),
             retry_after_ms,
+            unreachable: false,
         }))
     }
 }

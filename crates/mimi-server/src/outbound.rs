@@ -177,6 +177,23 @@ impl PeerClient {
         Ok(dir)
     }
 
+    /// Whether `peer` answers at all: a GET of its directory, bypassing
+    /// the cache, that gets any HTTP answer within `timeout`. Used to see
+    /// that an unreachable follower is back (fanout recovery).
+    pub async fn answers(&self, peer: &str, timeout: Duration) -> bool {
+        let url = match self.override_ports.get(peer) {
+            Some(port) => format!("https://{peer}:{port}{WELL_KNOWN_PATH}"),
+            None => format!("https://{peer}{WELL_KNOWN_PATH}"),
+        };
+        self.http
+            .get(url)
+            .header(FROM, format!("mimi@{}", self.local_domain))
+            .timeout(timeout)
+            .send()
+            .await
+            .is_ok()
+    }
+
     /// Sends `request` to endpoint `E` of `peer` for `target` and decodes
     /// the answer; a non-2xx answer is [`OutboundError::Refused`].
     pub async fn send<E: FederationEndpoint>(

@@ -48,6 +48,9 @@ pub struct ServerRuntime {
     submit_views: SubmitViews,
     metrics: Arc<ServerMetrics>,
     delivery_observer: Option<Arc<dyn DeliveryObserver>>,
+    /// Destinations whose last fanout attempt could not connect, and since
+    /// when: probed by the fanout's recovery prober.
+    unreachable: Mutex<HashMap<String, Instant>>,
 }
 
 impl ServerRuntime {
@@ -63,6 +66,31 @@ impl ServerRuntime {
             submit_views: SubmitViews::default(),
             metrics: Arc::new(ServerMetrics::new(&config.domain)),
             delivery_observer: options.delivery_observer,
+            unreachable: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Fanout to `destination` could not connect: probe it until it
+    /// answers (kept from the first failure on).
+    pub fn mark_unreachable(&self, destination: &str) {
+        if let Ok(mut map) = self.unreachable.lock() {
+            map.entry(destination.to_ascii_lowercase())
+                .or_insert_with(Instant::now);
+        }
+    }
+
+    /// Destinations to probe, with the time of their first failure.
+    pub fn unreachable(&self) -> Vec<(String, Instant)> {
+        self.unreachable
+            .lock()
+            .map(|map| map.iter().map(|(d, t)| (d.clone(), *t)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Stops probing `destination` (it answered, or probing gave up).
+    pub fn forget_unreachable(&self, destination: &str) {
+        if let Ok(mut map) = self.unreachable.lock() {
+            map.remove(destination);
         }
     }
 

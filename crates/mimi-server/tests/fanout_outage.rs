@@ -147,3 +147,55 @@ async fn permanent_refusal_keeps_the_event_as_a_dead_letter() {
     assert_eq!(failures_a_to_b(a).await - before, 1);
     fed.shutdown().await;
 }
+
+/// A follower back from a restart gets its events as soon as it answers
+/// again, not when the lane's grown backoff runs out: the hub probes
+/// destinations it could not connect to and retries their lanes at once.
+#[tokio::test]
+async fn a_follower_that_answers_again_is_retried_at_once() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = mimi_testkit::Options::new(Backend::Sqlite);
+    // A first retry 60 s after the first failure: far beyond this test's
+    // deadline, so only the probe can deliver in time.
+    options.fanout.initial_backoff_ms = 60_000;
+    options.fanout.max_backoff_ms = 120_000;
+    options.fanout.recovery_probe_ms = 50;
+    let mut fed = mimi_testkit::Federation::start_in(dir.path(), options)
+        .await
+        .unwrap();
+    let room = unique_room("a.example", "recovery");
+    let bob = "mimi://b.example/d/bob/laptop";
+    let token = fed.provider("b.example").register(bob).await;
+    fed.provider("b.example")
+        .server()
+        .state
+        .store
+        .subscribe(&room, bob)
+        .await
+        .unwrap();
+    fed.provider_mut("b.example").stop().await;
+
+    let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
+    let payloads = alice.applications(3);
+    let a = fed.provider("a.example");
+    let before = failures_a_to_b(a).await;
+    a.server()
+        .state
+        .store
+        .enqueue_outbox(outbox_rows("b.example", &room, &payloads), 0)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while failures_a_to_b(a).await == before {
+        assert!(tokio::time::Instant::now() < deadline, "never attempted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    fed.provider_mut("b.example").restart().await;
+    let b = fed.provider("b.example");
+    let events = wait_for_events(b, &token, 3, Duration::from_secs(30)).await;
+    let got: Vec<Vec<u8>> = events.iter().map(|e| e.2.clone()).collect();
+    assert_eq!(got, payloads, "delivered in order long before the backoff");
+    fed.shutdown().await;
+}

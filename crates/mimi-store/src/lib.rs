@@ -160,6 +160,10 @@ pub trait RoomStore: Send + Sync {
     /// Destinations that have a lane with a due, unleased head row.
     async fn destinations_with_due_items(&self, now_ms: i64) -> Result<Vec<String>>;
 
+    /// Makes every unleased lane to `destination` that waits for a retry
+    /// due at `now_ms` (the destination answers again); returns how many.
+    async fn wake_outbox_destination(&self, destination: &str, now_ms: i64) -> Result<u64>;
+
     // ---- Dead letters (fanout, -06 §5.5) ------------------------------------------
 
     /// Moves outbox rows a follower refused permanently into the dead

@@ -253,6 +253,18 @@ where
         Ok(Some(OutboxId(to_u64(new_id, "outbox id")?)))
     }
 
+    async fn wake_outbox_destination(&self, destination: &str, now_ms: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE outbox_lanes SET next_attempt_at = $2
+             WHERE destination = $1 AND next_attempt_at > $2 AND leased_until IS NULL",
+        )
+        .bind(destination)
+        .bind(now_ms)
+        .execute(&mut *self.write_conn().await?)
+        .await?;
+        Ok(B::rows_affected(&done))
+    }
+
     async fn drop_dead_letter(&self, id: OutboxId) -> Result<bool> {
         let id = to_i64(id.0, "dead letter id")?;
         let done = sqlx::query("DELETE FROM dead_letters WHERE id = $1")
