@@ -71,7 +71,9 @@ impl HubEngine {
             .group_context()
             .extensions()
             .external_senders()
-            && !senders.contains(&self.external_sender())
+            && !self
+                .external_sender(hub.public_group().ciphersuite())
+                .is_some_and(|sender| senders.contains(&sender))
         {
             return Err(CreateRoomRejection::HubNotExternalSender);
         }
