@@ -145,3 +145,41 @@ pub fn now_ms() -> i64 {
 pub fn now_secs() -> i64 {
     now_ms() / 1000
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mimi_protocol::msgs::CipherSuite;
+
+    /// A data directory of a version with Ed25519 keys only keeps them and
+    /// gets the P-256 keys on the next start.
+    #[test]
+    fn existing_ed25519_keys_stay_and_p256_keys_are_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let ed25519 = keys::generate_signer_bytes(SignatureScheme::ED25519).unwrap();
+        std::fs::write(dir.path().join("hub-signature.key"), &ed25519).unwrap();
+        let old_key = HubKey::from_bytes(&ed25519, "a.example").unwrap();
+        let hub = load_or_create_hub(dir.path(), "a.example").unwrap();
+        let suite = |code| CipherSuite(code).to_openmls().unwrap();
+        assert_eq!(
+            hub.external_sender(suite(1)),
+            Some(old_key.external_sender())
+        );
+        for file in ["hub-signature-p256.key", "franking-signature-p256.key"] {
+            assert!(dir.path().join(file).exists(), "{file}");
+        }
+        let p256 = hub.external_sender(suite(2)).unwrap();
+        assert_ne!(Some(p256.clone()), hub.external_sender(suite(1)));
+        // The next start loads the same keys.
+        let again = load_or_create_hub(dir.path(), "a.example").unwrap();
+        assert_eq!(again.external_sender(suite(2)), Some(p256));
+        assert_eq!(again.franking_agent(suite(2)), hub.franking_agent(suite(2)));
+        // A P-256 key where the Ed25519 one belongs is an error.
+        std::fs::copy(
+            dir.path().join("hub-signature-p256.key"),
+            dir.path().join("hub-signature.key"),
+        )
+        .unwrap();
+        assert!(load_or_create_hub(dir.path(), "a.example").is_err());
+    }
+}
