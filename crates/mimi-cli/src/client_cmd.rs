@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Subcommand;
 use mimi_client::http::{Client, ProviderConnection};
-use mimi_client::{Event, FrankStatus, content};
+use mimi_client::{Ciphersuite, Event, FrankStatus, content};
 use mimi_content::MessageId;
 use mimi_protocol::msgs::AbuseType;
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,11 @@ enum ClientCommand {
         /// KeyPackages to publish.
         #[arg(long, default_value_t = 5)]
         key_packages: usize,
+        /// The device's MLS cipher suite, for its KeyPackages, the rooms
+        /// it creates and its requests: 0x0001, 0x0002 (P-256), 0x0003, or
+        /// the suite's RFC 9420 name. Kept in the state file.
+        #[arg(long, default_value = "0x0001", value_parser = parse_ciphersuite)]
+        ciphersuite: Ciphersuite,
     },
     /// Publish more KeyPackages.
     Publish {
@@ -254,22 +259,32 @@ fn load(state: &Path) -> anyhow::Result<Client> {
     Ok(Client::load(state, connect(&endpoint)?)?)
 }
 
+/// A `--ciphersuite` value ([`mimi_client::parse_ciphersuite`]).
+pub fn parse_ciphersuite(text: &str) -> Result<Ciphersuite, String> {
+    mimi_client::parse_ciphersuite(text).map_err(|e| e.to_string())
+}
+
 pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
     let state = args.state;
     if let ClientCommand::Register {
         device,
         endpoint,
         key_packages,
+        ciphersuite,
     } = args.command
     {
-        let mut client = Client::register(&device, connect(&endpoint)?).await?;
+        let mut client =
+            Client::register_with_ciphersuite(&device, connect(&endpoint)?, ciphersuite).await?;
         client.save(&state)?;
         std::fs::write(
             endpoint_path(&state),
             serde_json::to_string_pretty(&endpoint)?,
         )?;
         let n = client.publish_key_packages(key_packages).await?;
-        println!("registered {device}; published {n} KeyPackages");
+        println!(
+            "registered {device} on cipher suite {:#06x}; published {n} KeyPackages",
+            ciphersuite as u16
+        );
         return Ok(());
     }
     let mut client = load(&state)?;

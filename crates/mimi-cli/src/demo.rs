@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
 use mimi_client::http::Client;
-use mimi_client::{Event, content};
+use mimi_client::{Ciphersuite, Event, content};
 use mimi_room::policy::default_role::MEMBER;
 use mimi_testkit::{Backend, DOMAINS, Federation, Options};
 
 const ROOM: &str = "mimi://a.example/r/clubhouse";
 
-/// Runs the demo in `dir`; returns an error if any check fails.
-pub async fn run(dir: &Path) -> anyhow::Result<()> {
+/// Runs the demo in `dir` with every device on `ciphersuite`; returns an
+/// error if any check fails.
+pub async fn run(dir: &Path, ciphersuite: Ciphersuite) -> anyhow::Result<()> {
     step("Starting three providers with mutual TLS and SQLite");
     let mut options = Options::new(Backend::Sqlite);
     options.ca_name = "mimi demo CA".into();
@@ -28,25 +29,25 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
             server.client_addr.port()
         ));
     }
-    let result = play(&fed).await;
+    say(&format!(
+        "cipher suite {:#06x} {ciphersuite:?}",
+        ciphersuite as u16
+    ));
+    let result = play(&fed, ciphersuite).await;
     fed.shutdown().await;
     result
 }
 
-async fn play(fed: &Federation) -> anyhow::Result<()> {
+async fn play(fed: &Federation, suite: Ciphersuite) -> anyhow::Result<()> {
     step("Registering devices and publishing KeyPackages");
-    let mut alice = Client::register(
-        "mimi://a.example/d/alice/laptop",
-        fed.connection("a.example")?,
-    )
-    .await?;
-    let mut bob =
-        Client::register("mimi://b.example/d/bob/phone", fed.connection("b.example")?).await?;
-    let mut cathy = Client::register(
-        "mimi://c.example/d/cathy/tablet",
-        fed.connection("c.example")?,
-    )
-    .await?;
+    let register = |device: &'static str, domain: &'static str| async move {
+        let client =
+            Client::register_with_ciphersuite(device, fed.connection(domain)?, suite).await?;
+        anyhow::Ok(client)
+    };
+    let mut alice = register("mimi://a.example/d/alice/laptop", "a.example").await?;
+    let mut bob = register("mimi://b.example/d/bob/phone", "b.example").await?;
+    let mut cathy = register("mimi://c.example/d/cathy/tablet", "c.example").await?;
     for c in [&mut alice, &mut bob, &mut cathy] {
         let n = c.publish_key_packages(3).await?;
         say(&format!(
@@ -113,11 +114,7 @@ async fn play(fed: &Federation) -> anyhow::Result<()> {
     say("Bob's device saw the commit removing it");
 
     step("§3.6 Cathy adds a new device by external commit (GroupInfo from the hub)");
-    let mut cathy2 = Client::register(
-        "mimi://c.example/d/cathy/desktop",
-        fed.connection("c.example")?,
-    )
-    .await?;
+    let mut cathy2 = register("mimi://c.example/d/cathy/desktop", "c.example").await?;
     cathy2.join(ROOM).await?;
     let epoch = cathy2.device.epoch(ROOM)?;
     wait_for_epoch(&mut alice, epoch).await?;

@@ -30,6 +30,10 @@ enum Command {
         /// (default: a temporary directory, removed afterwards).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The MLS cipher suite of every device and of the room: 0x0001,
+        /// 0x0002 (P-256), 0x0003, or the suite's RFC 9420 name.
+        #[arg(long, default_value = "0x0001", value_parser = client_cmd::parse_ciphersuite)]
+        ciphersuite: mimi_client::Ciphersuite,
     },
     /// Run a provider server (see docs/operations.md for the config file).
     Server(ServerArgs),
@@ -115,7 +119,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Server(args) => run_server(args),
         #[cfg(feature = "dev-tools")]
-        Command::Demo { dir } => run_demo(dir),
+        Command::Demo { dir, ciphersuite } => run_demo(dir, ciphersuite),
         Command::Client(args) => tokio::runtime::Runtime::new()?.block_on(client_cmd::run(args)),
         Command::Admin(args) => tokio::runtime::Runtime::new()?.block_on(client_cmd::admin(args)),
         Command::DevCa(args) => dev_ca(args),
@@ -262,7 +266,7 @@ fn write_secret(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
 }
 
 #[cfg(feature = "dev-tools")]
-fn run_demo(dir: Option<PathBuf>) -> anyhow::Result<()> {
+fn run_demo(dir: Option<PathBuf>, ciphersuite: mimi_client::Ciphersuite) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = match dir {
         Some(d) => {
@@ -272,7 +276,7 @@ fn run_demo(dir: Option<PathBuf>) -> anyhow::Result<()> {
         None => tmp.path().to_owned(),
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    match runtime.block_on(demo::run(&dir)) {
+    match runtime.block_on(demo::run(&dir, ciphersuite)) {
         Ok(()) => {
             println!("\nDemo finished: all checks passed.");
             Ok(())

@@ -86,8 +86,8 @@ fn two_providers_by_hand() {
         wait_for_port(p);
     }
     let (a_api, b_api) = (base + 1, base + 3);
-    let register = |state: &str, device: &str, domain: &str, port: u16| {
-        ok(mimi(
+    let register = |state: &str, device: &str, domain: &str, port: u16, suite: &str| {
+        mimi(
             d,
             &[
                 "client",
@@ -102,21 +102,39 @@ fn two_providers_by_hand() {
                 "dev/ca.pem",
                 "--connect",
                 &format!("127.0.0.1:{port}"),
+                "--ciphersuite",
+                suite,
             ],
-        ))
+        )
     };
-    register(
+    // Both devices on P-256 (0x0002), by code point and by name; the
+    // suite is kept in the state file for every later command.
+    let out = ok(register(
         "alice.state",
         "mimi://a.example/d/alice/laptop",
         "a.example",
         a_api,
-    );
-    register(
+        "0x0002",
+    ));
+    assert!(out.contains("cipher suite 0x0002"), "{out}");
+    ok(register(
         "bob.state",
         "mimi://b.example/d/bob/phone",
         "b.example",
         b_api,
+        "MLS_128_DHKEMP256_AES128GCM_SHA256_P256",
+    ));
+    // A suite the crypto provider lacks (P-384) is refused with the list.
+    let out = register(
+        "carol.state",
+        "mimi://b.example/d/carol/phone",
+        "b.example",
+        b_api,
+        "0x0007",
     );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("0x0002"), "{err}");
     let room = "mimi://a.example/r/lounge";
     ok(mimi(d, &["client", "-s", "alice.state", "create", room]));
     ok(mimi(

@@ -5,8 +5,28 @@ use std::process::Command;
 
 #[test]
 fn demo_plays_the_protocol_flow_and_all_checks_pass() {
+    run_demo(&[]);
+}
+
+/// The same flow with every device and the room on
+/// MLS_128_DHKEMP256_AES128GCM_SHA256_P256: the hub's P-256 keys are the
+/// room's external sender and franking agent, sign groupInfo (§3.6) and
+/// frank every message.
+#[test]
+fn demo_passes_on_p256() {
+    let stdout = run_demo(&["--ciphersuite", "0x0002"]);
+    assert!(
+        stdout.contains("cipher suite 0x0002 MLS_128_DHKEMP256_AES128GCM_SHA256_P256"),
+        "{stdout}"
+    );
+}
+
+/// Runs `mimi demo` with `args`, checks every step passed, and returns its
+/// output.
+fn run_demo(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_mimi"))
         .arg("demo")
+        .args(args)
         .output()
         .expect("run mimi demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -25,4 +45,5 @@ fn demo_plays_the_protocol_flow_and_all_checks_pass() {
         )
     );
     assert!(stdout.contains("Demo finished: all checks passed."));
+    stdout.into_owned()
 }

@@ -40,15 +40,43 @@ pub struct Stored {
     pub stored: u64,
 }
 
-/// Answer to `GET /client/v1/hub`.
+/// Query of `GET /client/v1/hub?ciphersuite=N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubQuery {
+    /// The room's MLS cipher suite, its code point as a decimal number
+    /// (`2` for MLS_128_DHKEMP256_AES128GCM_SHA256_P256).
+    #[serde(default = "default_ciphersuite")]
+    pub ciphersuite: u16,
+}
+
+impl Default for HubQuery {
+    fn default() -> Self {
+        Self {
+            ciphersuite: default_ciphersuite(),
+        }
+    }
+}
+
+/// MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, the suite of a `GET
+/// /client/v1/hub` without a query.
+pub const fn default_ciphersuite() -> u16 {
+    1
+}
+
+/// Answer to `GET /client/v1/hub`: the hub's keys for rooms on one cipher
+/// suite (the hub has a pair per signature scheme, -06 §5.4.1, §7.4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HubKeys {
-    /// Base64 TLS `ExternalSender`: the hub key, for the
-    /// `external_senders` of rooms this provider hosts.
+    /// The cipher suite the keys are for (the query's).
+    #[serde(default = "default_ciphersuite")]
+    pub ciphersuite: u16,
+    /// Base64 TLS `ExternalSender`: the hub key of the suite's signature
+    /// scheme, for the `external_senders` of rooms this provider hosts.
     pub external_sender: String,
     /// Base64 TLS `FrankingAgentData` (-06 §5.4.1): what rooms hosted here
-    /// put in their `franking_signature_key` component for the hub to
-    /// frank their messages.
+    /// on the suite put in their `franking_signature_key` component for
+    /// the hub to frank their messages.
     pub franking_agent: String,
 }
 

@@ -3,7 +3,7 @@
 
 use mimi_protocol::uri::pct_encode_unreserved;
 
-use crate::{DeadLettersQuery, EventsQuery};
+use crate::{DeadLettersQuery, EventsQuery, HubQuery};
 
 pub const DEVICES: &str = "/client/v1/devices";
 pub const KEY_PACKAGES: &str = "/client/v1/key-packages";
@@ -63,6 +63,11 @@ pub fn events(query: EventsQuery) -> String {
         Some(limit) => format!("{EVENTS}?after={}&limit={limit}", query.after),
         None => format!("{EVENTS}?after={}", query.after),
     }
+}
+
+/// `GET /client/v1/hub?ciphersuite=N`.
+pub fn hub(query: HubQuery) -> String {
+    format!("{HUB}?ciphersuite={}", query.ciphersuite)
 }
 
 /// `GET /client/v1/admin/dead-letters[?limit=M]`.

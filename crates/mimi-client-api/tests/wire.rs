@@ -80,10 +80,21 @@ fn answers_match_the_contract() {
     assert_eq!(to_json(&Acked { deleted: 2 }), json!({"deleted": 2}));
     assert_eq!(
         to_json(&HubKeys {
+            ciphersuite: 2,
             external_sender: "e".into(),
             franking_agent: "f".into()
         }),
-        json!({"external_sender": "e", "franking_agent": "f"})
+        json!({"ciphersuite": 2, "external_sender": "e", "franking_agent": "f"})
+    );
+    let old: HubKeys =
+        serde_json::from_value(json!({"external_sender": "e", "franking_agent": "f"})).unwrap();
+    assert_eq!(old.ciphersuite, 1);
+    let query: HubQuery = serde_json::from_value(json!({})).unwrap();
+    assert_eq!(query, HubQuery::default());
+    assert_eq!(query.ciphersuite, 1);
+    assert_eq!(
+        paths::hub(HubQuery { ciphersuite: 2 }),
+        "/client/v1/hub?ciphersuite=2"
     );
 }
 

@@ -21,8 +21,42 @@ use tls_codec::{Deserialize as _, Serialize as _, VLBytes};
 use crate::error::{Error, Result};
 use crate::provider::Provider;
 
-/// The cipher suite of every room this library creates.
+/// The default cipher suite of a device ([`Device::new`]), and the suite
+/// of device files written before devices had a choice.
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+/// The cipher suites a device can use: those its crypto provider
+/// (openmls_rust_crypto) supports, 0x0001, 0x0002 and 0x0003.
+pub fn supported_ciphersuites() -> Vec<Ciphersuite> {
+    Provider::default().crypto().supported_ciphersuites()
+}
+
+fn provider_supports(ciphersuite: Ciphersuite) -> bool {
+    Provider::default().crypto().supports(ciphersuite).is_ok()
+}
+
+/// A cipher suite by its code point (`0x0002`, `2`) or its RFC 9420 name
+/// (`MLS_128_DHKEMP256_AES128GCM_SHA256_P256`, any case); only suites of
+/// [`supported_ciphersuites`] are accepted.
+pub fn parse_ciphersuite(text: &str) -> Result<Ciphersuite> {
+    let text = text.trim();
+    let code = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u16::from_str_radix(hex, 16).ok(),
+        None => text.parse::<u16>().ok(),
+    };
+    let supported = supported_ciphersuites();
+    let found = supported
+        .iter()
+        .copied()
+        .find(|cs| Some(*cs as u16) == code || format!("{cs:?}").eq_ignore_ascii_case(text));
+    found.ok_or_else(|| {
+        let names: Vec<String> = supported
+            .iter()
+            .map(|cs| format!("{:#06x} ({cs:?})", *cs as u16))
+            .collect();
+        Error::UnsupportedCipherSuite(format!("{text}; supported: {}", names.join(", ")))
+    })
+}
 
 /// Default KeyPackage lifetime: 28 days.
 pub const DEFAULT_KEY_PACKAGE_LIFETIME: u64 = 28 * 24 * 60 * 60;
@@ -33,14 +67,15 @@ const SENT_DIGESTS_KEPT: usize = 64;
 
 const FILE_MAGIC: &[u8; 8] = b"MIMICLI1";
 
-/// Leaf capabilities of every client: the `app_data_dictionary` GroupContext
-/// extension, AppDataUpdate and SelfRemove proposals (mls-extensions;
-/// -06 §7 carries room state in AppDataUpdate), and the `last_resort`
-/// KeyPackage extension (RFC 9420 §16.8 requires listing it).
-pub fn capabilities() -> Capabilities {
+/// Leaf capabilities of every client on `ciphersuite`: the
+/// `app_data_dictionary` GroupContext extension, AppDataUpdate and
+/// SelfRemove proposals (mls-extensions; -06 §7 carries room state in
+/// AppDataUpdate), and the `last_resort` KeyPackage extension (RFC 9420
+/// §16.8 requires listing it).
+pub fn capabilities(ciphersuite: Ciphersuite) -> Capabilities {
     Capabilities::new(
         None,
-        Some(&[CIPHERSUITE]),
+        Some(&[ciphersuite]),
         Some(&[ExtensionType::AppDataDictionary, ExtensionType::LastResort]),
         Some(&[ProposalType::AppDataUpdate, ProposalType::SelfRemove]),
         None,
@@ -360,6 +395,9 @@ struct DeviceState {
 /// fanout messages received; the caller moves the bytes.
 pub struct Device {
     pub(crate) device: MimiUri,
+    /// The suite of its signature key, KeyPackages and the rooms it
+    /// creates.
+    pub(crate) ciphersuite: Ciphersuite,
     pub(crate) user: MimiUri,
     pub(crate) provider: Provider,
     pub(crate) signer: SignatureKeyPair,
@@ -378,9 +416,18 @@ impl std::fmt::Debug for Device {
 }
 
 impl Device {
-    /// A new device with a fresh signature key. `device_uri` must be a
-    /// two-segment device URI (`mimi://b.example/d/bob/phone`).
+    /// A new device on [`CIPHERSUITE`] with a fresh signature key.
+    /// `device_uri` must be a two-segment device URI
+    /// (`mimi://b.example/d/bob/phone`).
     pub fn new(device_uri: &str) -> Result<Self> {
+        Self::with_ciphersuite(device_uri, CIPHERSUITE)
+    }
+
+    /// A new device on `ciphersuite` (one of [`supported_ciphersuites`]):
+    /// its signature key is of the suite's scheme, and its KeyPackages,
+    /// the rooms it creates and its key-material and groupInfo requests
+    /// use the suite.
+    pub fn with_ciphersuite(device_uri: &str, ciphersuite: Ciphersuite) -> Result<Self> {
         let device = MimiUri::parse(device_uri)?;
         let user = user_of_device(&device).ok_or_else(|| {
             Error::Uri(format!(
@@ -388,7 +435,10 @@ impl Device {
             ))
         })?;
         let provider = Provider::default();
-        let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm())
+        if provider.crypto().supports(ciphersuite).is_err() {
+            return Err(Error::UnsupportedCipherSuite(format!("{ciphersuite:?}")));
+        }
+        let signer = SignatureKeyPair::new(ciphersuite.signature_algorithm())
             .map_err(|e| Error::mls("signature key generation", e))?;
         signer
             .store(provider.storage())
@@ -396,6 +446,7 @@ impl Device {
         let credential = Self::credential_for(&device, &signer);
         Ok(Self {
             device,
+            ciphersuite,
             user,
             provider,
             signer,
@@ -415,6 +466,11 @@ impl Device {
     /// This device's URI.
     pub fn device_uri(&self) -> &MimiUri {
         &self.device
+    }
+
+    /// The device's cipher suite.
+    pub fn ciphersuite(&self) -> Ciphersuite {
+        self.ciphersuite
     }
 
     /// The URI of the user this device belongs to.
@@ -450,14 +506,14 @@ impl Device {
         let mut out = Vec::with_capacity(count);
         for _ in 0..count {
             let mut builder = KeyPackage::builder()
-                .leaf_node_capabilities(capabilities())
+                .leaf_node_capabilities(capabilities(self.ciphersuite))
                 .key_package_lifetime(Lifetime::new(options.lifetime_seconds));
             if options.last_resort {
                 builder = builder.mark_as_last_resort();
             }
             let bundle = builder
                 .build(
-                    CIPHERSUITE,
+                    self.ciphersuite,
                     &self.provider,
                     &self.signer,
                     self.credential.clone(),
@@ -554,7 +610,7 @@ impl Device {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let state = DeviceState {
             device: self.device.as_str().to_owned(),
-            ciphersuite: CIPHERSUITE as u16,
+            ciphersuite: self.ciphersuite as u16,
             signature_public_key: hex::encode(self.signer.public()),
             rooms: self.rooms.clone(),
         };
@@ -581,12 +637,16 @@ impl Device {
         }
         let state: DeviceState = serde_json::from_slice(json.as_slice())
             .map_err(|e| Error::Persistence(format!("state: {e}")))?;
-        if state.ciphersuite != CIPHERSUITE as u16 {
-            return Err(Error::Persistence(format!(
-                "unsupported cipher suite {:#06x}",
-                state.ciphersuite
-            )));
-        }
+        // Files written before devices chose a suite say 0x0001 here.
+        let ciphersuite = Ciphersuite::try_from(state.ciphersuite)
+            .ok()
+            .filter(|cs| provider_supports(*cs))
+            .ok_or_else(|| {
+                Error::Persistence(format!(
+                    "unsupported cipher suite {:#06x}",
+                    state.ciphersuite
+                ))
+            })?;
         let device = MimiUri::parse(&state.device)?;
         let user = user_of_device(&device)
             .ok_or_else(|| Error::Persistence(format!("bad device URI {}", state.device)))?;
@@ -596,7 +656,7 @@ impl Device {
         let signer = SignatureKeyPair::read(
             provider.storage(),
             &public,
-            CIPHERSUITE.signature_algorithm(),
+            ciphersuite.signature_algorithm(),
         )
         .ok_or_else(|| Error::Persistence("signature key missing from storage".into()))?;
         let credential = Self::credential_for(&device, &signer);
@@ -611,6 +671,7 @@ impl Device {
         }
         Ok(Self {
             device,
+            ciphersuite,
             user,
             provider,
             signer,

@@ -6,6 +6,9 @@
 /// as text with the operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A cipher suite the device's crypto provider does not support.
+    #[error("unsupported cipher suite {0}")]
+    UnsupportedCipherSuite(String),
     /// A `mimi://` URI is malformed or of the wrong kind.
     #[error("bad URI: {0}")]
     Uri(String),

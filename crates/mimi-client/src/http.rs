@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use mimi_client_api::paths::{self, RoomAction};
 use mimi_client_api::{
-    Ack, CreateRoom, DeadLetterRetried, DeadLettersQuery, Events, EventsQuery, HubKeys,
+    Ack, CreateRoom, DeadLetterRetried, DeadLettersQuery, Events, EventsQuery, HubKeys, HubQuery,
     RegisterDevice, Registered, Stored, UploadKeyPackages,
 };
 use mimi_content::{MessageId, MimiContent};
@@ -23,6 +23,7 @@ use mimi_protocol::msgs::{
     SubmitMessageResponse, SubmitStatus, UpdateRequest, UpdateResponseCode, UpdateRoomResponse,
 };
 use mimi_protocol::{decode_exact, encode};
+use openmls::prelude::Ciphersuite;
 use serde::{Deserialize, Serialize};
 
 pub use mimi_client_api::{DeadLetterView, ReportView};
@@ -171,16 +172,15 @@ impl ProviderConnection {
         Ok(resp.json::<Stored>().await?.stored)
     }
 
-    /// The provider's hub key, for the `external_senders` of rooms it
-    /// hosts, and its franking agent (-06 §5.4.1), for their
-    /// `franking_signature_key` component.
-    pub async fn hub_info(&self) -> Result<HubInfo> {
-        let resp = Self::check(
-            self.authed(self.http.get(self.url(paths::HUB)))
-                .send()
-                .await?,
-        )
-        .await?;
+    /// The provider's hub key for rooms on `ciphersuite`, for their
+    /// `external_senders`, and its franking agent (-06 §5.4.1), for their
+    /// `franking_signature_key` component: both of the suite's signature
+    /// scheme.
+    pub async fn hub_info(&self, ciphersuite: Ciphersuite) -> Result<HubInfo> {
+        let url = self.url(&paths::hub(HubQuery {
+            ciphersuite: ciphersuite as u16,
+        }));
+        let resp = Self::check(self.authed(self.http.get(url)).send().await?).await?;
         let hub: HubKeys = resp.json().await?;
         let decode = |field: &str, text: String| {
             B64.decode(text)
@@ -198,9 +198,10 @@ impl ProviderConnection {
         })
     }
 
-    /// The provider's hub key, for the `external_senders` of rooms it hosts.
-    pub async fn hub_sender(&self) -> Result<crate::HubSender> {
-        Ok(self.hub_info().await?.external_sender)
+    /// The provider's hub key, for the `external_senders` of rooms on
+    /// `ciphersuite` it hosts.
+    pub async fn hub_sender(&self, ciphersuite: Ciphersuite) -> Result<crate::HubSender> {
+        Ok(self.hub_info(ciphersuite).await?.external_sender)
     }
 
     pub async fn create_room(&self, created: &crate::CreatedRoom) -> Result<()> {
@@ -364,9 +365,19 @@ pub struct Client {
 const ATTEMPTS: usize = 4;
 
 impl Client {
-    /// Registers a new device with its provider.
-    pub async fn register(device_uri: &str, mut connection: ProviderConnection) -> Result<Self> {
-        let device = Device::new(device_uri)?;
+    /// Registers a new device on [`crate::CIPHERSUITE`] with its provider.
+    pub async fn register(device_uri: &str, connection: ProviderConnection) -> Result<Self> {
+        Self::register_with_ciphersuite(device_uri, connection, crate::CIPHERSUITE).await
+    }
+
+    /// Registers a new device on `ciphersuite` with its provider
+    /// ([`Device::with_ciphersuite`]).
+    pub async fn register_with_ciphersuite(
+        device_uri: &str,
+        mut connection: ProviderConnection,
+        ciphersuite: Ciphersuite,
+    ) -> Result<Self> {
+        let device = Device::with_ciphersuite(device_uri, ciphersuite)?;
         connection
             .register(device.user_uri().as_str(), device_uri)
             .await?;
@@ -460,7 +471,7 @@ impl Client {
     /// Creates a room hosted by this device's provider (-06 §3.1), with
     /// the hub as external sender and as franking agent (-06 §5.4.1).
     pub async fn create_room(&mut self, room: &str) -> Result<()> {
-        let hub = self.connection.hub_info().await?;
+        let hub = self.connection.hub_info(self.device.ciphersuite()).await?;
         let options = RoomOptions {
             franking_agent: Some(hub.franking_agent),
             ..RoomOptions::default()

@@ -49,8 +49,8 @@ mod rooms;
 
 pub use device::{
     CIPHERSUITE, DEFAULT_KEY_PACKAGE_LIFETIME, Device, FrankStatus, GeneratedKeyPackage,
-    KeyPackageOptions, Message, RoomStatus, capabilities, group_id_of_room, required_capabilities,
-    room_of_group_id, write_private,
+    KeyPackageOptions, Message, RoomStatus, capabilities, group_id_of_room, parse_ciphersuite,
+    required_capabilities, room_of_group_id, supported_ciphersuites, write_private,
 };
 pub use error::{Error, Result};
 pub use messaging::{Event, OutgoingMessage, TEXT_PLAIN, content};
@@ -58,6 +58,8 @@ pub use messaging::{Event, OutgoingMessage, TEXT_PLAIN, content};
 pub use mimi_protocol::msgs::group_info::{
     GROUP_INFO_ENCRYPTION_LABEL, decrypt_with_label, encrypt_with_label,
 };
+/// The MLS cipher suite type of a device's choice ([`Device::with_ciphersuite`]).
+pub use openmls::prelude::Ciphersuite;
 pub use provider::Provider;
 pub use requests::{GroupInfoKey, key_packages_from_response};
 pub use rooms::{CreatedRoom, HubSender, RoomOptions};

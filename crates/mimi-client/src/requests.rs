@@ -15,7 +15,7 @@ use mimi_protocol::{IdentifierUri, decode_exact};
 use openmls::prelude::*;
 use openmls_traits::crypto::OpenMlsCrypto;
 
-use crate::device::{CIPHERSUITE, Device, required_capabilities};
+use crate::device::{Device, required_capabilities};
 use crate::error::{Error, Result};
 
 /// The HPKE key pair of one GroupInfoRequest; keep it until the response
@@ -35,8 +35,8 @@ impl std::fmt::Debug for GroupInfoKey {
 
 impl Device {
     /// A signed `KeyMaterialRequest` for `target_user`'s KeyPackages
-    /// (-06 §5.2), optionally for a specific room, asking for this
-    /// library's cipher suite and required capabilities.
+    /// (-06 §5.2), optionally for a specific room, asking for the
+    /// device's cipher suite and this library's required capabilities.
     pub fn key_material_request(
         &self,
         target_user: &str,
@@ -52,7 +52,7 @@ impl Device {
             requesting_user: self.user.to_identifier_uri(),
             target_user: target.to_identifier_uri(),
             room_id,
-            acceptable_ciphersuites: vec![CIPHERSUITE.into()],
+            acceptable_ciphersuites: vec![self.ciphersuite.into()],
             required_capabilities: required_capabilities(),
             requester_signature_key: self.signer.public().into(),
             requester_credential: self.credential.credential.clone(),
@@ -77,11 +77,11 @@ impl Device {
         let keys = self
             .provider
             .crypto()
-            .derive_hpke_keypair(CIPHERSUITE.hpke_config(), &ikm)
+            .derive_hpke_keypair(self.ciphersuite.hpke_config(), &ikm)
             .map_err(|e| Error::mls("HPKE key generation", e))?;
         let request = GroupInfoRequestTbs {
             protocol: Protocol::Mls10,
-            cipher_suite: CIPHERSUITE.into(),
+            cipher_suite: self.ciphersuite.into(),
             requesting_signature_key: self.signer.public().into(),
             requesting_credential: self.credential.credential.clone(),
             group_info_public_key: keys.public.clone().into(),

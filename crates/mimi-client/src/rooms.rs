@@ -28,8 +28,8 @@ use openmls::prelude::*;
 use tls_codec::{Deserialize as _, Serialize as _};
 
 use crate::device::{
-    CIPHERSUITE, Device, RoomRecord, RoomStatus, capabilities, digest_of, group_id_of_room,
-    participants_of, required_capabilities,
+    Device, RoomRecord, RoomStatus, capabilities, digest_of, group_id_of_room, participants_of,
+    required_capabilities,
 };
 use crate::error::{Error, Result};
 
@@ -181,8 +181,8 @@ impl Device {
             Extensions::from_vec(extensions).map_err(|e| Error::mls("room extensions", e))?;
         let group = MlsGroup::builder()
             .with_group_id(group_id.clone())
-            .ciphersuite(CIPHERSUITE)
-            .with_capabilities(capabilities())
+            .ciphersuite(self.ciphersuite)
+            .with_capabilities(capabilities(self.ciphersuite))
             .with_group_context_extensions(extensions)
             .with_wire_format_policy(PURE_PLAINTEXT_WIRE_FORMAT_POLICY)
             .max_past_epochs(3)
@@ -224,9 +224,10 @@ impl Device {
         if key_packages.is_empty() {
             return Err(Error::InvalidKeyPackage("no KeyPackages to add".into()));
         }
+        let ciphersuite = self.group(room)?.ciphersuite();
         let mut adds = Vec::with_capacity(key_packages.len());
         for kp in key_packages {
-            adds.push(self.validate_key_package(kp, &user)?);
+            adds.push(self.validate_key_package(kp, &user, ciphersuite)?);
         }
         let participants = participants_of(self.group(room)?)?;
         let mut inline = Vec::new();
@@ -239,11 +240,16 @@ impl Device {
         self.commit(room, inline, adds, Vec::new())
     }
 
-    fn validate_key_package(&self, kp: KeyPackageIn, user: &MimiUri) -> Result<KeyPackage> {
+    fn validate_key_package(
+        &self,
+        kp: KeyPackageIn,
+        user: &MimiUri,
+        ciphersuite: Ciphersuite,
+    ) -> Result<KeyPackage> {
         let kp = kp
             .validate(self.provider.crypto(), ProtocolVersion::Mls10)
             .map_err(|e| Error::InvalidKeyPackage(format!("{e:?}")))?;
-        if kp.ciphersuite() != CIPHERSUITE {
+        if kp.ciphersuite() != ciphersuite {
             return Err(Error::InvalidKeyPackage(format!(
                 "cipher suite {:?} is not the room's",
                 kp.ciphersuite()
@@ -482,7 +488,7 @@ impl Device {
             .map_err(|e| Error::mls("external commit", e))?
             .leaf_node_parameters(
                 LeafNodeParameters::builder()
-                    .with_capabilities(capabilities())
+                    .with_capabilities(capabilities(self.ciphersuite))
                     .build(),
             )
             .load_psks(self.provider.storage())

@@ -150,3 +150,32 @@ fn pending_commit_and_queued_proposals_survive_restart() {
         [(ROOM.to_string(), mimi_client::RoomStatus::Removed)]
     );
 }
+
+/// A device keeps its cipher suite in its file; suites are chosen by code
+/// point or name, and ones the crypto provider lacks are refused.
+#[test]
+fn a_p256_device_keeps_its_suite_across_a_restart() {
+    let p256 = mimi_client::parse_ciphersuite("0x0002").unwrap();
+    assert_eq!(
+        mimi_client::parse_ciphersuite("mls_128_dhkemp256_aes128gcm_sha256_p256").unwrap(),
+        p256
+    );
+    assert_eq!(mimi_client::parse_ciphersuite("2").unwrap(), p256);
+    for unsupported in ["0x0007", "4", "P384", ""] {
+        assert!(
+            mimi_client::parse_ciphersuite(unsupported).is_err(),
+            "{unsupported}"
+        );
+    }
+    let mut device = Device::with_ciphersuite(ALICE, p256).unwrap();
+    let kp = device
+        .generate_key_packages(1, KeyPackageOptions::default())
+        .unwrap();
+    assert_eq!(kp.len(), 1);
+    let restored = Device::from_bytes(&device.to_bytes().unwrap()).unwrap();
+    assert_eq!(restored.ciphersuite(), p256);
+    assert_eq!(
+        Device::new(ALICE).unwrap().ciphersuite(),
+        mimi_client::CIPHERSUITE
+    );
+}

@@ -21,11 +21,19 @@ pub struct HubGroup {
 impl HubGroup {
     /// Starts tracking a group from the GroupInfo and ratchet tree its
     /// creator uploaded (the commit's GroupInfoOption / RatchetTreeOption).
+    /// The group's cipher suite must be one the crypto provider supports
+    /// (docs/interop.md "Cipher suites").
     pub fn from_group_info(
         crypto: &impl OpenMlsCrypto,
         ratchet_tree: RatchetTreeIn,
         group_info: VerifiableGroupInfo,
     ) -> Result<Self, RoomError> {
+        let ciphersuite = group_info.ciphersuite();
+        if crypto.supports(ciphersuite).is_err() {
+            return Err(RoomError::UnsupportedCipherSuite {
+                cipher_suite: ciphersuite as u16,
+            });
+        }
         let storage = MemoryStorage::default();
         let (group, _info) = PublicGroup::from_external(
             crypto,

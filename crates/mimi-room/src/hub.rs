@@ -260,9 +260,11 @@ impl HubRoom {
     /// while they have participants.
     pub fn check_external_senders(
         &self,
-        hub: &ExternalSender,
+        hub: Option<&ExternalSender>,
         hub_domain: &str,
     ) -> Result<(), ExternalSendersViolation> {
+        // No entry: the hub has no key for the room's ciphersuite.
+        let hub = hub.ok_or(ExternalSendersViolation::HubMissing)?;
         let participating = self
             .participant_domains()
             .map_err(|e| ExternalSendersViolation::RoomState(e.to_string()))?;

@@ -31,6 +31,10 @@ pub use rejection::{
 pub enum RoomError {
     #[error("invalid group: {0}")]
     InvalidGroup(String),
+    #[error(
+        "invalid group: cipher suite {cipher_suite:#06x} is not supported by this hub (0x0001, 0x0002 and 0x0003 are)"
+    )]
+    UnsupportedCipherSuite { cipher_suite: u16 },
     #[error("invalid group: the room has no participant list")]
     NoParticipantList,
     #[error("invalid group: {user} has clients in the group but may not be an active participant")]

@@ -215,8 +215,10 @@ pub enum SubmitRejection {
 pub enum GroupInfoRejection {
     #[error("unsupported protocol")]
     UnsupportedProtocol,
-    #[error("cipher suite unsupported by this hub (its signature scheme must be Ed25519)")]
-    UnsupportedCipherSuite,
+    #[error(
+        "cipher suite {cipher_suite:#06x} is not supported by this hub (0x0001, 0x0002 and 0x0003 are)"
+    )]
+    UnsupportedCipherSuite { cipher_suite: u16 },
     #[error("the request signature does not verify")]
     BadSignature,
     #[error("the requesting credential names no mimi device")]
@@ -250,7 +252,7 @@ impl GroupInfoRejection {
     pub fn answer(&self) -> GroupInfoAnswer {
         match self {
             Self::UnsupportedProtocol
-            | Self::UnsupportedCipherSuite
+            | Self::UnsupportedCipherSuite { .. }
             | Self::GroupInfoPublicKey { .. } => GroupInfoAnswer::BadRequest,
             Self::BadSignature
             | Self::NoDevice

@@ -9,7 +9,10 @@ use mimi_protocol::msgs::{
 use mimi_protocol::{IdentifierUri, MimiUri, Protocol};
 use mimi_room::engine::{HubEngine, Requester, UpdateDecision};
 use mimi_room::external_senders::{ExternalSendersViolation, GroupContextExtensionsViolation};
-use mimi_room::keys::{FrankingKey, HubKey, generate_hmac_key_bytes, generate_signer_bytes};
+use mimi_room::keys::{
+    FrankingKey, HubKey, generate_hmac_key_bytes, generate_signer_bytes,
+    supported_signature_schemes,
+};
 use mimi_room::policy::default_role::MEMBER;
 use mimi_room::rejection::{CreateRoomRejection, ReportRejection};
 use mimi_room::stored::StoredRoom;
@@ -22,15 +25,21 @@ const ALICE: &str = "mimi://a.example/d/alice/laptop";
 const BOB: &str = "mimi://b.example/d/bob/phone";
 const ROOM: &str = "mimi://a.example/r/engine";
 
+const P256: Ciphersuite = Ciphersuite::MLS_128_DHKEMP256_AES128GCM_SHA256_P256;
+
+/// A hub with a signature and a franking key of every supported scheme,
+/// as the server loads them.
 fn engine() -> HubEngine {
-    let hub_key = HubKey::from_bytes(&generate_signer_bytes().unwrap(), "a.example").unwrap();
-    let franking = FrankingKey::from_bytes(
-        &generate_signer_bytes().unwrap(),
-        &generate_hmac_key_bytes().unwrap(),
-        "a.example",
-    )
-    .unwrap();
-    HubEngine::new("a.example", hub_key, franking)
+    let hmac = generate_hmac_key_bytes().unwrap();
+    let mut hub_keys = Vec::new();
+    let mut franking_keys = Vec::new();
+    for scheme in supported_signature_schemes() {
+        let signer = generate_signer_bytes(scheme).unwrap();
+        hub_keys.push(HubKey::from_bytes(&signer, "a.example").unwrap());
+        let signer = generate_signer_bytes(scheme).unwrap();
+        franking_keys.push(FrankingKey::from_bytes(&signer, &hmac, "a.example").unwrap());
+    }
+    HubEngine::new("a.example", hub_keys, franking_keys)
 }
 
 fn uri(s: &str) -> MimiUri {
@@ -73,7 +82,7 @@ fn commit_request(
 
 /// Alice's room as the hub stores it.
 fn alice_room(hub: &HubEngine) -> (TestClient, Vec<u8>) {
-    let mut alice = TestClient::new(ALICE).hosted_by(hub.external_sender());
+    let mut alice = TestClient::new(ALICE).hosted_by(hub.external_sender(CIPHERSUITE).unwrap());
     alice.create_default_room(&[]);
     let (info, tree) = creation_bytes(&alice);
     let created = hub.create_room(&uri(ALICE), ROOM, &info, &tree).unwrap();
@@ -85,7 +94,7 @@ fn alice_room(hub: &HubEngine) -> (TestClient, Vec<u8>) {
 #[test]
 fn creation_is_refused_for_foreign_rooms_bad_uris_and_non_members() {
     let hub = engine();
-    let mut alice = TestClient::new(ALICE).hosted_by(hub.external_sender());
+    let mut alice = TestClient::new(ALICE).hosted_by(hub.external_sender(CIPHERSUITE).unwrap());
     alice.create_default_room(&[]);
     let (info, tree) = creation_bytes(&alice);
     assert!(matches!(
@@ -337,12 +346,254 @@ fn a_report_without_messages_is_unverified_and_only_from_participants() {
     ));
 }
 
+// ---- cipher suites other than 0x0001 ----------------------------------
+
+/// A signed GroupInfoRequest (-06 §5.6) of `client` on `cipher_suite`,
+/// and the HPKE private key for its answer.
+fn group_info_request(
+    client: &TestClient,
+    cipher_suite: mimi_protocol::msgs::CipherSuite,
+) -> (mimi_protocol::msgs::GroupInfoRequest, Vec<u8>) {
+    let hpke = client.ciphersuite.hpke_config();
+    let keys = openmls_rust_crypto::RustCrypto::default()
+        .derive_hpke_keypair(hpke, &[7u8; 32])
+        .unwrap();
+    let request = mimi_protocol::msgs::GroupInfoRequestTbs {
+        protocol: Protocol::Mls10,
+        cipher_suite,
+        requesting_signature_key: client.signer.public().into(),
+        requesting_credential: client.credential.credential.clone(),
+        group_info_public_key: keys.public.clone().into(),
+        joining_code: None,
+    }
+    .sign(&client.signer)
+    .unwrap();
+    (request, keys.private.to_vec())
+}
+
+/// Alice's room on P-256 with the hub's P-256 external sender and
+/// franking agent, messages required to carry `frank_aad`.
+fn alice_p256_room(hub: &HubEngine) -> (TestClient, Vec<u8>) {
+    let mut alice = TestClient::with_ciphersuite(ALICE, P256);
+    alice.create_room_with(
+        &[(
+            alice.user().as_str(),
+            mimi_room::policy::default_role::ADMIN,
+        )],
+        mimi_room::policy::default_roles(),
+        RoomExtras {
+            external_sender: hub.external_sender(P256),
+            franking_agent: hub.franking_agent(P256),
+            require_frank_aad: true,
+        },
+    );
+    let (info, tree) = creation_bytes(&alice);
+    let created = hub.create_room(&uri(ALICE), ROOM, &info, &tree).unwrap();
+    (alice, created.state)
+}
+
+#[test]
+fn the_rooms_suite_picks_the_hubs_external_sender() {
+    let hub = engine();
+    let ed25519 = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+    assert_eq!(
+        hub.supported_ciphersuites(),
+        vec![
+            ed25519,
+            Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519,
+            P256
+        ]
+    );
+    assert_ne!(hub.external_sender(ed25519), hub.external_sender(P256));
+    assert_ne!(hub.franking_agent(ed25519), hub.franking_agent(P256));
+    // The provider has no P-384: the hub has no keys for it.
+    let p384 = Ciphersuite::MLS_256_DHKEMP384_AES256GCM_SHA384_P384;
+    assert_eq!(hub.external_sender(p384), None);
+    assert_eq!(hub.franking_agent(p384), None);
+
+    // A P-256 room listing the hub's P-256 key is hosted ...
+    let (_alice, state) = alice_p256_room(&hub);
+    assert!(StoredRoom::decode(&state).is_ok());
+    // ... one listing its Ed25519 key is refused.
+    let mut alice = TestClient::with_ciphersuite(ALICE, P256);
+    alice.create_room_with(
+        &[(
+            alice.user().as_str(),
+            mimi_room::policy::default_role::ADMIN,
+        )],
+        mimi_room::policy::default_roles(),
+        RoomExtras {
+            external_sender: hub.external_sender(ed25519),
+            ..RoomExtras::default()
+        },
+    );
+    let (info, tree) = creation_bytes(&alice);
+    assert_eq!(
+        hub.create_room(&uri(ALICE), ROOM, &info, &tree).err(),
+        Some(CreateRoomRejection::ExternalSenders(
+            ExternalSendersViolation::OtherHubKey { index: 0 }
+        ))
+    );
+}
+
+#[test]
+fn a_p256_room_gets_group_info_signed_with_the_hubs_p256_key() {
+    let hub = engine();
+    let (_alice, state) = alice_p256_room(&hub);
+    let laptop2 = TestClient::with_ciphersuite("mimi://a.example/d/alice/phone", P256);
+    let (request, private_key) = group_info_request(&laptop2, P256.into());
+    let client = hub
+        .check_group_info_request(&Requester::Provider("a.example".into()), &request)
+        .unwrap();
+    let response = hub
+        .group_info(&state, &uri(ROOM), &client, &request)
+        .unwrap();
+    response
+        .verify(&openmls_rust_crypto::RustCrypto::default())
+        .unwrap();
+    let mimi_protocol::msgs::GroupInfoResponseBody::Success(success) = &response.body else {
+        panic!("not a success: {:?}", response.status())
+    };
+    assert_eq!(success.cipher_suite, P256.into());
+    assert_eq!(Some(success.hub_sender.clone()), hub.external_sender(P256));
+    let plaintext = mimi_protocol::msgs::group_info::decrypt_with_label(
+        &openmls_rust_crypto::RustCrypto::default(),
+        success.cipher_suite,
+        &private_key,
+        mimi_protocol::msgs::group_info::GROUP_INFO_ENCRYPTION_LABEL,
+        ROOM.as_bytes(),
+        &success.encrypted_groupinfo_and_tree,
+    )
+    .unwrap();
+    let tbe: mimi_protocol::msgs::GroupInfoRatchetTreeTbe =
+        mimi_protocol::decode_exact(&plaintext).unwrap();
+    assert_eq!(tbe.group_info.group_context().ciphersuite(), P256);
+    assert!(
+        tbe.group_info
+            .group_context()
+            .extensions()
+            .external_senders()
+            .unwrap()
+            .contains(&success.hub_sender)
+    );
+}
+
+#[test]
+fn suites_the_provider_lacks_are_refused() {
+    let hub = engine();
+    // groupInfo on P-384 (0x0007): the hub has no such key (R51).
+    let alice = TestClient::new(ALICE);
+    let (request, _) = group_info_request(&alice, mimi_protocol::msgs::CipherSuite(0x0007));
+    assert_eq!(
+        hub.check_group_info_request(&Requester::Provider("a.example".into()), &request)
+            .err(),
+        Some(mimi_room::GroupInfoRejection::UnsupportedCipherSuite {
+            cipher_suite: 0x0007
+        })
+    );
+    // A room whose GroupInfo names P-384: refused before its signature is
+    // looked at. The suite is the GroupContext's second field, after the
+    // MLSMessage header (4 octets) and the version (2).
+    let mut creator = TestClient::new(ALICE);
+    creator.create_default_room(&[]);
+    let (mut info, tree) = creation_bytes(&creator);
+    assert_eq!(info[6..8], [0, 1]);
+    info[6..8].copy_from_slice(&[0, 7]);
+    assert_eq!(
+        hub.create_room(&uri(ALICE), ROOM, &info, &tree).err(),
+        Some(CreateRoomRejection::InvalidRoom(
+            mimi_room::RoomError::UnsupportedCipherSuite {
+                cipher_suite: 0x0007
+            }
+        ))
+    );
+}
+
+#[test]
+fn p256_messages_are_franked_with_the_p256_key_and_reports_verify() {
+    use mimi_content::{Disposition, MimiContent, NestedPart};
+    let hub = engine();
+    let (mut alice, state) = alice_p256_room(&hub);
+    let mut content = MimiContent::new(
+        [9; 16],
+        Default::default(),
+        NestedPart::single(Disposition::RENDER, "text/plain", b"hello".as_slice()),
+    );
+    content
+        .extensions
+        .set_sender_uri("mimi://a.example/u/alice");
+    content.extensions.set_room_uri(ROOM);
+    let bytes = content.to_cbor().unwrap();
+    let tag = mimi_content::franking::franking_tag(&content.salt, &bytes);
+    let request = SubmitMessageRequest {
+        protocol: Protocol::Mls10,
+        app_message: alice.application_message(&bytes, Some(tag)),
+        sending_uri: IdentifierUri::new("mimi://a.example/u/alice"),
+    };
+    let view = mimi_room::engine::SubmitView::new(&state).unwrap();
+    let mimi_room::engine::SubmitDecision::Accepted { response, .. } =
+        hub.submit(&view, &uri(ROOM), &device(ALICE), &request, 1234)
+    else {
+        panic!("not accepted")
+    };
+    let mimi_protocol::msgs::SubmitStatus::Accepted {
+        accepted_timestamp,
+        frank: Some(frank),
+    } = response.status
+    else {
+        panic!("accepted without a frank: {:?}", response.status)
+    };
+    // -06 §5.4.1: the room's suite, and the room's franking agent key.
+    assert_eq!(frank.franking_signature_ciphersuite, P256.into());
+    let context = mimi_protocol::msgs::ServerFrankingContext {
+        sender_uri: IdentifierUri::new("mimi://a.example/u/alice"),
+        room_uri: IdentifierUri::new(ROOM),
+        accepted_timestamp,
+    };
+    let agent = hub.franking_agent(P256).unwrap();
+    frank
+        .verify(
+            &openmls_rust_crypto::RustCrypto::default(),
+            agent.franking_signature_key.as_slice(),
+            &context,
+        )
+        .unwrap();
+    let report = |frank: mimi_protocol::msgs::Frank| mimi_protocol::msgs::AbuseReport {
+        reporting_user: IdentifierUri::new("mimi://a.example/u/alice"),
+        alleged_abuser_uri: IdentifierUri::new("mimi://a.example/u/alice"),
+        reason_code: mimi_protocol::msgs::AbuseType::RESERVED,
+        note: Vec::new().into(),
+        messages: vec![mimi_protocol::msgs::AbusiveMessage {
+            message_content: bytes.clone().into(),
+            frank,
+            accepted_timestamp,
+        }],
+        abuse_extensions: Default::default(),
+    };
+    let verified = hub
+        .verify_report(&state, &uri(ROOM), "a.example", &report(frank.clone()))
+        .unwrap();
+    assert!(verified.franks_verified);
+    // The same frank claiming the Ed25519 suite is checked against the
+    // Ed25519 key, and fails.
+    let mut relabelled = frank;
+    relabelled.franking_signature_ciphersuite =
+        Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519.into();
+    assert!(matches!(
+        hub.verify_report(&state, &uri(ROOM), "a.example", &report(relabelled)),
+        Err(ReportRejection::Message { .. })
+    ));
+}
+
 /// A follower provider's `ExternalSender`: its own key and credential
 /// `mimi://<domain>`, as its hub key would be.
 fn follower_sender(domain: &str) -> ExternalSender {
-    HubKey::from_bytes(&generate_signer_bytes().unwrap(), domain)
-        .unwrap()
-        .external_sender()
+    HubKey::from_bytes(
+        &generate_signer_bytes(CIPHERSUITE.signature_algorithm()).unwrap(),
+        domain,
+    )
+    .unwrap()
+    .external_sender()
 }
 
 /// Alice's room with Bob (b.example) added: the hub's state and both
@@ -443,7 +694,10 @@ fn a_follower_with_participants_may_be_added_as_external_sender_and_must_go_with
     // c.example has no participant: its certificate may not be listed.
     let request = external_senders_commit(
         &mut alice,
-        vec![hub.external_sender(), follower_sender("c.example")],
+        vec![
+            hub.external_sender(CIPHERSUITE).unwrap(),
+            follower_sender("c.example"),
+        ],
         &[],
     );
     assert_eq!(
@@ -463,7 +717,11 @@ fn a_follower_with_participants_may_be_added_as_external_sender_and_must_go_with
     alice.discard_pending();
 
     // b.example (Bob's provider) may be added.
-    let request = external_senders_commit(&mut alice, vec![hub.external_sender(), b.clone()], &[]);
+    let request = external_senders_commit(
+        &mut alice,
+        vec![hub.external_sender(CIPHERSUITE).unwrap(), b.clone()],
+        &[],
+    );
     let UpdateDecision::Accepted { new_state, .. } =
         hub.update(&state, &device(ALICE), &request, 2).unwrap()
     else {
@@ -478,7 +736,7 @@ fn a_follower_with_participants_may_be_added_as_external_sender_and_must_go_with
     let bob_leaf = alice.leaf_of(BOB);
     let request = external_senders_commit(
         &mut alice,
-        vec![hub.external_sender(), b.clone()],
+        vec![hub.external_sender(CIPHERSUITE).unwrap(), b.clone()],
         &[(bob_leaf, 1)],
     );
     assert_eq!(
@@ -489,8 +747,11 @@ fn a_follower_with_participants_may_be_added_as_external_sender_and_must_go_with
     );
     alice.discard_pending();
     // ... and accepted when the same commit removes it (-06 §7.4 MUST).
-    let request =
-        external_senders_commit(&mut alice, vec![hub.external_sender()], &[(bob_leaf, 1)]);
+    let request = external_senders_commit(
+        &mut alice,
+        vec![hub.external_sender(CIPHERSUITE).unwrap()],
+        &[(bob_leaf, 1)],
+    );
     assert!(matches!(
         hub.update(&state, &device(ALICE), &request, 3).unwrap(),
         UpdateDecision::Accepted { .. }
@@ -502,7 +763,7 @@ fn group_context_extensions_may_change_nothing_but_external_senders() {
     let hub = engine();
     let (mut alice, _bob, state) = room_with_bob(&hub);
     let mut extensions: Vec<Extension> = alice
-        .with_external_senders(vec![hub.external_sender()])
+        .with_external_senders(vec![hub.external_sender(CIPHERSUITE).unwrap()])
         .iter()
         .filter(|e| e.extension_type() != ExtensionType::RequiredCapabilities)
         .cloned()

@@ -86,14 +86,19 @@ async fn messages_are_franked_verified_reported_and_listed() {
     let mut bob = client(&fed, "mimi://b.example/d/bob/phone").await;
     alice.create_room(room).await.unwrap();
     // The room carries the hub's franking agent from GET /client/v1/hub.
-    let hub_agent = alice.connection.hub_info().await.unwrap().franking_agent;
+    let hub_agent = alice
+        .connection
+        .hub_info(mimi_client::CIPHERSUITE)
+        .await
+        .unwrap()
+        .franking_agent;
     assert_eq!(
         fed.provider("a.example")
             .server()
             .state
             .hub
-            .franking_agent(),
-        hub_agent
+            .franking_agent(mimi_client::CIPHERSUITE),
+        Some(hub_agent)
     );
     alice
         .add_user(room, "mimi://b.example/u/bob", MEMBER)
@@ -273,7 +278,11 @@ async fn the_hub_franks_only_for_its_own_franking_agent() {
     let fed = start_federation(Backend::Sqlite).await;
     let room = "mimi://a.example/r/foreign-agent";
     let mut alice = client(&fed, "mimi://a.example/d/alice/laptop").await;
-    let hub = alice.connection.hub_info().await.unwrap();
+    let hub = alice
+        .connection
+        .hub_info(mimi_client::CIPHERSUITE)
+        .await
+        .unwrap();
     let other = SignatureKeyPair::new(mimi_client::CIPHERSUITE.signature_algorithm()).unwrap();
     let options = RoomOptions {
         franking_agent: Some(FrankingAgentData {
@@ -316,4 +325,68 @@ fn encode_segment(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A room on MLS_128_DHKEMP256_AES128GCM_SHA256_P256 (0x0002): the hub's
+/// P-256 keys are its external sender and franking agent, messages are
+/// franked under the room's suite and verify at the receiver, and a
+/// report of one verifies at the hub (-06 §5.4.1, §5.9).
+#[tokio::test]
+async fn a_p256_room_is_franked_with_the_hubs_p256_key() {
+    let mut fed = start_federation(Backend::Sqlite).await;
+    {
+        let a = fed.provider_mut("a.example");
+        a.config.client_api.admin_token = Some(ADMIN.into());
+        a.restart().await;
+    }
+    let p256 = mimi_client::parse_ciphersuite("0x0002").unwrap();
+    let register = async |device: &str| {
+        let domain = &fed.provider_of(device).domain;
+        let mut client =
+            Client::register_with_ciphersuite(device, fed.connection(domain).unwrap(), p256)
+                .await
+                .unwrap();
+        client.publish_key_packages(2).await.unwrap();
+        client
+    };
+    let mut alice = register("mimi://a.example/d/alice/laptop").await;
+    let mut bob = register("mimi://b.example/d/bob/phone").await;
+    let room = "mimi://a.example/r/p256";
+    alice.create_room(room).await.unwrap();
+    let hub = &fed.provider("a.example").server().state.hub;
+    let group = alice.device.mls_group(room).unwrap();
+    assert_eq!(group.ciphersuite(), p256);
+    assert_eq!(
+        group.extensions().external_senders().map(|s| s.to_vec()),
+        Some(vec![hub.external_sender(p256).unwrap()])
+    );
+    assert_ne!(
+        hub.franking_agent(p256),
+        hub.franking_agent(mimi_client::CIPHERSUITE)
+    );
+    alice
+        .add_user(room, "mimi://b.example/u/bob", MEMBER)
+        .await
+        .unwrap();
+    sync_until(&mut bob, "the Welcome", |e| {
+        matches!(e, Event::Joined { .. })
+    })
+    .await;
+
+    let id = alice.send(room, content::text("on P-256")).await.unwrap();
+    let mine = own(&alice, room, id);
+    assert_eq!(mine.frank_status, FrankStatus::Verified);
+    let frank = mine.frank.clone().unwrap();
+    assert_eq!(frank.franking_signature_ciphersuite, p256.into());
+    let m = receive(&mut bob, "on P-256").await;
+    assert_eq!(m.frank_status, FrankStatus::Verified, "{m:?}");
+
+    bob.report(room, m.id, AbuseType::RESERVED, "p256")
+        .await
+        .unwrap();
+    let admin = fed.connection("a.example").unwrap().with_token(ADMIN);
+    let reports = admin.admin_reports().await.unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(reports[0].franks_verified);
+    fed.shutdown().await;
 }

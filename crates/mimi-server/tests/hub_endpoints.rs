@@ -258,7 +258,7 @@ async fn room_epoch(fed: &Federation) -> u64 {
 async fn create_room(fed: &Federation, alice: &mut Device) {
     let a = fed.provider("a.example");
     // -06 §7.4: the room lists its hub as external sender.
-    alice.mls.hub = Some(a.server().state.hub.external_sender());
+    alice.mls.hub = a.server().state.hub.external_sender(alice.mls.ciphersuite);
     alice.mls.create_default_room(&[]);
     let group = alice.mls.group.as_ref().unwrap();
     let info = group
@@ -868,5 +868,107 @@ async fn forged_group_info_request_signature_is_refused_at_the_hub() {
     }
     // Nothing changed at the hub.
     assert_eq!(room_epoch(&fed).await, 1);
+    fed.shutdown().await;
+}
+
+/// The hub's keys per cipher suite (`GET /client/v1/hub?ciphersuite=N`),
+/// and the refusals for suites the crypto provider lacks: the hub
+/// endpoint and groupInfo (R51) answer 400, as does creating a room whose
+/// GroupInfo names such a suite.
+#[tokio::test]
+async fn the_hub_has_keys_per_cipher_suite_and_refuses_unsupported_ones() {
+    let fed = start_federation(Backend::Sqlite).await;
+    let alice = Device::new(&fed, ALICE).await;
+    let p = fed.provider("a.example");
+    let hub_keys = async |query: &str| {
+        let resp = p
+            .client_api
+            .get(format!("{}/client/v1/hub{query}", p.client_base))
+            .bearer_auth(&alice.token)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.text().await.unwrap())
+    };
+    let key_of = |json: &str| -> (u64, Vec<u8>) {
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
+        let sender = B64
+            .decode(value["external_sender"].as_str().unwrap())
+            .unwrap();
+        let sender: ExternalSender = decode_exact(&sender).unwrap();
+        let (key, _) = mimi_protocol::msgs::group_info::external_sender_parts(&sender).unwrap();
+        (
+            value["ciphersuite"].as_u64().unwrap(),
+            key.as_slice().to_vec(),
+        )
+    };
+    let (status, default) = hub_keys("").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, chacha) = hub_keys("?ciphersuite=3").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, p256) = hub_keys("?ciphersuite=2").await;
+    assert_eq!(status, StatusCode::OK);
+    // 0x0001 and 0x0003 share the Ed25519 key; 0x0002 has its P-256 key.
+    assert_eq!(key_of(&default).0, 1);
+    assert_eq!(key_of(&default).1, key_of(&chacha).1);
+    assert_eq!(key_of(&p256).0, 2);
+    assert_ne!(key_of(&default).1, key_of(&p256).1);
+    let hub = &p.server().state.hub;
+    let p256_suite = Ciphersuite::MLS_128_DHKEMP256_AES128GCM_SHA256_P256;
+    let (expected, _) = mimi_protocol::msgs::group_info::external_sender_parts(
+        &hub.external_sender(p256_suite).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(key_of(&p256).1, expected.as_slice());
+    for query in ["?ciphersuite=7", "?ciphersuite=4", "?ciphersuite=65000"] {
+        let (status, body) = hub_keys(query).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(body.contains("not supported by this hub"), "{body}");
+    }
+
+    // groupInfo on P-384 (0x0007): 400 over federation (R51).
+    let mut request = group_info_request(&alice.mls).0;
+    request.cipher_suite = mimi_protocol::msgs::CipherSuite(0x0007);
+    let (status, body) = federation_post(
+        &fed,
+        "b.example",
+        "groupInfo",
+        ROOM,
+        encode(&request).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        String::from_utf8_lossy(&body).contains("0x0007"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    // A room whose GroupInfo names P-384: 400 at creation.
+    let mut creator = TestClient::new(ALICE);
+    creator.create_default_room(&[]);
+    let (tree, info) = creator.group_info();
+    let mut info = {
+        let mut message = vec![0, 1, 0, 4];
+        message.extend(info.tls_serialize_detached().unwrap());
+        message
+    };
+    info[6..8].copy_from_slice(&[0, 7]);
+    let resp = p
+        .client_api
+        .post(format!("{}/client/v1/rooms", p.client_base))
+        .bearer_auth(&alice.token)
+        .json(&json!({
+            "room_id": "mimi://a.example/r/p384",
+            "group_info": B64.encode(&info),
+            "ratchet_tree": B64.encode(tree.tls_serialize_detached().unwrap()),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("cipher suite 0x0007"), "{body}");
     fed.shutdown().await;
 }

@@ -5,20 +5,33 @@
 
 use mimi_protocol::components::room_policy::RoleData;
 use mimi_protocol::components::{
-    PARTICIPANT_LIST, ParticipantListData, ParticipantListUpdate, ROLES_LIST, UserRolePair,
+    FRANK_AAD, FRANKING_SIGNATURE_KEY, FrankAAD, FrankingAgentData, PARTICIPANT_LIST,
+    ParticipantListData, ParticipantListUpdate, ROLES_LIST, UserRolePair,
 };
 use mimi_protocol::msgs::key_material::{KeyMaterialRequest, KeyMaterialRequestTbs};
 use mimi_protocol::{IdentifierUri, Protocol};
 use mimi_room::components::resolve_app_data_updates;
 use mimi_room::policy::default_roles;
-use openmls::component::ComponentData;
+use openmls::component::{ComponentData, ComponentId, ComponentType, ComponentsList};
+use openmls::framing::SafeAadItem;
 use openmls::messages::group_info::{GroupInfo, VerifiableGroupInfo};
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
 use tls_codec::{Deserialize as _, Serialize as _};
 
+/// The cipher suite of [`TestClient::new`].
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+/// What a room gets besides its participant list and roles: the hub as
+/// external sender (-06 §7.4) and as franking agent, and whether messages
+/// must carry `frank_aad` (-06 §5.4.1).
+#[derive(Default)]
+pub struct RoomExtras {
+    pub external_sender: Option<ExternalSender>,
+    pub franking_agent: Option<FrankingAgentData>,
+    pub require_frank_aad: bool,
+}
 
 pub fn capabilities() -> Capabilities {
     Capabilities::new(
@@ -70,6 +83,8 @@ pub fn user_of(device: &str) -> String {
 
 pub struct TestClient {
     pub device: String,
+    /// The suite of its KeyPackages and of the rooms it creates.
+    pub ciphersuite: Ciphersuite,
     pub provider: OpenMlsRustCrypto,
     pub signer: SignatureKeyPair,
     pub credential: CredentialWithKey,
@@ -83,8 +98,14 @@ pub struct TestClient {
 
 impl TestClient {
     pub fn new(device: &str) -> Self {
+        Self::with_ciphersuite(device, CIPHERSUITE)
+    }
+
+    /// A client whose signature key, KeyPackages and rooms use
+    /// `ciphersuite`.
+    pub fn with_ciphersuite(device: &str, ciphersuite: Ciphersuite) -> Self {
         let provider = OpenMlsRustCrypto::default();
-        let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm()).unwrap();
+        let signer = SignatureKeyPair::new(ciphersuite.signature_algorithm()).unwrap();
         signer.store(provider.storage()).unwrap();
         let credential = CredentialWithKey {
             credential: BasicCredential::new(device.as_bytes().to_vec()).into(),
@@ -92,6 +113,7 @@ impl TestClient {
         };
         Self {
             device: device.into(),
+            ciphersuite,
             provider,
             signer,
             credential,
@@ -122,7 +144,7 @@ impl TestClient {
         KeyPackage::builder()
             .leaf_node_capabilities(self.capabilities.clone())
             .build(
-                CIPHERSUITE,
+                self.ciphersuite,
                 &self.provider,
                 &self.signer,
                 self.credential.clone(),
@@ -133,8 +155,8 @@ impl TestClient {
     }
 
     /// A signed `KeyMaterialRequest` (-06 §5.2) from this client's user
-    /// for `target_user`'s KeyPackages, outside any room, accepting
-    /// [`CIPHERSUITE`].
+    /// for `target_user`'s KeyPackages, outside any room, accepting the
+    /// client's suite.
     pub fn key_material_request(
         &self,
         target_user: &str,
@@ -145,7 +167,7 @@ impl TestClient {
             requesting_user: IdentifierUri::new(self.user()),
             target_user: IdentifierUri::new(target_user),
             room_id: IdentifierUri::new(""),
-            acceptable_ciphersuites: vec![CIPHERSUITE.into()],
+            acceptable_ciphersuites: vec![self.ciphersuite.into()],
             required_capabilities,
             requester_signature_key: self.signer.public().into(),
             requester_credential: self.credential.credential.clone(),
@@ -167,6 +189,17 @@ impl TestClient {
         participants: &[(&str, u32)],
         roles: RoleData,
     ) -> (RatchetTreeIn, VerifiableGroupInfo) {
+        self.create_room_with(participants, roles, RoomExtras::default())
+    }
+
+    /// [`TestClient::create_room`] with an external sender, a franking
+    /// agent and `frank_aad` required as `extras` say.
+    pub fn create_room_with(
+        &mut self,
+        participants: &[(&str, u32)],
+        roles: RoleData,
+        extras: RoomExtras,
+    ) -> (RatchetTreeIn, VerifiableGroupInfo) {
         let list = ParticipantListData::new(
             participants
                 .iter()
@@ -176,16 +209,30 @@ impl TestClient {
         let mut dict = AppDataDictionary::new();
         dict.insert(PARTICIPANT_LIST, list.tls_serialize_detached().unwrap());
         dict.insert(ROLES_LIST, roles.tls_serialize_detached().unwrap());
+        if let Some(agent) = extras.franking_agent {
+            dict.insert(
+                FRANKING_SIGNATURE_KEY,
+                agent.tls_serialize_detached().unwrap(),
+            );
+        }
+        if extras.require_frank_aad {
+            dict.insert(
+                ComponentId::from(ComponentType::SafeAad),
+                ComponentsList::new(vec![FRANK_AAD])
+                    .tls_serialize_detached()
+                    .unwrap(),
+            );
+        }
         let mut extensions = vec![
             Extension::AppDataDictionary(AppDataDictionaryExtension::new(dict)),
             Extension::RequiredCapabilities(required_capabilities()),
         ];
-        if let Some(hub) = &self.hub {
-            extensions.push(Extension::ExternalSenders(vec![hub.clone()]));
+        if let Some(sender) = extras.external_sender.or_else(|| self.hub.clone()) {
+            extensions.push(Extension::ExternalSenders(vec![sender]));
         }
         let extensions = Extensions::from_vec(extensions).unwrap();
         let group = MlsGroup::builder()
-            .ciphersuite(CIPHERSUITE)
+            .ciphersuite(self.ciphersuite)
             .with_capabilities(self.capabilities.clone())
             .with_group_context_extensions(extensions)
             .with_wire_format_policy(PURE_PLAINTEXT_WIRE_FORMAT_POLICY)
@@ -412,6 +459,27 @@ impl TestClient {
             .unwrap();
         self.group = Some(group);
         wire(bundle.into_commit())
+    }
+
+    /// An application message carrying `bytes`, with `frank_aad` in its
+    /// Safe AAD when `franking_tag` is given (-06 §5.4.1).
+    pub fn application_message(
+        &mut self,
+        bytes: &[u8],
+        franking_tag: Option<[u8; 32]>,
+    ) -> MlsMessageIn {
+        let group = self.group.as_mut().expect("not in a group");
+        if let Some(franking_tag) = franking_tag {
+            let aad = FrankAAD { franking_tag }.tls_serialize_detached().unwrap();
+            group
+                .set_safe_aad(vec![SafeAadItem::new(FRANK_AAD, aad)])
+                .unwrap();
+        }
+        wire(
+            group
+                .create_message(&self.provider, &self.signer, bytes)
+                .unwrap(),
+        )
     }
 
     pub fn self_remove(&mut self) -> MlsMessageIn {

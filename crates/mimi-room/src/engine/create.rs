@@ -64,9 +64,14 @@ impl HubEngine {
         if !creator_is_member {
             return Err(CreateRoomRejection::CreatorNotMember);
         }
-        // -06 §7.4: the group MUST carry external_senders with the hub.
-        hub.check_external_senders(&self.external_sender(), self.domain())
-            .map_err(CreateRoomRejection::ExternalSenders)?;
+        // -06 §7.4: the group MUST carry external_senders with the hub's
+        // entry for the room's ciphersuite.
+        hub.check_external_senders(
+            self.external_sender(hub.public_group().ciphersuite())
+                .as_ref(),
+            self.domain(),
+        )
+        .map_err(CreateRoomRejection::ExternalSenders)?;
         let epoch = hub.epoch();
         let stored = StoredRoom {
             hub,

@@ -11,7 +11,6 @@ use mimi_protocol::msgs::{
 
 use super::{HubEngine, Requester};
 use crate::identity::{ClientIdentity, client_identity};
-use crate::keys::HUB_SIGNATURE_SCHEME;
 use crate::rejection::GroupInfoRejection;
 use crate::stored::StoredRoom;
 
@@ -42,8 +41,18 @@ impl HubEngine {
         if request.protocol != Protocol::Mls10 {
             return Err(GroupInfoRejection::UnsupportedProtocol);
         }
-        if request.cipher_suite.signature_scheme().ok() != Some(HUB_SIGNATURE_SCHEME) {
-            return Err(GroupInfoRejection::UnsupportedCipherSuite);
+        // -06 §5.6: the request's suite "merely needs to be one
+        // ciphersuite in common with the hub"; it picks the algorithms of
+        // both signatures, so the hub needs a key of its scheme.
+        if request
+            .cipher_suite
+            .to_openmls()
+            .and_then(|cs| self.hub_key(cs))
+            .is_none()
+        {
+            return Err(GroupInfoRejection::UnsupportedCipherSuite {
+                cipher_suite: request.cipher_suite.0,
+            });
         }
         if request.verify(self.crypto()).is_err() {
             return Err(GroupInfoRejection::BadSignature);
@@ -59,7 +68,8 @@ impl HubEngine {
     /// requesting user must be a participant whose role may be active and
     /// has `canAddOwnClient`. The answer is the latest GroupInfo, the
     /// ratchet tree and the pending proposals, HPKE-encrypted to
-    /// `groupInfoPublicKey` with the room ID as context, signed by the hub.
+    /// `groupInfoPublicKey` with the room ID as context, signed by the
+    /// hub's key of the request's suite (its `hub_sender`).
     pub fn group_info(
         &self,
         state: &[u8],
@@ -87,6 +97,13 @@ impl HubEngine {
             ),
             pending_proposals: room.pending_proposals,
         };
+        let hub_key = request
+            .cipher_suite
+            .to_openmls()
+            .and_then(|cs| self.hub_key(cs))
+            .ok_or(GroupInfoRejection::UnsupportedCipherSuite {
+                cipher_suite: request.cipher_suite.0,
+            })?;
         let room_id_bytes = room_id.as_str().as_bytes();
         let encrypted = tbe
             .seal(
@@ -103,10 +120,10 @@ impl HubEngine {
             room_id: room_id_bytes.to_vec().into(),
             status: GroupInfoCode::Success,
             cipher_suite: request.cipher_suite,
-            hub_sender: self.external_sender(),
+            hub_sender: hub_key.external_sender(),
             encrypted_groupinfo_and_tree: encrypted,
         }
-        .sign(&self.hub_key.signer)
+        .sign(&hub_key.signer)
         .map_err(|e| {
             GroupInfoRejection::RoomState(crate::RoomError::CorruptState(format!(
                 "signing the response: {e}"

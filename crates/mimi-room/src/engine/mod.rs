@@ -19,8 +19,9 @@ use std::collections::BTreeSet;
 
 use mimi_protocol::MimiUri;
 use mimi_protocol::components::FrankingAgentData;
-use openmls::prelude::ExternalSender;
+use openmls::prelude::{Ciphersuite, ExternalSender};
 use openmls_rust_crypto::RustCrypto;
+use openmls_traits::crypto::OpenMlsCrypto as _;
 
 use crate::keys::{FrankingKey, HubKey};
 
@@ -75,20 +76,28 @@ pub struct KeyPackageRoute {
 }
 
 /// The hub: its domain, keys and crypto provider. One per server.
+///
+/// The hub has a signature key and a franking key per signature scheme
+/// (`keys::supported_signature_schemes`); a room's cipher suite picks the
+/// pair its external sender, groupInfo signatures and franks use.
 pub struct HubEngine {
     domain: String,
     crypto: RustCrypto,
-    hub_key: HubKey,
-    franking: FrankingKey,
+    hub_keys: Vec<HubKey>,
+    franking_keys: Vec<FrankingKey>,
 }
 
 impl HubEngine {
-    pub fn new(domain: &str, hub_key: HubKey, franking: FrankingKey) -> Self {
+    /// The hub of `domain` with its keys, at most one of each per
+    /// signature scheme (the first of a scheme is used). A suite whose
+    /// scheme has no key is not offered: rooms on it cannot list the hub
+    /// and are not franked.
+    pub fn new(domain: &str, hub_keys: Vec<HubKey>, franking_keys: Vec<FrankingKey>) -> Self {
         Self {
             domain: domain.to_ascii_lowercase(),
             crypto: RustCrypto::default(),
-            hub_key,
-            franking,
+            hub_keys,
+            franking_keys,
         }
     }
 
@@ -96,15 +105,53 @@ impl HubEngine {
         &self.domain
     }
 
-    /// The hub's `ExternalSender` (-06 §7.4), which rooms hosted here list.
-    pub fn external_sender(&self) -> ExternalSender {
-        self.hub_key.external_sender()
+    /// The cipher suites rooms hosted here may use: those the crypto
+    /// provider supports for which the hub has a signature and a franking
+    /// key.
+    pub fn supported_ciphersuites(&self) -> Vec<Ciphersuite> {
+        self.crypto
+            .supported_ciphersuites()
+            .into_iter()
+            .filter(|cs| self.hub_key(*cs).is_some() && self.franking_key(*cs).is_some())
+            .collect()
     }
 
-    /// What rooms put in their `franking_signature_key` component for this
-    /// hub to frank their messages (-06 §5.4.1).
-    pub fn franking_agent(&self) -> FrankingAgentData {
-        self.franking.agent_data()
+    /// The hub's `ExternalSender` (-06 §7.4) for rooms on `ciphersuite`:
+    /// its key of the suite's signature scheme. `None` for a suite the
+    /// hub does not support.
+    pub fn external_sender(&self, ciphersuite: Ciphersuite) -> Option<ExternalSender> {
+        self.hub_key(ciphersuite).map(HubKey::external_sender)
+    }
+
+    /// What rooms on `ciphersuite` put in their `franking_signature_key`
+    /// component for this hub to frank their messages (-06 §5.4.1: the
+    /// key's algorithm is the room suite's signature algorithm).
+    pub fn franking_agent(&self, ciphersuite: Ciphersuite) -> Option<FrankingAgentData> {
+        self.franking_key(ciphersuite).map(FrankingKey::agent_data)
+    }
+
+    /// The hub key of `ciphersuite`'s signature scheme, if the crypto
+    /// provider supports the suite.
+    pub(crate) fn hub_key(&self, ciphersuite: Ciphersuite) -> Option<&HubKey> {
+        if self.crypto.supports(ciphersuite).is_err() {
+            return None;
+        }
+        let scheme = ciphersuite.signature_algorithm();
+        self.hub_keys
+            .iter()
+            .find(|k| k.signature_scheme() == scheme)
+    }
+
+    /// The franking key of `ciphersuite`'s signature scheme, if the
+    /// crypto provider supports the suite.
+    pub(crate) fn franking_key(&self, ciphersuite: Ciphersuite) -> Option<&FrankingKey> {
+        if self.crypto.supports(ciphersuite).is_err() {
+            return None;
+        }
+        let scheme = ciphersuite.signature_algorithm();
+        self.franking_keys
+            .iter()
+            .find(|k| k.signature_scheme() == scheme)
     }
 
     pub(crate) fn crypto(&self) -> &RustCrypto {

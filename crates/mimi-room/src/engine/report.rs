@@ -6,6 +6,7 @@ use mimi_protocol::msgs::{AbuseReport, AbusiveMessage, ServerFrankingContext};
 use mimi_protocol::{IdentifierUri, MimiUri, MimiUriKind};
 
 use super::HubEngine;
+use crate::keys::FrankError;
 use crate::rejection::{AbusiveMessageError, ReportRejection};
 use crate::stored::StoredRoom;
 
@@ -129,8 +130,15 @@ impl HubEngine {
             room_uri: IdentifierUri::new(room),
             accepted_timestamp: message.accepted_timestamp,
         };
-        self.franking
-            .verify(self.crypto(), &franking_tag, &context, &message.frank)
+        // The frank names the suite it was made for; the hub's franking
+        // key of that suite's signature scheme must have made it.
+        let key = message
+            .frank
+            .franking_signature_ciphersuite
+            .to_openmls()
+            .and_then(|cs| self.franking_key(cs))
+            .ok_or(AbusiveMessageError::Frank(FrankError::Ciphersuite))?;
+        key.verify(self.crypto(), &franking_tag, &context, &message.frank)
             .map_err(AbusiveMessageError::Frank)
     }
 }

@@ -13,7 +13,6 @@ use openmls::prelude::{ContentType, ProtocolMessage};
 use tls_codec::Serialize as _;
 
 use super::{Fanout, HubEngine, Requester, timestamp};
-use crate::keys::HUB_SIGNATURE_SCHEME;
 use crate::rejection::SubmitRejection;
 use crate::stored::StoredRoom;
 use crate::{HubRoom, RoomError};
@@ -187,7 +186,11 @@ impl HubEngine {
     /// The hub's frank of an accepted message (-06 §5.4.1 "Hub
     /// processing"), or `None` when the room's franking agent is not this
     /// hub (absent, or another key): the hub only signs with the key the
-    /// room's members verify against. The context binds the sender
+    /// room's members verify against. That key is the hub's franking key
+    /// of the room suite's signature scheme (-06 §5.4.1: "the same as the
+    /// signature algorithm of cipher suite of the MLS group"), and
+    /// `franking_signature_ciphersuite` is the room's suite, the one "in
+    /// use at the time the message is franked". The context binds the sender
     /// asserted in `sendingUri` (already checked to be a participant of
     /// the requester), the room and the acceptance time.
     fn frank(
@@ -199,11 +202,11 @@ impl HubEngine {
         accepted_at: i64,
     ) -> Result<Option<Frank>, SubmitRejection> {
         let agent = hub.franking_agent().map_err(SubmitRejection::RoomState)?;
-        if agent.as_ref() != Some(&self.franking.agent_data()) {
-            return Ok(None);
-        }
         let ciphersuite = hub.public_group().ciphersuite();
-        if ciphersuite.signature_algorithm() != HUB_SIGNATURE_SCHEME {
+        let Some(key) = self.franking_key(ciphersuite) else {
+            return Ok(None);
+        };
+        if agent.as_ref() != Some(&key.agent_data()) {
             return Ok(None);
         }
         let context = ServerFrankingContext {
@@ -211,8 +214,7 @@ impl HubEngine {
             room_uri: IdentifierUri::new(room_id.as_str()),
             accepted_timestamp: timestamp(accepted_at),
         };
-        self.franking
-            .frank(franking_tag, context, ciphersuite.into())
+        key.frank(franking_tag, context, ciphersuite.into())
             .map(Some)
             .map_err(|e| SubmitRejection::RoomState(RoomError::CorruptState(e.to_string())))
     }

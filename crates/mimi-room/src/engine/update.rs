@@ -124,7 +124,11 @@ impl HubEngine {
         // -06 §7.4, on the state the commit produced: the hub still
         // listed, followers only while they have participants.
         room.hub
-            .check_external_senders(&self.external_sender(), self.domain())
+            .check_external_senders(
+                self.external_sender(room.hub.public_group().ciphersuite())
+                    .as_ref(),
+                self.domain(),
+            )
             .map_err(UpdateRejection::ExternalSenders)?;
         let committer = MimiUri::parse(&accepted.committer)
             .map_err(|e| UpdateRejection::Internal(e.to_string()))?;

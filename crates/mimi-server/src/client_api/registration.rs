@@ -3,13 +3,13 @@
 //! room's hub, the hub key, profile and discoverability (-06 §5.8),
 //! consent (-06 §5.7) and the operator's abuse reports (-06 §5.9).
 
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use mimi_client_api::{
-    ConsentRequest, HubKeys, Profile, RegisterDevice, Registered, ReportView, Stored,
+    ConsentRequest, HubKeys, HubQuery, Profile, RegisterDevice, Registered, ReportView, Stored,
     UploadKeyPackages, paths,
 };
 use mimi_protocol::{MimiUri, MimiUriKind};
@@ -26,7 +26,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use mimi_protocol::IdentifierUri;
 use mimi_protocol::components::AppDataDictionary;
 use mimi_protocol::endpoints::{RequestConsent, UpdateConsent};
-use mimi_protocol::msgs::{AbuseReport, ConsentEntry, ConsentOperation};
+use mimi_protocol::msgs::{AbuseReport, CipherSuite, ConsentEntry, ConsentOperation};
 use mimi_room::key_packages::validate_upload;
 use mimi_store::{Discoverability, NewKeyPackage, Reregistration, UserSettings};
 
@@ -196,16 +196,39 @@ async fn key_material_inner(
     Ok(mimi_response(StatusCode::OK, encode_body(&response)?))
 }
 
-/// `GET /client/v1/hub`: this provider's hub key as an `ExternalSender`
-/// and its franking agent.
+/// `GET /client/v1/hub?ciphersuite=N`: this provider's hub key as an
+/// `ExternalSender` and its franking agent, both of the signature scheme of
+/// the room's cipher suite `N` (default 1). A suite the hub does not
+/// support is 400.
 async fn hub(
     _: AuthenticatedDevice,
     State(state): State<AppState>,
+    Query(query): Query<HubQuery>,
 ) -> Result<Json<HubKeys>, ApiError> {
-    let sender = state.hub.external_sender();
+    let suite = CipherSuite(query.ciphersuite).to_openmls();
+    let keys = suite.and_then(|cs| {
+        Some((
+            state.hub.external_sender(cs)?,
+            state.hub.franking_agent(cs)?,
+        ))
+    });
+    let Some((sender, agent)) = keys else {
+        let supported: Vec<String> = state
+            .hub
+            .supported_ciphersuites()
+            .into_iter()
+            .map(|cs| format!("{:#06x}", CipherSuite::from(cs).0))
+            .collect();
+        return Err(ApiError::bad_request(format!(
+            "cipher suite {:#06x} is not supported by this hub (supported: {})",
+            query.ciphersuite,
+            supported.join(", ")
+        )));
+    };
     Ok(Json(HubKeys {
+        ciphersuite: query.ciphersuite,
         external_sender: B64.encode(encode_body(&sender)?),
-        franking_agent: B64.encode(encode_body(&state.hub.franking_agent())?),
+        franking_agent: B64.encode(encode_body(&agent)?),
     }))
 }
 
