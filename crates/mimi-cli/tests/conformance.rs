@@ -303,4 +303,36 @@ async fn a_target_that_accepts_everything_fails() {
         assert_eq!(v, "skip", "{id}: {e}");
         assert!(e.contains("needs"), "{id}: {e}");
     }
+
+    // With fixtures named, the checks that need them run, and fail.
+    args.extend(
+        [
+            "--user",
+            ALICE,
+            "--consent-required",
+            "--handle",
+            HANDLE,
+            "--room",
+            ROOM,
+        ]
+        .map(String::from),
+    );
+    let (code, json, stderr) = run_mimi(&args).await;
+    assert_eq!(code, 1, "{json}\n{stderr}");
+    let report: Value = serde_json::from_str(&json).unwrap();
+    let checks = verdicts(&report);
+    for id in [
+        "keyMaterial.single-use",
+        "keyMaterial.consent",
+        "identifierQuery.handle",
+        "submitMessage.foreign-group",
+        "groupInfo.success",
+    ] {
+        let (v, e) = checks
+            .iter()
+            .find(|(i, _, _)| i == id)
+            .map(|(_, v, e)| (v.clone(), e.clone()))
+            .unwrap_or_else(|| panic!("no check {id}: {checks:?}"));
+        assert_eq!(v, "fail", "{id}: {e}");
+    }
 }

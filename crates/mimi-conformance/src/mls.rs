@@ -263,7 +263,8 @@ pub struct SampleMessages {
 }
 
 /// The `KeyPackageRef` (RFC 9420 §5.2) of a KeyPackage a target sent, once
-/// its signature and lifetime verify.
+/// its signatures verify and its lifetime covers now (-06 §5.2: a target
+/// MUST NOT provide expired keying material).
 pub fn key_package_ref(
     crypto: &impl openmls_traits::crypto::OpenMlsCrypto,
     key_package: KeyPackageIn,

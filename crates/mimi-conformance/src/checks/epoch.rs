@@ -159,18 +159,20 @@ pub(crate) async fn run(ctx: &Context) -> Vec<CheckResult> {
         Err(e) => return vec![GROUP_INFO.fail(e.to_string())],
     };
     let first = &ctx.client;
+    let failed = |device: &str, e: String| {
+        vec![
+            GROUP_INFO.fail(format!("{} as {device}: {e}", room.as_str())),
+            ONE_COMMIT.skip("no GroupInfo"),
+            NEW_EPOCH.skip("no GroupInfo"),
+        ]
+    };
     let (a, b) = match (
         fetch(ctx, first, room).await,
         fetch(ctx, &second, room).await,
     ) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => {
-            return vec![
-                GROUP_INFO.fail(format!("{} as {}: {e}", room.as_str(), first.device)),
-                ONE_COMMIT.skip("no GroupInfo"),
-                NEW_EPOCH.skip("no GroupInfo"),
-            ];
-        }
+        (Err(e), _) => return failed(&first.device, e),
+        (_, Err(e)) => return failed(&second.device, e),
     };
     let mut out = vec![GROUP_INFO.pass(format!(
         "{} as {} and {}: success, epoch {}, {}, {} pending proposal(s)",

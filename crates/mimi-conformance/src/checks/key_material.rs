@@ -27,7 +27,7 @@ const UNKNOWN_USER: Check = Check::must(
 const SINGLE_USE: Check = Check::must(
     "keyMaterial.single-use",
     "§5.2",
-    "keying material provided in one response is not provided in any other",
+    "keying material provided in one response is not provided in any other; every KeyPackage verifies and is unexpired",
 );
 const CONSENT: Check = Check::must(
     "keyMaterial.consent",

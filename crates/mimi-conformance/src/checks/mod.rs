@@ -6,6 +6,7 @@ mod bodies;
 mod consent;
 mod directory;
 mod epoch;
+mod hub;
 mod identifier;
 mod key_material;
 mod notify;
@@ -86,6 +87,7 @@ pub(crate) async fn run_all(ctx: &mut Context) -> Vec<CheckResult> {
     out.extend(consent::run(ctx).await);
     out.extend(identifier::run(ctx).await);
     out.extend(notify::run(ctx).await);
+    out.extend(hub::run(ctx).await);
     out.extend(epoch::run(ctx).await);
     out
 }
