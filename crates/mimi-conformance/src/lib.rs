@@ -209,3 +209,39 @@ pub async fn run(config: Config) -> Result<Report, RunError> {
         checks,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let addr: SocketAddr = "127.0.0.1:8443".parse().unwrap();
+        let t = |s: &str, c| parse_target(s, c).map_err(|e| e.to_string());
+        assert_eq!(
+            t("a.example", None).unwrap(),
+            ("a.example".into(), "https://a.example".into())
+        );
+        assert_eq!(
+            t("a.example", Some(addr)).unwrap(),
+            ("a.example".into(), "https://a.example:8443".into())
+        );
+        assert_eq!(
+            t("https://a.example:9000/", Some(addr)).unwrap(),
+            ("a.example".into(), "https://a.example:9000".into())
+        );
+        assert_eq!(
+            t("https://a.example:443", None).unwrap(),
+            ("a.example".into(), "https://a.example".into())
+        );
+        for bad in [
+            "http://a.example",
+            "https://a.example:x",
+            "127.0.0.1",
+            "",
+            "a b",
+        ] {
+            assert!(t(bad, None).is_err(), "{bad}");
+        }
+    }
+}

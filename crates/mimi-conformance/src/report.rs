@@ -133,3 +133,50 @@ impl Report {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &'static str, level: Level, verdict: Verdict) -> CheckResult {
+        CheckResult {
+            id,
+            name: id.to_owned(),
+            section: "§4.1",
+            level,
+            verdict,
+            evidence: format!("evidence of {id}"),
+        }
+    }
+
+    /// Only failed MUST checks fail a run; skips are counted apart.
+    #[test]
+    fn must_failures_and_table() {
+        let report = Report {
+            target: "a.example".into(),
+            tester: "b.example".into(),
+            checks: vec![
+                row("one", Level::Must, Verdict::Pass),
+                row("two", Level::Should, Verdict::Fail),
+                row("three", Level::Must, Verdict::Skip),
+            ],
+        };
+        assert_eq!(report.must_failures(), 0);
+        let table = report.table();
+        assert!(
+            table.contains("check  section  level   result  evidence"),
+            "{table}"
+        );
+        assert!(
+            table.contains("two    §4.1     SHOULD  FAIL    evidence of two"),
+            "{table}"
+        );
+        assert!(table.ends_with("3 checks: 1 passed, 1 failed (0 MUST), 1 skipped\n"));
+        let mut failing = report.clone();
+        failing.checks.push(row("four", Level::Must, Verdict::Fail));
+        assert_eq!(failing.must_failures(), 1);
+        let json: serde_json::Value = serde_json::from_str(&failing.to_json()).unwrap();
+        assert_eq!(json["checks"][3]["verdict"], "fail");
+        assert_eq!(json["checks"][3]["level"], "MUST");
+    }
+}

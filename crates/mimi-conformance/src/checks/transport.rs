@@ -33,6 +33,11 @@ const HOST: Check = Check::must(
     "§4.1",
     "a request whose Host names another provider is refused (421 expected)",
 );
+const HOST_PORT: Check = Check::must(
+    "transport.host-port",
+    "§4.1",
+    "the port component of Host is ignored: the target's domain with another port is answered",
+);
 const FROM_UNAUTHENTICATED: Check = Check::must(
     "transport.from-authenticated",
     "§4.1",
@@ -60,6 +65,7 @@ pub(crate) async fn run(ctx: &Context) -> Vec<CheckResult> {
                 CONTROL,
                 CLIENT_CERT,
                 HOST,
+                HOST_PORT,
                 FROM_UNAUTHENTICATED,
                 FROM_MISSING,
                 FROM_FORM,
@@ -134,6 +140,14 @@ pub(crate) async fn run(ctx: &Context) -> Vec<CheckResult> {
         ctx.wire.send(&req).await,
         false,
     ));
+
+    // A port the target is unlikely to listen on; -06 says it is ignored.
+    let host = format!("{}:1", ctx.target_domain);
+    let mut req = base.clone();
+    req.host = Some(host.clone());
+    let answer = ctx.wire.send(&req).await;
+    let ok = answer.is(200) && decode_exact::<IdentifierResponse>(&answer.body).is_ok();
+    out.push(HOST_PORT.verdict(ok, format!("HTTP/1.1 Host: {host} → {}", answer.describe())));
 
     let mut req = base.clone();
     req.from = FromHeader::Value(format!("mimi@{UNAUTHENTICATED_DOMAIN}"));
