@@ -39,6 +39,12 @@ const REQUESTER_DOMAIN: Check = Check::must(
     "requestConsent whose requesterUri is not in the sending provider's domains is refused",
 );
 
+const GRANTER_DOMAIN: Check = Check::must(
+    "consent.granter-domain",
+    "§5.7",
+    "updateConsent whose targetUri is not in the sending provider's domains is refused",
+);
+
 enum Via {
     Request,
     Update,
@@ -137,6 +143,22 @@ pub(crate) async fn run(ctx: &Context) -> Vec<CheckResult> {
             format!("{sent} → {}", answer.describe()),
         ),
         Err(e) => REQUESTER_DOMAIN.fail(e),
+    });
+
+    // A grant on behalf of a user of a domain the tester's certificate
+    // does not authenticate, for a requester at the target.
+    let foreign_granter = format!(
+        "mimi://{}/u/conformance-{}",
+        super::transport::UNAUTHENTICATED_DOMAIN,
+        ctx.run_id
+    );
+    let entry = consent_entry(ConsentOperation::Grant, &target_user, &foreign_granter);
+    out.push(match post(ctx, Via::Update, &target_user, &entry).await {
+        Ok((sent, answer)) => GRANTER_DOMAIN.verdict(
+            answer.is_client_error(),
+            format!("{sent} → {}", answer.describe()),
+        ),
+        Err(e) => GRANTER_DOMAIN.fail(e),
     });
     out
 }
