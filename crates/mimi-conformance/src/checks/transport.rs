@@ -105,7 +105,10 @@ pub(crate) async fn run(ctx: &Context) -> Vec<CheckResult> {
     )];
 
     let refused = |check: Check, sent: String, answer: Exchange, handshake_counts: bool| {
-        let ok = answer.is_client_error() || (handshake_counts && answer.status.is_none());
+        // A failed connection counts as a refusal only when the control
+        // request shows that the target is otherwise reachable.
+        let ok =
+            answer.is_client_error() || (handshake_counts && answer.status.is_none() && control_ok);
         let evidence = format!(
             "{sent} → {}{}",
             answer.describe(),
