@@ -4,6 +4,7 @@
 #[cfg(feature = "dev-tools")]
 mod bench;
 mod client_cmd;
+mod conformance_cmd;
 #[cfg(feature = "dev-tools")]
 mod demo;
 
@@ -52,6 +53,10 @@ enum Command {
     /// (docs/performance.md).
     #[cfg(feature = "dev-tools")]
     Bench(bench::BenchArgs),
+    /// Test another provider against draft-ietf-mimi-protocol-06 over
+    /// mutual TLS and print a table of checks (docs/conformance.md). Exits
+    /// 1 when a MUST check fails.
+    Conformance(conformance_cmd::ConformanceArgs),
     /// Parse and normalise a mimi:// identifier.
     Uri {
         /// The URI, e.g. mimi://a.example/u/alice
@@ -123,6 +128,16 @@ fn main() -> anyhow::Result<()> {
         Command::Client(args) => tokio::runtime::Runtime::new()?.block_on(client_cmd::run(args)),
         Command::Admin(args) => tokio::runtime::Runtime::new()?.block_on(client_cmd::admin(args)),
         Command::DevCa(args) => dev_ca(args),
+        Command::Conformance(args) => {
+            // 0: no MUST check failed, 1: one did, 2: the run could not start.
+            match tokio::runtime::Runtime::new()?.block_on(conformance_cmd::run(args)) {
+                Ok(code) => std::process::exit(code),
+                Err(e) => {
+                    eprintln!("Error: {e:#}");
+                    std::process::exit(2)
+                }
+            }
+        }
         #[cfg(feature = "dev-tools")]
         Command::Bench(args) => bench::run(args),
         Command::Content(ContentCommand::Decode { file, sender, room }) => {
