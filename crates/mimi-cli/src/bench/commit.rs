@@ -36,7 +36,7 @@ pub struct InProcess {
 /// Times the hub's commit handling for a group of `size` members.
 pub fn in_process(size: usize, iterations: usize) -> anyhow::Result<InProcess> {
     let setup = Instant::now();
-    let mut group = rooms::build_group(&format!("c{size}m"), size, 0)?;
+    let mut group = rooms::build_group(&format!("c{size}m"), size, 0, None)?;
     let crypto = RustCrypto::default();
     let hub = HubRoom::create(&crypto, group.tree.clone(), group.group_info.clone())?;
     let bytes = hub.to_bytes()?;
@@ -107,7 +107,7 @@ pub async fn through_server(
     commits: usize,
 ) -> anyhow::Result<ThroughServer> {
     let tag = format!("u{size}m");
-    let mut group = rooms::build_group(&tag, size, 1)?;
+    let mut group = rooms::build_group(&tag, size, 1, rooms::hub_sender(net))?;
     let room = rooms::host(net, &group, &tag).await?;
     let committer = &mut group.senders[0];
     let mut requests = Vec::with_capacity(commits);

@@ -371,7 +371,7 @@ pub async fn run(net: &Net, params: &FanoutParams, tag: &str) -> anyhow::Result<
         net.store_name()
     ));
     let setup = Instant::now();
-    let mut group = rooms::build_group(tag, params.size, params.senders)?;
+    let mut group = rooms::build_group(tag, params.size, params.senders, rooms::hub_sender(net))?;
     let room = rooms::host(net, &group, tag).await?;
     let runs = params.runs.max(1);
     let warmup = prepare(&mut group, (params.messages / 20).clamp(50, 500), "warmup")?;

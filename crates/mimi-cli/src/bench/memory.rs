@@ -37,7 +37,7 @@ pub async fn run(net: &Net, sizes: &[usize], copies: usize) -> anyhow::Result<()
     let mut points = Vec::new();
     for &size in sizes {
         let tag = format!("mem{size}m");
-        let group = rooms::build_group(&tag, size, 0)?;
+        let group = rooms::build_group(&tag, size, 0, rooms::hub_sender(net))?;
         let room = rooms::host(net, &group, &tag).await?;
         let record = store.load_room(&room).await?.context("room not stored")?;
         let hub_bytes = HubRoom::create(

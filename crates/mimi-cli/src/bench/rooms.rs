@@ -32,8 +32,15 @@ pub fn device(tag: &str, i: usize) -> String {
 }
 
 /// Builds a group of `size` members (at least 3); `senders` members at
-/// the followers join it from the Welcome.
-pub fn build_group(tag: &str, size: usize, senders: usize) -> anyhow::Result<Group> {
+/// the followers join it from the Welcome. `hub` is the hub's external
+/// sender, which rooms a hub hosts must list (-06 §7.4); `None` only for
+/// groups that never reach a server.
+pub fn build_group(
+    tag: &str,
+    size: usize,
+    senders: usize,
+    hub: Option<openmls::prelude::ExternalSender>,
+) -> anyhow::Result<Group> {
     ensure!(size >= 3, "a benchmark room needs at least 3 clients");
     let devices: Vec<String> = (0..size).map(|i| device(tag, i)).collect();
     let users: Vec<String> = devices
@@ -41,6 +48,7 @@ pub fn build_group(tag: &str, size: usize, senders: usize) -> anyhow::Result<Gro
         .map(|d| mimi_testkit::clients::user_of(d))
         .collect();
     let mut creator = TestClient::new(&devices[0]);
+    creator.hub = hub;
     let others: Vec<(&str, u32)> = users[1..].iter().map(|u| (u.as_str(), MEMBER)).collect();
     creator.create_default_room(&others);
     // Followers' members 1 and 2 (b, c), then 4, 5, ... hold state to send.
@@ -68,6 +76,14 @@ pub fn build_group(tag: &str, size: usize, senders: usize) -> anyhow::Result<Gro
         tree,
         group_info,
     })
+}
+
+/// The external sender of the benchmark hub for test clients' suite.
+pub fn hub_sender(net: &Net) -> Option<openmls::prelude::ExternalSender> {
+    net.server(HUB)
+        .state
+        .hub
+        .external_sender(mimi_testkit::clients::CIPHERSUITE)
 }
 
 /// Hosts the group at the hub as room `mimi://a.example/r/<name>` (the

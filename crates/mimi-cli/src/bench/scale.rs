@@ -62,7 +62,8 @@ pub async fn run(
     if !matches!(net.backend, StoreChoice::Postgres { .. }) {
         bail!("`mimi bench scale` needs --store postgres (processes share the database)");
     }
-    let mut group = rooms::build_group("scale", params.size, params.senders)?;
+    let mut group =
+        rooms::build_group("scale", params.size, params.senders, rooms::hub_sender(net))?;
     let room = rooms::host(net, &group, "scale").await?;
     let exe = std::env::current_exe().context("locating the mimi binary")?;
     let mut children = Children(Vec::new());
