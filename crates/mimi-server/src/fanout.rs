@@ -46,6 +46,7 @@ use crate::batch::{self, FanoutItem};
 use crate::delivery;
 use crate::outbound::OutboundError;
 use crate::state::{AppState, now_ms};
+use crate::transport::SourceProvider;
 
 /// How long `/notify` hashes are kept for duplicate detection (-06 §5.5).
 pub const NOTIFY_DEDUP_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
@@ -403,6 +404,44 @@ async fn schedule_retry(state: &AppState, lane: &Lane, head: &OutboxItem, err: T
     }
 }
 
+/// `destination` answers again: stop probing it and make its waiting
+/// lanes due now.
+async fn retry_destination_now(state: &AppState, destination: &str) {
+    state.runtime.forget_unreachable(destination);
+    match state
+        .store
+        .wake_outbox_destination(destination, now_ms())
+        .await
+    {
+        Ok(woken) => {
+            tracing::info!(
+                destination,
+                woken,
+                "destination answers again; retrying its lanes now"
+            );
+            wake(state);
+        }
+        Err(e) => tracing::warn!(destination, %e, "waking the destination's lanes failed"),
+    }
+}
+
+/// Middleware on the federation routes, inside authentication: a peer
+/// that sends us an authenticated request is reachable again, so lanes
+/// to it that wait for the recovery probe are retried at once.
+pub async fn notice_peer(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Some(SourceProvider(source)) = request.extensions().get::<SourceProvider>()
+        && state.runtime.is_unreachable(source)
+    {
+        let (state, source) = (state.clone(), source.clone());
+        tokio::spawn(async move { retry_destination_now(&state, &source).await });
+    }
+    next.run(request).await
+}
+
 /// Probes destinations fanout could not connect to, every
 /// `recovery_probe_ms`; one that answers again has its waiting lanes made
 /// due at once, so a follower back from a restart gets its events now
@@ -433,24 +472,7 @@ async fn run_recovery_prober(state: AppState, mut shutdown: watch::Receiver<bool
                 // A probe waits no longer than the interval: a peer that
                 // is still down must not slow down the next round.
                 if state.peers.answers(&destination, every).await {
-                    state.runtime.forget_unreachable(&destination);
-                    match state
-                        .store
-                        .wake_outbox_destination(&destination, now_ms())
-                        .await
-                    {
-                        Ok(woken) => {
-                            tracing::info!(
-                                destination,
-                                woken,
-                                "destination answers again; retrying its lanes now"
-                            );
-                            wake(&state);
-                        }
-                        Err(e) => {
-                            tracing::warn!(destination, %e, "waking the destination's lanes failed")
-                        }
-                    }
+                    retry_destination_now(&state, &destination).await;
                 }
             });
         }

@@ -79,6 +79,13 @@ impl ServerRuntime {
         }
     }
 
+    /// Whether fanout is probing `destination`.
+    pub fn is_unreachable(&self, destination: &str) -> bool {
+        self.unreachable
+            .lock()
+            .is_ok_and(|map| map.contains_key(&destination.to_ascii_lowercase()))
+    }
+
     /// Destinations to probe, with the time of their first failure.
     pub fn unreachable(&self) -> Vec<(String, Instant)> {
         self.unreachable

@@ -153,14 +153,34 @@ async fn permanent_refusal_keeps_the_event_as_a_dead_letter() {
 /// destinations it could not connect to and retries their lanes at once.
 #[tokio::test]
 async fn a_follower_that_answers_again_is_retried_at_once() {
+    recovery(Recovery::Probe).await;
+}
+
+/// The same when the follower shows it is back by sending the hub a
+/// request before any probe.
+#[tokio::test]
+async fn a_follower_that_sends_a_request_is_retried_at_once() {
+    recovery(Recovery::RequestFromFollower).await;
+}
+
+enum Recovery {
+    Probe,
+    RequestFromFollower,
+}
+
+async fn recovery(how: Recovery) {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let mut options = mimi_testkit::Options::new(Backend::Sqlite);
     // A first retry 60 s after the first failure: far beyond this test's
-    // deadline, so only the probe can deliver in time.
+    // deadline, so only the recovery can deliver in time.
     options.fanout.initial_backoff_ms = 60_000;
     options.fanout.max_backoff_ms = 120_000;
-    options.fanout.recovery_probe_ms = 50;
+    options.fanout.recovery_probe_ms = match how {
+        Recovery::Probe => 50,
+        // No probe within the test.
+        Recovery::RequestFromFollower => 600_000,
+    };
     let mut fed = mimi_testkit::Federation::start_in(dir.path(), options)
         .await
         .unwrap();
@@ -194,6 +214,19 @@ async fn a_follower_that_answers_again_is_retried_at_once() {
 
     fed.provider_mut("b.example").restart().await;
     let b = fed.provider("b.example");
+    if let Recovery::RequestFromFollower = how {
+        // Any authenticated request will do; this one is refused (an
+        // empty /notify body) but shows that b.example is back.
+        let room_uri = mimi_protocol::MimiUri::parse(&room).unwrap();
+        let answer = b
+            .server()
+            .state
+            .peers
+            .send_raw::<mimi_protocol::endpoints::Notify>("a.example", &room_uri, Vec::new())
+            .await
+            .unwrap();
+        assert!(answer.status().is_client_error(), "{}", answer.status());
+    }
     let events = wait_for_events(b, &token, 3, Duration::from_secs(30)).await;
     let got: Vec<Vec<u8>> = events.iter().map(|e| e.2.clone()).collect();
     assert_eq!(got, payloads, "delivered in order long before the backoff");

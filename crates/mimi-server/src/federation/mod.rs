@@ -63,6 +63,11 @@ pub fn router(state: AppState) -> Router {
         .fold(Router::new(), |router, (path, handler)| {
             router.route(path, handler)
         })
+        // Runs after authentication (layers wrap outwards).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::fanout::notice_peer,
+        ))
         .layer(middleware::from_fn_with_state(
             LocalDomain(state.config.domain.as_str().into()),
             authenticate_provider,
