@@ -38,6 +38,7 @@
 //! # Ok::<(), mimi_client::Error>(())
 //! ```
 
+pub mod conversation;
 mod device;
 mod error;
 #[cfg(feature = "http")]
@@ -47,6 +48,7 @@ mod provider;
 mod requests;
 mod rooms;
 
+pub use conversation::Conversation;
 pub use device::{
     CIPHERSUITE, DEFAULT_KEY_PACKAGE_LIFETIME, Device, FrankStatus, GeneratedKeyPackage,
     KeyPackageOptions, Message, RoomStatus, capabilities, group_id_of_room, parse_ciphersuite,
