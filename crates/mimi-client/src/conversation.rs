@@ -137,7 +137,7 @@ impl fmt::Display for IgnoredReason {
                 original_sender,
             } => write!(
                 f,
-                "replaces {} sent by {original_sender}, not by this sender",
+                "replaces {} of {original_sender}: only the original sender may edit or delete",
                 target.to_hex()
             ),
             Self::TargetDeleted(id) => write!(f, "message {} was deleted", id.to_hex()),
