@@ -234,6 +234,8 @@ impl Conversation {
                     expires_at: expires_at(m),
                 });
             } else {
+                // Only earlier messages are known here, so an `inReplyTo`
+                // chain cannot loop ("Message Behavior Fields").
                 let reply = m.content.in_reply_to.map(|to| match slots.get(&to) {
                     Some(Slot::Message(i) | Slot::MessageVersion(i)) => (to, Some(*i)),
                     _ => (to, None),

@@ -415,3 +415,25 @@ fn a_duplicate_message_id_is_ignored() {
     assert_eq!(view.ignored[0].id, hi);
     assert_eq!(view.ignored[0].reason, IgnoredReason::DuplicateId);
 }
+
+#[test]
+fn another_device_of_the_original_sender_may_edit_and_delete() {
+    // The original sender is a user; Cathy's desktop joins by external
+    // commit and edits and deletes what her tablet sent.
+    let mut net = room();
+    let draft = net.say(CATHY, "draft");
+    let gone = net.say(CATHY, "gone soon");
+    net.new_device(CATHY2);
+    let (info, tree) = (net.group_info.clone(), net.ratchet_tree.clone());
+    let req = net
+        .device(CATHY2)
+        .join_by_external_commit(ROOM, info, tree)
+        .unwrap();
+    net.update(CATHY2, req).unwrap();
+    let edit = send(&mut net, CATHY2, content::edit(draft, "final"));
+    send(&mut net, CATHY2, content::delete(gone));
+    let view = net.device(ALICE).conversation(ROOM, NOW).unwrap();
+    assert_eq!(shown(message(&view, draft)), ("final".into(), Some(edit)));
+    assert!(matches!(message(&view, gone).body, Body::Deleted { .. }));
+    assert!(view.ignored.is_empty());
+}
