@@ -152,10 +152,12 @@ impl fmt::Display for IgnoredReason {
     }
 }
 
-/// A reaction message: disposition `reaction` on the body and an
-/// `inReplyTo` ("Reaction").
-fn is_reaction(m: &Message) -> bool {
-    m.content.nested_part.disposition == Disposition::REACTION && m.content.in_reply_to.is_some()
+/// The message a reaction reacts to: a reaction has disposition
+/// `reaction` on its body and an `inReplyTo` ("Reaction").
+fn reaction_to(m: &Message) -> Option<MessageId> {
+    (m.content.nested_part.disposition == Disposition::REACTION)
+        .then_some(m.content.in_reply_to)
+        .flatten()
 }
 
 /// What a message ID of the history stands for.
@@ -212,8 +214,7 @@ impl Conversation {
                     }
                     Err(reason) => ignored.push(ignore(reason)),
                 }
-            } else if is_reaction(m) {
-                let to = m.content.in_reply_to.expect("a reaction has inReplyTo");
+            } else if let Some(to) = reaction_to(m) {
                 let target = match slots.get(&to) {
                     Some(Slot::Message(i) | Slot::MessageVersion(i)) => *i,
                     _ => {
