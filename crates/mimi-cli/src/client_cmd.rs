@@ -67,9 +67,17 @@ enum ClientCommand {
     Join { room: String },
     /// Send a text message.
     Send { room: String, text: String },
-    /// Fetch queued events and print the room's messages (with their
-    /// message IDs and whether the hub's frank verified).
-    Read { room: String },
+    /// Fetch queued events and print the room's conversation: messages
+    /// with their IDs and frank status, edits applied ("edited"), deletes
+    /// and expired messages as placeholders, reply quotes, reaction counts,
+    /// and edits or deletes that were not applied (draft-ietf-mimi-content).
+    Read {
+        room: String,
+        /// Print the raw history instead: every message received or sent,
+        /// edits, deletes and reactions as they arrived.
+        #[arg(long)]
+        raw: bool,
+    },
     /// Report a message to the room's hub (-06 §5.9); the report carries
     /// the message and its verified frank.
     Report {
@@ -332,7 +340,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             let id = client.send(&room, content::text(&text)).await?;
             println!("sent {}", id.to_hex());
         }
-        ClientCommand::Read { room } => {
+        ClientCommand::Read { room, raw: true } => {
             for m in client.device.history(&room)? {
                 let text = match &m.content.nested_part.part {
                     mimi_content::Part::Single(p) => {
@@ -340,19 +348,21 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
                     }
                     other => format!("{other:?}"),
                 };
-                let frank = match &m.frank_status {
-                    FrankStatus::Verified => "franked".to_owned(),
-                    FrankStatus::Unfranked => "unfranked".to_owned(),
-                    FrankStatus::Invalid(reason) => format!("INVALID FRANK: {reason}"),
-                };
                 println!(
-                    "[{}] {} {}: {} ({frank})",
+                    "[{}] {} {}: {} ({})",
                     m.timestamp,
                     m.id.to_hex(),
                     m.sender_user,
-                    text
+                    text,
+                    frank_text(&m.frank_status)
                 );
             }
+        }
+        ClientCommand::Read { room, raw: false } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            print_conversation(&client.device.conversation(&room, now)?);
         }
         ClientCommand::Report {
             room,
@@ -397,5 +407,79 @@ fn print_events(events: &[Event]) {
             }
             _ => {}
         }
+    }
+}
+
+fn frank_text(status: &FrankStatus) -> String {
+    match status {
+        FrankStatus::Verified => "franked".to_owned(),
+        FrankStatus::Unfranked => "unfranked".to_owned(),
+        FrankStatus::Invalid(reason) => format!("INVALID FRANK: {reason}"),
+    }
+}
+
+/// What `read` shows of a body: the text, or a placeholder.
+fn body_text(body: &mimi_client::conversation::Body) -> String {
+    use mimi_client::conversation::{Body, display_text};
+    match body {
+        Body::Shown { content, .. } => display_text(content),
+        Body::Deleted { .. } => "[deleted]".to_owned(),
+        Body::Expired => "[expired]".to_owned(),
+    }
+}
+
+/// One line per message (`[time] id sender: text (edited) (frank)`), with
+/// its reply quote and reactions indented below it; then what was ignored.
+fn print_conversation(conversation: &mimi_client::Conversation) {
+    use mimi_client::conversation::Body;
+    for m in &conversation.messages {
+        let edited = match &m.body {
+            Body::Shown {
+                edited: Some(_), ..
+            } => " (edited)",
+            _ => "",
+        };
+        println!(
+            "[{}] {} {}: {}{edited} ({})",
+            m.timestamp,
+            m.id.to_hex(),
+            m.sender_user,
+            body_text(&m.body),
+            frank_text(&m.frank_status)
+        );
+        if let Some(quote) = &m.in_reply_to {
+            match &quote.target {
+                Some(q) => println!(
+                    "    in reply to {}: {}{}",
+                    q.sender_user,
+                    body_text(&q.body),
+                    if q.newer_version {
+                        " (edited since)"
+                    } else {
+                        ""
+                    }
+                ),
+                None => println!(
+                    "    in reply to {}: message not available",
+                    quote.id.to_hex()
+                ),
+            }
+        }
+        if !m.reactions.is_empty() {
+            let reactions: Vec<String> = m
+                .reactions
+                .iter()
+                .map(|r| format!("{} {} ({})", r.reaction, r.count(), r.users.join(", ")))
+                .collect();
+            println!("    reactions: {}", reactions.join(", "));
+        }
+    }
+    for i in &conversation.ignored {
+        println!(
+            "ignored {} from {}: {}",
+            i.id.to_hex(),
+            i.sender_user,
+            i.reason
+        );
     }
 }

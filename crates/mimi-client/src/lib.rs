@@ -13,6 +13,11 @@
 //! is resolved with `mimi_room::components::resolve_app_data_updates`, the
 //! function the hub uses too.
 //!
+//! [`Device::history`] is the raw record of a room's messages, in the
+//! hub's order; [`Device::conversation`] is the view of it with the content
+//! semantics of draft-ietf-mimi-content applied: edits and deletes by the
+//! original sender, replies, reactions and unlikes, expiry ([`conversation`]).
+//!
 //! Section numbers (`-06 §x`) are those of draft-ietf-mimi-protocol-06:
 //! §5.2 key material, §5.3 update, §5.4 submit (§5.4.1 franking), §5.5
 //! fanout, §5.6 groupInfo, §7.5 participant list, §7.6 room metadata.
@@ -38,6 +43,7 @@
 //! # Ok::<(), mimi_client::Error>(())
 //! ```
 
+pub mod conversation;
 mod device;
 mod error;
 #[cfg(feature = "http")]
@@ -47,6 +53,7 @@ mod provider;
 mod requests;
 mod rooms;
 
+pub use conversation::Conversation;
 pub use device::{
     CIPHERSUITE, DEFAULT_KEY_PACKAGE_LIFETIME, Device, FrankStatus, GeneratedKeyPackage,
     KeyPackageOptions, Message, RoomStatus, capabilities, group_id_of_room, parse_ciphersuite,

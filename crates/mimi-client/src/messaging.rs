@@ -77,6 +77,15 @@ pub mod content {
         c.replaces = Some(original);
         c
     }
+
+    /// An unlike: retracts the own reaction `reaction` to `to` (a null
+    /// part with disposition `reaction`, "Unlike").
+    pub fn unlike(reaction: MessageId, to: MessageId) -> MimiContent {
+        let mut c = base(NestedPart::null(Disposition::REACTION));
+        c.replaces = Some(reaction);
+        c.in_reply_to = Some(to);
+        c
+    }
 }
 
 /// A message ready for `/submitMessage` (-06 §5.4).
