@@ -543,7 +543,16 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
     let hint = endpoint_hint(&endpoint, Some(&state));
     run_device(&state, endpoint, args.command)
         .await
-        .map_err(|e| explain(e, &hint))
+        .map_err(|e| match e.downcast_ref::<ClientError>() {
+            // The device's token was replaced (or the provider lost it).
+            Some(ClientError::Refused { status: 401, .. }) => anyhow::anyhow!(
+                "{e}\nhint: the provider no longer accepts the token in {}; if the device was \
+                 registered again elsewhere (--replace-device), use that state file, or register \
+                 it anew here with --replace-state --replace-device",
+                mimi_client::http::session_path(&state).display()
+            ),
+            _ => explain(e, &hint),
+        })
 }
 
 async fn run_device(

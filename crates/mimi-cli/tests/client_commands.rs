@@ -273,6 +273,14 @@ async fn the_cli_refuses_to_lose_state_and_says_what_to_do() {
     assert!(err.contains("--replace-device"), "{err}");
     assert_eq!(std::fs::read(d.join("st/alice.state")).unwrap(), before);
     assert!(ok(run(&["client", "-s", "st/alice.state", "rooms"])).contains(room));
+    // A copy of the old state, to see its token stop working.
+    for suffix in ["", ".session.json", ".provider.json"] {
+        std::fs::copy(
+            d.join(format!("st/alice.state{suffix}")),
+            d.join(format!("st/old.state{suffix}")),
+        )
+        .unwrap();
+    }
     // Replacing both is explicit; the old state's token authorises it.
     ok(register(
         "st/alice.state",
@@ -280,6 +288,11 @@ async fn the_cli_refuses_to_lose_state_and_says_what_to_do() {
         &["--replace-state", "--replace-device"],
     ));
     assert!(!ok(run(&["client", "-s", "st/alice.state", "rooms"])).contains(room));
+    let err = failed(run(&["client", "-s", "st/old.state", "rooms"]));
+    assert!(
+        err.contains("401") && err.contains("--replace-device"),
+        "{err}"
+    );
     let room2 = "mimi://a.example/r/lounge2";
     ok(run(&["client", "-s", "st/alice.state", "create", room2]));
 
