@@ -345,7 +345,7 @@ fn load_endpoint(state: &Path) -> anyhow::Result<Endpoint> {
 /// What to tell a user whose provider could not be reached: where the
 /// address came from and how to set it.
 fn endpoint_hint(endpoint: &Endpoint, state: Option<&Path>) -> String {
-    let host = reqwest_host(&endpoint.provider);
+    let host = url_host(&endpoint.provider);
     match (&endpoint.connect, state) {
         (Some(addr), None) => {
             format!("nothing answered at --connect {addr}; is the provider running there?")
@@ -364,7 +364,8 @@ fn endpoint_hint(endpoint: &Endpoint, state: Option<&Path>) -> String {
     }
 }
 
-fn reqwest_host(url: &str) -> String {
+/// The host of a URL, for messages.
+fn url_host(url: &str) -> String {
     url.split("://")
         .nth(1)
         .unwrap_or(url)
@@ -474,9 +475,16 @@ async fn register(state: &Path, r: Registration) -> anyhow::Result<()> {
             own_token = existing.token;
         }
     }
+    // Before registering: a device registered without its state saved
+    // could only be recovered with --replace-device.
+    if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
+        mimi_client::create_private_dir(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
     let mut connection = connect(&r.endpoint)?;
     if r.replace_device {
-        let token = match own_token {
+        // An admin token file given explicitly wins over the old token.
+        let token = match own_token.filter(|_| r.token_file.is_none()) {
             Some(token) => token,
             None => admin_token(r.token_file.as_deref()).context(
                 "--replace-device needs the device's current token (a state file of this \
@@ -495,10 +503,6 @@ async fn register(state: &Path, r: Registration) -> anyhow::Result<()> {
             ),
             other => other?,
         };
-    if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
-        mimi_client::create_private_dir(dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
-    }
     client.save(state)?;
     mimi_client::write_private(
         &endpoint_path(state),
