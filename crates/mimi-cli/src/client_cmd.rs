@@ -217,7 +217,7 @@ pub async fn admin(args: AdminArgs) -> anyhow::Result<()> {
     let endpoint = args.endpoint;
     admin_inner(&endpoint, args.token_file.as_deref(), args.command)
         .await
-        .map_err(|e| explain(e, &endpoint_hint(&endpoint, None)))
+        .map_err(|e| explain(e, |dns| endpoint_hint(&endpoint, None, dns)))
 }
 
 async fn admin_inner(
@@ -344,22 +344,25 @@ fn load_endpoint(state: &Path) -> anyhow::Result<Endpoint> {
 
 /// What to tell a user whose provider could not be reached: where the
 /// address came from and how to set it.
-fn endpoint_hint(endpoint: &Endpoint, state: Option<&Path>) -> String {
+fn endpoint_hint(endpoint: &Endpoint, state: Option<&Path>, name_unresolved: bool) -> String {
     let host = url_host(&endpoint.provider);
-    match (&endpoint.connect, state) {
-        (Some(addr), None) => {
-            format!("nothing answered at --connect {addr}; is the provider running there?")
+    let set_connect = match state {
+        None => "give its address with --connect IP:port".to_owned(),
+        Some(state) => format!(
+            "set its address (\"IP:port\") as `connect` in {}",
+            endpoint_path(state).display()
+        ),
+    };
+    match &endpoint.connect {
+        Some(addr) => {
+            format!("nothing answered at {addr} (`connect`); is the provider running there?")
         }
-        (Some(addr), Some(state)) => format!(
-            "nothing answered at {addr}, the `connect` address in {}; is the provider running there?",
-            endpoint_path(state).display()
-        ),
-        (None, None) => format!(
-            "if `{host}` does not resolve to the provider, give its address with --connect IP:port"
-        ),
-        (None, Some(state)) => format!(
-            "if `{host}` does not resolve to the provider, set its address (\"IP:port\") as `connect` in {}",
-            endpoint_path(state).display()
+        None if name_unresolved => {
+            format!("`{host}` does not resolve; if the provider runs elsewhere, {set_connect}")
+        }
+        None => format!(
+            "is the provider running at {}? if `{host}` does not lead to it, {set_connect}",
+            endpoint.provider
         ),
     }
 }
@@ -375,10 +378,16 @@ fn url_host(url: &str) -> String {
         .to_owned()
 }
 
-/// Adds `hint` to an error that means the provider was not reached.
-fn explain(e: anyhow::Error, hint: &str) -> anyhow::Error {
+/// Adds a hint (given whether the name did not resolve) to an error that
+/// means the provider was not reached.
+fn explain(e: anyhow::Error, hint: impl Fn(bool) -> String) -> anyhow::Error {
     match e.downcast_ref::<ClientError>() {
-        Some(ClientError::Unreachable { .. }) => anyhow::anyhow!("{e}\nhint: {hint}"),
+        Some(ClientError::Unreachable {
+            name_unresolved, ..
+        }) => {
+            let hint = hint(*name_unresolved);
+            anyhow::anyhow!("{e}\nhint: {hint}")
+        }
         _ => e,
     }
 }
@@ -420,7 +429,6 @@ pub fn parse_ciphersuite(text: &str) -> Result<Ciphersuite, String> {
 /// `mimi client register`'s arguments.
 struct Registration {
     device: String,
-    endpoint: Endpoint,
     replace_state: bool,
     replace_device: bool,
     token_file: Option<PathBuf>,
@@ -456,7 +464,7 @@ fn existing_state(state: &Path) -> Option<ExistingState> {
     Some(ExistingState { device, token })
 }
 
-async fn register(state: &Path, r: Registration) -> anyhow::Result<()> {
+async fn register(state: &Path, endpoint: &Endpoint, r: Registration) -> anyhow::Result<()> {
     let mut own_token = None;
     if let Some(existing) = existing_state(state) {
         if !r.replace_state {
@@ -481,7 +489,7 @@ async fn register(state: &Path, r: Registration) -> anyhow::Result<()> {
         mimi_client::create_private_dir(dir)
             .with_context(|| format!("creating {}", dir.display()))?;
     }
-    let mut connection = connect(&r.endpoint)?;
+    let mut connection = connect(endpoint)?;
     if r.replace_device {
         // An admin token file given explicitly wins over the old token.
         let token = match own_token.filter(|_| r.token_file.is_none()) {
@@ -506,7 +514,7 @@ async fn register(state: &Path, r: Registration) -> anyhow::Result<()> {
     client.save(state)?;
     mimi_client::write_private(
         &endpoint_path(state),
-        serde_json::to_string_pretty(&r.endpoint)?.as_bytes(),
+        serde_json::to_string_pretty(endpoint)?.as_bytes(),
     )
     .with_context(|| format!("writing {}", endpoint_path(state).display()))?;
     let n = client.publish_key_packages(r.key_packages).await?;
@@ -529,23 +537,22 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
         ciphersuite,
     } = args.command
     {
-        let hint = endpoint_hint(&endpoint, None);
+        let hint = |dns| endpoint_hint(&endpoint, None, dns);
         let registration = Registration {
             device,
-            endpoint,
             replace_state,
             replace_device,
             token_file,
             key_packages,
             ciphersuite,
         };
-        return register(&state, registration)
+        return register(&state, &endpoint, registration)
             .await
-            .map_err(|e| explain(e, &hint));
+            .map_err(|e| explain(e, hint));
     }
     let endpoint = load_endpoint(&state)?;
-    let hint = endpoint_hint(&endpoint, Some(&state));
-    run_device(&state, endpoint, args.command)
+    let hint = |dns| endpoint_hint(&endpoint, Some(&state), dns);
+    run_device(&state, &endpoint, args.command)
         .await
         .map_err(|e| match e.downcast_ref::<ClientError>() {
             // The device's token was replaced (or the provider lost it).
@@ -555,16 +562,16 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
                  it anew here with --replace-state --replace-device",
                 mimi_client::http::session_path(&state).display()
             ),
-            _ => explain(e, &hint),
+            _ => explain(e, hint),
         })
 }
 
 async fn run_device(
     state: &Path,
-    endpoint: Endpoint,
+    endpoint: &Endpoint,
     command: ClientCommand,
 ) -> anyhow::Result<()> {
-    let mut client = Client::load(state, connect(&endpoint)?)?;
+    let mut client = Client::load(state, connect(endpoint)?)?;
     print_events(&client.sync().await?);
     match command {
         ClientCommand::Register { .. } => unreachable!("handled above"),

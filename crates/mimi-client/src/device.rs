@@ -691,8 +691,11 @@ impl Device {
     /// Loads a device saved with [`Device::save`]. A file that group or
     /// others may access is refused ([`check_private`]).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        check_private(path.as_ref())?;
-        Self::from_bytes(&std::fs::read(path)?)
+        let path = path.as_ref();
+        check_private(path)?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| crate::Error::Persistence(format!("{}: {e}", path.display())))?;
+        Self::from_bytes(&bytes)
     }
 
     // ---- internals ----------------------------------------------------
@@ -763,7 +766,11 @@ pub fn check_private(path: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| crate::Error::Persistence(format!("{}: {e}", path.display())))?
+            .permissions()
+            .mode()
+            & 0o777;
         if mode & 0o077 != 0 {
             return Err(crate::Error::NotPrivate {
                 path: path.to_owned(),
