@@ -392,4 +392,12 @@ async fn the_cli_refuses_to_lose_state_and_says_what_to_do() {
     assert!(failed(admin(Some("guess"), &[])).contains("wrong admin token"));
     let file = token_file.display().to_string();
     assert!(ok(admin(None, &["--token-file", &file])).contains("no abuse reports"));
+    // The operator may hand a device id to a new state file.
+    ok(register(
+        "st/new.state",
+        ALICE,
+        &["--replace-device", "--token-file", &file],
+    ));
+    ok(run(&["client", "-s", "st/new.state", "rooms"]));
+    failed(run(&["client", "-s", "st/alice.state", "rooms"]));
 }

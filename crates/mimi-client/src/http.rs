@@ -52,7 +52,7 @@ pub enum ClientError {
     Refused { status: u16, reason: String },
     #[error("malformed answer from the provider: {0}")]
     Malformed(String),
-    #[error("the hub refused the change ({code:?}): {reason}")]
+    #[error("the hub refused the change ({code:?}){}", reason_suffix(reason))]
     UpdateRefused {
         code: UpdateResponseCode,
         reason: String,
@@ -88,6 +88,14 @@ impl From<reqwest::Error> for ClientError {
             reason: reason.join(": "),
             name_unresolved,
         }
+    }
+}
+
+/// ": reason", or nothing when the hub gave none.
+fn reason_suffix(reason: &str) -> String {
+    match reason {
+        "" => String::new(),
+        reason => format!(": {reason}"),
     }
 }
 
