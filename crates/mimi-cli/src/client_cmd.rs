@@ -5,17 +5,20 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Subcommand;
-use mimi_client::http::{Client, ProviderConnection};
-use mimi_client::{Ciphersuite, Event, FrankStatus, content};
+use mimi_client::http::{Client, ClientError, ProviderConnection};
+use mimi_client::{Ciphersuite, Device, Event, FrankStatus, content};
 use mimi_content::MessageId;
 use mimi_protocol::msgs::AbuseType;
+use mimi_protocol::{MimiUri, MimiUriKind};
 use serde::{Deserialize, Serialize};
 
 #[derive(clap::Args)]
 pub struct ClientArgs {
-    /// The device's state file (created by `register`).
+    /// The device's state file (created by `register`, owner-only): its
+    /// MLS keys and rooms. Beside it, `<state>.session.json` holds its
+    /// token and `<state>.provider.json` where its provider is.
     #[arg(long, short)]
     state: PathBuf,
     #[command(subcommand)]
@@ -27,10 +30,25 @@ enum ClientCommand {
     /// Register a new device with its provider and publish KeyPackages.
     Register {
         /// Device URI, mimi://<domain>/d/<user>/<device>.
-        #[arg(long)]
+        #[arg(long, value_parser = device_uri)]
         device: String,
         #[command(flatten)]
         endpoint: Endpoint,
+        /// Overwrite an existing state file at --state: the device it
+        /// holds, with its keys and rooms, is lost.
+        #[arg(long)]
+        replace_state: bool,
+        /// Re-register a device id the provider already has: it gets a
+        /// new token and the state file that had the old one stops
+        /// working. Authorised by the token in --state when that file
+        /// holds this device, else by the admin token (--token-file or
+        /// MIMI_ADMIN_TOKEN).
+        #[arg(long)]
+        replace_device: bool,
+        /// File holding the provider's admin token, for --replace-device
+        /// (default: the MIMI_ADMIN_TOKEN environment variable).
+        #[arg(long, requires = "replace_device")]
+        token_file: Option<PathBuf>,
         /// KeyPackages to publish.
         #[arg(long, default_value_t = 5)]
         key_packages: usize,
@@ -42,36 +60,72 @@ enum ClientCommand {
     },
     /// Publish more KeyPackages.
     Publish {
+        /// How many (one last-resort KeyPackage is added).
         #[arg(default_value_t = 5)]
         count: usize,
     },
     /// List the rooms this device is in.
     Rooms,
     /// Create a room hosted by this device's provider.
-    Create { room: String },
+    Create {
+        /// Room URI, mimi://<this provider's domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
+        room: String,
+    },
     /// Add a user (all their devices) to a room.
     Add {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
         room: String,
+        /// User URI, mimi://<domain>/u/<name>.
+        #[arg(value_parser = user_uri)]
         user: String,
         /// Role index (default roles: 2 member, 3 moderator, 4 admin).
         #[arg(long, default_value_t = 2)]
         role: u32,
     },
     /// Remove a user from a room.
-    Remove { room: String, user: String },
+    Remove {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
+        room: String,
+        /// User URI, mimi://<domain>/u/<name>.
+        #[arg(value_parser = user_uri)]
+        user: String,
+    },
     /// Leave a room (another member commits the departure).
-    Leave { room: String },
+    Leave {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
+        room: String,
+    },
     /// Commit proposals queued by others (e.g. somebody's leave).
-    Commit { room: String },
+    Commit {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
+        room: String,
+    },
     /// Join a room of this device's user by external commit.
-    Join { room: String },
+    Join {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
+        room: String,
+    },
     /// Send a text message.
-    Send { room: String, text: String },
+    Send {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
+        room: String,
+        /// The message text (plain text).
+        text: String,
+    },
     /// Fetch queued events and print the room's conversation: messages
     /// with their IDs and frank status, edits applied ("edited"), deletes
     /// and expired messages as placeholders, reply quotes, reaction counts,
     /// and edits or deletes that were not applied (draft-ietf-mimi-content).
     Read {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
         room: String,
         /// Print the raw history instead: every message received or sent,
         /// edits, deletes and reactions as they arrived.
@@ -81,6 +135,8 @@ enum ClientCommand {
     /// Report a message to the room's hub (-06 §5.9); the report carries
     /// the message and its verified frank.
     Report {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
         room: String,
         /// The message ID (hex, as `read` prints it).
         #[arg(long)]
@@ -144,17 +200,40 @@ enum DeadLetterCommand {
     },
 }
 
-pub async fn admin(args: AdminArgs) -> anyhow::Result<()> {
-    let token = match &args.token_file {
+/// The admin token from `file`, else from MIMI_ADMIN_TOKEN.
+fn admin_token(file: Option<&Path>) -> anyhow::Result<String> {
+    let token = match file {
         Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .trim()
-            .to_owned(),
-        None => std::env::var("MIMI_ADMIN_TOKEN")
-            .context("no admin token: pass --token-file or set MIMI_ADMIN_TOKEN")?,
+            .with_context(|| format!("reading the admin token file {}", path.display()))?,
+        None => std::env::var("MIMI_ADMIN_TOKEN").map_err(|_| {
+            anyhow::anyhow!("no admin token: pass --token-file or set MIMI_ADMIN_TOKEN")
+        })?,
     };
-    let connection = connect(&args.endpoint)?.with_token(token);
-    match args.command {
+    let token = token.trim();
+    if token.is_empty() {
+        match file {
+            Some(path) => bail!("the admin token file {} is empty", path.display()),
+            None => bail!("MIMI_ADMIN_TOKEN is empty"),
+        }
+    }
+    Ok(token.to_owned())
+}
+
+pub async fn admin(args: AdminArgs) -> anyhow::Result<()> {
+    let endpoint = args.endpoint;
+    admin_inner(&endpoint, args.token_file.as_deref(), args.command)
+        .await
+        .map_err(|e| explain(e, |dns| endpoint_hint(&endpoint, None, dns)))
+}
+
+async fn admin_inner(
+    endpoint: &Endpoint,
+    token_file: Option<&Path>,
+    command: AdminCommand,
+) -> anyhow::Result<()> {
+    let token = admin_token(token_file)?;
+    let connection = connect(endpoint)?.with_token(token);
+    match command {
         AdminCommand::Reports { json } => {
             let reports = connection.admin_reports().await?;
             if json {
@@ -222,13 +301,15 @@ pub async fn admin(args: AdminArgs) -> anyhow::Result<()> {
 /// Where a provider's client API is; kept beside a device's state.
 #[derive(clap::Args, Serialize, Deserialize)]
 struct Endpoint {
-    /// The provider's client API URL, e.g. https://a.example:18444.
+    /// The provider's client API URL, e.g. https://a.example:18444: its
+    /// host names the provider (TLS server name and Host header).
     #[arg(long)]
     provider: String,
-    /// CA certificate (PEM) of the provider.
+    /// CA certificate (PEM) of the provider (default: the system's roots).
     #[arg(long)]
     ca: Option<PathBuf>,
-    /// Address to connect to instead of resolving the URL's host.
+    /// IP:port to connect to instead of resolving the provider URL's host;
+    /// when given, it alone decides the address and port.
     #[arg(long)]
     connect: Option<SocketAddr>,
 }
@@ -256,15 +337,94 @@ fn connect(endpoint: &Endpoint) -> anyhow::Result<ProviderConnection> {
     )?)
 }
 
-fn load(state: &Path) -> anyhow::Result<Client> {
-    let text = std::fs::read_to_string(endpoint_path(state)).with_context(|| {
+fn load_endpoint(state: &Path) -> anyhow::Result<Endpoint> {
+    let path = endpoint_path(state);
+    let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
             "no device at {} (run `mimi client register` first)",
             state.display()
         )
     })?;
-    let endpoint: Endpoint = serde_json::from_str(&text)?;
-    Ok(Client::load(state, connect(&endpoint)?)?)
+    serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
+}
+
+/// What to tell a user whose provider could not be reached: where the
+/// address came from and how to set it.
+fn endpoint_hint(endpoint: &Endpoint, state: Option<&Path>, name_unresolved: bool) -> String {
+    let host = url_host(&endpoint.provider);
+    let set_connect = match state {
+        None => "give its address with --connect IP:port".to_owned(),
+        Some(state) => format!(
+            "set its address (\"IP:port\") as `connect` in {}",
+            endpoint_path(state).display()
+        ),
+    };
+    match &endpoint.connect {
+        Some(addr) => {
+            format!("nothing answered at {addr} (`connect`); is the provider running there?")
+        }
+        None if name_unresolved => {
+            format!("`{host}` does not resolve; if the provider runs elsewhere, {set_connect}")
+        }
+        None => format!(
+            "is the provider running at {}? if `{host}` does not lead to it, {set_connect}",
+            endpoint.provider
+        ),
+    }
+}
+
+/// The host of a URL, for messages.
+fn url_host(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Adds a hint (given whether the name did not resolve) to an error that
+/// means the provider was not reached.
+fn explain(e: anyhow::Error, hint: impl Fn(bool) -> String) -> anyhow::Error {
+    match e.downcast_ref::<ClientError>() {
+        Some(ClientError::Unreachable {
+            name_unresolved, ..
+        }) => {
+            let hint = hint(*name_unresolved);
+            anyhow::anyhow!("{e}\nhint: {hint}")
+        }
+        _ => e,
+    }
+}
+
+/// A URI argument of `kind`, validated and normalised by
+/// [`MimiUri::parse`] so every command names things the same way.
+fn uri_of_kind(text: &str, kind: MimiUriKind, shape: &str) -> Result<String, String> {
+    let uri = MimiUri::parse(text).map_err(|e| format!("{e} (expected {shape})"))?;
+    if uri.kind() != kind {
+        return Err(format!(
+            "{text} is a {:?} URI, expected {shape}",
+            uri.kind()
+        ));
+    }
+    Ok(uri.as_str().to_owned())
+}
+
+fn room_uri(text: &str) -> Result<String, String> {
+    uri_of_kind(text, MimiUriKind::Room, "mimi://<domain>/r/<room>")
+}
+
+fn user_uri(text: &str) -> Result<String, String> {
+    uri_of_kind(text, MimiUriKind::User, "mimi://<domain>/u/<user>")
+}
+
+fn device_uri(text: &str) -> Result<String, String> {
+    uri_of_kind(
+        text,
+        MimiUriKind::Device,
+        "mimi://<domain>/d/<user>/<device>",
+    )
 }
 
 /// A `--ciphersuite` value ([`mimi_client::parse_ciphersuite`]).
@@ -272,32 +432,154 @@ pub fn parse_ciphersuite(text: &str) -> Result<Ciphersuite, String> {
     mimi_client::parse_ciphersuite(text).map_err(|e| e.to_string())
 }
 
+/// `mimi client register`'s arguments.
+struct Registration {
+    device: String,
+    replace_state: bool,
+    replace_device: bool,
+    token_file: Option<PathBuf>,
+    key_packages: usize,
+    ciphersuite: Ciphersuite,
+}
+
+/// What an existing state file holds.
+struct ExistingState {
+    /// Its device's URI and room count, when the file can be read.
+    device: Option<(String, usize)>,
+    /// The device's token, from the session file.
+    token: Option<String>,
+}
+
+fn existing_state(state: &Path) -> Option<ExistingState> {
+    let session = mimi_client::http::session_path(state);
+    if ![state, &session, &endpoint_path(state)]
+        .iter()
+        .any(|f| f.exists())
+    {
+        return None;
+    }
+    // Read without the owner-only check: this only describes the files.
+    let device = std::fs::read(state)
+        .ok()
+        .and_then(|b| Device::from_bytes(&b).ok())
+        .map(|d| (d.device_uri().as_str().to_owned(), d.rooms().len()));
+    let token = std::fs::read_to_string(&session)
+        .ok()
+        .and_then(|t| serde_json::from_str::<mimi_client::http::SessionState>(&t).ok())
+        .map(|s| s.token);
+    Some(ExistingState { device, token })
+}
+
+async fn register(state: &Path, endpoint: &Endpoint, r: Registration) -> anyhow::Result<()> {
+    let mut own_token = None;
+    if let Some(existing) = existing_state(state) {
+        if !r.replace_state {
+            let what = match &existing.device {
+                Some((uri, rooms)) => format!("the device {uri} ({rooms} room(s))"),
+                None => "a device".to_owned(),
+            };
+            bail!(
+                "{} already holds {what}; registering would overwrite it and its rooms would be \
+                 lost. Pass --replace-state to overwrite it, or choose another --state file",
+                state.display()
+            );
+        }
+        // The old file's token may replace its own device only.
+        if existing.device.is_some_and(|(uri, _)| uri == r.device) {
+            own_token = existing.token;
+        }
+    }
+    // Before registering: a device registered without its state saved
+    // could only be recovered with --replace-device.
+    if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
+        mimi_client::create_private_dir(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut connection = connect(endpoint)?;
+    if r.replace_device {
+        // An admin token file given explicitly wins over the old token.
+        let token = match own_token.filter(|_| r.token_file.is_none()) {
+            Some(token) => token,
+            None => admin_token(r.token_file.as_deref()).context(
+                "--replace-device needs the device's current token (a state file of this \
+                 device at --state, with --replace-state) or the admin token",
+            )?,
+        };
+        connection = connection.with_token(token);
+    }
+    let mut client =
+        match Client::register_device(&r.device, connection, r.ciphersuite, r.replace_device).await
+        {
+            Err(ClientError::DeviceExists { device, .. }) => bail!(
+                "the provider already has the device {device}; registering it again gives it a \
+                 new token and the state file that has the old one stops working. Pass \
+                 --replace-device to do that (or choose another device id)"
+            ),
+            other => other?,
+        };
+    client.save(state)?;
+    mimi_client::write_private(
+        &endpoint_path(state),
+        serde_json::to_string_pretty(endpoint)?.as_bytes(),
+    )
+    .with_context(|| format!("writing {}", endpoint_path(state).display()))?;
+    let n = client.publish_key_packages(r.key_packages).await?;
+    println!(
+        "registered {} on cipher suite {:#06x}; published {n} KeyPackages",
+        r.device, r.ciphersuite as u16
+    );
+    Ok(())
+}
+
 pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
     let state = args.state;
     if let ClientCommand::Register {
         device,
         endpoint,
+        replace_state,
+        replace_device,
+        token_file,
         key_packages,
         ciphersuite,
     } = args.command
     {
-        let mut client =
-            Client::register_with_ciphersuite(&device, connect(&endpoint)?, ciphersuite).await?;
-        client.save(&state)?;
-        std::fs::write(
-            endpoint_path(&state),
-            serde_json::to_string_pretty(&endpoint)?,
-        )?;
-        let n = client.publish_key_packages(key_packages).await?;
-        println!(
-            "registered {device} on cipher suite {:#06x}; published {n} KeyPackages",
-            ciphersuite as u16
-        );
-        return Ok(());
+        let hint = |dns| endpoint_hint(&endpoint, None, dns);
+        let registration = Registration {
+            device,
+            replace_state,
+            replace_device,
+            token_file,
+            key_packages,
+            ciphersuite,
+        };
+        return register(&state, &endpoint, registration)
+            .await
+            .map_err(|e| explain(e, hint));
     }
-    let mut client = load(&state)?;
+    let endpoint = load_endpoint(&state)?;
+    let hint = |dns| endpoint_hint(&endpoint, Some(&state), dns);
+    run_device(&state, &endpoint, args.command)
+        .await
+        .map_err(|e| match e.downcast_ref::<ClientError>() {
+            // The device's token was replaced (or the provider lost it).
+            Some(ClientError::Refused { status: 401, .. }) => anyhow::anyhow!(
+                "{e}\nhint: the provider no longer accepts the token in {}; if the device was \
+                 registered again elsewhere (--replace-device), use that state file, or register \
+                 it anew here with --replace-state --replace-device",
+                mimi_client::http::session_path(&state).display()
+            ),
+            _ => explain(e, hint),
+        })
+}
+
+async fn run_device(
+    state: &Path,
+    endpoint: &Endpoint,
+    command: ClientCommand,
+) -> anyhow::Result<()> {
+    let mut client = Client::load(state, connect(endpoint)?)?;
     print_events(&client.sync().await?);
-    match args.command {
+    match command {
         ClientCommand::Register { .. } => unreachable!("handled above"),
         ClientCommand::Publish { count } => {
             println!("published {}", client.publish_key_packages(count).await?)
@@ -378,7 +660,7 @@ pub async fn run(args: ClientArgs) -> anyhow::Result<()> {
             println!("reported {message} in {room}");
         }
     }
-    client.save(&state)?;
+    client.save(state)?;
     Ok(())
 }
 

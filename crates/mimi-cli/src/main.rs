@@ -227,7 +227,9 @@ fn init_logs(json: bool) {
 
 fn dev_ca(args: DevCaArgs) -> anyhow::Result<()> {
     use mimi_server::tls::DevCa;
-    std::fs::create_dir_all(&args.out)?;
+    // It holds private keys and admin tokens.
+    mimi_client::create_private_dir(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let out = std::fs::canonicalize(&args.out)?;
     let ca = DevCa::generate("mimi-rs development CA")?;
     std::fs::write(out.join("ca.pem"), ca.cert_pem())?;
@@ -253,31 +255,44 @@ fn dev_ca(args: DevCaArgs) -> anyhow::Result<()> {
                 peers.push_str(&format!("\"{other}\" = \"127.0.0.1:{other_port}\"\n"));
             }
         }
+        let admin_token = random_token()?;
+        let token_path = out.join(format!("{domain}.admin-token"));
+        write_secret(&token_path, &format!("{admin_token}\n"))?;
         let config = format!(
-            "domain = \"{domain}\"\ndata_dir = \"{data}\"\n\n[federation]\nlisten = \"127.0.0.1:{federation}\"\n\n[client_api]\nlisten = \"127.0.0.1:{client}\"\nopen_registration = true\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n[peers]\n{peers}",
+            "domain = \"{domain}\"\ndata_dir = \"{data}\"\n\n[federation]\nlisten = \"127.0.0.1:{federation}\"\n\n[client_api]\nlisten = \"127.0.0.1:{client}\"\nopen_registration = true\n# Also in {token}: `mimi admin --token-file {token}`.\nadmin_token = \"{admin_token}\"\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n[peers]\n{peers}",
             data = out.join(format!("{domain}-data")).display(),
             ca = out.join("ca.pem").display(),
             cert = out.join(format!("{domain}.pem")).display(),
             key = out.join(format!("{domain}.key")).display(),
+            token = token_path.display(),
         );
-        std::fs::write(out.join(format!("{domain}.toml")), config)?;
+        // The config holds the admin token.
+        write_secret(&out.join(format!("{domain}.toml")), &config)?;
         println!(
-            "{domain}: {}/{domain}.toml (federation 127.0.0.1:{federation}, client API 127.0.0.1:{client})",
-            out.display()
+            "{domain}: {}/{domain}.toml (federation 127.0.0.1:{federation}, client API 127.0.0.1:{client}), admin token in {}",
+            out.display(),
+            token_path.display()
         );
     }
     println!("CA: {}/ca.pem", out.display());
     Ok(())
 }
 
+/// 32 random bytes, hex: a dev provider's admin token.
+fn random_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    mimi_server::tls::crypto_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("no secure random numbers"))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Owner-only and atomic ([`mimi_client::write_private`]); a rerun
+/// tightens a file of looser mode.
 fn write_secret(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(text.as_bytes())?;
-    Ok(())
+    mimi_client::write_private(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(feature = "dev-tools")]
@@ -300,5 +315,32 @@ fn run_demo(dir: Option<PathBuf>, ciphersuite: mimi_client::Ciphersuite) -> anyh
             println!("\nDemo FAILED: {e:#}");
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand and argument explains itself in `--help`.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "mimi", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:?}");
     }
 }

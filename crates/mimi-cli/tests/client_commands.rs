@@ -187,3 +187,217 @@ fn two_providers_by_hand() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("mimi client register"));
 }
+
+/// A failed `mimi` run's stderr.
+fn failed(out: Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "should have failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    err
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// What people run into: overwriting a state file or a device id,
+/// `--connect` against a URL with another port, state files others may
+/// read, URIs of the wrong kind, rooms that do not exist or are not
+/// theirs, names that do not resolve, and admin tokens.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_cli_refuses_to_lose_state_and_says_what_to_do() {
+    let setup = support::DevSetup::new(&["a.example"]);
+    let d = setup.dir.path();
+    // dev-ca: owner-only directory, an admin token in the config and a file.
+    assert_eq!(mode(&d.join("dev")), 0o700);
+    let token_file = setup.admin_token_file("a.example");
+    assert_eq!(mode(&token_file), 0o600);
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let toml = std::fs::read_to_string(&setup.provider("a.example").toml).unwrap();
+    assert!(toml.contains(&format!("admin_token = \"{}\"", token.trim())));
+    let _a = setup.spawn("a.example", &[]);
+    let a = setup.provider("a.example");
+    support::wait_listening(&[a.federation, a.client]).await;
+    let connect = format!("127.0.0.1:{}", a.client);
+    let run = |args: &[&str]| mimi(d, args);
+    // The URL's port is wrong on purpose: --connect decides.
+    let register = |state: &str, device: &str, extra: &[&str]| {
+        let mut args = vec![
+            "client",
+            "-s",
+            state,
+            "register",
+            "--device",
+            device,
+            "--provider",
+            "https://a.example:1",
+            "--ca",
+            "dev/ca.pem",
+            "--connect",
+            &connect,
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    const ALICE: &str = "mimi://a.example/d/alice/laptop";
+    ok(register("st/alice.state", ALICE, &[]));
+    assert_eq!(mode(&d.join("st")), 0o700, "the state directory");
+    let room = "mimi://a.example/r/lounge";
+    ok(run(&["client", "-s", "st/alice.state", "create", room]));
+    let before = std::fs::read(d.join("st/alice.state")).unwrap();
+
+    // No silent overwrite of the state file…
+    let err = failed(register("st/alice.state", ALICE, &[]));
+    assert!(
+        err.contains("st/alice.state already holds the device"),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 room(s)") && err.contains("--replace-state"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(d.join("st/alice.state")).unwrap(), before);
+    // …nor of the device id at the provider.
+    let err = failed(register("st/other.state", ALICE, &[]));
+    assert!(
+        err.contains("already has the device") && err.contains("--replace-device"),
+        "{err}"
+    );
+    let err = failed(register("st/alice.state", ALICE, &["--replace-state"]));
+    assert!(err.contains("--replace-device"), "{err}");
+    assert_eq!(std::fs::read(d.join("st/alice.state")).unwrap(), before);
+    assert!(ok(run(&["client", "-s", "st/alice.state", "rooms"])).contains(room));
+    // A copy of the old state, to see its token stop working.
+    for suffix in ["", ".session.json", ".provider.json"] {
+        std::fs::copy(
+            d.join(format!("st/alice.state{suffix}")),
+            d.join(format!("st/old.state{suffix}")),
+        )
+        .unwrap();
+    }
+    // Replacing both is explicit; the old state's token authorises it.
+    ok(register(
+        "st/alice.state",
+        ALICE,
+        &["--replace-state", "--replace-device"],
+    ));
+    assert!(!ok(run(&["client", "-s", "st/alice.state", "rooms"])).contains(room));
+    let err = failed(run(&["client", "-s", "st/old.state", "rooms"]));
+    assert!(
+        err.contains("401") && err.contains("--replace-device"),
+        "{err}"
+    );
+    let room2 = "mimi://a.example/r/lounge2";
+    ok(run(&["client", "-s", "st/alice.state", "create", room2]));
+
+    // A state file others may read is refused, with the fix.
+    use std::os::unix::fs::PermissionsExt as _;
+    let state = d.join("st/alice.state");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = failed(run(&["client", "-s", "st/alice.state", "rooms"]));
+    assert!(err.contains("chmod 600"), "{err}");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // URIs are checked for their kind before anything is sent.
+    let err = failed(run(&[
+        "client",
+        "-s",
+        "st/alice.state",
+        "send",
+        "mimi://a.example/u/alice",
+        "hi",
+    ]));
+    assert!(err.contains("expected mimi://<domain>/r/<room>"), "{err}");
+    // Not in a room on this device, no such room at the hub, not a participant.
+    let err = failed(run(&[
+        "client",
+        "-s",
+        "st/alice.state",
+        "send",
+        "mimi://a.example/r/nope",
+        "hi",
+    ]));
+    assert!(
+        err.contains("this device is not in room mimi://a.example/r/nope"),
+        "{err}"
+    );
+    ok(register(
+        "st/bob.state",
+        "mimi://a.example/d/bob/phone",
+        &[],
+    ));
+    let err = failed(run(&[
+        "client",
+        "-s",
+        "st/bob.state",
+        "join",
+        "mimi://a.example/r/nope",
+    ]));
+    assert!(err.contains("no such room"), "{err}");
+    let err = failed(run(&["client", "-s", "st/bob.state", "join", room]));
+    assert!(err.contains("not a participant"), "{err}");
+    // A user without KeyPackages: no "answered 200" beside an error.
+    let err = failed(run(&[
+        "client",
+        "-s",
+        "st/alice.state",
+        "add",
+        room2,
+        "mimi://a.example/u/nobody",
+    ]));
+    assert!(
+        err.contains("no KeyPackages") && !err.contains("200"),
+        "{err}"
+    );
+
+    // A name that does not resolve points at --connect.
+    let err = failed(run(&[
+        "client",
+        "-s",
+        "st/carol.state",
+        "register",
+        "--device",
+        "mimi://nowhere.invalid/d/carol/phone",
+        "--provider",
+        "https://nowhere.invalid:443",
+    ]));
+    assert!(err.contains("--connect"), "{err}");
+
+    // Admin: missing, wrong and right token.
+    let admin = |token: Option<&str>, extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mimi"));
+        command.current_dir(d).args([
+            "admin",
+            "--provider",
+            "https://a.example",
+            "--ca",
+            "dev/ca.pem",
+            "--connect",
+            &connect,
+        ]);
+        command.args(extra).arg("reports");
+        match token {
+            Some(t) => command.env("MIMI_ADMIN_TOKEN", t),
+            None => command.env_remove("MIMI_ADMIN_TOKEN"),
+        };
+        command.output().unwrap()
+    };
+    assert!(failed(admin(None, &[])).contains("no admin token"));
+    assert!(failed(admin(Some("guess"), &[])).contains("wrong admin token"));
+    let file = token_file.display().to_string();
+    assert!(ok(admin(None, &["--token-file", &file])).contains("no abuse reports"));
+    // The operator may hand a device id to a new state file.
+    ok(register(
+        "st/new.state",
+        ALICE,
+        &["--replace-device", "--token-file", &file],
+    ));
+    ok(run(&["client", "-s", "st/new.state", "rooms"]));
+    failed(run(&["client", "-s", "st/alice.state", "rooms"]));
+}

@@ -34,13 +34,7 @@ fn listed_ids(listing: &str) -> Vec<u64> {
 #[tokio::test]
 async fn dead_letters_are_listed_retried_and_dropped_from_the_cli() {
     let setup = DevSetup::new(&["a.example"]);
-    let a_toml = &setup.provider("a.example").toml;
-    let text = std::fs::read_to_string(a_toml).unwrap().replacen(
-        "open_registration = true",
-        &format!("open_registration = true\nadmin_token = \"{ADMIN}\""),
-        1,
-    );
-    std::fs::write(a_toml, text).unwrap();
+    setup.set_admin_token("a.example", ADMIN);
     let _a = setup.spawn("a.example", &[]);
     let a = setup.provider("a.example");
     wait_listening(&[a.federation, a.client]).await;

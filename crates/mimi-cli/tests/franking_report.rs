@@ -33,13 +33,7 @@ fn client(setup: &DevSetup, state: &str, args: &[&str]) -> String {
 #[tokio::test]
 async fn report_from_the_cli_is_verified_and_listed() {
     let setup = DevSetup::new(&["a.example", "b.example"]);
-    let a_toml = &setup.provider("a.example").toml;
-    let text = std::fs::read_to_string(a_toml).unwrap().replacen(
-        "open_registration = true",
-        &format!("open_registration = true\nadmin_token = \"{ADMIN}\""),
-        1,
-    );
-    std::fs::write(a_toml, text).unwrap();
+    setup.set_admin_token("a.example", ADMIN);
     let _a = setup.spawn("a.example", &[]);
     let _b = setup.spawn("b.example", &[]);
     let (a, b) = (setup.provider("a.example"), setup.provider("b.example"));

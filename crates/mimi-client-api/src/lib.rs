@@ -16,6 +16,12 @@ use serde::{Deserialize, Serialize};
 pub struct RegisterDevice {
     pub user: String,
     pub device: String,
+    /// Replace the token of a device id that is already registered (needs
+    /// its current token or the admin token). Without it an existing
+    /// device is always 409, so nothing is replaced by accident. Sent only
+    /// when set, for providers that do not know it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replace: bool,
 }
 
 /// Answer to [`RegisterDevice`]: the device's bearer token.

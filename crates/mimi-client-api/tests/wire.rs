@@ -14,8 +14,17 @@ fn request_bodies_match_the_contract() {
         to_json(&RegisterDevice {
             user: "mimi://a.example/u/alice".into(),
             device: "mimi://a.example/d/alice/laptop".into(),
+            replace: false,
         }),
         json!({"user": "mimi://a.example/u/alice", "device": "mimi://a.example/d/alice/laptop"})
+    );
+    assert_eq!(
+        to_json(&RegisterDevice {
+            user: "mimi://a.example/u/alice".into(),
+            device: "mimi://a.example/d/alice/laptop".into(),
+            replace: true,
+        }),
+        json!({"user": "mimi://a.example/u/alice", "device": "mimi://a.example/d/alice/laptop", "replace": true})
     );
     assert_eq!(
         to_json(&UploadKeyPackages {

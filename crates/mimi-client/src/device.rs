@@ -688,9 +688,14 @@ impl Device {
         Ok(())
     }
 
-    /// Loads a device saved with [`Device::save`].
+    /// Loads a device saved with [`Device::save`]. A file that group or
+    /// others may access is refused ([`check_private`]).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        Self::from_bytes(&std::fs::read(path)?)
+        let path = path.as_ref();
+        check_private(path)?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| crate::Error::Persistence(format!("{}: {e}", path.display())))?;
+        Self::from_bytes(&bytes)
     }
 
     // ---- internals ----------------------------------------------------
@@ -751,6 +756,42 @@ pub(crate) fn digest_of(message: &impl tls_codec::Serialize) -> Result<String> {
     Ok(hex::encode(Sha256::digest(
         message.tls_serialize_detached()?,
     )))
+}
+
+/// Refuses a secret file (device or session) whose mode lets group or
+/// others read or write it, as ssh refuses such a private key: the secret
+/// may already have leaked, and silently using it would hide that. The
+/// owner decides (`chmod 600`). A no-op where there are no Unix modes.
+pub fn check_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| crate::Error::Persistence(format!("{}: {e}", path.display())))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(crate::Error::NotPrivate {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Creates `dir` and its missing parents for secret files, the ones it
+/// creates accessible by their owner only (mode 0700 on Unix); an
+/// existing directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 /// Writes `bytes` to `path` atomically (temporary file, fsync, rename),

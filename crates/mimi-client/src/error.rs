@@ -13,7 +13,7 @@ pub enum Error {
     #[error("bad URI: {0}")]
     Uri(String),
     /// The device has no room with this URI (or MLS group with this id).
-    #[error("unknown room {0}")]
+    #[error("this device is not in room {0}: it did not create or join it and was not added")]
     UnknownRoom(String),
     /// The device already has a room with this URI.
     #[error("room {0} already exists on this device")]
@@ -35,6 +35,10 @@ pub enum Error {
     /// requested change is invalid.
     #[error("room state: {0}")]
     RoomState(String),
+    /// The hub refused a GroupInfo request (-06 §5.6): no such room, or
+    /// the requester is not one of its participants.
+    #[error("the hub refused the room's GroupInfo: {0}")]
+    GroupInfoRefused(String),
     /// A received message is malformed or not acceptable.
     #[error("invalid message: {0}")]
     InvalidMessage(String),
@@ -54,6 +58,15 @@ pub enum Error {
     /// Reading or writing the device file failed.
     #[error("persistence: {0}")]
     Persistence(String),
+    /// A device or session file that group or others may access
+    /// ([`crate::check_private`]).
+    #[error(
+        "refusing {}: it holds secrets but group or others may access it (mode {mode:03o}); \
+         restrict it with `chmod 600 {}` (and treat its keys as exposed if others read it)",
+        path.display(),
+        path.display()
+    )]
+    NotPrivate { path: std::path::PathBuf, mode: u32 },
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 }

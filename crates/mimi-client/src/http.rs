@@ -39,20 +39,64 @@ pub enum ClientError {
     #[error(transparent)]
     Device(#[from] crate::Error),
     #[error("provider request failed: {0}")]
-    Http(#[from] reqwest::Error),
+    Http(reqwest::Error),
+    /// No connection to the provider: its name did not resolve
+    /// (`name_unresolved`) or nothing answered at its address.
+    #[error("cannot reach the provider at {url}: {reason}")]
+    Unreachable {
+        url: String,
+        reason: String,
+        name_unresolved: bool,
+    },
     #[error("provider answered {status}: {reason}")]
     Refused { status: u16, reason: String },
     #[error("malformed answer from the provider: {0}")]
     Malformed(String),
-    #[error("the hub refused the change ({code:?}): {reason}")]
+    #[error("the hub refused the change ({code:?}){}", reason_suffix(reason))]
     UpdateRefused {
         code: UpdateResponseCode,
         reason: String,
     },
     #[error("the hub refused the message: {0}")]
     SubmitRefused(String),
+    /// The user has no KeyPackages to claim (-06 §5.2), so cannot be added.
+    #[error("{user} cannot be added: no KeyPackages ({status})")]
+    NoKeyPackages { user: String, status: String },
+    /// Registration without `replace` of a device id the provider has.
+    #[error("the provider already has the device {device}: {reason}")]
+    DeviceExists { device: String, reason: String },
     #[error("client state {path}: {reason}")]
     State { path: PathBuf, reason: String },
+}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(e: reqwest::Error) -> Self {
+        if !e.is_connect() {
+            return ClientError::Http(e);
+        }
+        // reqwest's own text is "error sending request"; the cause is in
+        // its sources (hyper-util names resolver failures "dns error").
+        let mut reason = Vec::new();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            reason.push(cause.to_string());
+            source = cause.source();
+        }
+        let name_unresolved = reason.iter().any(|r| r.contains("dns error"));
+        ClientError::Unreachable {
+            url: e.url().map(|u| u.to_string()).unwrap_or_default(),
+            reason: reason.join(": "),
+            name_unresolved,
+        }
+    }
+}
+
+/// ": reason", or nothing when the hub gave none.
+fn reason_suffix(reason: &str) -> String {
+    match reason {
+        "" => String::new(),
+        reason => format!(": {reason}"),
+    }
 }
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
@@ -77,22 +121,40 @@ impl ProviderConnection {
     /// `base` is the client API URL (e.g. `https://a.example:18444`);
     /// `ca_pem` the trust anchors for its certificate (all system roots are
     /// ignored when given); `connect_to` overrides where the base URL's
-    /// host name is reached (local runs).
+    /// host name is reached (local runs): the base URL's host still names
+    /// the provider (TLS server name, `Host`), `connect_to` alone decides
+    /// the address and port.
     pub fn new(base: &str, ca_pem: Option<&[u8]>, connect_to: Option<SocketAddr>) -> Result<Self> {
         let mut builder = reqwest::Client::builder();
         if let Some(pem) = ca_pem {
             builder = builder.tls_certs_only([reqwest::Certificate::from_pem(pem)?]);
         }
+        let mut url = reqwest::Url::parse(base)
+            .map_err(|e| ClientError::Malformed(format!("provider URL {base:?}: {e}")))?;
+        if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+            return Err(ClientError::Malformed(format!(
+                "provider URL {base:?}: expected https://<host>[:<port>]"
+            )));
+        }
         if let Some(addr) = connect_to {
-            let url = reqwest::Url::parse(base)
-                .map_err(|e| ClientError::Malformed(format!("provider URL: {e}")))?;
-            let host = url
-                .host_str()
-                .ok_or_else(|| ClientError::Malformed("provider URL has no host".into()))?;
-            builder = builder.resolve(host, addr);
+            match url.domain().map(str::to_owned) {
+                Some(host) => {
+                    builder = builder.resolve(&host, addr);
+                    // The connector prefers a port in the URL over the
+                    // resolved one, so the URL must not carry one.
+                    url.set_port(None)
+                        .map_err(|()| ClientError::Malformed("provider URL".into()))?;
+                }
+                None => {
+                    // An IP literal is never resolved: connect there directly.
+                    url.set_ip_host(addr.ip())
+                        .and_then(|()| url.set_port(Some(addr.port())))
+                        .map_err(|()| ClientError::Malformed("provider URL".into()))?;
+                }
+            }
         }
         Ok(Self {
-            base: base.trim_end_matches('/').to_owned(),
+            base: url.as_str().trim_end_matches('/').to_owned(),
             http: builder.build()?,
             token: None,
         })
@@ -147,13 +209,39 @@ impl ProviderConnection {
         decode_exact(&bytes).map_err(|e| ClientError::Malformed(e.to_string()))
     }
 
-    /// Registers a device and keeps its token.
+    /// Registers a new device and keeps its token.
     pub async fn register(&mut self, user: &str, device: &str) -> Result<String> {
+        self.register_device(user, device, false).await
+    }
+
+    /// Registers a device and keeps its token. With `replace`, a device id
+    /// that is already registered gets a new token (the old one stops
+    /// working); that needs the connection's token to be the device's
+    /// current one or the admin token. Without it, an existing device is
+    /// [`ClientError::DeviceExists`].
+    pub async fn register_device(
+        &mut self,
+        user: &str,
+        device: &str,
+        replace: bool,
+    ) -> Result<String> {
         let body = RegisterDevice {
             user: user.to_owned(),
             device: device.to_owned(),
+            replace,
         };
-        let resp = self.post_json(paths::DEVICES, &body).await?;
+        let resp = match self.post_json(paths::DEVICES, &body).await {
+            Err(ClientError::Refused {
+                status: 409,
+                reason,
+            }) => {
+                return Err(ClientError::DeviceExists {
+                    device: device.to_owned(),
+                    reason,
+                });
+            }
+            other => other?,
+        };
         let token = resp.json::<Registered>().await?.token;
         self.token = Some(token.clone());
         Ok(token)
@@ -374,12 +462,25 @@ impl Client {
     /// ([`Device::with_ciphersuite`]).
     pub async fn register_with_ciphersuite(
         device_uri: &str,
+        connection: ProviderConnection,
+        ciphersuite: Ciphersuite,
+    ) -> Result<Self> {
+        Self::register_device(device_uri, connection, ciphersuite, false).await
+    }
+
+    /// Registers a device on `ciphersuite`; with `replace`, also a device
+    /// id the provider already has ([`ProviderConnection::register_device`]:
+    /// `connection` then carries its current token or the admin token).
+    /// The device's keys are always new.
+    pub async fn register_device(
+        device_uri: &str,
         mut connection: ProviderConnection,
         ciphersuite: Ciphersuite,
+        replace: bool,
     ) -> Result<Self> {
         let device = Device::with_ciphersuite(device_uri, ciphersuite)?;
         connection
-            .register(device.user_uri().as_str(), device_uri)
+            .register_device(device.user_uri().as_str(), device_uri, replace)
             .await?;
         Ok(Self {
             device,
@@ -398,6 +499,8 @@ impl Client {
             path: state_path.clone(),
             reason: e.to_string(),
         })?;
+        // It holds the bearer token.
+        crate::device::check_private(&state_path)?;
         let state: SessionState = serde_json::from_str(&text).map_err(|e| ClientError::State {
             path: state_path.clone(),
             reason: e.to_string(),
@@ -572,9 +675,9 @@ impl Client {
             .map(|(_, kp)| kp)
             .collect();
         if kps.is_empty() {
-            return Err(ClientError::Refused {
-                status: 200,
-                reason: format!("no KeyPackages for {user} ({:?})", response.user_status),
+            return Err(ClientError::NoKeyPackages {
+                user: user.to_owned(),
+                status: format!("{:?}", response.user_status),
             });
         }
         let user = user.to_owned();
@@ -600,16 +703,12 @@ impl Client {
     /// completes the departure (-06 §3.5).
     pub async fn leave(&mut self, room: &str) -> Result<()> {
         let request = self.device.leave(room)?;
-        match self
-            .connection
-            .update(room, &request)
-            .await?
-            .response_code()
-        {
+        let response = self.connection.update(room, &request).await?;
+        match response.response_code() {
             UpdateResponseCode::Success => self.autosave(),
             code => Err(ClientError::UpdateRefused {
                 code,
-                reason: "leave refused".into(),
+                reason: response.error_description.0.clone(),
             }),
         }
     }
@@ -668,7 +767,9 @@ impl Client {
                 }
                 SubmitStatus::NotAllowed => {
                     self.device.discard_message(room, outgoing.message_id)?;
-                    return Err(ClientError::SubmitRefused("notAllowed".into()));
+                    return Err(ClientError::SubmitRefused(
+                        "notAllowed (the room's policy does not let this user send)".into(),
+                    ));
                 }
             }
         }
@@ -683,7 +784,8 @@ enum UpdateResult {
     Retry,
 }
 
-fn session_path(device_path: &Path) -> PathBuf {
+/// The session file (token, event cursor) kept beside a device file.
+pub fn session_path(device_path: &Path) -> PathBuf {
     let mut name = device_path
         .file_name()
         .map(|n| n.to_os_string())

@@ -56,8 +56,9 @@ mod rooms;
 pub use conversation::Conversation;
 pub use device::{
     CIPHERSUITE, DEFAULT_KEY_PACKAGE_LIFETIME, Device, FrankStatus, GeneratedKeyPackage,
-    KeyPackageOptions, Message, RoomStatus, capabilities, group_id_of_room, parse_ciphersuite,
-    required_capabilities, room_of_group_id, supported_ciphersuites, write_private,
+    KeyPackageOptions, Message, RoomStatus, capabilities, check_private, create_private_dir,
+    group_id_of_room, parse_ciphersuite, required_capabilities, room_of_group_id,
+    supported_ciphersuites, write_private,
 };
 pub use error::{Error, Result};
 pub use messaging::{Event, OutgoingMessage, TEXT_PLAIN, content};

@@ -110,10 +110,13 @@ impl Device {
         let success = match &response.body {
             GroupInfoResponseBody::Success(s) => s,
             other => {
-                return Err(Error::InvalidMessage(format!(
-                    "groupInfo refused: {:?}",
-                    other.status()
-                )));
+                return Err(Error::GroupInfoRefused(match other.status() {
+                    GroupInfoCode::NoSuchRoom => "the hub has no such room".to_owned(),
+                    GroupInfoCode::NotAuthorized => {
+                        "notAuthorized: this user is not a participant of the room".to_owned()
+                    }
+                    code => format!("{code:?}"),
+                }));
             }
         };
         debug_assert_eq!(response.status(), GroupInfoCode::Success);

@@ -179,3 +179,40 @@ fn a_p256_device_keeps_its_suite_across_a_restart() {
         mimi_client::CIPHERSUITE
     );
 }
+
+/// A device file others may read is refused with the fix in the message;
+/// once its owner restricts it, it loads.
+#[cfg(unix)]
+#[test]
+fn a_device_file_others_may_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = temp_path("loose");
+    Device::new(ALICE).unwrap().save(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = Device::load(&path).unwrap_err();
+    assert!(matches!(
+        err,
+        mimi_client::Error::NotPrivate { mode: 0o644, .. }
+    ));
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(Device::load(&path).is_ok());
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+/// The directory made for state files is its owner's alone; an existing
+/// one is left as it is.
+#[cfg(unix)]
+#[test]
+fn state_directories_are_created_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let base = temp_path("dirs");
+    let dir = base.with_file_name("new").join("nested");
+    mimi_client::create_private_dir(&dir).unwrap();
+    for d in [&dir, &dir.parent().unwrap().to_owned()] {
+        let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}: {mode:o}", d.display());
+    }
+    mimi_client::create_private_dir(&dir).unwrap();
+    std::fs::remove_dir_all(base.parent().unwrap()).unwrap();
+}

@@ -103,9 +103,10 @@ async fn closed_registration_needs_the_admin_token() {
     fed.shutdown().await;
 }
 
-/// Re-registering an existing device id replaces its token only for the
-/// holder of its current token or the operator (admin token); otherwise
-/// 409 and the old token keeps working.
+/// Re-registering an existing device id replaces its token only when asked
+/// to ("replace") and then only for the holder of its current token or the
+/// operator (admin token); otherwise 409 (not asked) or 403 (not allowed)
+/// and the old token keeps working.
 #[tokio::test]
 async fn reregistering_a_device_needs_its_token_or_the_admin_token() {
     let mut fed = start_federation(Backend::Sqlite).await;
@@ -116,8 +117,10 @@ async fn reregistering_a_device_needs_its_token_or_the_admin_token() {
     let url = format!("{}/client/v1/devices", a.client_base);
     let body =
         json!({"user": "mimi://a.example/u/alice", "device": "mimi://a.example/d/alice/laptop"});
+    let replace = json!({"user": "mimi://a.example/u/alice", "device": "mimi://a.example/d/alice/laptop", "replace": true});
     let register = |bearer: Option<&str>| {
-        let mut req = a.client_api.post(&url).json(&body);
+        let body = if bearer.is_some() { &replace } else { &body };
+        let mut req = a.client_api.post(&url).json(body);
         if let Some(token) = bearer {
             req = req.bearer_auth(token);
         }
@@ -152,6 +155,17 @@ async fn reregistering_a_device_needs_its_token_or_the_admin_token() {
     )
     .await;
     let resp = register(Some(&other)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(resp.text().await.unwrap().contains("current token"));
+    // Without "replace" even the admin token replaces nothing.
+    let resp = a
+        .client_api
+        .post(&url)
+        .bearer_auth("operator-secret")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::CONFLICT);
     assert_eq!(works(first.clone()).await.unwrap().status(), StatusCode::OK);
 

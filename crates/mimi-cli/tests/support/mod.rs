@@ -79,6 +79,28 @@ impl DevSetup {
         self.providers.iter().find(|p| p.domain == domain).unwrap()
     }
 
+    /// Replaces the admin token `mimi dev-ca` put into `domain`'s config.
+    pub fn set_admin_token(&self, domain: &str, token: &str) {
+        let toml = &self.provider(domain).toml;
+        let text: Vec<String> = std::fs::read_to_string(toml)
+            .unwrap()
+            .lines()
+            .map(|line| match line.starts_with("admin_token = ") {
+                true => format!("admin_token = \"{token}\""),
+                false => line.to_owned(),
+            })
+            .collect();
+        std::fs::write(toml, text.join("\n")).unwrap();
+    }
+
+    /// The admin token `mimi dev-ca` generated for `domain`.
+    pub fn admin_token_file(&self, domain: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("dev")
+            .join(format!("{domain}.admin-token"))
+    }
+
     /// Starts `mimi server` for `domain` with extra arguments (overrides).
     pub fn spawn(&self, domain: &str, extra: &[String]) -> ServerProcess {
         let p = self.provider(domain);

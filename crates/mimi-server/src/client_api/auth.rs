@@ -71,12 +71,21 @@ impl FromRequestParts<AppState> for Admin {
             .client_api
             .admin_token
             .as_deref()
-            .ok_or_else(|| ApiError::forbidden("no admin token is configured"))?;
+            .ok_or_else(|| {
+                ApiError::forbidden(
+                    "this provider has no admin token configured (client_api.admin_token)",
+                )
+            })?;
+        // Missing and wrong are told apart: the caller knows whether it
+        // sent one, so this reveals nothing.
         match bearer_token(parts) {
             // Compare hashes so the comparison time does not depend on
             // how much of the token matched.
             Some(token) if token_hash(token) == token_hash(expected) => Ok(Admin),
-            _ => Err(ApiError::unauthorized("admin token required")),
+            Some(_) => Err(ApiError::unauthorized("wrong admin token")),
+            None => Err(ApiError::unauthorized(
+                "admin token required (Authorization: Bearer <client_api.admin_token>)",
+            )),
         }
     }
 }

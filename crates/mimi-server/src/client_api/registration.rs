@@ -95,6 +95,12 @@ async fn register_device(
             "the device URI must be mimi://<domain>/d/<user>/<device> of that user",
         ));
     }
+    // Replacing is never implied, not even by the admin token.
+    let reregistration = if req.replace {
+        reregistration
+    } else {
+        Reregistration::Refuse
+    };
     let token = {
         let mut bytes = [0u8; 32];
         crate::tls::crypto_provider()
@@ -115,10 +121,16 @@ async fn register_device(
         .await
     {
         Ok(()) => Ok((StatusCode::CREATED, Json(Registered { token }))),
-        Err(mimi_store::StoreError::DeviceRegistered(_)) => Err(ApiError::new(
+        Err(mimi_store::StoreError::DeviceRegistered(_)) if !req.replace => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "the device is already registered; re-registering it needs its current token or the admin token",
+            format!(
+                "the device {device} is already registered; replacing its token (\"replace\": true) \
+                 needs its current token or the admin token"
+            ),
         )),
+        Err(mimi_store::StoreError::DeviceRegistered(_)) => Err(ApiError::forbidden(format!(
+            "replacing the token of {device} needs its current token or the admin token"
+        ))),
         Err(mimi_store::StoreError::ClientOwnedByOtherUser { .. }) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "the device belongs to another user",
