@@ -710,7 +710,7 @@ fn body_text(body: &mimi_client::conversation::Body) -> String {
     }
 }
 
-/// One line per message (`[time] id sender: text (edited) (frank)`), with
+/// One line per message (`[time] id sender: text (edited) (pending) (frank)`), with
 /// its reply quote and reactions indented below it; then what was ignored.
 fn print_conversation(conversation: &mimi_client::Conversation) {
     use mimi_client::conversation::Body;
@@ -721,8 +721,10 @@ fn print_conversation(conversation: &mimi_client::Conversation) {
             } => " (edited)",
             _ => "",
         };
+        // Not yet echoed by the hub: its place may still move.
+        let pending = if m.pending { " (pending)" } else { "" };
         println!(
-            "[{}] {} {}: {}{edited} ({})",
+            "[{}] {} {}: {}{edited}{pending} ({})",
             m.timestamp,
             m.id.to_hex(),
             m.sender_user,

@@ -81,7 +81,9 @@ async fn every_device_shows_the_hubs_order_across_a_follower_restart() {
     loop {
         alice.sync().await.unwrap();
         bob.sync().await.unwrap();
-        if texts(&alice).len() == 12 && texts(&bob).len() == 12 {
+        let settled = |c: &Client| c.device.history(ROOM).unwrap().iter().all(|m| !m.pending);
+        if texts(&alice).len() == 12 && texts(&bob).len() == 12 && settled(&alice) && settled(&bob)
+        {
             break;
         }
         assert!(

@@ -38,6 +38,9 @@ pub struct ConversationMessage {
     pub own: bool,
     /// Receiver verification of the first instance's frank.
     pub frank_status: FrankStatus,
+    /// An own message the hub has not echoed yet: its place in the room
+    /// may still change.
+    pub pending: bool,
     pub body: Body,
     /// The message this one replies to (`inReplyTo`).
     pub in_reply_to: Option<Quote>,
@@ -250,6 +253,7 @@ impl Conversation {
                         timestamp: m.timestamp,
                         own: m.own,
                         frank_status: m.frank_status.clone(),
+                        pending: m.pending,
                         body: Body::Shown {
                             content: Box::new(m.content.nested_part.clone()),
                             edited: None,

@@ -195,6 +195,9 @@ pub struct Message {
     pub frank: Option<Frank>,
     /// What receiver verification of the frank found.
     pub frank_status: FrankStatus,
+    /// Sent by this device and not yet echoed by the hub: its place in
+    /// the room's order is not known yet (-06 §5.5).
+    pub pending: bool,
 }
 
 /// The outcome of receiver verification of a message's frank (-06 §5.4.1
@@ -292,6 +295,7 @@ impl StoredMessage {
             franking_tag,
             frank,
             frank_status: self.frank_status.clone(),
+            pending: false,
         })
     }
 }
@@ -338,11 +342,32 @@ impl RoomRecord {
         }
     }
 
+    /// Whether the own message `id_hex` still waits for the hub's echo.
+    pub(crate) fn is_unechoed(&self, id_hex: &str) -> bool {
+        self.unechoed.iter().any(|(_, id)| id == id_hex)
+    }
+
+    /// Where the next settled message goes: before the own messages the
+    /// hub has not echoed yet. Fanout comes in the hub's order (-06 §5.5),
+    /// so whatever arrives while an own message waits for its echo was
+    /// ordered before it; pending messages stay last, in sending order.
+    fn settled_end(&self) -> usize {
+        self.history
+            .iter()
+            .position(|m| m.is_own() && self.is_unechoed(&m.id))
+            .unwrap_or(self.history.len())
+    }
+
+    /// A message received from the hub, in its place.
+    pub(crate) fn push_received(&mut self, message: StoredMessage) {
+        let at = self.settled_end();
+        self.history.insert(at, message);
+    }
+
     /// The hub echoed the own application message with MLS digest
-    /// `digest`: it moves to the end of the history, which is where the
-    /// hub ordered it, since every event the hub fanned out before it has
-    /// been processed by now (-06 §5.5). Every device of the room then
-    /// shows one order, the hub's.
+    /// `digest`: its place in the hub's order is now known, after every
+    /// message received so far. Every device of the room then shows one
+    /// order, the hub's.
     pub(crate) fn echoed(&mut self, digest: &str) {
         let Some(at) = self.unechoed.iter().position(|(d, _)| d == digest) else {
             return;
@@ -354,7 +379,8 @@ impl RoomRecord {
             .rposition(|m| m.is_own() && m.has_id(&id_hex))
         {
             let message = self.history.remove(at);
-            self.history.push(message);
+            let to = self.settled_end();
+            self.history.insert(to, message);
         }
     }
 
@@ -582,10 +608,15 @@ impl Device {
 
     /// The room's message history, oldest first.
     pub fn history(&self, room: &str) -> Result<Vec<Message>> {
-        self.record(room)?
+        let record = self.record(room)?;
+        record
             .history
             .iter()
-            .map(|m| m.to_message(room))
+            .map(|m| {
+                let mut message = m.to_message(room)?;
+                message.pending = m.is_own() && record.is_unechoed(&message.id.to_hex());
+                Ok(message)
+            })
             .collect()
     }
 

@@ -196,6 +196,7 @@ impl Device {
             franking_tag,
             frank: None,
             frank_status: FrankStatus::Unfranked,
+            pending: false,
         };
         let record = self.record_mut(room)?;
         let digest = digest_of(&app_message)?;
@@ -685,10 +686,10 @@ impl Device {
             franking_tag,
             frank: None,
             frank_status: FrankStatus::Unfranked,
+            pending: false,
         };
         self.record_mut(room)?
-            .history
-            .push(StoredMessage::from_message(&message)?);
+            .push_received(StoredMessage::from_message(&message)?);
         Ok(Event::MessageReceived(Box::new(message)))
     }
 }

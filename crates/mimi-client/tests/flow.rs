@@ -585,11 +585,26 @@ fn own_messages_take_the_place_the_hub_gave_them() {
     let first = net.device(BOB).send(ROOM, content::text("bob 1")).unwrap();
     let second = net.device(BOB).send(ROOM, content::text("bob 2")).unwrap();
     net.say(ALICE, "alice 1");
-    assert_eq!(net.texts(BOB), ["bob 1", "bob 2", "alice 1"]);
+    // What arrives while Bob's own messages wait for their echo was
+    // ordered before them by the hub; they stay last, pending.
+    assert_eq!(net.texts(BOB), ["alice 1", "bob 1", "bob 2"]);
+    // Until the hub echoes them, Bob's own messages are pending.
+    let pending = |net: &Net| -> Vec<bool> {
+        net.devices[BOB]
+            .history(ROOM)
+            .unwrap()
+            .iter()
+            .map(|m| m.pending)
+            .collect()
+    };
+    assert_eq!(pending(&net), [false, true, true]);
     net.submit(first).unwrap();
+    // Echoed: settled in its place; the other stays last and pending.
+    assert_eq!(pending(&net), [false, false, true]);
     net.submit(second).unwrap();
     // Once the hub echoed them, Bob's device shows the hub's order, the
     // same as Alice's.
     assert_eq!(net.texts(ALICE), ["alice 1", "bob 1", "bob 2"]);
     assert_eq!(net.texts(BOB), net.texts(ALICE));
+    assert_eq!(pending(&net), [false, false, false]);
 }

@@ -34,14 +34,10 @@ async fn follower_outage_loses_and_reorders_nothing_postgres() {
     .await;
 }
 
-/// Runs this binary's tests one at a time, so that the backoff bounds are
-/// measured on a machine not also running the other outage.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn outage(backend: Backend) {
-    let _serial = SERIAL.lock().await;
-    let mut fed = start_federation(backend).await;
-    let room = unique_room("a.example", "outage");
+/// Bob's device at b.example, subscribed to a fresh room of a.example;
+/// then b.example stops. Returns the room and Bob's token.
+async fn bob_subscribed_then_down(fed: &mut common::Federation, label: &str) -> (String, String) {
+    let room = unique_room("a.example", label);
     let bob = "mimi://b.example/d/bob/laptop";
     let token = fed.provider("b.example").register(bob).await;
     fed.provider("b.example")
@@ -52,6 +48,17 @@ async fn outage(backend: Backend) {
         .await
         .unwrap();
     fed.provider_mut("b.example").stop().await;
+    (room, token)
+}
+
+/// Runs this binary's tests one at a time, so that the backoff bounds are
+/// measured on a machine not also running the other outage.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn outage(backend: Backend) {
+    let _serial = SERIAL.lock().await;
+    let mut fed = start_federation(backend).await;
+    let (room, token) = bob_subscribed_then_down(&mut fed, "outage").await;
 
     let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
     let payloads = alice.applications(20);
@@ -184,17 +191,7 @@ async fn recovery(how: Recovery) {
     let mut fed = mimi_testkit::Federation::start_in(dir.path(), options)
         .await
         .unwrap();
-    let room = unique_room("a.example", "recovery");
-    let bob = "mimi://b.example/d/bob/laptop";
-    let token = fed.provider("b.example").register(bob).await;
-    fed.provider("b.example")
-        .server()
-        .state
-        .store
-        .subscribe(&room, bob)
-        .await
-        .unwrap();
-    fed.provider_mut("b.example").stop().await;
+    let (room, token) = bob_subscribed_then_down(&mut fed, "recovery").await;
 
     let mut alice = Sender::new("mimi://a.example/d/alice/laptop");
     let payloads = alice.applications(3);
