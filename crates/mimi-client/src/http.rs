@@ -743,10 +743,37 @@ impl Client {
     }
 
     /// Sends a message (-06 §3.4, §5.4); returns its message ID.
+    /// Submits `request`; when no answer comes (connection lost, timed
+    /// out), the same bytes are sent again, which the hub answers with its
+    /// original acceptance if it had accepted them (docs/divergences.md
+    /// S26). A message that never got an answer stays pending in the
+    /// history until the hub's echo settles it.
+    async fn submit_again_on_loss(
+        &self,
+        room: &str,
+        request: &mimi_protocol::msgs::SubmitMessageRequest,
+    ) -> Result<SubmitMessageResponse> {
+        let mut delay = std::time::Duration::from_millis(200);
+        for _ in 1..ATTEMPTS {
+            match self.connection.submit(room, request).await {
+                Err(ClientError::Http(_) | ClientError::Unreachable { .. }) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                answer => return answer,
+            }
+        }
+        self.connection.submit(room, request).await
+    }
+
     pub async fn send(&mut self, room: &str, content: MimiContent) -> Result<MessageId> {
         for _ in 0..ATTEMPTS {
             let outgoing = self.device.send(room, content.clone())?;
-            let response = self.connection.submit(room, &outgoing.request).await?;
+            // Saved before it leaves: the ratchet has moved on, and a crash
+            // after the hub accepted must not send other bytes under the
+            // same generation.
+            self.autosave()?;
+            let response = self.submit_again_on_loss(room, &outgoing.request).await?;
             match response.status {
                 SubmitStatus::Accepted {
                     accepted_timestamp,

@@ -17,9 +17,10 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
+use mimi_protocol::endpoints::MessageBody as _;
 use mimi_protocol::msgs::{
     GroupInfoRequest, GroupInfoResponse, GroupInfoResponseBody, SubmitMessageRequest,
-    SubmitMessageResponse, UpdateRequest, UpdateRoomResponse,
+    SubmitMessageResponse, SubmitStatus, UpdateRequest, UpdateRoomResponse,
 };
 use mimi_protocol::{MimiUri, MimiUriKind};
 use mimi_room::engine::{
@@ -29,6 +30,7 @@ use mimi_room::engine::{
 use mimi_room::rejection::{CreateRoomRejection, GroupInfoAnswer, GroupInfoRejection};
 use mimi_room::{SubmitRejection, UpdateRejection};
 use mimi_store::{AcceptedEvent, Delivery, NewRoom, RoomRecord, StoreError};
+use sha2::{Digest as _, Sha256};
 
 use crate::client_api::auth::AuthenticatedDevice;
 use crate::error::ApiError;
@@ -287,8 +289,33 @@ pub async fn submit_message(
     // A `sendingUri` that is not a user URI is the engine's `notAllowed`
     // (SubmitRejection::SendingUri), in the response body like every
     // other refusal (docs/divergences.md S9).
-    compare_and_set_rounds(|attempt| submit_round(state, room_id, requester, &request, attempt))
-        .await
+    // A request whose answer was lost comes again byte for byte: it gets
+    // the original acceptance, not a second event (runtime::SubmitReplies).
+    let digest = request
+        .to_body()
+        .map(|body| <[u8; 32]>::from(Sha256::digest(body)))
+        .ok();
+    if let Some(digest) = digest
+        && let Some(answer) = state.runtime.submit_replies().get(room_id.as_str(), digest)
+        && let Ok(response) = SubmitMessageResponse::from_body(&answer)
+    {
+        tracing::info!(room = %room_id, "submitMessage repeated; answered with its acceptance");
+        return Ok(response);
+    }
+    let response = compare_and_set_rounds(|attempt| {
+        submit_round(state, room_id, requester, &request, attempt)
+    })
+    .await?;
+    if let Some(digest) = digest
+        && matches!(response.status, SubmitStatus::Accepted { .. })
+        && let Ok(answer) = response.to_body()
+    {
+        state
+            .runtime
+            .submit_replies()
+            .put(room_id.as_str(), digest, answer);
+    }
+    Ok(response)
 }
 
 /// One round of [`submit_message`]; the first may use a cached view.

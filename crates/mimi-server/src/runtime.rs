@@ -6,7 +6,7 @@
 //! in one process share nothing they were not given (a wake-up, counter or
 //! bucket of one is never seen by the other).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -46,6 +46,7 @@ pub struct ServerRuntime {
     fanout_wake: Notify,
     key_material_limiter: RateLimiter,
     submit_views: SubmitViews,
+    submit_replies: SubmitReplies,
     metrics: Arc<ServerMetrics>,
     delivery_observer: Option<Arc<dyn DeliveryObserver>>,
     /// Destinations whose last fanout attempt could not connect, and since
@@ -64,6 +65,7 @@ impl ServerRuntime {
                 max_buckets: limits.rate_limit_buckets,
             }),
             submit_views: SubmitViews::default(),
+            submit_replies: SubmitReplies::default(),
             metrics: Arc::new(ServerMetrics::new(&config.domain)),
             delivery_observer: options.delivery_observer,
             unreachable: Mutex::new(HashMap::new()),
@@ -138,6 +140,10 @@ impl ServerRuntime {
         &self.submit_views
     }
 
+    pub fn submit_replies(&self) -> &SubmitReplies {
+        &self.submit_replies
+    }
+
     /// This server's metrics recorder.
     pub fn metrics(&self) -> &Arc<ServerMetrics> {
         &self.metrics
@@ -193,6 +199,61 @@ impl SubmitViews {
             }
             None => {
                 views.remove(room_id);
+            }
+        }
+    }
+}
+
+/// Answers to recently accepted submitMessage requests, by room and
+/// digest of the request's encoding. A client whose answer was lost
+/// re-sends the same bytes; the hub answers with the original acceptance
+/// (same `accepted_timestamp`, same frank) instead of fanning the message
+/// out twice (docs/divergences.md S26). In memory and bounded: a resend
+/// after a restart of the hub process, or to another process of the same
+/// provider, is accepted again, and receivers' MLS drops the second copy.
+#[derive(Default)]
+pub struct SubmitReplies {
+    answers: Mutex<ReplyCache>,
+}
+
+/// A room and the digest of a request's encoding.
+type ReplyKey = (String, [u8; 32]);
+
+/// Answers by key, with when they were kept, and the keys oldest first.
+#[derive(Default)]
+struct ReplyCache {
+    by_key: HashMap<ReplyKey, (Instant, Vec<u8>)>,
+    order: VecDeque<ReplyKey>,
+}
+
+/// How many answers [`SubmitReplies`] keeps, and for how long.
+const SUBMIT_REPLIES_KEPT: usize = 10_000;
+const SUBMIT_REPLY_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl SubmitReplies {
+    /// The encoded answer to an earlier identical request, if kept.
+    pub fn get(&self, room_id: &str, digest: [u8; 32]) -> Option<Vec<u8>> {
+        let answers = self.answers.lock().ok()?;
+        answers
+            .by_key
+            .get(&(room_id.to_owned(), digest))
+            .filter(|(at, _)| at.elapsed() < SUBMIT_REPLY_TTL)
+            .map(|(_, answer)| answer.clone())
+    }
+
+    /// Keeps the encoded `answer` to the request with `digest`.
+    pub fn put(&self, room_id: &str, digest: [u8; 32], answer: Vec<u8>) {
+        let Ok(mut answers) = self.answers.lock() else {
+            return;
+        };
+        let ReplyCache { by_key: map, order } = &mut *answers;
+        let key = (room_id.to_owned(), digest);
+        if map.insert(key.clone(), (Instant::now(), answer)).is_none() {
+            order.push_back(key);
+        }
+        while order.len() > SUBMIT_REPLIES_KEPT {
+            if let Some(oldest) = order.pop_front() {
+                map.remove(&oldest);
             }
         }
     }
