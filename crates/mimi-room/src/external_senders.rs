@@ -50,18 +50,26 @@ pub enum GroupContextExtensionsViolation {
     Changes(ExtensionType),
 }
 
+/// The `mimi://` URI an external sender's BasicCredential names (M27:
+/// openmls keeps the credential private, so it is re-decoded).
+pub fn sender_uri(sender: &ExternalSender) -> Result<MimiUri, String> {
+    let (_, credential) = mimi_protocol::msgs::group_info::external_sender_parts(sender)
+        .map_err(|e| e.to_string())?;
+    let basic = BasicCredential::try_from(credential)
+        .map_err(|_| "external sender without a basic credential".to_owned())?;
+    std::str::from_utf8(basic.identity())
+        .ok()
+        .and_then(|text| MimiUri::parse(text).ok())
+        .ok_or_else(|| "external sender credential is not a mimi URI".to_owned())
+}
+
 /// The provider domain an external sender's credential names: a
 /// BasicCredential whose identity is `mimi://<domain>` (-06 §3.1, as the
 /// hub's own, see `keys::provider_credential`).
 pub fn provider_domain(sender: &ExternalSender) -> Result<String, String> {
-    let (_, credential) = mimi_protocol::msgs::group_info::external_sender_parts(sender)
-        .map_err(|e| e.to_string())?;
-    let basic =
-        BasicCredential::try_from(credential).map_err(|_| "not a basic credential".to_owned())?;
-    let text = std::str::from_utf8(basic.identity()).map_err(|e| e.to_string())?;
-    let uri = MimiUri::parse(text).map_err(|e| e.to_string())?;
+    let uri = sender_uri(sender)?;
     if uri.as_str() != format!("mimi://{}", uri.domain()) {
-        return Err(format!("{text} names more than a provider"));
+        return Err(format!("{} names more than a provider", uri.as_str()));
     }
     Ok(uri.domain().to_ascii_lowercase())
 }

@@ -66,12 +66,8 @@ impl HubEngine {
         }
         // -06 §7.4: the group MUST carry external_senders with the hub's
         // entry for the room's ciphersuite.
-        hub.check_external_senders(
-            self.external_sender(hub.public_group().ciphersuite())
-                .as_ref(),
-            self.domain(),
-        )
-        .map_err(CreateRoomRejection::ExternalSenders)?;
+        self.check_external_senders(&hub)
+            .map_err(CreateRoomRejection::ExternalSenders)?;
         let epoch = hub.epoch();
         let stored = StoredRoom {
             hub,

@@ -23,6 +23,8 @@ use openmls::prelude::{Ciphersuite, ExternalSender};
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::crypto::OpenMlsCrypto as _;
 
+use crate::HubRoom;
+use crate::external_senders::ExternalSendersViolation;
 use crate::keys::{FrankingKey, HubKey};
 
 pub use create::CreatedRoom;
@@ -121,6 +123,19 @@ impl HubEngine {
     /// hub does not support.
     pub fn external_sender(&self, ciphersuite: Ciphersuite) -> Option<ExternalSender> {
         self.hub_key(ciphersuite).map(HubKey::external_sender)
+    }
+
+    /// -06 §7.4 on `room`'s current state, with this hub's entry for the
+    /// room's ciphersuite (at creation and after every commit).
+    pub(crate) fn check_external_senders(
+        &self,
+        room: &HubRoom,
+    ) -> Result<(), ExternalSendersViolation> {
+        room.check_external_senders(
+            self.external_sender(room.public_group().ciphersuite())
+                .as_ref(),
+            self.domain(),
+        )
     }
 
     /// What rooms on `ciphersuite` put in their `franking_signature_key`

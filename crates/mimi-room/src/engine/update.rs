@@ -9,7 +9,7 @@ use mimi_protocol::msgs::{
     RatchetTreeOption, TlsString, UpdateRequest, UpdateResult, UpdateRoomResponse,
 };
 use openmls::prelude::{
-    BasicCredential, MlsMessageIn, MlsMessageOut, ProtocolMessage, ProtocolVersion, Sender, Welcome,
+    MlsMessageIn, MlsMessageOut, ProtocolMessage, ProtocolVersion, Sender, Welcome,
 };
 use tls_codec::{Deserialize as _, Serialize as _};
 
@@ -123,12 +123,7 @@ impl HubEngine {
             .handle_commit(self.crypto(), bundle.proposal_or_commit.clone())?;
         // -06 §7.4, on the state the commit produced: the hub still
         // listed, followers only while they have participants.
-        room.hub
-            .check_external_senders(
-                self.external_sender(room.hub.public_group().ciphersuite())
-                    .as_ref(),
-                self.domain(),
-            )
+        self.check_external_senders(&room.hub)
             .map_err(UpdateRejection::ExternalSenders)?;
         let committer = MimiUri::parse(&accepted.committer)
             .map_err(|e| UpdateRejection::Internal(e.to_string()))?;
@@ -374,14 +369,7 @@ fn proposer(hub: &HubRoom, proposal: &MlsMessageIn) -> Result<Proposer, UpdateRe
                 .external_senders()
                 .and_then(|senders| senders.get(index as usize))
                 .ok_or_else(|| unknown("unknown external sender"))?;
-            let (_, credential) = mimi_protocol::msgs::group_info::external_sender_parts(sender)
-                .map_err(|e| unknown(&e.to_string()))?;
-            let basic = BasicCredential::try_from(credential)
-                .map_err(|_| unknown("external sender without a basic credential"))?;
-            let uri = std::str::from_utf8(basic.identity())
-                .ok()
-                .and_then(|text| MimiUri::parse(text).ok())
-                .ok_or_else(|| unknown("external sender credential is not a mimi URI"))?;
+            let uri = crate::external_senders::sender_uri(sender).map_err(|e| unknown(&e))?;
             Ok(Proposer::Provider(uri.domain().to_ascii_lowercase()))
         }
         _ => Err(unknown(
