@@ -118,6 +118,58 @@ enum ClientCommand {
         room: String,
         /// The message text (plain text).
         text: String,
+        /// Send it as a reply to this message (hex ID, as `read` prints it).
+        #[arg(long, value_parser = message_id)]
+        reply_to: Option<MessageId>,
+        /// Receivers drop the message this many seconds after reading it
+        /// (draft-ietf-mimi-content "expires", relative).
+        #[arg(long, value_name = "SECONDS")]
+        expires_in: Option<u32>,
+    },
+    /// React to a message (a reaction part, draft-ietf-mimi-content).
+    React {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
+        room: String,
+        /// The message reacted to (hex ID, as `read` prints it).
+        #[arg(value_parser = message_id)]
+        message: MessageId,
+        /// The reaction, e.g. an emoji.
+        reaction: String,
+    },
+    /// Take back an own reaction ("unlike", draft-ietf-mimi-content).
+    Unreact {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
+        room: String,
+        /// The message that was reacted to (hex ID).
+        #[arg(value_parser = message_id)]
+        message: MessageId,
+        /// The own reaction to take back (hex ID, as `read --raw` prints it).
+        #[arg(value_parser = message_id)]
+        reaction: MessageId,
+    },
+    /// Replace the text of an own message (receivers apply edits only from
+    /// the original sender).
+    Edit {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
+        room: String,
+        /// The own message to edit (hex ID).
+        #[arg(value_parser = message_id)]
+        message: MessageId,
+        /// The new text.
+        text: String,
+    },
+    /// Delete an own message (receivers show a tombstone; deletes apply
+    /// only from the original sender).
+    Delete {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
+        room: String,
+        /// The own message to delete (hex ID).
+        #[arg(value_parser = message_id)]
+        message: MessageId,
     },
     /// Fetch queued events and print the room's conversation: messages
     /// with their IDs and frank status, edits applied ("edited"), deletes
@@ -411,6 +463,11 @@ fn uri_of_kind(text: &str, kind: MimiUriKind, shape: &str) -> Result<String, Str
     Ok(uri.as_str().to_owned())
 }
 
+/// A message ID as `read` prints it (64 hex digits).
+fn message_id(text: &str) -> Result<MessageId, String> {
+    MessageId::from_hex(text).ok_or_else(|| format!("`{text}` is not a hex message ID"))
+}
+
 fn room_uri(text: &str) -> Result<String, String> {
     uri_of_kind(text, MimiUriKind::Room, "mimi://<domain>/r/<room>")
 }
@@ -618,8 +675,53 @@ async fn run_device(
             client.join(&room).await?;
             println!("joined {room} at epoch {}", client.device.epoch(&room)?);
         }
-        ClientCommand::Send { room, text } => {
-            let id = client.send(&room, content::text(&text)).await?;
+        ClientCommand::Send {
+            room,
+            text,
+            reply_to,
+            expires_in,
+        } => {
+            let mut message = match reply_to {
+                Some(to) => content::reply(to, &text),
+                None => content::text(&text),
+            };
+            message.expires = expires_in.map(|time| mimi_content::Expiration {
+                relative: true,
+                time,
+            });
+            let id = client.send(&room, message).await?;
+            println!("sent {}", id.to_hex());
+        }
+        ClientCommand::React {
+            room,
+            message,
+            reaction,
+        } => {
+            let id = client
+                .send(&room, content::reaction(message, &reaction))
+                .await?;
+            println!("sent {}", id.to_hex());
+        }
+        ClientCommand::Unreact {
+            room,
+            message,
+            reaction,
+        } => {
+            let id = client
+                .send(&room, content::unlike(reaction, message))
+                .await?;
+            println!("sent {}", id.to_hex());
+        }
+        ClientCommand::Edit {
+            room,
+            message,
+            text,
+        } => {
+            let id = client.send(&room, content::edit(message, &text)).await?;
+            println!("sent {}", id.to_hex());
+        }
+        ClientCommand::Delete { room, message } => {
+            let id = client.send(&room, content::delete(message)).await?;
             println!("sent {}", id.to_hex());
         }
         ClientCommand::Read { room, raw: true } => {

@@ -102,6 +102,11 @@ struct DevCaArgs {
     /// and base+2i+1 (client API) in the generated configs.
     #[arg(long, default_value_t = 18443)]
     base_port: u16,
+    /// Write over a directory that already holds a dev CA: a new CA, new
+    /// certificates, keys and admin tokens for every provider configured
+    /// there (their data directories are kept).
+    #[arg(long)]
+    replace: bool,
 }
 
 #[derive(Subcommand)]
@@ -231,6 +236,14 @@ fn dev_ca(args: DevCaArgs) -> anyhow::Result<()> {
     mimi_client::create_private_dir(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let out = std::fs::canonicalize(&args.out)?;
+    if out.join("ca.pem").exists() && !args.replace {
+        anyhow::bail!(
+            "{} already holds a dev CA: running again would replace the CA and every \
+             certificate, key, config and admin token there. Pass --replace to do that, \
+             or choose another --out",
+            out.display()
+        );
+    }
     let ca = DevCa::generate("mimi-rs development CA")?;
     std::fs::write(out.join("ca.pem"), ca.cert_pem())?;
     write_secret(&out.join("ca.key"), ca.key_pem())?;

@@ -221,6 +221,14 @@ async fn the_cli_refuses_to_lose_state_and_says_what_to_do() {
     let token = std::fs::read_to_string(&token_file).unwrap();
     let toml = std::fs::read_to_string(&setup.provider("a.example").toml).unwrap();
     assert!(toml.contains(&format!("admin_token = \"{}\"", token.trim())));
+    // A second dev-ca into the same directory would replace every key.
+    let again = mimi(d, &["dev-ca", "--out", "dev", "--domains", "a.example"]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("--replace"),
+        "{again:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap(), token);
     let _a = setup.spawn("a.example", &[]);
     let a = setup.provider("a.example");
     support::wait_listening(&[a.federation, a.client]).await;

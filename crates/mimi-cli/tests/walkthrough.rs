@@ -187,6 +187,20 @@ async fn the_walkthrough_runs_as_written() {
         "{outputs}"
     );
     assert!(outputs.contains("franks verified"), "{outputs}");
+    // Bob's reaction and reply and Cathy's edit, as Alice reads them.
+    assert!(
+        outputs.contains("reactions: 👍 1 (mimi://b.example/u/bob)"),
+        "{outputs}"
+    );
+    assert!(
+        outputs.contains("in reply to mimi://c.example/u/cathy: hello from c.example"),
+        "{outputs}"
+    );
+    assert!(outputs.contains("lunch anyone? (edited)"), "{outputs}");
+    assert!(
+        !outputs.contains("lunh"),
+        "the edit replaced the text: {outputs}"
+    );
 }
 
 #[test]

@@ -312,6 +312,10 @@ pub(crate) struct RoomRecord {
     /// MLS message, message ID hex), newest last.
     #[serde(default)]
     pub(crate) unechoed: Vec<(String, String)>,
+    /// Hex TLS encoding of this device's update request (commit) sent to
+    /// the hub and not yet answered; see [`Device::update_in_flight`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) update_in_flight: Option<String>,
 }
 
 impl RoomRecord {
@@ -322,6 +326,7 @@ impl RoomRecord {
             history: Vec::new(),
             sent: Vec::new(),
             unechoed: Vec::new(),
+            update_in_flight: None,
         }
     }
 
@@ -411,6 +416,9 @@ struct DeviceState {
     ciphersuite: u16,
     signature_public_key: String,
     rooms: BTreeMap<String, RoomRecord>,
+    /// See [`Device::delivered_up_to`]; absent in older files.
+    #[serde(default)]
+    delivered_up_to: u64,
 }
 
 /// One client device (-06 §3: ClientA1, ClientB1, …): a BasicCredential
@@ -430,6 +438,8 @@ pub struct Device {
     pub(crate) credential: CredentialWithKey,
     pub(crate) rooms: BTreeMap<String, RoomRecord>,
     pub(crate) groups: HashMap<String, MlsGroup>,
+    /// The provider queue's sequence number of the last event applied.
+    pub(crate) delivered_up_to: u64,
 }
 
 impl std::fmt::Debug for Device {
@@ -479,6 +489,7 @@ impl Device {
             credential,
             rooms: BTreeMap::new(),
             groups: HashMap::new(),
+            delivered_up_to: 0,
         })
     }
 
@@ -644,6 +655,7 @@ impl Device {
             ciphersuite: self.ciphersuite as u16,
             signature_public_key: hex::encode(self.signer.public()),
             rooms: self.rooms.clone(),
+            delivered_up_to: self.delivered_up_to,
         };
         let json =
             serde_json::to_vec(&state).map_err(|e| Error::Persistence(format!("state: {e}")))?;
@@ -709,6 +721,7 @@ impl Device {
             credential,
             rooms: state.rooms,
             groups,
+            delivered_up_to: state.delivered_up_to,
         })
     }
 
@@ -717,6 +730,20 @@ impl Device {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         write_private(path.as_ref(), &self.to_bytes()?)?;
         Ok(())
+    }
+
+    /// The sequence number, in this device's provider queue, of the last
+    /// event applied to this device. Kept in the device file itself, so
+    /// MLS state and the position in the queue are saved in one atomic
+    /// write: an event is never applied twice after a crash, however the
+    /// crash falls between saving and acknowledging.
+    pub fn delivered_up_to(&self) -> u64 {
+        self.delivered_up_to
+    }
+
+    /// Records that the queued event `seq` was applied (never moves back).
+    pub fn mark_delivered(&mut self, seq: u64) {
+        self.delivered_up_to = self.delivered_up_to.max(seq);
     }
 
     /// Loads a device saved with [`Device::save`]. A file that group or

@@ -67,6 +67,49 @@ pub enum ClientError {
     DeviceExists { device: String, reason: String },
     #[error("client state {path}: {reason}")]
     State { path: PathBuf, reason: String },
+    /// A commit of this device reached the hub or may have, and no answer
+    /// came back. It is kept (in the device file) and sent again, byte for
+    /// byte, by the next operation on the room or settled by the hub's
+    /// fanout.
+    #[error(
+        "no answer from the hub about this device's change to {room} ({reason}); \
+         it is kept and sent again by the next command on the room"
+    )]
+    AnswerLost { room: String, reason: String },
+}
+
+/// Whether a failed request leaves it open whether the hub acted on it (or
+/// the request never left): no answer came, the provider could not relay
+/// the hub's answer (502, 504) or asked for the request again (503). Such
+/// a request is sent again byte for byte (docs/divergences.md S26).
+fn answer_unknown(e: &ClientError) -> bool {
+    match e {
+        ClientError::Http(_) | ClientError::Unreachable { .. } => true,
+        ClientError::Refused { status, .. } => matches!(status, 502..=504),
+        _ => false,
+    }
+}
+
+/// Runs `call` until it gets an answer, at most [`ATTEMPTS`] times with a
+/// growing pause, while [`answer_unknown`]; also says whether an answer was
+/// lost on the way (the hub may have acted on an earlier copy).
+async fn again_on_loss<T, F>(mut call: impl FnMut() -> F) -> (Result<T>, bool)
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    let mut delay = std::time::Duration::from_millis(200);
+    let mut lost = false;
+    for _ in 1..ATTEMPTS {
+        match call().await {
+            Err(e) if answer_unknown(&e) => {
+                lost = true;
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            answer => return (answer, lost),
+        }
+    }
+    (call().await, lost)
 }
 
 impl From<reqwest::Error> for ClientError {
@@ -437,7 +480,8 @@ pub struct HubInfo {
 pub struct SessionState {
     pub provider: String,
     pub token: String,
-    /// Last event sequence number processed.
+    /// Events acknowledged up to this sequence number (what was applied
+    /// is in the device file: [`Device::delivered_up_to`]).
     pub cursor: u64,
 }
 
@@ -445,12 +489,18 @@ pub struct SessionState {
 pub struct Client {
     pub device: Device,
     pub connection: ProviderConnection,
+    /// Acknowledged up to this sequence number (as far as known).
     cursor: u64,
     path: Option<PathBuf>,
 }
 
-/// How often an operation is rebuilt after `wrongEpoch` / `epochTooOld`.
+/// How often an operation is rebuilt after `wrongEpoch` / `epochTooOld`,
+/// and how often a request is sent when no answer comes.
 const ATTEMPTS: usize = 4;
+
+/// How long [`Client::settle`] waits for the fanout to tell whether a
+/// commit whose answer was lost was accepted.
+const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Client {
     /// Registers a new device on [`crate::CIPHERSUITE`] with its provider.
@@ -591,57 +641,169 @@ impl Client {
 
     /// Fetches and processes every queued event, in order.
     pub async fn sync(&mut self) -> Result<Vec<Event>> {
+        // Applied and saved before a crash, never acknowledged: the
+        // provider still holds those events.
+        let applied = self.device.delivered_up_to();
+        if applied > self.cursor {
+            self.connection.ack(applied).await?;
+            self.cursor = applied;
+        }
         let mut all = Vec::new();
-        loop {
-            let batch = self.connection.events(self.cursor, 256).await?;
-            let Some(last) = batch.last().map(|e| e.seq) else {
-                break;
-            };
-            for event in batch {
-                match self.device.process_fanout(event.fanout) {
-                    Ok(events) => all.extend(events),
-                    // A message this device cannot use (e.g. for a room it
-                    // left) must not block the queue.
-                    Err(e) => all.push(Event::InvalidMessage {
-                        room: event.room_id,
-                        sender: None,
-                        reason: e.to_string(),
-                    }),
-                }
-            }
+        while let Some((events, last)) = self.fetch_and_apply().await? {
+            all.extend(events);
             // Saved before acknowledged: the provider deletes what is
             // acknowledged, so a crash in between must find the events
             // either still queued or already in the device file.
-            self.cursor = last;
             self.autosave()?;
             self.connection.ack(last).await?;
+            self.cursor = last;
         }
         Ok(all)
     }
 
+    /// One step of [`Client::sync`]: fetches the next batch of queued
+    /// events and applies it to the device in memory, neither saved nor
+    /// acknowledged; returns its events and the last sequence number, or
+    /// `None` when nothing is queued. Events at or below the device's
+    /// [`Device::delivered_up_to`] (applied, saved, then not acknowledged
+    /// before a crash) are skipped, not applied twice.
+    pub async fn fetch_and_apply(&mut self) -> Result<Option<(Vec<Event>, u64)>> {
+        let after = self.cursor.max(self.device.delivered_up_to());
+        let batch = self.connection.events(after, 256).await?;
+        let Some(last) = batch.last().map(|e| e.seq) else {
+            return Ok(None);
+        };
+        let mut all = Vec::new();
+        for event in batch {
+            if event.seq <= self.device.delivered_up_to() {
+                continue;
+            }
+            match self.device.process_fanout(event.fanout) {
+                Ok(events) => all.extend(events),
+                // A message this device cannot use (e.g. for a room it
+                // left) must not block the queue.
+                Err(e) => all.push(Event::InvalidMessage {
+                    room: event.room_id,
+                    sender: None,
+                    reason: e.to_string(),
+                }),
+            }
+            self.device.mark_delivered(event.seq);
+        }
+        // Everything up to `last` is applied, including events skipped as
+        // applied before.
+        self.device.mark_delivered(last);
+        Ok(Some((all, last)))
+    }
+
     /// Sends a handshake to the hub and applies its answer.
     async fn commit(&mut self, room: &str, request: UpdateRequest) -> Result<UpdateResult> {
-        let response = match self.connection.update(room, &request).await {
-            Ok(r) => r,
+        // Kept and saved before it leaves: after a crash or a lost answer
+        // the same bytes go again ([`Client::settle`]), never a rebuilt
+        // commit that could contradict one the hub already accepted.
+        self.device.set_update_in_flight(room, Some(&request))?;
+        self.autosave()?;
+        self.deliver_update(room, &request, false).await
+    }
+
+    /// Sends `request`, the update in flight for `room`, byte for byte
+    /// again while no answer comes, and applies the hub's answer.
+    /// `lost_before`: an earlier copy may have reached the hub.
+    async fn deliver_update(
+        &mut self,
+        room: &str,
+        request: &UpdateRequest,
+        lost_before: bool,
+    ) -> Result<UpdateResult> {
+        let connection = self.connection.clone();
+        let (answer, lost) = again_on_loss(|| connection.update(room, request)).await;
+        let lost = lost || lost_before;
+        let outcome = match answer {
+            Ok(response) => match response.response_code() {
+                UpdateResponseCode::Success => {
+                    self.device.confirm_commit(room)?;
+                    Ok(UpdateResult::Accepted)
+                }
+                // The hub no longer knows an earlier copy (another process
+                // of it, or a restart, took the answer away): it may have
+                // accepted that copy. The fanout of the epoch decides.
+                UpdateResponseCode::WrongEpoch if lost => self.settle_by_fanout(room).await,
+                code => {
+                    self.device.discard_commit(room)?;
+                    if code == UpdateResponseCode::WrongEpoch {
+                        Ok(UpdateResult::Retry)
+                    } else {
+                        Err(ClientError::UpdateRefused {
+                            code,
+                            reason: response.error_description.0.clone(),
+                        })
+                    }
+                }
+            },
+            Err(e) if lost || answer_unknown(&e) => Err(ClientError::AnswerLost {
+                room: room.to_owned(),
+                reason: e.to_string(),
+            }),
             Err(e) => {
                 self.device.discard_commit(room)?;
-                return Err(e);
+                Err(e)
             }
         };
-        match response.response_code() {
-            UpdateResponseCode::Success => {
-                self.device.confirm_commit(room)?;
-                self.autosave()?;
-                Ok(UpdateResult::Accepted)
+        let settled = !matches!(outcome, Err(ClientError::AnswerLost { .. }));
+        // A refused external join forgot the room, and its record with it.
+        if settled && self.device.room_status(room).is_ok() {
+            self.device.set_update_in_flight(room, None)?;
+        }
+        self.autosave()?;
+        outcome
+    }
+
+    /// Processes the fanout until this device's pending commit in `room` is
+    /// settled: merged when its echo comes (the hub had accepted it), or
+    /// superseded by another commit of the same epoch.
+    async fn settle_by_fanout(&mut self, room: &str) -> Result<UpdateResult> {
+        let deadline = std::time::Instant::now() + SETTLE_WAIT;
+        loop {
+            let events = self.sync().await?;
+            let confirmed = events
+                .iter()
+                .any(|e| matches!(e, Event::OwnCommitConfirmed { room: r, .. } if r == room));
+            if confirmed {
+                return Ok(UpdateResult::Accepted);
             }
-            code => {
-                self.device.discard_commit(room)?;
-                let reason = response.error_description.0.clone();
-                if code == UpdateResponseCode::WrongEpoch {
-                    Ok(UpdateResult::Retry)
-                } else {
-                    Err(ClientError::UpdateRefused { code, reason })
-                }
+            let joining = self.device.room_status(room).ok()
+                == Some(crate::RoomStatus::JoiningByExternalCommit);
+            if self.device.room_status(room).is_err()
+                || (!joining && !self.device.has_pending_commit(room)?)
+            {
+                return Ok(UpdateResult::Retry);
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(ClientError::AnswerLost {
+                    room: room.to_owned(),
+                    reason: "the hub moved to a later epoch and its fanout has not \
+                             yet told whether it was this change"
+                        .into(),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Settles a commit of this device to `room` whose answer never came
+    /// (a crash, a cut connection) before anything else is done there.
+    pub async fn settle(&mut self, room: &str) -> Result<()> {
+        if self.device.room_status(room).is_err() {
+            return Ok(());
+        }
+        let Some(request) = self.device.update_in_flight(room)? else {
+            return Ok(());
+        };
+        match self.deliver_update(room, &request, true).await? {
+            UpdateResult::Accepted => Ok(()),
+            UpdateResult::Retry => {
+                self.sync().await?;
+                Ok(())
             }
         }
     }
@@ -652,6 +814,7 @@ impl Client {
         room: &str,
         mut build: impl FnMut(&mut Device) -> crate::Result<UpdateRequest>,
     ) -> Result<()> {
+        self.settle(room).await?;
         for _ in 0..ATTEMPTS {
             let request = build(&mut self.device)?;
             if let UpdateResult::Accepted = self.commit(room, request).await? {
@@ -702,8 +865,13 @@ impl Client {
     /// Leaves a room: the proposals go to the hub; the next committer
     /// completes the departure (-06 §3.5).
     pub async fn leave(&mut self, room: &str) -> Result<()> {
+        self.settle(room).await?;
         let request = self.device.leave(room)?;
-        let response = self.connection.update(room, &request).await?;
+        // Proposals sent again byte for byte are answered once (S26).
+        let connection = self.connection.clone();
+        let response = again_on_loss(|| connection.update(room, &request))
+            .await
+            .0?;
         match response.response_code() {
             UpdateResponseCode::Success => self.autosave(),
             code => Err(ClientError::UpdateRefused {
@@ -716,6 +884,10 @@ impl Client {
     /// Joins a room this device's user is a participant of, by external
     /// commit from the hub's GroupInfo (-06 §3.6, §5.6).
     pub async fn join(&mut self, room: &str) -> Result<()> {
+        self.settle(room).await?;
+        if self.device.room_status(room).ok() == Some(crate::RoomStatus::Active) {
+            return Ok(());
+        }
         for _ in 0..ATTEMPTS {
             let (request, key) = self.device.group_info_request(room, None)?;
             let response = self.connection.group_info(room, &request).await?;
@@ -742,38 +914,25 @@ impl Client {
         self.connection.report(room, &report).await
     }
 
-    /// Sends a message (-06 §3.4, §5.4); returns its message ID.
-    /// Submits `request`; when no answer comes (connection lost, timed
-    /// out), the same bytes are sent again, which the hub answers with its
-    /// original acceptance if it had accepted them (docs/divergences.md
-    /// S26). A message that never got an answer stays pending in the
-    /// history until the hub's echo settles it.
-    async fn submit_again_on_loss(
-        &self,
-        room: &str,
-        request: &mimi_protocol::msgs::SubmitMessageRequest,
-    ) -> Result<SubmitMessageResponse> {
-        let mut delay = std::time::Duration::from_millis(200);
-        for _ in 1..ATTEMPTS {
-            match self.connection.submit(room, request).await {
-                Err(ClientError::Http(_) | ClientError::Unreachable { .. }) => {
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                answer => return answer,
-            }
-        }
-        self.connection.submit(room, request).await
-    }
-
+    /// Sends a message (-06 §3.4, §5.4); returns its message ID. A commit
+    /// of this device to the room whose answer was lost is settled first.
     pub async fn send(&mut self, room: &str, content: MimiContent) -> Result<MessageId> {
+        self.settle(room).await?;
         for _ in 0..ATTEMPTS {
             let outgoing = self.device.send(room, content.clone())?;
             // Saved before it leaves: the ratchet has moved on, and a crash
             // after the hub accepted must not send other bytes under the
             // same generation.
             self.autosave()?;
-            let response = self.submit_again_on_loss(room, &outgoing.request).await?;
+            // No answer: the same bytes go again, which the hub answers
+            // with its original acceptance if it had accepted them
+            // (docs/divergences.md S26). A message that never got an
+            // answer stays pending in the history until the hub's echo
+            // settles it.
+            let connection = self.connection.clone();
+            let response = again_on_loss(|| connection.submit(room, &outgoing.request))
+                .await
+                .0?;
             match response.status {
                 SubmitStatus::Accepted {
                     accepted_timestamp,

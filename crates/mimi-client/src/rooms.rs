@@ -595,6 +595,37 @@ impl Device {
         Ok(())
     }
 
+    /// Records `request` (this device's commit) as sent to the hub and not
+    /// yet answered, or clears the record with `None`. Saved with the
+    /// device, so a device that crashed or lost the hub's answer sends the
+    /// same bytes again rather than a commit the hub may already have
+    /// accepted under another form (docs/divergences.md S26).
+    pub fn set_update_in_flight(
+        &mut self,
+        room: &str,
+        request: Option<&UpdateRequest>,
+    ) -> Result<()> {
+        let encoded = match request {
+            Some(r) => Some(hex::encode(r.tls_serialize_detached()?)),
+            None => None,
+        };
+        self.record_mut(room)?.update_in_flight = encoded;
+        Ok(())
+    }
+
+    /// The commit sent to the hub whose answer this device has not had
+    /// ([`Device::set_update_in_flight`]), if any.
+    pub fn update_in_flight(&self, room: &str) -> Result<Option<UpdateRequest>> {
+        let Some(encoded) = &self.record(room)?.update_in_flight else {
+            return Ok(None);
+        };
+        let bytes = hex::decode(encoded)
+            .map_err(|_| Error::Persistence(format!("bad update in flight for {room}")))?;
+        UpdateRequest::tls_deserialize_exact(bytes)
+            .map(Some)
+            .map_err(|e| Error::Persistence(format!("update in flight for {room}: {e}")))
+    }
+
     /// Whether this device has a commit waiting for the hub's answer.
     pub fn has_pending_commit(&self, room: &str) -> Result<bool> {
         Ok(self.group(room)?.pending_commit().is_some())

@@ -216,3 +216,34 @@ fn state_directories_are_created_owner_only() {
     mimi_client::create_private_dir(&dir).unwrap();
     std::fs::remove_dir_all(base.parent().unwrap()).unwrap();
 }
+
+/// The position in the provider's queue is saved with the MLS state (one
+/// write), never moves back, and the commit in flight survives a restart
+/// byte for byte.
+#[test]
+fn queue_position_and_commit_in_flight_survive_a_restart() {
+    let mut net = Net::create(ALICE);
+    net.new_device(CATHY);
+    let mut device = Device::new(ALICE).unwrap();
+    assert_eq!(device.delivered_up_to(), 0);
+    device.mark_delivered(7);
+    device.mark_delivered(3);
+    assert_eq!(device.delivered_up_to(), 7, "never moves back");
+    let restored = Device::from_bytes(&device.to_bytes().unwrap()).unwrap();
+    assert_eq!(restored.delivered_up_to(), 7);
+
+    let kps = net.key_packages(CATHY, 1);
+    let alice = net.device(ALICE);
+    assert!(alice.update_in_flight(ROOM).unwrap().is_none());
+    let request = alice.add_user(ROOM, &user(CATHY), MEMBER, kps).unwrap();
+    alice.set_update_in_flight(ROOM, Some(&request)).unwrap();
+    let restored = Device::from_bytes(&alice.to_bytes().unwrap()).unwrap();
+    assert_eq!(
+        restored.update_in_flight(ROOM).unwrap(),
+        Some(request),
+        "the same bytes"
+    );
+    assert!(restored.has_pending_commit(ROOM).unwrap());
+    alice.set_update_in_flight(ROOM, None).unwrap();
+    assert!(alice.update_in_flight(ROOM).unwrap().is_none());
+}

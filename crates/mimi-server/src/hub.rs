@@ -17,10 +17,10 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use mimi_protocol::endpoints::MessageBody as _;
+use mimi_protocol::endpoints::MessageBody;
 use mimi_protocol::msgs::{
     GroupInfoRequest, GroupInfoResponse, GroupInfoResponseBody, SubmitMessageRequest,
-    SubmitMessageResponse, SubmitStatus, UpdateRequest, UpdateRoomResponse,
+    SubmitMessageResponse, SubmitStatus, UpdateRequest, UpdateResponseCode, UpdateRoomResponse,
 };
 use mimi_protocol::{MimiUri, MimiUriKind};
 use mimi_room::engine::{
@@ -164,7 +164,37 @@ pub async fn update(
     requester: &Requester,
     request: UpdateRequest,
 ) -> Result<UpdateRoomResponse, ApiError> {
-    compare_and_set_rounds(|_| update_round(state, room_id, requester, &request)).await
+    // A request whose answer was lost comes again byte for byte: it gets
+    // the original `success`, not a `wrongEpoch` for its own commit nor a
+    // second copy of its proposals (runtime::Replies, S26).
+    let digest = request_digest(&request);
+    if let Some(digest) = digest
+        && let Some(answer) = state.runtime.update_replies().get(room_id.as_str(), digest)
+        && let Ok(response) = UpdateRoomResponse::from_body(&answer)
+    {
+        tracing::info!(room = %room_id, "update repeated; answered with its acceptance");
+        return Ok(response);
+    }
+    let response =
+        compare_and_set_rounds(|_| update_round(state, room_id, requester, &request)).await?;
+    if let Some(digest) = digest
+        && response.response_code() == UpdateResponseCode::Success
+        && let Ok(answer) = response.to_body()
+    {
+        state
+            .runtime
+            .update_replies()
+            .put(room_id.as_str(), digest, answer);
+    }
+    Ok(response)
+}
+
+/// SHA-256 of a request's encoding, the key of runtime::Replies.
+fn request_digest(request: &impl MessageBody) -> Option<[u8; 32]> {
+    request
+        .to_body()
+        .map(|body| <[u8; 32]>::from(Sha256::digest(body)))
+        .ok()
 }
 
 /// One round of [`update`].
@@ -290,11 +320,8 @@ pub async fn submit_message(
     // (SubmitRejection::SendingUri), in the response body like every
     // other refusal (docs/divergences.md S9).
     // A request whose answer was lost comes again byte for byte: it gets
-    // the original acceptance, not a second event (runtime::SubmitReplies).
-    let digest = request
-        .to_body()
-        .map(|body| <[u8; 32]>::from(Sha256::digest(body)))
-        .ok();
+    // the original acceptance, not a second event (runtime::Replies).
+    let digest = request_digest(&request);
     if let Some(digest) = digest
         && let Some(answer) = state.runtime.submit_replies().get(room_id.as_str(), digest)
         && let Ok(response) = SubmitMessageResponse::from_body(&answer)

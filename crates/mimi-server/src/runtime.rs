@@ -46,7 +46,8 @@ pub struct ServerRuntime {
     fanout_wake: Notify,
     key_material_limiter: RateLimiter,
     submit_views: SubmitViews,
-    submit_replies: SubmitReplies,
+    submit_replies: Replies,
+    update_replies: Replies,
     metrics: Arc<ServerMetrics>,
     delivery_observer: Option<Arc<dyn DeliveryObserver>>,
     /// Destinations whose last fanout attempt could not connect, and since
@@ -65,7 +66,8 @@ impl ServerRuntime {
                 max_buckets: limits.rate_limit_buckets,
             }),
             submit_views: SubmitViews::default(),
-            submit_replies: SubmitReplies::default(),
+            submit_replies: Replies::default(),
+            update_replies: Replies::default(),
             metrics: Arc::new(ServerMetrics::new(&config.domain)),
             delivery_observer: options.delivery_observer,
             unreachable: Mutex::new(HashMap::new()),
@@ -140,8 +142,13 @@ impl ServerRuntime {
         &self.submit_views
     }
 
-    pub fn submit_replies(&self) -> &SubmitReplies {
+    pub fn submit_replies(&self) -> &Replies {
         &self.submit_replies
+    }
+
+    /// Successful answers to recent update requests (commits, proposals).
+    pub fn update_replies(&self) -> &Replies {
+        &self.update_replies
     }
 
     /// This server's metrics recorder.
@@ -204,15 +211,18 @@ impl SubmitViews {
     }
 }
 
-/// Answers to recently accepted submitMessage requests, by room and
-/// digest of the request's encoding. A client whose answer was lost
-/// re-sends the same bytes; the hub answers with the original acceptance
-/// (same `accepted_timestamp`, same frank) instead of fanning the message
-/// out twice (docs/divergences.md S26). In memory and bounded: a resend
-/// after a restart of the hub process, or to another process of the same
-/// provider, is accepted again, and receivers' MLS drops the second copy.
+/// Answers to recently accepted requests of one endpoint (submitMessage,
+/// update), by room and digest of the request's encoding. A client whose
+/// answer was lost re-sends the same bytes; the hub answers with the
+/// original acceptance (for a message: same `accepted_timestamp`, same
+/// frank) instead of acting twice (docs/divergences.md S26). In memory and
+/// bounded: a resend after a restart of the hub process, or to another
+/// process of the same provider, is processed again: a message is accepted
+/// again and receivers' MLS drops the second copy; a commit gets
+/// `wrongEpoch`, and its sender learns from the fanout whether the hub had
+/// accepted it.
 #[derive(Default)]
-pub struct SubmitReplies {
+pub struct Replies {
     answers: Mutex<ReplyCache>,
 }
 
@@ -226,11 +236,11 @@ struct ReplyCache {
     order: VecDeque<ReplyKey>,
 }
 
-/// How many answers [`SubmitReplies`] keeps, and for how long.
+/// How many answers [`Replies`] keeps, and for how long.
 const SUBMIT_REPLIES_KEPT: usize = 10_000;
 const SUBMIT_REPLY_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
-impl SubmitReplies {
+impl Replies {
     /// The encoded answer to an earlier identical request, if kept.
     pub fn get(&self, room_id: &str, digest: [u8; 32]) -> Option<Vec<u8>> {
         let answers = self.answers.lock().ok()?;
