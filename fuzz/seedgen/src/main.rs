@@ -15,13 +15,21 @@ use std::path::{Path, PathBuf};
 mod common;
 
 use common::{CS, fx};
+use mimi_protocol::components::policy_components::{
+    AppMessagePolicy, AssetUploadLocation, Bot, DomainName, DownloadPrivacy, DownloadPrivacyType,
+    ExpirationDurations, ExtendedCapabilities, Gated, HistorySharing, JoinLink, LoggingSettings,
+    MediaType, MinDefaultMaxTime, Parameter, PendingProposalPolicy, ProviderAssetUploadDomains,
+};
 use mimi_protocol::components::room_policy::{
     Claim, ClaimId, Optionality, PreAuthRoleEntry, StatusNotificationPolicy,
 };
 use mimi_protocol::components::{
-    BaseRoomPolicy, FrankAAD, FrankingAgentData, PARTICIPANT_LIST, ParticipantListData,
+    AssetPolicy, BaseRoomPolicy, BotPolicy, FRANK_AAD, FrankAAD, FrankingAgentData, HistoryPolicy,
+    JoinLinkPolicy, JoinLinksData, JoinLinksUpdate, LinkPreviewPolicy, LoggingPolicy,
+    MessageExpiration, OperationalParameters, PARTICIPANT_LIST, ParticipantListData,
     ParticipantListUpdate, PreAuthData, ROLES_LIST, ROOM_METADATA, RichDescription, Role, RoleData,
     RoomMetaData, SingleSourceRoleChangeTargets, UTF8String, Uri, UserRolePair, UserindexRolePair,
+    write_component,
 };
 use mimi_protocol::msgs::fanout::encode_fanout_batch;
 use mimi_protocol::msgs::{
@@ -576,6 +584,184 @@ fn components(s: &mut Seeds) {
         (ROOM_METADATA, &encode(&metadata).expect("metadata")),
     ]);
     s.tls("components", "dictionary", Some(11), &dict);
+    policy_components(s, &status);
+}
+
+/// The room policy components of `mimi_protocol::components::policy_components`
+/// (selectors 12–21), and a dictionary holding all of them.
+fn policy_components(s: &mut Seeds, status: &StatusNotificationPolicy) {
+    let join_link_policy = JoinLinkPolicy {
+        on_request: true,
+        join_link: Uri::new("https://a.example/join-requests"),
+        multiuser: false,
+        expiration: 86_400,
+    };
+    s.tls(
+        "components",
+        "join-link-policy",
+        Some(12),
+        &join_link_policy,
+    );
+    let join_links = JoinLinksData {
+        join_links: vec![
+            JoinLink::new("https://a.example/j/7f3a"),
+            JoinLink::new("https://a.example/j/91c2"),
+        ],
+    };
+    s.tls("components", "join-links", Some(13), &join_links);
+    let join_links_update = JoinLinksUpdate {
+        removed_indices: vec![0],
+        added_links: vec![JoinLink::new("https://a.example/j/0b5e")],
+    };
+    s.tls(
+        "components",
+        "join-links-update",
+        Some(14),
+        &join_links_update,
+    );
+    let link_preview = LinkPreviewPolicy {
+        autodetect_hyperlinks_in_text: Optionality::Optional,
+        send_link_previews: Optionality::Optional,
+        automatic_link_previews: Optionality::Forbidden,
+        link_preview_proxy: Gated::Required(vec![Uri::new("https://preview.a.example/")]),
+    };
+    s.tls("components", "link-preview-policy", Some(15), &link_preview);
+    let assets = AssetPolicy {
+        asset_upload_location: AssetUploadLocation::LocalProvider,
+        upload_domains: vec![ProviderAssetUploadDomains {
+            provider: DomainName::new("a.example"),
+            asset_upload_destinations: vec![DomainName::new("assets.a.example")],
+        }],
+        download_privacy: DownloadPrivacy {
+            allowed_download_types: vec![DownloadPrivacyType::Direct, DownloadPrivacyType::Ohttp],
+            forbidden_download_types: vec![DownloadPrivacyType::HubProxy],
+            default_download_type: DownloadPrivacyType::Ohttp,
+        },
+        max_image: 10_000_000,
+        max_audio: 20_000_000,
+        max_video: 100_000_000,
+        max_attachment: 50_000_000,
+        forbidden_media_types: vec![MediaType::new("application/x-msdownload")],
+        permitted_media_types: Some(vec![MediaType {
+            media_type: bytes(b"text/plain"),
+            parameters: vec![Parameter {
+                parameter_name: bytes(b"charset"),
+                parameter_value: bytes(b"UTF-8"),
+            }],
+        }]),
+    };
+    s.tls("components", "asset-policy", Some(16), &assets);
+    let logging = LoggingPolicy {
+        logging: Gated::Optional(LoggingSettings {
+            logging_clients: vec![Uri::new("mimi://a.example/d/logger/1")],
+            machine_readable_policy: Uri::new("https://a.example/logging.json"),
+            human_readable_policy: Uri::default(),
+        }),
+    };
+    s.tls("components", "logging-policy", Some(17), &logging);
+    let history = HistoryPolicy {
+        history_sharing: Gated::Optional(HistorySharing {
+            roles_that_can_share: vec![4, 5],
+            automatically_share: false,
+            max_time_period: 7 * 86_400,
+        }),
+    };
+    s.tls("components", "chat-history-policy", Some(18), &history);
+    let bots = BotPolicy {
+        allowed_bots: vec![Bot {
+            name: bytes(b"poker"),
+            description: bytes(b"Deals cards"),
+            homepage: Uri::new("https://bots.example/poker"),
+            local_client_bot: false,
+            bot_role_index: 3,
+            can_target_message_in_group: true,
+            per_user_content: true,
+        }],
+    };
+    s.tls("components", "bot-policy", Some(19), &bots);
+    let expiration = MessageExpiration {
+        expiring_messages: Gated::Required(ExpirationDurations {
+            min_expiration_duration: 60,
+            max_expiration_duration: 7 * 86_400,
+            default_expiration_duration: Some(86_400),
+        }),
+    };
+    s.tls(
+        "components",
+        "message-expiration-policy",
+        Some(20),
+        &expiration,
+    );
+    let operational = OperationalParameters {
+        mandatory_capabilities: ExtendedCapabilities {
+            versions: vec![1],
+            cipher_suites: vec![CS.into()],
+            extensions: vec![0x0006],
+            proposals: vec![0x0008],
+            credentials: vec![0x0001],
+            wire_formats: vec![0x0001, 0x0002],
+            component_ids: vec![PARTICIPANT_LIST, ROOM_METADATA],
+            safe_aad_types: vec![FRANK_AAD],
+            media_types: vec![MediaType::new("message/mimi")],
+            content_types: vec![1, 2, 3],
+        },
+        default_capabilities: ExtendedCapabilities::default(),
+        forbidden_capabilities: ExtendedCapabilities {
+            cipher_suites: vec![CipherSuite(0x0a0a)],
+            ..ExtendedCapabilities::default()
+        },
+        handshake_formats: vec![0x0001],
+        external_proposal_allowed: true,
+        external_commit_allowed: false,
+        pending_proposal_policy: PendingProposalPolicy::RandomDelay {
+            minimum_delay_ms: 100,
+            maximum_delay_ms: 2_000,
+        },
+        leaf_node_update_time: MinDefaultMaxTime {
+            minimum_time: 3_600,
+            default_time: 86_400,
+            maximum_time: 30 * 86_400,
+        },
+        app_message_policy: AppMessagePolicy {
+            epoch_tolerance: 2,
+            pad_to_size: 256,
+            max_generations_skipahead: 1_000,
+        },
+        max_kp_lifetime: 90 * 86_400,
+        max_credential_lifetime: 365 * 86_400,
+        resumption_psk_lifetime: 86_400,
+        sender_nonce_keypair_lifetime: MinDefaultMaxTime {
+            minimum_time: 0,
+            default_time: 60,
+            maximum_time: 600,
+        },
+        max_keypairs: 1_000,
+        buffer_incoming_message_time: MinDefaultMaxTime {
+            minimum_time: 0,
+            default_time: 5,
+            maximum_time: 30,
+        },
+        max_buffered_messages: 100,
+    };
+    s.tls(
+        "components",
+        "mls-operational-policy",
+        Some(21),
+        &operational,
+    );
+
+    let mut dict = AppDataDictionary::new();
+    write_component(&mut dict, status).expect("status");
+    write_component(&mut dict, &join_link_policy).expect("join link policy");
+    write_component(&mut dict, &join_links).expect("join links");
+    write_component(&mut dict, &link_preview).expect("link preview");
+    write_component(&mut dict, &assets).expect("assets");
+    write_component(&mut dict, &logging).expect("logging");
+    write_component(&mut dict, &history).expect("history");
+    write_component(&mut dict, &bots).expect("bots");
+    write_component(&mut dict, &expiration).expect("expiration");
+    write_component(&mut dict, &operational).expect("operational");
+    s.tls("components", "dictionary-policy", Some(11), &dict);
 }
 
 /// The content vectors of draft-ietf-mimi-content; returns `original.cbor`.

@@ -1,15 +1,20 @@
 //! Room state components carried in the MLS `app_data_dictionary` and in
 //! AppDataUpdate proposals (-06 §7, §5.4.1; draft-ietf-mimi-room-policy):
 //! participant list and its update (§7.5), room metadata (§7.6), roles,
-//! pre-authorisation, base room policy, status notifications, and the
-//! franking components (`frank_aad`, `franking_signature_key`) plus the
-//! `Frank` struct. Also the dictionary itself, read component by component.
+//! pre-authorisation, base room policy, status notifications, join link
+//! policy, join links and their update, link preview, asset, logging, chat
+//! history, bot and message expiration policies, MLS operational
+//! parameters, and the franking components (`frank_aad`,
+//! `franking_signature_key`) plus the `Frank` struct. Also the dictionary
+//! itself, read component by component.
 
 use crate::{assert_canonical, decode_canonical, split};
-use mimi_protocol::components::room_policy::StatusNotificationPolicy;
+use mimi_protocol::components::policy_components::Gated;
 use mimi_protocol::components::{
-    BaseRoomPolicy, FrankAAD, FrankingAgentData, ParticipantListData, ParticipantListUpdate,
-    PreAuthData, RoleData, RoomMetaData, read_component,
+    AssetPolicy, BaseRoomPolicy, BotPolicy, FrankAAD, FrankingAgentData, HistoryPolicy,
+    JoinLinkPolicy, JoinLinksData, JoinLinksUpdate, LinkPreviewPolicy, LoggingPolicy,
+    MessageExpiration, OperationalParameters, ParticipantListData, ParticipantListUpdate,
+    PreAuthData, RoleData, RoomMetaData, StatusNotificationPolicy, read_component,
 };
 use mimi_protocol::msgs::Frank;
 use openmls::extensions::AppDataDictionary;
@@ -54,6 +59,38 @@ fn dictionary(body: &[u8]) {
     }
     let _ = read_component::<FrankAAD>(&dict);
     let _ = read_component::<FrankingAgentData>(&dict);
+    let _ = read_component::<StatusNotificationPolicy>(&dict);
+    let _ = read_component::<JoinLinkPolicy>(&dict);
+    let _ = read_component::<JoinLinksData>(&dict);
+    if let Ok(Some(p)) = read_component::<LinkPreviewPolicy>(&dict) {
+        let _ = p.validate();
+    }
+    if let Ok(Some(p)) = read_component::<AssetPolicy>(&dict) {
+        let _ = p.validate();
+    }
+    if let Ok(Some(p)) = read_component::<LoggingPolicy>(&dict) {
+        let _ = p.validate();
+    }
+    if let Ok(Some(p)) = read_component::<HistoryPolicy>(&dict) {
+        let _ = p.validate();
+    }
+    if let Ok(Some(p)) = read_component::<BotPolicy>(&dict) {
+        let _ = p.validate();
+    }
+    if let Ok(Some(p)) = read_component::<MessageExpiration>(&dict) {
+        let _ = p.validate();
+    }
+    if let Ok(Some(p)) = read_component::<OperationalParameters>(&dict) {
+        let _ = p.validate();
+    }
+}
+
+/// A `select (Optionality)` decoded at `offset` of `body`, the last field
+/// of its component: its octet is the one on the wire, and settings follow
+/// it exactly when it is not `forbidden` (divergence C12a).
+fn assert_gate<T>(gate: &Gated<T>, body: &[u8], offset: usize) {
+    assert_eq!(body.get(offset), Some(&(gate.optionality() as u8)));
+    assert_eq!(gate.settings().is_none(), body.len() == offset + 1);
 }
 
 /// One fuzz input (the `components` target, docs/fuzzing.md).
@@ -61,7 +98,7 @@ pub fn run(data: &[u8]) {
     let Some((selector, body)) = split(data) else {
         return;
     };
-    match selector % 12 {
+    match selector % 22 {
         0 => {
             if let Some(list) = decode_canonical::<ParticipantListData>(body) {
                 let _ = list.validate();
@@ -102,6 +139,54 @@ pub fn run(data: &[u8]) {
         10 => {
             let _ = decode_canonical::<Frank>(body);
         }
-        _ => dictionary(body),
+        11 => dictionary(body),
+        12 => {
+            let _ = decode_canonical::<JoinLinkPolicy>(body);
+        }
+        13 => {
+            let _ = decode_canonical::<JoinLinksData>(body);
+        }
+        14 => {
+            let _ = decode_canonical::<JoinLinksUpdate>(body);
+        }
+        15 => {
+            if let Some(p) = decode_canonical::<LinkPreviewPolicy>(body) {
+                assert_gate(&p.link_preview_proxy, body, 3);
+                let _ = p.validate();
+            }
+        }
+        16 => {
+            if let Some(p) = decode_canonical::<AssetPolicy>(body) {
+                let _ = p.validate();
+            }
+        }
+        17 => {
+            if let Some(p) = decode_canonical::<LoggingPolicy>(body) {
+                assert_gate(&p.logging, body, 0);
+                let _ = p.validate();
+            }
+        }
+        18 => {
+            if let Some(p) = decode_canonical::<HistoryPolicy>(body) {
+                assert_gate(&p.history_sharing, body, 0);
+                let _ = p.validate();
+            }
+        }
+        19 => {
+            if let Some(p) = decode_canonical::<BotPolicy>(body) {
+                let _ = p.validate();
+            }
+        }
+        20 => {
+            if let Some(p) = decode_canonical::<MessageExpiration>(body) {
+                assert_gate(&p.expiring_messages, body, 0);
+                let _ = p.validate();
+            }
+        }
+        _ => {
+            if let Some(p) = decode_canonical::<OperationalParameters>(body) {
+                let _ = p.validate();
+            }
+        }
     }
 }

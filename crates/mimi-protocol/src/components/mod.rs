@@ -8,6 +8,7 @@
 
 pub mod franking;
 pub mod participant_list;
+pub mod policy_components;
 pub mod room_metadata;
 pub mod room_policy;
 
@@ -17,9 +18,14 @@ pub use participant_list::{
     ParticipantListData, ParticipantListError, ParticipantListUpdate, UserRolePair,
     UserindexRolePair,
 };
+pub use policy_components::{
+    AssetPolicy, BotPolicy, HistoryPolicy, JoinLinkPolicy, JoinLinksData, JoinLinksUpdate,
+    LinkPreviewPolicy, LoggingPolicy, MessageExpiration, OperationalParameters,
+};
 pub use room_metadata::{RichDescription, RoomMetaData, RoomMetadataError, UTF8String, Uri};
 pub use room_policy::{
     BaseRoomPolicy, PreAuthData, Role, RoleData, RoomPolicyError, SingleSourceRoleChangeTargets,
+    StatusNotificationPolicy,
 };
 
 /// The `app_data_dictionary` type of the extension fields of -06 messages
@@ -68,7 +74,7 @@ pub const LOGGING_POLICY: ComponentId = 0x002D;
 pub const CHAT_HISTORY_POLICY: ComponentId = 0x002E;
 /// `bot_policy` (suggested 0x002F).
 pub const BOT_POLICY: ComponentId = 0x002F;
-/// Message expiration policy (suggested 0x0030).
+/// `message_expiration_policy` (suggested 0x0030).
 pub const MESSAGE_EXPIRATION_POLICY: ComponentId = 0x0030;
 
 /// A component's data type and its registered id.
@@ -177,4 +183,104 @@ impl ComponentUpdate for PreAuthData {
 impl Component for BaseRoomPolicy {
     const ID: ComponentId = BASE_ROOM_POLICY;
     const NAME: &'static str = "base_room_policy";
+}
+
+impl Component for StatusNotificationPolicy {
+    const ID: ComponentId = STATUS_NOTIFICATION_POLICY;
+    const NAME: &'static str = "status_notification_policy";
+}
+
+/// `StatusNotificationPolicyUpdate` has the format of the data.
+impl ComponentUpdate for StatusNotificationPolicy {
+    const ID: ComponentId = STATUS_NOTIFICATION_POLICY;
+}
+
+impl Component for JoinLinkPolicy {
+    const ID: ComponentId = JOIN_LINK_POLICY;
+    const NAME: &'static str = "join_link_policy";
+}
+
+/// `JoinLinkPolicyUpdate` has the format of `JoinLinkPolicy`.
+impl ComponentUpdate for JoinLinkPolicy {
+    const ID: ComponentId = JOIN_LINK_POLICY;
+}
+
+impl Component for JoinLinksData {
+    const ID: ComponentId = JOIN_LINKS;
+    const NAME: &'static str = "join_links";
+}
+
+/// `join_links` has its own update format (removals and additions).
+impl ComponentUpdate for JoinLinksUpdate {
+    const ID: ComponentId = JOIN_LINKS;
+}
+
+impl Component for LinkPreviewPolicy {
+    const ID: ComponentId = LINK_PREVIEW_POLICY;
+    const NAME: &'static str = "link_preview_policy";
+}
+
+/// `LinkPreviewPolicyUpdate` has the format of `LinkPreviewPolicy`.
+impl ComponentUpdate for LinkPreviewPolicy {
+    const ID: ComponentId = LINK_PREVIEW_POLICY;
+}
+
+impl Component for AssetPolicy {
+    const ID: ComponentId = ASSET_POLICY;
+    const NAME: &'static str = "asset_policy";
+}
+
+/// `AssetPolicyUpdate` has the format of `AssetPolicy`.
+impl ComponentUpdate for AssetPolicy {
+    const ID: ComponentId = ASSET_POLICY;
+}
+
+impl Component for LoggingPolicy {
+    const ID: ComponentId = LOGGING_POLICY;
+    const NAME: &'static str = "logging_policy";
+}
+
+/// `LoggingPolicyUpdate` has the format of `LoggingPolicy`.
+impl ComponentUpdate for LoggingPolicy {
+    const ID: ComponentId = LOGGING_POLICY;
+}
+
+impl Component for HistoryPolicy {
+    const ID: ComponentId = CHAT_HISTORY_POLICY;
+    const NAME: &'static str = "chat_history_policy";
+}
+
+/// `HistoryPolicyUpdate` has the format of `HistoryPolicy`.
+impl ComponentUpdate for HistoryPolicy {
+    const ID: ComponentId = CHAT_HISTORY_POLICY;
+}
+
+impl Component for BotPolicy {
+    const ID: ComponentId = BOT_POLICY;
+    const NAME: &'static str = "bot_policy";
+}
+
+/// `BotPolicyUpdate` has the format of `BotPolicy`.
+impl ComponentUpdate for BotPolicy {
+    const ID: ComponentId = BOT_POLICY;
+}
+
+impl Component for MessageExpiration {
+    const ID: ComponentId = MESSAGE_EXPIRATION_POLICY;
+    const NAME: &'static str = "message_expiration_policy";
+}
+
+/// `MessageExpirationUpdate` has the format of `MessageExpiration`.
+impl ComponentUpdate for MessageExpiration {
+    const ID: ComponentId = MESSAGE_EXPIRATION_POLICY;
+}
+
+impl Component for OperationalParameters {
+    const ID: ComponentId = MLS_OPERATIONAL_POLICY;
+    const NAME: &'static str = "mls_operational_policy";
+}
+
+/// `OperationalParametersUpdate` has the format of `OperationalParameters`.
+impl ComponentUpdate for OperationalParameters {
+    const ID: ComponentId = MLS_OPERATIONAL_POLICY;
 }

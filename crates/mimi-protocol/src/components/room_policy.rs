@@ -6,7 +6,9 @@
 //! `status_notification_policy` (`StatusNotificationPolicy`) and the role
 //! capability registry values. The other policy components (join links,
 //! link preview, assets, logging, history, bots, expiration, operational)
-//! are not implemented.
+//! are in [`super::policy_components`]. All of them are wire types with
+//! consistency checks; what the hub and clients enforce is decided where
+//! the policy is applied, not here.
 
 use std::collections::HashSet;
 
@@ -206,6 +208,22 @@ pub enum RoomPolicyError {
     UndefinedRole { role: u32, other: u32 },
     #[error("parent_room must hold exactly one URI iff parent_dependant is set")]
     ParentRoomMismatch,
+    #[error("link_preview_policy: autodetect_hyperlinks_in_text must not be required")]
+    AutodetectRequired,
+    #[error("link_preview_policy: a proxy URI is needed unless proxy use is forbidden")]
+    MissingLinkPreviewProxy,
+    #[error("asset_policy: hub upload needs exactly one provider, {0} listed")]
+    HubUploadDomains(usize),
+    #[error("asset_policy: a download type is both forbidden and allowed or the default")]
+    DownloadTypeConflict,
+    #[error("logging_policy: required logging needs at least one logging client")]
+    MissingLoggingClient,
+    #[error("chat_history_policy: role {0} cannot share history")]
+    ReservedHistoryRole(u32),
+    #[error("bot_policy: local client bot {0} must have role index 0")]
+    LocalBotWithRole(usize),
+    #[error("{0}: minimum, default and maximum are out of order")]
+    UnorderedBounds(&'static str),
 }
 
 impl RoleData {
