@@ -624,10 +624,17 @@ impl Client {
     /// Creates a room hosted by this device's provider (-06 §3.1), with
     /// the hub as external sender and as franking agent (-06 §5.4.1).
     pub async fn create_room(&mut self, room: &str) -> Result<()> {
+        self.create_room_with(room, RoomOptions::default()).await
+    }
+
+    /// [`Client::create_room`] with the room's policy, participants and
+    /// metadata from `options`; the hub's external sender and franking
+    /// key are always added.
+    pub async fn create_room_with(&mut self, room: &str, options: RoomOptions) -> Result<()> {
         let hub = self.connection.hub_info(self.device.ciphersuite()).await?;
         let options = RoomOptions {
             franking_agent: Some(hub.franking_agent),
-            ..RoomOptions::default()
+            ..options
         };
         let created = self
             .device
@@ -854,6 +861,17 @@ impl Client {
 
     pub async fn set_role(&mut self, room: &str, user: &str, role: u32) -> Result<()> {
         self.with_retries(room, |d| d.set_role(room, user, role))
+            .await
+    }
+
+    /// Replaces the room metadata (-06 §7.6); the hub checks the
+    /// capability of every field it changes.
+    pub async fn set_room_metadata(
+        &mut self,
+        room: &str,
+        metadata: &mimi_protocol::components::RoomMetaData,
+    ) -> Result<()> {
+        self.with_retries(room, |d| d.set_room_metadata(room, metadata))
             .await
     }
 

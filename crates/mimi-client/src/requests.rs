@@ -15,6 +15,10 @@ use mimi_protocol::{IdentifierUri, decode_exact};
 use openmls::prelude::*;
 use openmls_traits::crypto::OpenMlsCrypto;
 
+use mimi_room::identity::ClientIdentity;
+use mimi_room::policy::RoomPolicyState;
+use mimi_room::policy::preauth::Claims;
+
 use crate::device::{Device, required_capabilities};
 use crate::error::{Error, Result};
 
@@ -113,7 +117,10 @@ impl Device {
                 return Err(Error::GroupInfoRefused(match other.status() {
                     GroupInfoCode::NoSuchRoom => "the hub has no such room".to_owned(),
                     GroupInfoCode::NotAuthorized => {
-                        "notAuthorized: this user is not a participant of the room".to_owned()
+                        "notAuthorized: this user may not join the room (not a participant \
+                         who may add its own clients, not preauthorized, and the room is not \
+                         open to join)"
+                            .to_owned()
                     }
                     code => format!("{code:?}"),
                 }));
@@ -156,19 +163,47 @@ impl Device {
 
     /// Opens a `GroupInfoResponse` and joins by external commit (-06 §3.6):
     /// the returned `UpdateRequest` goes to the hub.
+    ///
+    /// A user who is not a participant yet adds itself in the same commit,
+    /// with the role the room lets it take by itself: its preauthorized
+    /// role, or open join (room-policy §Adding).
     pub fn join_from_group_info_response(
         &mut self,
         key: &GroupInfoKey,
         response: &GroupInfoResponse,
     ) -> Result<UpdateRequest> {
         let tbe = self.open_group_info_response(key, response)?;
+        let policy = RoomPolicyState::from_dictionary(
+            tbe.group_info
+                .group_context()
+                .extensions()
+                .app_data_dictionary()
+                .map(|e| e.dictionary()),
+        )
+        .map_err(|e| Error::InvalidMessage(format!("the room's policy: {e}")))?;
+        let add_self_as = if policy.role_of(self.user.as_str()) == 0 {
+            let me = ClientIdentity {
+                device: self.device.clone(),
+                user: self.user.clone(),
+            };
+            let role = policy.self_join_role(Claims::of(&me).first_role(&policy.preauth));
+            Some(role.ok_or_else(|| {
+                Error::RoomState(format!(
+                    "{} is not a participant of {}, and the room neither preauthorizes it \
+                     nor is open to join",
+                    self.user, key.room
+                ))
+            })?)
+        } else {
+            None
+        };
         let RatchetTreeOption::Full(tree) = tbe.ratchet_tree_option else {
             return Err(Error::InvalidMessage(
                 "only a full ratchet tree is supported".into(),
             ));
         };
         let room = key.room.clone();
-        self.join_by_external_commit(&room, tbe.group_info, tree)
+        self.join_by_external_commit_as(&room, tbe.group_info, tree, add_self_as)
     }
 }
 

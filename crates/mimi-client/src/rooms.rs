@@ -9,11 +9,11 @@
 //! change is computed with [`resolve_app_data_updates`], the function the
 //! hub and every other client use.
 
-use mimi_protocol::components::room_policy::RoleData;
+use mimi_protocol::components::room_policy::{BaseRoomPolicy, PreAuthData, RoleData};
 use mimi_protocol::components::{
-    ComponentId, FRANK_AAD, FRANKING_SIGNATURE_KEY, FrankingAgentData, PARTICIPANT_LIST,
-    ParticipantListData, ParticipantListUpdate, ROLES_LIST, ROOM_METADATA, RoomMetaData,
-    UserRolePair, UserindexRolePair,
+    BASE_ROOM_POLICY, ComponentId, FRANK_AAD, FRANKING_SIGNATURE_KEY, FrankingAgentData,
+    PARTICIPANT_LIST, PREAUTH_LIST, ParticipantListData, ParticipantListUpdate, ROLES_LIST,
+    ROOM_METADATA, RoomMetaData, UserRolePair, UserindexRolePair,
 };
 use mimi_protocol::msgs::{
     GroupInfoOption, HandshakeBody, HandshakeBundle, RatchetTreeOption, UpdateRequest,
@@ -48,6 +48,15 @@ pub struct RoomOptions {
     /// The hub's franking key (`franking_signature_key` component, -06
     /// §5.4.1), if the hub franks messages of this room.
     pub franking_agent: Option<FrankingAgentData>,
+    /// Participants besides the creator, (user URI, role), listed from
+    /// the start: a fixed-membership room's members, who then add their
+    /// own clients (room-policy §Base Room policy).
+    pub participants: Vec<(String, u32)>,
+    /// The `base_room_policy` component, if any (room-policy).
+    pub base: Option<BaseRoomPolicy>,
+    /// The `preauth_list` component, if any (room-policy §Preauthorized
+    /// Users).
+    pub preauth: Option<PreAuthData>,
 }
 
 impl Default for RoomOptions {
@@ -58,6 +67,9 @@ impl Default for RoomOptions {
             metadata: None,
             franking: true,
             franking_agent: None,
+            participants: Vec::new(),
+            base: None,
+            preauth: None,
         }
     }
 }
@@ -131,18 +143,35 @@ impl Device {
         }
         let group_id = group_id_of_room(&room)?;
 
-        let participants = ParticipantListData::new(vec![UserRolePair::for_uri(
-            &self.user,
-            options.creator_role,
-        )]);
+        let mut listed = vec![UserRolePair::for_uri(&self.user, options.creator_role)];
+        for (user, role) in &options.participants {
+            let user = MimiUri::parse(user)?;
+            if user.kind() != mimi_protocol::MimiUriKind::User {
+                return Err(Error::RoomState(format!("{user} is not a user URI")));
+            }
+            listed.push(UserRolePair::for_uri(&user, *role));
+        }
+        let participants = ParticipantListData::new(listed);
+        participants
+            .validate()
+            .map_err(|e| Error::RoomState(e.to_string()))?;
         let state = RoomPolicyState {
             participants: participants.clone(),
             roles: options.roles.clone(),
+            base: options.base.clone().unwrap_or_default(),
+            preauth: options.preauth.clone().unwrap_or_default(),
+            metadata: options.metadata.clone(),
         };
         state
             .roles
             .validate()
             .map_err(|e| Error::RoomState(e.to_string()))?;
+        // The hub checks the same on creation; refusing here says why.
+        mimi_room::policy::base::check_at_creation(
+            &state,
+            &[(self.user.as_str().to_owned(), 1)].into(),
+        )
+        .map_err(|e| Error::RoomState(e.to_string()))?;
         if !state.may_be_active(self.user.as_str()) {
             return Err(Error::RoomState(format!(
                 "role {} may not be an active participant",
@@ -160,6 +189,12 @@ impl Device {
         }
         if let Some(agent) = &options.franking_agent {
             dict.insert(FRANKING_SIGNATURE_KEY, agent.tls_serialize_detached()?);
+        }
+        if let Some(base) = &options.base {
+            dict.insert(BASE_ROOM_POLICY, base.tls_serialize_detached()?);
+        }
+        if let Some(preauth) = &options.preauth {
+            dict.insert(PREAUTH_LIST, preauth.tls_serialize_detached()?);
         }
         if options.franking {
             dict.insert(
@@ -334,7 +369,7 @@ impl Device {
                 .participants
                 .apply(&update)
                 .map_err(|e| Error::RoomState(e.to_string()))?,
-            roles: state.roles.clone(),
+            ..state.clone()
         };
         let removals = if after.may_be_active(user.as_str()) {
             Vec::new()
@@ -470,6 +505,20 @@ impl Device {
         group_info: VerifiableGroupInfo,
         ratchet_tree: RatchetTreeIn,
     ) -> Result<UpdateRequest> {
+        self.join_by_external_commit_as(room_uri, group_info, ratchet_tree, None)
+    }
+
+    /// [`Device::join_by_external_commit`]; with `add_self_as`, the commit
+    /// also adds this device's user to the participant list with that role
+    /// (a self-join of a user who is not a participant: preauthorization or
+    /// open join, room-policy §Adding).
+    pub fn join_by_external_commit_as(
+        &mut self,
+        room_uri: &str,
+        group_info: VerifiableGroupInfo,
+        ratchet_tree: RatchetTreeIn,
+        add_self_as: Option<u32>,
+    ) -> Result<UpdateRequest> {
         let room = MimiUri::parse(room_uri)?;
         let key = room.as_str().to_owned();
         if self.rooms.contains_key(&key) {
@@ -481,18 +530,38 @@ impl Device {
                 "the GroupInfo is not for room {key}"
             )));
         }
-        let (group, bundle) = MlsGroup::external_commit_builder()
+        let old = group_info
+            .group_context()
+            .extensions()
+            .app_data_dictionary()
+            .map(|e| e.dictionary().clone());
+        let mut builder = MlsGroup::external_commit_builder()
             .with_ratchet_tree(ratchet_tree)
             .with_config(Self::join_config())
             .build_group(&self.provider, group_info, self.credential.clone())
-            .map_err(|e| Error::mls("external commit", e))?
+            .map_err(|e| Error::mls("external commit", e))?;
+        if let Some(role) = add_self_as {
+            builder = builder.add_app_data_update_proposal(AppDataUpdateProposal::update(
+                PARTICIPANT_LIST,
+                ParticipantListUpdate {
+                    added_participants: vec![UserRolePair::for_uri(&self.user, role)],
+                    ..Default::default()
+                }
+                .tls_serialize_detached()?,
+            ));
+        }
+        let mut stage = builder
             .leaf_node_parameters(
                 LeafNodeParameters::builder()
                     .with_capabilities(capabilities(self.ciphersuite))
                     .build(),
             )
             .load_psks(self.provider.storage())
-            .map_err(|e| Error::mls("external commit", e))?
+            .map_err(|e| Error::mls("external commit", e))?;
+        let updates = resolve_app_data_updates(old.as_ref(), stage.app_data_update_proposals())
+            .map_err(|e| Error::RoomState(e.to_string()))?;
+        stage.with_app_data_dictionary_updates(updates);
+        let (group, bundle) = stage
             .build(
                 self.provider.rand(),
                 self.provider.crypto(),

@@ -495,8 +495,16 @@ fn role_data_validation() {
     d.roles.push(role(4, vec![], vec![]));
     assert_eq!(d.validate(), Err(RoomPolicyError::DuplicateRoleIndex(4)));
     d.roles.pop();
-    d.roles.push(role(0, vec![], vec![]));
+    d.roles.push(role(0, vec![cap::CAN_SEND_MESSAGE], vec![]));
     assert_eq!(d.validate(), Err(RoomPolicyError::ReservedRoleIndex));
+    d.roles.pop();
+    // Role 0 exists only to open the room to everyone not listed.
+    d.roles
+        .push(role(0, vec![cap::CAN_OPEN_JOIN], vec![(0, vec![2])]));
+    assert_eq!(d.validate(), Ok(()));
+    d.roles.pop();
+    d.roles.push(role(5, vec![cap::CAN_OPEN_JOIN], vec![]));
+    assert_eq!(d.validate(), Err(RoomPolicyError::OpenJoinOnListedRole(5)));
     d.roles.pop();
     d.roles.push(role(5, vec![], vec![(1, vec![9])]));
     assert_eq!(

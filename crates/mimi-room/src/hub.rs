@@ -9,8 +9,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use mimi_protocol::components::room_policy::capabilities as cap;
 use mimi_protocol::components::{
-    FRANK_AAD, FRANKING_SIGNATURE_KEY, FrankAAD, FrankingAgentData, PARTICIPANT_LIST,
-    ParticipantListUpdate, ROLES_LIST, ROOM_METADATA, decode_component,
+    FRANK_AAD, FRANKING_SIGNATURE_KEY, FrankAAD, FrankingAgentData, PARTICIPANT_LIST, PREAUTH_LIST,
+    ParticipantListUpdate, ROLES_LIST, ROOM_METADATA, RoomMetaData, decode_component,
 };
 use openmls::ciphersuite::hash_ref::ProposalRef;
 use openmls::messages::group_info::VerifiableGroupInfo;
@@ -23,8 +23,12 @@ use crate::external_senders::{
 };
 use crate::group::HubGroup;
 use crate::identity::{ClientIdentity, client_identity};
+use crate::policy::preauth::Claims;
+use crate::policy::updates::{
+    capability_for, capability_name, check_replacement, metadata_capabilities,
+};
 use crate::policy::{
-    ParticipantChanges, RoomPolicyState, authorize_participant_update, check_role_constraints,
+    ParticipantChanges, RoomPolicyState, authorize_participant_update, base, check_role_constraints,
 };
 use crate::rejection::{PolicyViolation, SubmitRejection, UpdateRejection};
 
@@ -77,6 +81,10 @@ impl HubRoom {
         state
             .roles
             .validate()
+            .map_err(|e| RoomError::InvalidGroup(e.to_string()))?;
+        // room-policy §Base Room policy: the style and limits hold from the
+        // start (the same checks a commit passes, from an empty room).
+        base::check_at_creation(&state, &room.active_users())
             .map_err(|e| RoomError::InvalidGroup(e.to_string()))?;
         room.check_members_consistent(&state)?;
         Ok(room)
@@ -301,7 +309,8 @@ impl HubRoom {
                 }
                 _ => return Err(UpdateRejection::NotAProposal),
             };
-            let proposer = self.proposer_user(proposal.sender(), None)?;
+            let proposer_id = self.proposer(proposal.sender(), None)?;
+            let proposer = proposer_id.as_ref().map(|id| id.user.as_str().to_owned());
             // A user removed or banned by an accepted, not yet committed
             // change may only leave (-06 §5.3).
             if let Some(p) = proposer.as_deref()
@@ -317,7 +326,7 @@ impl HubRoom {
             self.authorize_proposal(
                 &state,
                 &state,
-                proposer.as_deref(),
+                proposer_id.as_ref(),
                 proposal.proposal(),
                 &mut changes,
             )
@@ -385,6 +394,10 @@ impl HubRoom {
                     });
                 }
             }
+            // A user not in the participant list joining by external
+            // commit must add itself in this commit (preauthorization or
+            // open join, checked with its participant list update below).
+            Sender::NewMemberCommit if before.role_of(&committer_user) == 0 => {}
             Sender::NewMemberCommit => {
                 // A new client of an existing participant joining by
                 // external commit (-06 §3.6, room-policy canAddOwnClient).
@@ -434,16 +447,20 @@ impl HubRoom {
         let mut changes = ParticipantChanges::default();
         let mut participant_list_changed = false;
         let mut roles_changed = false;
+        let mut preauth_changed = false;
+        let mut metadata_updates = 0;
         for queued in staged.queued_proposals() {
-            let proposer = self.proposer_user(queued.sender(), Some(&committer))?;
+            let proposer = self.proposer(queued.sender(), Some(&committer))?;
             if let Proposal::AppDataUpdate(update) = queued.proposal() {
                 participant_list_changed |= update.component_id() == PARTICIPANT_LIST;
                 roles_changed |= update.component_id() == ROLES_LIST;
+                preauth_changed |= update.component_id() == PREAUTH_LIST;
+                metadata_updates += usize::from(update.component_id() == ROOM_METADATA);
             }
             self.authorize_proposal(
                 &before,
                 &after,
-                proposer.as_deref(),
+                proposer.as_ref(),
                 queued.proposal(),
                 &mut changes,
             )
@@ -456,6 +473,26 @@ impl HubRoom {
             // room-policy §Role-Based Access Control.
             return Err(UpdateRejection::RolesWithParticipantList);
         }
+        if roles_changed {
+            after
+                .roles
+                .validate()
+                .map_err(|e| UpdateRejection::StateAfter(RoomError::InvalidGroup(e.to_string())))?;
+        }
+        if preauth_changed && changes.changed.values().any(|(_, new)| *new != 0) {
+            return Err(UpdateRejection::PreauthWithParticipantChanges);
+        }
+        if metadata_updates > 1 {
+            return Err(UpdateRejection::SeveralMetadataUpdates);
+        }
+        if sender == Sender::NewMemberCommit
+            && before.role_of(&committer_user) == 0
+            && !changes.added(&committer_user)
+        {
+            return Err(UpdateRejection::JoinerNotListed {
+                user: committer_user,
+            });
+        }
         // Clients added by Add proposals: authorized by their user's
         // addition in this commit, or by canAddOwnClient for one's own user.
         let mut added = Vec::new();
@@ -464,7 +501,9 @@ impl HubRoom {
             let identity = client_identity(key_package.leaf_node().credential())
                 .map_err(UpdateRejection::AddedClient)?;
             let user = identity.user.as_str().to_owned();
-            let proposer = self.proposer_user(add.sender(), Some(&committer))?;
+            let proposer = self
+                .proposer(add.sender(), Some(&committer))?
+                .map(|id| id.user.as_str().to_owned());
             let allowed = changes.added(&user)
                 || proposer.as_deref() == Some(user.as_str())
                     && before.has(&user, cap::CAN_ADD_OWN_CLIENT)
@@ -526,7 +565,10 @@ impl HubRoom {
         {
             return Err(UpdateRejection::InactiveWithClients { user: user.clone() });
         }
-        check_role_constraints(&before, &after, &users_after)
+        let users_before = self.active_users();
+        check_role_constraints(&before, &after, &users_before, &users_after)
+            .map_err(UpdateRejection::RoleConstraint)?;
+        base::check_after_commit(&before, &after, &users_before, &users_after)
             .map_err(UpdateRejection::RoleConstraint)?;
 
         let new_epoch = staged.group_context().epoch().as_u64();
@@ -608,11 +650,11 @@ impl HubRoom {
     /// The user who proposed something: a member's credential, the
     /// committer for inline proposals of an external commit, `None` for an
     /// external sender (a server).
-    fn proposer_user(
+    fn proposer(
         &self,
         sender: &Sender,
         committer: Option<&ClientIdentity>,
-    ) -> Result<Option<String>, UpdateRejection> {
+    ) -> Result<Option<ClientIdentity>, UpdateRejection> {
         match sender {
             Sender::Member(index) => {
                 let leaf = self.group.public_group().leaf(*index).ok_or_else(|| {
@@ -625,9 +667,9 @@ impl HubRoom {
                         detail: e.to_string(),
                     }
                 })?;
-                Ok(Some(id.user.as_str().to_owned()))
+                Ok(Some(id))
             }
-            Sender::NewMemberCommit => Ok(committer.map(|c| c.user.as_str().to_owned())),
+            Sender::NewMemberCommit => Ok(committer.cloned()),
             Sender::External(_) => Ok(None),
             Sender::NewMemberProposal => Err(UpdateRejection::ExternalJoinProposal),
         }
@@ -640,11 +682,11 @@ impl HubRoom {
         &self,
         state: &RoomPolicyState,
         after: &RoomPolicyState,
-        proposer: Option<&str>,
+        proposer: Option<&ClientIdentity>,
         proposal: &Proposal,
         changes: &mut ParticipantChanges,
     ) -> Result<(), PolicyViolation> {
-        let Some(proposer) = proposer else {
+        let Some(proposer_id) = proposer else {
             // Servers (hub, followers) may only remove clients (DESIGN:
             // external senders send Add/Remove; -06 §7.4).
             return match proposal {
@@ -652,7 +694,16 @@ impl HubRoom {
                 _ => Err(PolicyViolation::ExternalSenderProposal),
             };
         };
+        let proposer = proposer_id.user.as_str();
         let active = state.may_be_active(proposer);
+        // Someone not in the participant list may only add itself (a
+        // self-join by external commit, room-policy §Adding).
+        let self_join = state.role_of(proposer) == 0
+            && match proposal {
+                Proposal::ExternalInit(_) => true,
+                Proposal::AppDataUpdate(u) => u.component_id() == PARTICIPANT_LIST,
+                _ => false,
+            };
         match proposal {
             // Leaving is always possible, even for removed or banned users
             // (-06 §5.3 keeps Remove/SelfRemove open to them).
@@ -686,7 +737,7 @@ impl HubRoom {
                     })
                 }
             }
-            _ if !active => Err(PolicyViolation::OnlyLeave {
+            _ if !active && !self_join => Err(PolicyViolation::OnlyLeave {
                 proposer: proposer.to_owned(),
             }),
             Proposal::Add(_)
@@ -709,22 +760,32 @@ impl HubRoom {
                             detail: e.to_string(),
                         }
                     })?;
-                    authorize_participant_update(state, proposer, &update, changes)
+                    let preauth_role = Claims::of(proposer_id).first_role(&state.preauth);
+                    authorize_participant_update(state, proposer, preauth_role, &update, changes)
                 }
-                (ROOM_METADATA, _) => {
-                    let may = [
-                        cap::CAN_CHANGE_ROOM_NAME,
-                        cap::CAN_CHANGE_ROOM_DESCRIPTION,
-                        cap::CAN_CHANGE_ROOM_AVATAR,
-                        cap::CAN_CHANGE_ROOM_SUBJECT,
-                        cap::CAN_CHANGE_ROOM_MOOD,
-                    ]
-                    .iter()
-                    .any(|c| state.has(proposer, *c));
-                    may.then_some(())
-                        .ok_or_else(|| PolicyViolation::RoomMetadata {
-                            proposer: proposer.to_owned(),
-                        })
+                (ROOM_METADATA, operation) => {
+                    let new = match operation {
+                        AppDataUpdateOperation::Update(bytes) => {
+                            Some(decode_component::<RoomMetaData>(bytes.as_slice()).map_err(
+                                |e| PolicyViolation::MalformedComponent {
+                                    component: ROOM_METADATA,
+                                    detail: e.to_string(),
+                                },
+                            )?)
+                        }
+                        AppDataUpdateOperation::Remove => None,
+                    };
+                    for capability in metadata_capabilities(state.metadata.as_ref(), new.as_ref())?
+                    {
+                        if !state.has(proposer, capability) {
+                            return Err(PolicyViolation::MetadataField {
+                                proposer: proposer.to_owned(),
+                                field: metadata_field(capability),
+                                capability: capability_name(capability),
+                            });
+                        }
+                    }
+                    Ok(())
                 }
                 (ROLES_LIST, _) => state
                     .has(proposer, cap::CAN_CHANGE_ROLE_DEFINITIONS)
@@ -732,7 +793,25 @@ impl HubRoom {
                     .ok_or_else(|| PolicyViolation::RoleDefinitions {
                         proposer: proposer.to_owned(),
                     }),
-                (id, _) => Err(PolicyViolation::ComponentNotAllowed { component: id }),
+                (id, operation) => match capability_for(id) {
+                    Some(capability) if state.has(proposer, capability) => match operation {
+                        AppDataUpdateOperation::Update(bytes) => {
+                            check_replacement(id, bytes.as_slice()).map_err(|detail| {
+                                PolicyViolation::MalformedComponent {
+                                    component: id,
+                                    detail,
+                                }
+                            })
+                        }
+                        AppDataUpdateOperation::Remove => Ok(()),
+                    },
+                    Some(capability) => Err(PolicyViolation::ComponentCapability {
+                        proposer: proposer.to_owned(),
+                        component: id,
+                        capability: capability_name(capability),
+                    }),
+                    None => Err(PolicyViolation::ComponentNotAllowed { component: id }),
+                },
             },
             // -06 §7.4: the only GroupContext change a MIMI room allows is
             // to its external_senders; what the new list may hold is
@@ -766,6 +845,18 @@ impl HubRoom {
             }
         }
         Ok(())
+    }
+}
+
+/// The room metadata field a capability of room-policy §Adjust metadata
+/// covers.
+fn metadata_field(capability: u16) -> &'static str {
+    match capability {
+        cap::CAN_CHANGE_ROOM_NAME => "the room name",
+        cap::CAN_CHANGE_ROOM_DESCRIPTION => "the room description",
+        cap::CAN_CHANGE_ROOM_AVATAR => "the room avatar",
+        cap::CAN_CHANGE_ROOM_SUBJECT => "the room subject",
+        _ => "the room mood",
     }
 }
 

@@ -10,11 +10,18 @@
 use std::collections::{BTreeMap, HashMap};
 
 use mimi_protocol::components::room_policy::capabilities as cap;
-use mimi_protocol::components::room_policy::{CapabilityType, RoleData};
+use mimi_protocol::components::room_policy::{
+    BaseRoomPolicy, CapabilityType, PreAuthData, RoleData,
+};
 use mimi_protocol::components::{
-    PARTICIPANT_LIST, ParticipantListData, ParticipantListUpdate, ROLES_LIST, decode_component,
+    BASE_ROOM_POLICY, PARTICIPANT_LIST, PREAUTH_LIST, ParticipantListData, ParticipantListUpdate,
+    ROLES_LIST, ROOM_METADATA, RoomMetaData, decode_component,
 };
 use openmls::prelude::AppDataDictionary;
+
+pub mod base;
+pub mod preauth;
+pub mod updates;
 
 use crate::RoomError;
 use crate::rejection::PolicyViolation;
@@ -28,26 +35,73 @@ const NOT_IN_LIST: u32 = 0;
 pub struct RoomPolicyState {
     pub participants: ParticipantListData,
     pub roles: RoleData,
+    /// `base_room_policy`; the draft's defaults when absent.
+    pub base: BaseRoomPolicy,
+    /// `preauth_list`; empty when absent.
+    pub preauth: PreAuthData,
+    /// `room_metadata` (-06 §7.6), if the room has it.
+    pub metadata: Option<RoomMetaData>,
 }
 
 impl RoomPolicyState {
-    /// Reads the participant list and roles from an `app_data_dictionary`.
+    /// Reads the policy components from an `app_data_dictionary`.
     pub fn from_dictionary(dict: Option<&AppDataDictionary>) -> Result<Self, RoomError> {
-        let read = |id| dict.and_then(|d| d.get(&id));
-        let participants = match read(PARTICIPANT_LIST) {
-            Some(bytes) => decode_component::<ParticipantListData>(bytes)
-                .map_err(|e| RoomError::InvalidGroup(format!("participant_list: {e}")))?,
-            None => ParticipantListData::default(),
-        };
-        let roles = match read(ROLES_LIST) {
-            Some(bytes) => decode_component::<RoleData>(bytes)
-                .map_err(|e| RoomError::InvalidGroup(format!("roles_list: {e}")))?,
-            None => RoleData::default(),
-        };
+        fn read<T: tls_codec::Deserialize>(
+            dict: Option<&AppDataDictionary>,
+            id: u16,
+            name: &str,
+        ) -> Result<Option<T>, RoomError> {
+            dict.and_then(|d| d.get(&id))
+                .map(|bytes| decode_component::<T>(bytes))
+                .transpose()
+                .map_err(|e| RoomError::InvalidGroup(format!("{name}: {e}")))
+        }
         Ok(Self {
-            participants,
-            roles,
+            participants: read(dict, PARTICIPANT_LIST, "participant_list")?.unwrap_or_default(),
+            roles: read(dict, ROLES_LIST, "roles_list")?.unwrap_or_default(),
+            base: read(dict, BASE_ROOM_POLICY, "base_room_policy")?.unwrap_or_default(),
+            preauth: read(dict, PREAUTH_LIST, "preauth_list")?.unwrap_or_default(),
+            metadata: read(dict, ROOM_METADATA, "room_metadata")?,
         })
+    }
+
+    /// Whether a user who is not in the participant list may add itself
+    /// with `role` (an external commit, room-policy §Adding): as the first
+    /// role its claims match in `preauth_list` if that role holds
+    /// `canJoinIfPreauthorized`, or as a role that role 0 (everyone not
+    /// listed) may move to when role 0 holds `canOpenJoin`.
+    pub fn may_join_as(&self, preauth_role: Option<u32>, role: u32) -> bool {
+        if role == NOT_IN_LIST || self.is_banned_role(role) || self.roles.role(role).is_none() {
+            return false;
+        }
+        let preauthorized = preauth_role == Some(role)
+            && self
+                .roles
+                .has_capability(role, cap::CAN_JOIN_IF_PREAUTHORIZED);
+        let open = self
+            .roles
+            .role(NOT_IN_LIST)
+            .is_some_and(|r| r.has_capability(cap::CAN_OPEN_JOIN) && r.may_change(0, role));
+        preauthorized || open
+    }
+
+    /// The role a user who is not in the participant list may join as by
+    /// itself: its preauthorized role, else the first role open join
+    /// allows; `None` if it may not join by itself.
+    pub fn self_join_role(&self, preauth_role: Option<u32>) -> Option<u32> {
+        if let Some(role) = preauth_role
+            && self.may_join_as(preauth_role, role)
+        {
+            return Some(role);
+        }
+        self.roles
+            .role(NOT_IN_LIST)
+            .filter(|r| r.has_capability(cap::CAN_OPEN_JOIN))?
+            .authorized_role_changes
+            .iter()
+            .filter(|c| c.from_role_index == NOT_IN_LIST)
+            .flat_map(|c| c.target_role_indexes.iter().copied())
+            .find(|&role| self.may_join_as(None, role))
     }
 
     /// The role of `user`, 0 if not in the participant list.
@@ -132,9 +186,14 @@ impl ParticipantChanges {
 
 /// Authorizes one ParticipantListUpdate proposed by `proposer` against the
 /// list it applies to, and records who it changed.
+///
+/// `preauth_role` is the first role the proposer's credential claims match
+/// in `preauth_list` ([`preauth::Claims::first_role`]): it authorizes
+/// adding oneself and changing one's own role.
 pub fn authorize_participant_update(
     state: &RoomPolicyState,
     proposer: &str,
+    preauth_role: Option<u32>,
     update: &ParticipantListUpdate,
     changes: &mut ParticipantChanges,
 ) -> Result<(), PolicyViolation> {
@@ -155,11 +214,19 @@ pub fn authorize_participant_update(
     for change in &update.changed_role_participants {
         let (user, from) = user_at(change.user_index)?;
         let to = change.role_index;
-        let allowed = if user == proposer {
-            // canChangeOwnRole needs the preauthorization list, which this
-            // hub does not evaluate yet; refuse rather than guess.
-            false
-        } else if state.is_banned_role(to) {
+        if user == proposer {
+            // canChangeOwnRole: to the first non-zero role the proposer's
+            // claims match; authorized_role_changes is not consulted.
+            if !(state.has(proposer, cap::CAN_CHANGE_OWN_ROLE)
+                && to != NOT_IN_LIST
+                && preauth_role == Some(to))
+            {
+                return Err(PolicyViolation::OwnRoleChange { user, from, to });
+            }
+            changes.changed.insert(user, (from, to));
+            continue;
+        }
+        let allowed = if state.is_banned_role(to) {
             (state.has(proposer, cap::CAN_BAN) || state.has(proposer, cap::CAN_CHANGE_USER_ROLE))
                 && state.may_change(actor, from, to)
         } else if state.is_banned_role(from) {
@@ -196,10 +263,16 @@ pub fn authorize_participant_update(
     for added in &update.added_participants {
         let user = String::from_utf8_lossy(added.user.as_slice()).into_owned();
         let to = added.role_index;
-        // Adding oneself (open join, preauthorization, join codes) is not
-        // supported by this hub yet.
-        let allowed = user != proposer
-            && state.has(proposer, cap::CAN_ADD_PARTICIPANT)
+        if user == proposer {
+            // Adding oneself: preauthorization or open join (join codes
+            // are not implemented, docs/divergences.md C13).
+            if !state.may_join_as(preauth_role, to) {
+                return Err(PolicyViolation::SelfJoin { user, role: to });
+            }
+            changes.changed.insert(user, (NOT_IN_LIST, to));
+            continue;
+        }
+        let allowed = state.has(proposer, cap::CAN_ADD_PARTICIPANT)
             && state.may_change(actor, NOT_IN_LIST, to);
         if !allowed {
             return Err(PolicyViolation::ParticipantAddition {
@@ -219,6 +292,7 @@ pub fn authorize_participant_update(
 pub fn check_role_constraints(
     before: &RoomPolicyState,
     after: &RoomPolicyState,
+    active_users_before: &HashMap<String, usize>,
     active_users_after: &HashMap<String, usize>,
 ) -> Result<(), PolicyViolation> {
     let count = |s: &RoomPolicyState| {
@@ -229,13 +303,18 @@ pub fn check_role_constraints(
         by_role
     };
     let (old, new) = (count(before), count(after));
-    let roles_after = after.roles_by_user();
-    let mut active_by_role: HashMap<u32, u32> = HashMap::new();
-    for user in active_users_after.keys() {
-        *active_by_role
-            .entry(RoomPolicyState::role_in(&roles_after, user))
-            .or_default() += 1;
-    }
+    let active = |s: &RoomPolicyState, users: &HashMap<String, usize>| {
+        let roles = s.roles_by_user();
+        let mut by_role: HashMap<u32, u32> = HashMap::new();
+        for user in users.keys() {
+            *by_role
+                .entry(RoomPolicyState::role_in(&roles, user))
+                .or_default() += 1;
+        }
+        by_role
+    };
+    let active_before = active(before, active_users_before);
+    let active_by_role = active(after, active_users_after);
     for role in &after.roles.roles {
         let n = new.get(&role.role_index).copied().unwrap_or(0);
         let o = old.get(&role.role_index).copied().unwrap_or(0);
@@ -258,6 +337,12 @@ pub fn check_role_constraints(
             .is_some_and(|max| active > max)
         {
             return Err(PolicyViolation::MaxActiveParticipants {
+                role: role.role_index,
+            });
+        }
+        let was_active = active_before.get(&role.role_index).copied().unwrap_or(0);
+        if active < was_active && active < role.minimum_active_participants_constraint {
+            return Err(PolicyViolation::MinActiveParticipants {
                 role: role.role_index,
             });
         }
@@ -387,6 +472,7 @@ mod tests {
                     .collect(),
             ),
             roles: default_roles(),
+            ..RoomPolicyState::default()
         }
     }
 
@@ -406,12 +492,13 @@ mod tests {
             ..Default::default()
         };
         let mut c = ParticipantChanges::default();
-        authorize_participant_update(&s, "bob", &add(default_role::MEMBER), &mut c).unwrap();
+        authorize_participant_update(&s, "bob", None, &add(default_role::MEMBER), &mut c).unwrap();
         assert!(c.added("cathy"));
         assert!(
             authorize_participant_update(
                 &s,
                 "bob",
+                None,
                 &add(default_role::ADMIN),
                 &mut Default::default()
             )
@@ -420,6 +507,7 @@ mod tests {
         authorize_participant_update(
             &s,
             "alice",
+            None,
             &add(default_role::ADMIN),
             &mut Default::default(),
         )
@@ -437,11 +525,13 @@ mod tests {
             removed_indices: vec![i],
             ..Default::default()
         };
-        authorize_participant_update(&s, "bob", &remove(1), &mut Default::default()).unwrap();
+        authorize_participant_update(&s, "bob", None, &remove(1), &mut Default::default()).unwrap();
         assert!(
-            authorize_participant_update(&s, "bob", &remove(2), &mut Default::default()).is_err()
+            authorize_participant_update(&s, "bob", None, &remove(2), &mut Default::default())
+                .is_err()
         );
-        authorize_participant_update(&s, "alice", &remove(2), &mut Default::default()).unwrap();
+        authorize_participant_update(&s, "alice", None, &remove(2), &mut Default::default())
+            .unwrap();
     }
 
     #[test]
@@ -458,12 +548,14 @@ mod tests {
             }],
             ..Default::default()
         };
-        assert!(authorize_participant_update(&s, "bob", &ban, &mut Default::default()).is_err());
+        assert!(
+            authorize_participant_update(&s, "bob", None, &ban, &mut Default::default()).is_err()
+        );
         let mut c = ParticipantChanges::default();
-        authorize_participant_update(&s, "alice", &ban, &mut c).unwrap();
+        authorize_participant_update(&s, "alice", None, &ban, &mut c).unwrap();
         let after = RoomPolicyState {
             participants: s.participants.apply(&ban).unwrap(),
-            roles: s.roles.clone(),
+            ..s.clone()
         };
         assert!(c.removed_or_banned("eve", &after));
         assert!(!after.may_be_active("eve"));
@@ -482,7 +574,198 @@ mod tests {
             roles,
             ..state(&[("a", 2), ("b", 2), ("c", 2)])
         };
-        assert!(check_role_constraints(&before, &after, &HashMap::new()).is_err());
-        assert!(check_role_constraints(&before, &before, &HashMap::new()).is_ok());
+        assert!(check_role_constraints(&before, &after, &HashMap::new(), &HashMap::new()).is_err());
+        assert!(check_role_constraints(&before, &before, &HashMap::new(), &HashMap::new()).is_ok());
+    }
+
+    fn preauth_for(role: u32) -> PreAuthData {
+        use mimi_protocol::components::room_policy::PreAuthRoleEntry;
+        PreAuthData {
+            preauthorized_entries: vec![PreAuthRoleEntry {
+                claimset: vec![preauth::basic_claim(preauth::claim::DOMAIN, "b.example")],
+                target_role: default_roles().role(role).unwrap().clone(),
+            }],
+        }
+    }
+
+    fn self_add(user: &str, role: u32) -> ParticipantListUpdate {
+        ParticipantListUpdate {
+            added_participants: vec![UserRolePair::new(user.as_bytes(), role)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_preauthorized_user_may_add_itself_with_its_role_only() {
+        let mut s = state(&[("alice", default_role::ADMIN)]);
+        s.preauth = preauth_for(default_role::MEMBER);
+        let mut member = s.roles.roles[1].clone();
+        assert_eq!(member.role_index, default_role::MEMBER);
+        member
+            .role_capabilities
+            .push(cap::CAN_JOIN_IF_PREAUTHORIZED);
+        s.roles.roles[1] = member;
+        let bob = "mimi://b.example/u/bob";
+        let mut c = ParticipantChanges::default();
+        authorize_participant_update(
+            &s,
+            bob,
+            Some(default_role::MEMBER),
+            &self_add(bob, default_role::MEMBER),
+            &mut c,
+        )
+        .unwrap();
+        assert!(c.added(bob));
+        // Another role than the preauthorized one, or no preauthorization.
+        for (preauth_role, role) in [
+            (Some(default_role::MEMBER), default_role::ADMIN),
+            (None, default_role::MEMBER),
+            (Some(default_role::MEMBER), BANNED_ROLE),
+        ] {
+            assert_eq!(
+                authorize_participant_update(
+                    &s,
+                    bob,
+                    preauth_role,
+                    &self_add(bob, role),
+                    &mut Default::default()
+                ),
+                Err(PolicyViolation::SelfJoin {
+                    user: bob.into(),
+                    role
+                })
+            );
+        }
+        // The preauthorized role must hold canJoinIfPreauthorized.
+        let plain = RoomPolicyState {
+            roles: default_roles(),
+            ..s.clone()
+        };
+        assert!(
+            authorize_participant_update(
+                &plain,
+                bob,
+                Some(default_role::MEMBER),
+                &self_add(bob, default_role::MEMBER),
+                &mut Default::default()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn own_role_changes_follow_preauthorization() {
+        let mut s = state(&[
+            ("bob", default_role::MEMBER),
+            ("alice", default_role::ADMIN),
+        ]);
+        s.roles.roles[1]
+            .role_capabilities
+            .push(cap::CAN_CHANGE_OWN_ROLE);
+        let to = |role| ParticipantListUpdate {
+            changed_role_participants: vec![mimi_protocol::components::UserindexRolePair {
+                user_index: 0,
+                role_index: role,
+            }],
+            ..Default::default()
+        };
+        authorize_participant_update(
+            &s,
+            "bob",
+            Some(default_role::MODERATOR),
+            &to(default_role::MODERATOR),
+            &mut Default::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            authorize_participant_update(
+                &s,
+                "bob",
+                Some(default_role::MODERATOR),
+                &to(default_role::ADMIN),
+                &mut Default::default()
+            ),
+            Err(PolicyViolation::OwnRoleChange {
+                user: "bob".into(),
+                from: default_role::MEMBER,
+                to: default_role::ADMIN
+            })
+        );
+        // Without canChangeOwnRole, even the preauthorized role is refused.
+        let plain = state(&[("bob", default_role::MEMBER)]);
+        assert!(
+            authorize_participant_update(
+                &plain,
+                "bob",
+                Some(default_role::MODERATOR),
+                &to(default_role::MODERATOR),
+                &mut Default::default()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_role_may_not_fall_below_its_minimum_active_participants() {
+        let mut roles = default_roles();
+        roles.roles[3].minimum_active_participants_constraint = 1;
+        let s = RoomPolicyState {
+            roles,
+            ..state(&[
+                ("alice", default_role::ADMIN),
+                ("bob", default_role::MEMBER),
+            ])
+        };
+        let both: HashMap<String, usize> = [("alice".to_owned(), 1), ("bob".to_owned(), 1)].into();
+        let bob_only: HashMap<String, usize> = [("bob".to_owned(), 1)].into();
+        assert_eq!(
+            check_role_constraints(&s, &s, &both, &bob_only),
+            Err(PolicyViolation::MinActiveParticipants {
+                role: default_role::ADMIN
+            })
+        );
+        check_role_constraints(&s, &s, &bob_only, &bob_only).unwrap();
+        check_role_constraints(&s, &s, &bob_only, &both).unwrap();
+    }
+
+    #[test]
+    fn role_zero_with_can_open_join_opens_the_room_to_its_targets() {
+        use mimi_protocol::components::room_policy::{Role, SingleSourceRoleChangeTargets};
+        let mut s = state(&[("alice", default_role::ADMIN)]);
+        assert_eq!(s.self_join_role(None), None);
+        s.roles.roles.push(Role {
+            role_index: 0,
+            role_name: b"anyone".to_vec().into(),
+            role_description: Vec::new().into(),
+            role_capabilities: vec![cap::CAN_OPEN_JOIN],
+            minimum_participants_constraint: 0,
+            maximum_participants_constraint: None,
+            minimum_active_participants_constraint: 0,
+            maximum_active_participants_constraint: None,
+            authorized_role_changes: vec![SingleSourceRoleChangeTargets {
+                from_role_index: 0,
+                target_role_indexes: vec![default_role::MEMBER],
+            }],
+        });
+        s.roles.validate().unwrap();
+        assert_eq!(s.self_join_role(None), Some(default_role::MEMBER));
+        authorize_participant_update(
+            &s,
+            "bob",
+            None,
+            &self_add("bob", default_role::MEMBER),
+            &mut Default::default(),
+        )
+        .unwrap();
+        assert!(
+            authorize_participant_update(
+                &s,
+                "bob",
+                None,
+                &self_add("bob", default_role::ADMIN),
+                &mut Default::default()
+            )
+            .is_err()
+        );
     }
 }

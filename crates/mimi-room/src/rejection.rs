@@ -21,51 +21,115 @@ pub enum PolicyViolation {
     ParticipantList { detail: String },
     #[error("component {component:#06x} does not decode: {detail}")]
     MalformedComponent { component: u16, detail: String },
-    #[error("{proposer} may not change the role of {user} from {from} to {to}")]
+    #[error(
+        "{proposer} may not change the role of {user} from {from} to {to} (room-policy §Role Changes)"
+    )]
     RoleChange {
         proposer: String,
         user: String,
         from: u32,
         to: u32,
     },
-    #[error("{proposer} may not remove {user} from the participant list")]
+    #[error("{proposer} may not remove {user} from the participant list (room-policy §Removing)")]
     ParticipantRemoval { proposer: String, user: String },
-    #[error("{proposer} may not add {user} with role {role}")]
+    #[error("{proposer} may not add {user} with role {role} (room-policy §Adding)")]
     ParticipantAddition {
         proposer: String,
         user: String,
         role: u32,
     },
-    #[error("role {role} would exceed its maximum participants")]
+    #[error(
+        "role {role} would exceed its maximum participants (room-policy §Role-Based Access Control)"
+    )]
     MaxParticipants { role: u32 },
-    #[error("role {role} would fall below its minimum participants")]
+    #[error(
+        "role {role} would fall below its minimum participants (room-policy §Role-Based Access Control)"
+    )]
     MinParticipants { role: u32 },
-    #[error("role {role} would exceed its maximum active participants")]
+    #[error(
+        "role {role} would exceed its maximum active participants (room-policy §Role-Based Access Control)"
+    )]
     MaxActiveParticipants { role: u32 },
-    #[error("external senders may only propose Remove")]
+    #[error("external senders may only propose Remove (-06 §7.4)")]
     ExternalSenderProposal,
     #[error("Remove of an empty leaf")]
     RemoveOfEmptyLeaf,
     #[error("credential: {0}")]
     Credential(RoomError),
-    #[error("{proposer} may only remove its own clients")]
+    #[error("{proposer} may only remove its own clients (room-policy §Removing)")]
     RemoveOnlyOwnClients { proposer: String },
-    #[error("{proposer} may not remove clients of {target}")]
+    #[error(
+        "{proposer} may not remove clients of {target}: needs canKick, or their removal or ban in the same commit (room-policy §Removing)"
+    )]
     RemoveClientsOf { proposer: String, target: String },
-    #[error("{proposer} may only propose Remove or SelfRemove")]
+    #[error("{proposer} may only propose Remove or SelfRemove (-06 §5.3)")]
     OnlyLeave { proposer: String },
-    #[error("{proposer} may not change the room metadata")]
-    RoomMetadata { proposer: String },
-    #[error("{proposer} may not change role definitions")]
+    #[error(
+        "{proposer} may not change role definitions: needs canChangeRoleDefinitions (room-policy §Disruptive Policy Changes)"
+    )]
     RoleDefinitions { proposer: String },
     #[error("updates of component {component:#06x} are not allowed in this room")]
     ComponentNotAllowed { component: u16 },
-    #[error("{proposer} may not propose ReInit")]
+    #[error(
+        "{proposer} may not propose ReInit: needs canSendMLSReinitProposal (room-policy §Disruptive Policy Changes)"
+    )]
     ReInit { proposer: String },
     #[error("this proposal type is not allowed in MIMI rooms")]
     ProposalType,
     #[error("{0}")]
     GroupContextExtensions(GroupContextExtensionsViolation),
+    #[error(
+        "role {role} would fall below its minimum active participants (room-policy §Role-Based Access Control)"
+    )]
+    MinActiveParticipants { role: u32 },
+    #[error("{proposer} may not change {field}: needs {capability} (room-policy §Adjust metadata)")]
+    MetadataField {
+        proposer: String,
+        field: &'static str,
+        capability: &'static str,
+    },
+    #[error("the room URI in room_metadata never changes (-06 §7.6)")]
+    RoomUriChanged,
+    #[error(
+        "{proposer} may not update component {component:#06x}: needs {capability} (room-policy §Role Capabilities)"
+    )]
+    ComponentCapability {
+        proposer: String,
+        component: u16,
+        capability: &'static str,
+    },
+    #[error(
+        "{user} may not join with role {role}: not preauthorized for it and the room is not open to join (room-policy §Adding)"
+    )]
+    SelfJoin { user: String, role: u32 },
+    #[error(
+        "{user} may not change its own role from {from} to {to}: needs canChangeOwnRole and the role its preauthorization gives (room-policy §Role Changes)"
+    )]
+    OwnRoleChange { user: String, from: u32, to: u32 },
+    #[error(
+        "the room would have more than {max} clients (room-policy §Base Room policy, max_clients)"
+    )]
+    MaxClients { max: u32 },
+    #[error("the room would have more than {max} users (room-policy §Base Room policy, max_users)")]
+    MaxUsers { max: u32 },
+    #[error(
+        "{user} would have more than one client in a single-device room (room-policy §Base Room policy, multi_device)"
+    )]
+    SingleDevice { user: String },
+    #[error(
+        "the participants of a fixed-membership room cannot change (room-policy §Base Room policy)"
+    )]
+    FixedMembership,
+    #[error(
+        "role {role} of a fixed-membership room may not hold capability {capability:#06x}, which lets other users in (room-policy §Base Room policy)"
+    )]
+    FixedMembershipRole { role: u32, capability: u16 },
+    #[error(
+        "a room's membership style (fixed_membership, parent_dependant, parent_room) is set at creation (room-policy §Base Room policy)"
+    )]
+    MembershipStyleChanged,
+    #[error("base_room_policy: {0}")]
+    BasePolicy(String),
 }
 
 /// The `UpdateResponseCode` of -06 §5.3 a rejection maps to.
@@ -123,6 +187,16 @@ pub enum UpdateRejection {
         "not allowed: role definitions cannot change in the same commit as the participant list"
     )]
     RolesWithParticipantList,
+    #[error(
+        "not allowed: the preauthorized users cannot change in the same commit as participant list changes other than removals (room-policy §Preauthorized Users)"
+    )]
+    PreauthWithParticipantChanges,
+    #[error("not allowed: only a single room metadata update is valid per commit (-06 §7.6)")]
+    SeveralMetadataUpdates,
+    #[error(
+        "not allowed: {user} joins by external commit without being a participant, and the commit does not add {user} to the participant list (room-policy §Adding)"
+    )]
+    JoinerNotListed { user: String },
     #[error("not allowed: {0}")]
     RoleConstraint(PolicyViolation),
     #[error("not allowed: the room state after the commit: {0}")]
@@ -225,7 +299,9 @@ pub enum GroupInfoRejection {
     NoDevice,
     #[error("the requesting client is not one of the requester's")]
     NotRequestersClient,
-    #[error("the user may not add its own clients to this room")]
+    #[error(
+        "the user may neither add its own clients to this room nor join it by itself (room-policy §Adding)"
+    )]
     MayNotAddOwnClient,
     #[error("no GroupInfo is known for this room yet")]
     NoGroupInfoYet,

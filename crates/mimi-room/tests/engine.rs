@@ -787,3 +787,136 @@ fn group_context_extensions_may_change_nothing_but_external_senders() {
         }
     ));
 }
+
+/// Alice's room where admins may also change the preauthorized users.
+fn preauth_admin_room(hub: &HubEngine) -> (TestClient, Vec<u8>) {
+    use mimi_protocol::components::room_policy::capabilities::CAN_CHANGE_PREAUTHORIZED_USER_LIST;
+    use mimi_room::policy::{default_role, default_roles};
+    let mut roles = default_roles();
+    for role in &mut roles.roles {
+        if role.role_index == default_role::ADMIN {
+            role.role_capabilities
+                .push(CAN_CHANGE_PREAUTHORIZED_USER_LIST);
+        }
+    }
+    let mut alice = TestClient::new(ALICE).hosted_by(hub.external_sender(CIPHERSUITE).unwrap());
+    let me = alice.user();
+    alice.create_room(&[(me.as_str(), default_role::ADMIN)], roles);
+    let (info, tree) = creation_bytes(&alice);
+    let created = hub.create_room(&uri(ALICE), ROOM, &info, &tree).unwrap();
+    (alice, created.state)
+}
+
+fn app_data_update(id: u16, data: Vec<u8>) -> Proposal {
+    Proposal::AppDataUpdate(Box::new(AppDataUpdateProposal::update(id, data)))
+}
+
+fn preauth_update() -> Proposal {
+    use mimi_protocol::components::PREAUTH_LIST;
+    use mimi_protocol::components::room_policy::{PreAuthData, PreAuthRoleEntry};
+    use mimi_room::policy::preauth::{basic_claim, claim};
+    use mimi_room::policy::{default_role, default_roles};
+    let preauth = PreAuthData {
+        preauthorized_entries: vec![PreAuthRoleEntry {
+            claimset: vec![basic_claim(claim::DOMAIN, "b.example")],
+            target_role: default_roles().role(default_role::MEMBER).unwrap().clone(),
+        }],
+    };
+    app_data_update(PREAUTH_LIST, preauth.tls_serialize_detached().unwrap())
+}
+
+#[test]
+fn one_metadata_update_per_commit() {
+    use mimi_protocol::components::ROOM_METADATA;
+    use mimi_protocol::components::room_metadata::{RoomMetaData, UTF8String, Uri};
+    let hub = engine();
+    let (mut alice, state) = alice_room(&hub);
+    let named = |name: &str| {
+        let metadata = RoomMetaData {
+            room_uri: Uri::new(ROOM),
+            room_name: UTF8String::new(name).unwrap(),
+            ..RoomMetaData::default()
+        };
+        app_data_update(ROOM_METADATA, metadata.tls_serialize_detached().unwrap())
+    };
+    let (commit, _, info) = alice.commit_with_group_info(vec![named("a"), named("b")], vec![]);
+    let refused = rejection(
+        hub.update(
+            &state,
+            &device(ALICE),
+            &commit_request(commit, None, info),
+            1,
+        )
+        .unwrap(),
+    );
+    assert_eq!(refused, UpdateRejection::SeveralMetadataUpdates);
+    assert!(refused.to_string().contains("-06 §7.6"), "{refused}");
+    alice.discard_pending();
+    let (commit, _, info) = alice.commit_with_group_info(vec![named("a")], vec![]);
+    assert!(matches!(
+        hub.update(
+            &state,
+            &device(ALICE),
+            &commit_request(commit, None, info),
+            1
+        )
+        .unwrap(),
+        UpdateDecision::Accepted { .. }
+    ));
+}
+
+#[test]
+fn preauthorized_users_change_apart_from_participant_additions() {
+    let hub = engine();
+    let (mut alice, state) = preauth_admin_room(&hub);
+    let bob = TestClient::new(BOB);
+    let (commit, welcome, info) = alice.commit_with_group_info(
+        vec![
+            preauth_update(),
+            participant_update(&add_participant(&bob.user(), MEMBER)),
+        ],
+        vec![bob.key_package()],
+    );
+    let refused = rejection(
+        hub.update(
+            &state,
+            &device(ALICE),
+            &commit_request(commit, welcome, info),
+            1,
+        )
+        .unwrap(),
+    );
+    assert_eq!(refused, UpdateRejection::PreauthWithParticipantChanges);
+    assert!(refused.to_string().contains("§Preauthorized Users"));
+    alice.discard_pending();
+    let (commit, _, info) = alice.commit_with_group_info(vec![preauth_update()], vec![]);
+    assert!(matches!(
+        hub.update(
+            &state,
+            &device(ALICE),
+            &commit_request(commit, None, info),
+            1
+        )
+        .unwrap(),
+        UpdateDecision::Accepted { .. }
+    ));
+
+    // Without canChangePreauthorizedUserList (the default admin role).
+    let (mut alice, state) = alice_room(&hub);
+    let (commit, _, info) = alice.commit_with_group_info(vec![preauth_update()], vec![]);
+    let refused = rejection(
+        hub.update(
+            &state,
+            &device(ALICE),
+            &commit_request(commit, None, info),
+            1,
+        )
+        .unwrap(),
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains("needs canChangePreauthorizedUserList"),
+        "{refused}"
+    );
+}

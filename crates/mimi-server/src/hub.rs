@@ -133,6 +133,7 @@ pub async fn create_room(
             epoch: created.epoch,
             group_state: created.state,
             created_at_ms: now_ms(),
+            fixed_membership_key: created.fixed_membership_key,
         })
         .await;
     match result {
@@ -142,6 +143,11 @@ pub async fn create_room(
                 StatusCode::CONFLICT,
                 format!("room {room_id} already exists"),
             ));
+        }
+        // room-policy §Base Room policy: one fixed-membership room per set
+        // of participants.
+        Err(e @ StoreError::FixedMembershipExists { .. }) => {
+            return Err(ApiError::new(StatusCode::CONFLICT, e.to_string()));
         }
         Err(e) => return Err(e.into()),
     }

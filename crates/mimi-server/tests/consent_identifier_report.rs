@@ -443,6 +443,7 @@ async fn unverifiable_reports_from_strangers_are_refused() {
             epoch: 0,
             group_state: vec![],
             created_at_ms: 0,
+            fixed_membership_key: None,
         })
         .await
         .unwrap();

@@ -7,6 +7,11 @@ pub enum StoreError {
     #[error("room {0} already exists")]
     RoomExists(String),
 
+    /// `create_room` of a fixed-membership room whose participants
+    /// already have one here (`NewRoom::fixed_membership_key`).
+    #[error("a fixed-membership room for these participants exists: {room_id}")]
+    FixedMembershipExists { room_id: String },
+
     /// The room is not hosted here.
     #[error("room {0} not found")]
     RoomNotFound(String),

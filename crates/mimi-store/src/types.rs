@@ -56,6 +56,10 @@ pub struct NewRoom {
     pub group_state: Vec<u8>,
     /// Creation time, Unix milliseconds.
     pub created_at_ms: i64,
+    /// For a fixed-membership room, its participants as one key
+    /// (`mimi_room::policy::base::fixed_membership_key`): a hub keeps only
+    /// one such room per key (room-policy §Base Room policy).
+    pub fixed_membership_key: Option<String>,
 }
 
 /// A room as stored.

@@ -70,6 +70,7 @@ suite_tests!(fresh;
     key_package_claim_race,
     key_package_routes,
     room_create_and_load,
+    fixed_membership_rooms_are_unique,
     epoch_cas_race,
     application_messages_same_epoch,
     commit_races_messages,

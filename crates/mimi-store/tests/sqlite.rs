@@ -44,6 +44,7 @@ suite_tests!(fresh;
     key_package_claim_race,
     key_package_routes,
     room_create_and_load,
+    fixed_membership_rooms_are_unique,
     epoch_cas_race,
     application_messages_same_epoch,
     commit_races_messages,
@@ -96,6 +97,7 @@ async fn in_memory_store_works() {
         epoch: 0,
         group_state: vec![],
         created_at_ms: 0,
+        fixed_membership_key: None,
     })
     .await
     .expect("create");

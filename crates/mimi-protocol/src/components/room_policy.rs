@@ -198,8 +198,10 @@ pub type RoleUpdate = RoleData;
 /// Why a room policy component is inconsistent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RoomPolicyError {
-    #[error("role index 0 is reserved and cannot be defined")]
+    #[error("role index 0 (users not in the participant list) may only hold canOpenJoin")]
     ReservedRoleIndex,
+    #[error("role {0}: canOpenJoin may only appear on role 0")]
+    OpenJoinOnListedRole(u32),
     #[error("role index {0} is defined more than once")]
     DuplicateRoleIndex(u32),
     #[error("role {0}: minimum constraint exceeds maximum")]
@@ -238,13 +240,23 @@ impl RoleData {
             .is_some_and(|r| r.has_capability(capability))
     }
 
-    /// Consistency: unique non-zero indices, min ≤ max, role changes only
-    /// between defined roles or 0.
+    /// Consistency: unique indices, min ≤ max, role changes only between
+    /// defined roles or 0. Role 0 stands for users not in the participant
+    /// list; it is defined only to hold `canOpenJoin` ("when this
+    /// capability appears on role zero", room-policy §Adding;
+    /// docs/divergences.md C23), which no other role may hold.
     pub fn validate(&self) -> Result<(), RoomPolicyError> {
         let mut seen = HashSet::new();
         for r in &self.roles {
-            if r.role_index == 0 {
+            let open_join_only = r
+                .role_capabilities
+                .iter()
+                .all(|c| *c == capabilities::CAN_OPEN_JOIN);
+            if r.role_index == 0 && !open_join_only {
                 return Err(RoomPolicyError::ReservedRoleIndex);
+            }
+            if r.role_index != 0 && r.has_capability(capabilities::CAN_OPEN_JOIN) {
+                return Err(RoomPolicyError::OpenJoinOnListedRole(r.role_index));
             }
             if !seen.insert(r.role_index) {
                 return Err(RoomPolicyError::DuplicateRoleIndex(r.role_index));

@@ -15,6 +15,9 @@ pub struct CreatedRoom {
     pub room_id: MimiUri,
     pub epoch: u64,
     pub state: Vec<u8>,
+    /// For a fixed-membership room, the key the hub keeps unique across
+    /// its rooms ([`crate::policy::base::fixed_membership_key`]).
+    pub fixed_membership_key: Option<String>,
 }
 
 impl HubEngine {
@@ -69,6 +72,10 @@ impl HubEngine {
         self.check_external_senders(&hub)
             .map_err(CreateRoomRejection::ExternalSenders)?;
         let epoch = hub.epoch();
+        let fixed_membership_key = hub
+            .policy_state()
+            .map_err(CreateRoomRejection::InvalidRoom)?;
+        let fixed_membership_key = crate::policy::base::fixed_membership_key(&fixed_membership_key);
         let stored = StoredRoom {
             hub,
             latest_group_info: Some(group_info),
@@ -79,6 +86,7 @@ impl HubEngine {
             room_id,
             epoch,
             state,
+            fixed_membership_key,
         })
     }
 }

@@ -11,6 +11,7 @@ use mimi_protocol::msgs::{
 
 use super::{HubEngine, Requester};
 use crate::identity::{ClientIdentity, client_identity};
+use crate::policy::preauth::Claims;
 use crate::rejection::GroupInfoRejection;
 use crate::stored::StoredRoom;
 
@@ -83,7 +84,15 @@ impl HubEngine {
             .policy_state()
             .map_err(GroupInfoRejection::RoomState)?;
         let user = client.user.as_str();
-        if !(policy.may_be_active(user) && policy.has(user, CAN_ADD_OWN_CLIENT)) {
+        // A participant adding its own client, or a user who is not in the
+        // participant list and may join by itself (preauthorization, open
+        // join: room-policy §Adding).
+        let own_client = policy.may_be_active(user) && policy.has(user, CAN_ADD_OWN_CLIENT);
+        let self_join = policy.role_of(user) == 0
+            && policy
+                .self_join_role(Claims::of(client).first_role(&policy.preauth))
+                .is_some();
+        if !(own_client || self_join) {
             return Err(GroupInfoRejection::MayNotAddOwnClient);
         }
         let group_info = room

@@ -33,16 +33,34 @@ where
 {
     async fn create_room(&self, room: NewRoom) -> Result<RoomRecord> {
         let epoch = to_i64(room.epoch, "epoch")?;
-        let inserted = B::rows_affected(&sqlx::query(
-            "INSERT INTO rooms (room_id, epoch, state_version, group_state, last_seq, created_at_ms, updated_at_ms)
-             VALUES ($1, $2, 0, $3, 0, $4, $4) ON CONFLICT (room_id) DO NOTHING",
+        // One statement: the unique index on fixed_membership_key refuses a
+        // second fixed-membership room for the same participants.
+        let done = sqlx::query(
+            "INSERT INTO rooms (room_id, epoch, state_version, group_state, last_seq, created_at_ms, updated_at_ms, fixed_membership_key)
+             VALUES ($1, $2, 0, $3, 0, $4, $4, $5) ON CONFLICT (room_id) DO NOTHING",
         )
         .bind(room.room_id.as_str())
         .bind(epoch)
         .bind(room.group_state.as_slice())
         .bind(room.created_at_ms)
+        .bind(room.fixed_membership_key.clone())
         .execute(&mut *self.write_conn().await?)
-        .await?);
+        .await;
+        let inserted = match done {
+            Ok(done) => B::rows_affected(&done),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                let existing: Option<(String,)> =
+                    sqlx::query_as("SELECT room_id FROM rooms WHERE fixed_membership_key = $1")
+                        .bind(room.fixed_membership_key.clone())
+                        .fetch_optional(&mut *self.write_conn().await?)
+                        .await?;
+                return match existing {
+                    Some((room_id,)) => Err(StoreError::FixedMembershipExists { room_id }),
+                    None => Err(StoreError::RoomExists(room.room_id)),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
         if inserted == 0 {
             return Err(StoreError::RoomExists(room.room_id));
         }

@@ -34,6 +34,7 @@ fn room(id: &str, epoch: u64) -> NewRoom {
         epoch,
         group_state: format!("state-{id}-{epoch}").into_bytes(),
         created_at_ms: NOW_MS,
+        fixed_membership_key: None,
     }
 }
 
@@ -370,6 +371,51 @@ pub async fn room_create_and_load(s: Stores) {
         st.load_room("mimi://a.example/r/none").await.expect("load"),
         None
     );
+}
+
+pub async fn fixed_membership_rooms_are_unique(s: Stores) {
+    let dm = |id: &str, key: &str| NewRoom {
+        fixed_membership_key: Some(key.to_owned()),
+        ..room(id, 0)
+    };
+    let ab = "mimi://a.example/u/alice mimi://b.example/u/bob";
+    s[0].create_room(dm("mimi://a.example/r/dm1", ab))
+        .await
+        .expect("create");
+    let err = s[1]
+        .create_room(dm("mimi://a.example/r/dm2", ab))
+        .await
+        .expect_err("second room for the same participants");
+    assert!(
+        matches!(err, StoreError::FixedMembershipExists { ref room_id } if room_id == "mimi://a.example/r/dm1"),
+        "{err:?}"
+    );
+    assert_eq!(
+        s[0].load_room("mimi://a.example/r/dm2")
+            .await
+            .expect("load"),
+        None
+    );
+    // Other participants, and rooms whose membership is not fixed, are
+    // not compared.
+    s[1].create_room(dm(
+        "mimi://a.example/r/dm3",
+        "mimi://a.example/u/alice mimi://c.example/u/carol",
+    ))
+    .await
+    .expect("other participants");
+    s[0].create_room(room("mimi://a.example/r/open1", 0))
+        .await
+        .expect("open");
+    s[1].create_room(room("mimi://a.example/r/open2", 0))
+        .await
+        .expect("open");
+    // The room id still decides first.
+    let err = s[0]
+        .create_room(dm("mimi://a.example/r/dm1", "mimi://a.example/u/x"))
+        .await
+        .expect_err("duplicate id");
+    assert!(matches!(err, StoreError::RoomExists(_)), "{err:?}");
 }
 
 pub async fn epoch_cas_race(s: Stores) {

@@ -1,0 +1,243 @@
+//! Room policy enforced by the hub through real providers and clients
+//! (draft-ietf-mimi-room-policy): self-joins by preauthorization, and a
+//! banned user never rejoining through it; room metadata changes at the
+//! granularity of one capability per field; fixed-membership rooms (DMs)
+//! unique per set of participants and closed to additions and removals.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Backend, start_federation};
+use mimi_client::http::{Client, ClientError};
+use mimi_client::{RoomOptions, content};
+use mimi_protocol::components::RoomMetaData;
+use mimi_protocol::components::room_metadata::{UTF8String, Uri};
+use mimi_protocol::components::room_policy::capabilities as cap;
+use mimi_protocol::components::room_policy::{
+    BaseRoomPolicy, PreAuthData, PreAuthRoleEntry, RoleData,
+};
+use mimi_room::policy::default_role::{ADMIN, BANNED, MEMBER};
+use mimi_room::policy::default_roles;
+use mimi_room::policy::preauth::{basic_claim, claim};
+
+/// Polls `$check` (a block that may `.await`) until it holds.
+macro_rules! until {
+    ($what:expr, $check:block) => {{
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !$check {
+            assert!(Instant::now() < deadline, "timed out: {}", $what);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }};
+}
+
+const ALICE: &str = "mimi://a.example/d/alice/laptop";
+const BOB: &str = "mimi://b.example/d/bob/phone";
+const BOB_USER: &str = "mimi://b.example/u/bob";
+const CAROL: &str = "mimi://c.example/d/carol/tablet";
+
+fn with_capability(mut roles: RoleData, role: u32, capability: u16) -> RoleData {
+    let r = roles
+        .roles
+        .iter_mut()
+        .find(|r| r.role_index == role)
+        .unwrap();
+    r.role_capabilities.push(capability);
+    roles
+}
+
+fn role_in(client: &Client, room: &str, user: &str) -> Option<u32> {
+    client.device.participants(room).unwrap().role_of(user)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preauthorized_user_joins_by_itself_and_a_banned_one_never_rejoins() {
+    const ROOM: &str = "mimi://a.example/r/benefits";
+    let fed = start_federation(Backend::Sqlite).await;
+    let connect = |d: &str| fed.connection(d).unwrap();
+    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
+    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
+    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
+    // Everyone at b.example may join as a member.
+    let roles = with_capability(default_roles(), MEMBER, cap::CAN_JOIN_IF_PREAUTHORIZED);
+    let preauth = PreAuthData {
+        preauthorized_entries: vec![PreAuthRoleEntry {
+            claimset: vec![basic_claim(claim::DOMAIN, "b.example")],
+            target_role: roles.role(MEMBER).unwrap().clone(),
+        }],
+    };
+    alice
+        .create_room_with(
+            ROOM,
+            RoomOptions {
+                roles,
+                preauth: Some(preauth),
+                ..RoomOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    bob.join(ROOM).await.unwrap();
+    assert_eq!(role_in(&bob, ROOM, BOB_USER), Some(MEMBER));
+    bob.send(ROOM, content::text("hello, I let myself in"))
+        .await
+        .unwrap();
+    until!("Alice sees Bob's message", {
+        alice.sync().await.unwrap();
+        alice.device.history(ROOM).unwrap().len() == 1
+    });
+    assert_eq!(role_in(&alice, ROOM, BOB_USER), Some(MEMBER));
+
+    // Carol's claims match no entry: the hub gives her no GroupInfo.
+    let refused = carol.join(ROOM).await.unwrap_err();
+    assert!(refused.to_string().contains("notAuthorized"), "{refused}");
+
+    // Banned, Bob stays in the list with the banned role; preauthorization
+    // is only consulted for users who are not in it.
+    alice.set_role(ROOM, BOB_USER, BANNED).await.unwrap();
+    let mut bob_again = Client::register("mimi://b.example/d/bob/tablet", connect("b.example"))
+        .await
+        .unwrap();
+    assert!(bob_again.join(ROOM).await.is_err());
+    assert_eq!(role_in(&alice, ROOM, BOB_USER), Some(BANNED));
+    fed.shutdown().await;
+}
+
+fn metadata(room: &str, name: &str, subject: &str) -> RoomMetaData {
+    RoomMetaData {
+        room_uri: Uri::new(room),
+        room_name: UTF8String::new(name).unwrap(),
+        room_subject: UTF8String::new(subject).unwrap(),
+        ..RoomMetaData::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_room_metadata_field_needs_its_own_capability() {
+    const ROOM: &str = "mimi://a.example/r/lunch";
+    let fed = start_federation(Backend::Sqlite).await;
+    let connect = |d: &str| fed.connection(d).unwrap();
+    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
+    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
+    bob.publish_key_packages(2).await.unwrap();
+    // Members may change the subject, and nothing else of the metadata.
+    let roles = with_capability(default_roles(), MEMBER, cap::CAN_CHANGE_ROOM_SUBJECT);
+    alice
+        .create_room_with(
+            ROOM,
+            RoomOptions {
+                roles,
+                metadata: Some(metadata(ROOM, "Lunch", "Fridays")),
+                ..RoomOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    alice.add_user(ROOM, BOB_USER, MEMBER).await.unwrap();
+    until!("Bob joins", {
+        bob.sync().await.unwrap();
+        bob.device.history(ROOM).is_ok()
+    });
+
+    bob.set_room_metadata(ROOM, &metadata(ROOM, "Lunch", "Mondays"))
+        .await
+        .unwrap();
+    let refused = bob
+        .set_room_metadata(ROOM, &metadata(ROOM, "Dinner", "Mondays"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, ClientError::UpdateRefused { reason, .. }
+            if reason.contains("canChangeRoomName") && reason.contains("room-policy §Adjust metadata")),
+        "{refused}"
+    );
+    // An admin holds every metadata capability.
+    alice.sync().await.unwrap();
+    alice
+        .set_room_metadata(ROOM, &metadata(ROOM, "Dinner", "Mondays"))
+        .await
+        .unwrap();
+    until!("Bob sees the new name", {
+        bob.sync().await.unwrap();
+        bob.device
+            .room_metadata(ROOM)
+            .unwrap()
+            .is_some_and(|m| m.room_name.as_str() == "Dinner")
+    });
+    fed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_membership_dm_is_unique_and_keeps_its_participants() {
+    const DM: &str = "mimi://a.example/r/dm-alice-bob";
+    let fed = start_federation(Backend::Sqlite).await;
+    let connect = |d: &str| fed.connection(d).unwrap();
+    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
+    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
+    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
+    carol.publish_key_packages(2).await.unwrap();
+    let mut roles = default_roles();
+    for role in &mut roles.roles {
+        role.role_capabilities
+            .retain(|c| *c != cap::CAN_ADD_PARTICIPANT);
+    }
+    let dm = |extra: Vec<(String, u32)>| RoomOptions {
+        roles: roles.clone(),
+        creator_role: ADMIN,
+        participants: extra,
+        base: Some(BaseRoomPolicy {
+            fixed_membership: true,
+            ..BaseRoomPolicy::default()
+        }),
+        ..RoomOptions::default()
+    };
+    alice
+        .create_room_with(DM, dm(vec![(BOB_USER.to_owned(), MEMBER)]))
+        .await
+        .unwrap();
+    // Bob is listed from the start and adds his own client.
+    bob.join(DM).await.unwrap();
+    bob.send(DM, content::text("hi Alice")).await.unwrap();
+    until!("Alice gets Bob's message", {
+        alice.sync().await.unwrap();
+        alice.device.history(DM).unwrap().len() == 1
+    });
+
+    // A second room for the same participants is refused by the hub.
+    let second = alice
+        .create_room_with(
+            "mimi://a.example/r/dm-again",
+            dm(vec![(BOB_USER.to_owned(), MEMBER)]),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        second.to_string().contains(DM),
+        "names the existing room: {second}"
+    );
+    // Another set of participants is another room.
+    alice
+        .create_room_with(
+            "mimi://a.example/r/dm-alice-carol",
+            dm(vec![("mimi://c.example/u/carol".to_owned(), MEMBER)]),
+        )
+        .await
+        .unwrap();
+
+    // Nobody is added or removed.
+    assert!(
+        alice
+            .add_user(DM, "mimi://c.example/u/carol", MEMBER)
+            .await
+            .is_err()
+    );
+    let removal = alice.remove_user(DM, BOB_USER).await.unwrap_err();
+    assert!(
+        removal.to_string().contains("fixed-membership"),
+        "{removal}"
+    );
+    assert_eq!(role_in(&alice, DM, BOB_USER), Some(MEMBER));
+    fed.shutdown().await;
+}
