@@ -833,6 +833,12 @@ fn print_conversation(conversation: &mimi_client::Conversation) {
             body_text(&m.body),
             frank_text(&m.frank_status)
         );
+        if !m.policy_breaches.is_empty() {
+            println!(
+                "    breaks the room's policy: {}",
+                m.policy_breaches.join("; ")
+            );
+        }
         if let Some(quote) = &m.in_reply_to {
             match &quote.target {
                 Some(q) => println!(

@@ -48,6 +48,9 @@ pub struct ConversationMessage {
     pub reactions: Vec<ReactionCount>,
     /// When the message expires (seconds since the UNIX epoch), if ever.
     pub expires_at: Option<u64>,
+    /// Where the first instance breaks the room's policy
+    /// ([`crate::Message::policy_breaches`]).
+    pub policy_breaches: Vec<String>,
 }
 
 /// What is shown of a message.
@@ -254,6 +257,7 @@ impl Conversation {
                         own: m.own,
                         frank_status: m.frank_status.clone(),
                         pending: m.pending,
+                        policy_breaches: m.policy_breaches.clone(),
                         body: Body::Shown {
                             content: Box::new(m.content.nested_part.clone()),
                             edited: None,

@@ -198,6 +198,10 @@ pub struct Message {
     /// Sent by this device and not yet echoed by the hub: its place in
     /// the room's order is not known yet (-06 §5.5).
     pub pending: bool,
+    /// Where the message breaks the room's policy as only clients enforce
+    /// it ([`crate::room_policy::ClientPolicy::breaches`]): shown, not
+    /// hidden. Empty for own messages, which are refused instead.
+    pub policy_breaches: Vec<String>,
 }
 
 /// The outcome of receiver verification of a message's frank (-06 §5.4.1
@@ -233,6 +237,8 @@ pub(crate) struct StoredMessage {
     frank: Option<String>,
     #[serde(default)]
     frank_status: FrankStatus,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    policy_breaches: Vec<String>,
 }
 
 impl StoredMessage {
@@ -251,11 +257,16 @@ impl StoredMessage {
                 None => None,
             },
             frank_status: m.frank_status.clone(),
+            policy_breaches: m.policy_breaches.clone(),
         })
     }
 
     pub(crate) fn is_own(&self) -> bool {
         self.own
+    }
+
+    pub(crate) fn sender_user(&self) -> &str {
+        &self.sender_user
     }
 
     pub(crate) fn has_id(&self, hex_id: &str) -> bool {
@@ -296,6 +307,7 @@ impl StoredMessage {
             frank,
             frank_status: self.frank_status.clone(),
             pending: false,
+            policy_breaches: self.policy_breaches.clone(),
         })
     }
 }
@@ -629,6 +641,28 @@ impl Device {
                 Ok(message)
             })
             .collect()
+    }
+
+    /// The room's policy as of the device's epoch: roles, participants
+    /// and every policy component (room-policy).
+    pub fn room_policy(&self, room: &str) -> Result<crate::room_policy::ClientPolicy> {
+        crate::room_policy::ClientPolicy::from_dictionary(
+            self.group(room)?
+                .extensions()
+                .app_data_dictionary()
+                .map(|e| e.dictionary()),
+        )
+    }
+
+    /// The sender (user URI) of message `id` in the room's history.
+    pub(crate) fn sender_of(&self, room: &str, id: &MessageId) -> Option<String> {
+        let hex_id = id.to_hex();
+        self.record(room)
+            .ok()?
+            .history
+            .iter()
+            .find(|m| m.has_id(&hex_id))
+            .map(|m| m.sender_user().to_owned())
     }
 
     /// The room's `app_data_dictionary` (-06 §7: room state components).

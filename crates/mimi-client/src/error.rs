@@ -35,6 +35,10 @@ pub enum Error {
     /// requested change is invalid.
     #[error("room state: {0}")]
     RoomState(String),
+    /// The room's policy forbids what was to be sent (the rules only
+    /// clients enforce, [`crate::room_policy`]).
+    #[error("the room's policy forbids this: {0}")]
+    PolicyForbids(String),
     /// The hub refused a GroupInfo request (-06 §5.6): no such room, or
     /// the requester is not one of its participants.
     #[error("the hub refused the room's GroupInfo: {0}")]

@@ -51,6 +51,7 @@ pub mod http;
 mod messaging;
 mod provider;
 mod requests;
+pub mod room_policy;
 mod rooms;
 
 pub use conversation::Conversation;

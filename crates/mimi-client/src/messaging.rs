@@ -153,6 +153,25 @@ impl Device {
         if self.record(room)?.status != RoomStatus::Active {
             return Err(Error::NotAMember(room.to_owned()));
         }
+        let policy = self.room_policy(room)?;
+        // A room that requires expiry and names a default gets it.
+        if content.expires.is_none()
+            && let Some(policy) = &policy.expiration
+            && let mimi_protocol::components::policy_components::Gated::Required(d) =
+                &policy.expiring_messages
+            && let Some(default) = d.default_expiration_duration
+        {
+            content.expires = Some(mimi_content::Expiration {
+                relative: true,
+                time: default,
+            });
+        }
+        let breaches = policy.breaches(self.user.as_str(), &content, |original| {
+            self.sender_of(room, original)
+        });
+        if !breaches.is_empty() {
+            return Err(Error::PolicyForbids(breaches.join("; ")));
+        }
         content.salt = self.random_salt()?;
         content.extensions.set_sender_uri(self.user.as_str());
         content.extensions.set_room_uri(room);
@@ -197,6 +216,7 @@ impl Device {
             frank: None,
             frank_status: FrankStatus::Unfranked,
             pending: false,
+            policy_breaches: Vec::new(),
         };
         let record = self.record_mut(room)?;
         let digest = digest_of(&app_message)?;
@@ -674,6 +694,13 @@ impl Device {
             None => None,
         };
         let id = message_id(identity.user.as_str(), room, &bytes, &content.salt)?;
+        // Rules only clients enforce (room-policy §Message Capabilities):
+        // the message is kept and shown, flagged with what it breaks.
+        let policy_breaches =
+            self.room_policy(room)?
+                .breaches(identity.user.as_str(), &content, |original| {
+                    self.sender_of(room, original)
+                });
         let message = Message {
             id,
             room: room.to_owned(),
@@ -687,6 +714,7 @@ impl Device {
             frank: None,
             frank_status: FrankStatus::Unfranked,
             pending: false,
+            policy_breaches,
         };
         self.record_mut(room)?
             .push_received(StoredMessage::from_message(&message)?);

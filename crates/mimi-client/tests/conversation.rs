@@ -18,9 +18,27 @@ use mimi_content::{
 /// (1_700_000_000_000 ms plus a tick per accepted event).
 const NOW: u64 = 1_700_000_100;
 
-/// Alice, Bob and Cathy in one room.
+/// Alice, Bob and Cathy in one room. Its roles let everyone delete
+/// others' messages and reactions, so the devices send such deletes and
+/// what these tests see is the content draft's rule alone: only the
+/// original sender may edit or delete.
 fn room() -> Net {
-    let mut net = Net::create(ALICE);
+    use mimi_protocol::components::room_policy::capabilities as cap;
+    let mut roles = mimi_room::policy::default_roles();
+    for role in &mut roles.roles {
+        role.role_capabilities.extend([
+            cap::CAN_DELETE_OTHER_MESSAGE,
+            cap::CAN_DELETE_OTHER_REACTION,
+        ]);
+    }
+    let mut net = Net::create_with(
+        ALICE,
+        None,
+        mimi_client::RoomOptions {
+            roles,
+            ..mimi_client::RoomOptions::default()
+        },
+    );
     net.add_member(ALICE, BOB).unwrap();
     net.add_member(BOB, CATHY).unwrap();
     net

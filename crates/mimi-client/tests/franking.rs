@@ -310,55 +310,6 @@ fn unfranked_messages_are_delivered_but_not_reportable() {
     ));
 }
 
-/// Alice's MLS group and signer, restored from her saved device state
-/// outside `Device`, so a test can write an application message the
-/// client itself never would.
-fn alices_raw_group(
-    net: &mut Net,
-) -> (
-    openmls_rust_crypto::OpenMlsRustCrypto,
-    MlsGroup,
-    SignatureKeyPair,
-) {
-    use openmls_traits::OpenMlsProvider as _;
-    let bytes = net.device(ALICE).to_bytes().unwrap();
-    // Device file: 8-byte magic, the bookkeeping JSON, the openmls storage
-    // as sorted (key, value) pairs (crates/mimi-client/src/device.rs).
-    let mut rest = &bytes[8..];
-    let _json = tls_codec::VLBytes::tls_deserialize(&mut rest).unwrap();
-    let storage = tls_codec::VLBytes::tls_deserialize(&mut rest).unwrap();
-    let entries =
-        Vec::<(tls_codec::VLBytes, tls_codec::VLBytes)>::tls_deserialize_exact(storage.as_slice())
-            .unwrap();
-    let provider = openmls_rust_crypto::OpenMlsRustCrypto::default();
-    {
-        let mut values = provider.storage().values.write().unwrap();
-        for (k, v) in entries {
-            values.insert(k.into(), v.into());
-        }
-    }
-    let room = mimi_protocol::MimiUri::parse(ROOM).unwrap();
-    let group = MlsGroup::load(
-        provider.storage(),
-        &mimi_client::group_id_of_room(&room).unwrap(),
-    )
-    .unwrap()
-    .expect("Alice's group is stored");
-    let public = group
-        .own_leaf_node()
-        .unwrap()
-        .signature_key()
-        .as_slice()
-        .to_vec();
-    let signer = SignatureKeyPair::read(
-        provider.storage(),
-        &public,
-        mimi_client::CIPHERSUITE.signature_algorithm(),
-    )
-    .expect("Alice's signature key is stored");
-    (provider, group, signer)
-}
-
 /// -06 §5.4.1: the sender writes the franking tag into the Safe AAD
 /// itself. A tag over other bytes than the content it sends (the AEAD is
 /// intact) is caught by the receiver recomputing it: flagged, not stored.
@@ -368,7 +319,7 @@ fn a_tag_the_sender_computed_over_other_content_is_flagged() {
     use openmls::framing::SafeAadItem;
     let franker = key_pair();
     let mut net = room(&franker, "mimi://a.example");
-    let (provider, mut group, signer) = alices_raw_group(&mut net);
+    let (provider, mut group, signer) = raw_group(&mut net, ALICE);
     let mut content = content::text("the real text");
     content.salt = [7; 16];
     content.extensions.set_sender_uri(user(ALICE));

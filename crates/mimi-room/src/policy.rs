@@ -360,9 +360,10 @@ pub mod default_role {
 
 /// A cooperatively administered room in the spirit of room-policy
 /// §Role examples, with the indexes -06 §3.3 uses (1 banned, 3 moderator,
-/// 4 admin) and 2 for ordinary members, who may add others as members and
-/// leave. Moderators also kick, ban, unban and edit the room metadata;
-/// admins may additionally change roles and role definitions.
+/// 4 admin) and 2 for ordinary members, who may add others as members,
+/// leave, and send every kind of message (links, topics, files).
+/// Moderators also kick, ban, unban and edit the room metadata; admins may
+/// additionally change roles and role definitions.
 pub fn default_roles() -> RoleData {
     use default_role::*;
     use mimi_protocol::components::room_policy::{Role, SingleSourceRoleChangeTargets};
@@ -389,6 +390,22 @@ pub fn default_roles() -> RoleData {
         cap::CAN_DELETE_OWN_REACTION,
         cap::CAN_EDIT_OWN_MESSAGE,
         cap::CAN_DELETE_OWN_MESSAGE,
+        cap::CAN_COPY_MESSAGE,
+        cap::CAN_START_TOPIC,
+        cap::CAN_REPLY_IN_TOPIC,
+        cap::CAN_EDIT_OWN_TOPIC,
+        cap::CAN_SEND_LINK,
+        cap::CAN_SEND_LINK_PREVIEW,
+        cap::CAN_FOLLOW_LINK,
+        cap::CAN_COPY_LINK,
+        cap::CAN_UPLOAD_IMAGE,
+        cap::CAN_UPLOAD_AUDIO,
+        cap::CAN_UPLOAD_VIDEO,
+        cap::CAN_UPLOAD_ATTACHMENT,
+        cap::CAN_DOWNLOAD_IMAGE,
+        cap::CAN_DOWNLOAD_AUDIO,
+        cap::CAN_DOWNLOAD_VIDEO,
+        cap::CAN_DOWNLOAD_ATTACHMENT,
     ];
     let mut moderator_caps = member_caps.clone();
     moderator_caps.extend([

@@ -231,12 +231,13 @@ fn policy_refuses_unauthorized_membership_changes() {
     ));
     bob.discard_pending();
 
-    // Someone outside the participant list may not join by external commit.
+    // Someone outside the participant list may not join by external commit
+    // without adding itself (and the room lets nobody add itself).
     let mut outsider = TestClient::new(DAVE);
     let (tree, info) = alice.group_info();
     let refused = hub.handle_commit(&crypto(), outsider.join_external(tree, info));
     assert!(
-        matches!(refused, Err(UpdateRejection::JoinNotAllowed { .. })),
+        matches!(refused, Err(UpdateRejection::JoinerNotListed { .. })),
         "{refused:?}"
     );
     assert_eq!(hub.epoch(), 1);

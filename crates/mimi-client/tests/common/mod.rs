@@ -347,3 +347,55 @@ pub fn hub_frank(
         },
     ))
 }
+
+/// `device`'s MLS group and signer, restored from its saved state
+/// outside `Device`, so a test can write an application message the
+/// client itself never would.
+pub fn raw_group(
+    net: &mut Net,
+    device: &str,
+) -> (
+    openmls_rust_crypto::OpenMlsRustCrypto,
+    MlsGroup,
+    openmls_basic_credential::SignatureKeyPair,
+) {
+    use openmls_basic_credential::SignatureKeyPair;
+    use openmls_traits::OpenMlsProvider as _;
+    use tls_codec::Deserialize as _;
+    let bytes = net.device(device).to_bytes().unwrap();
+    // Device file: 8-byte magic, the bookkeeping JSON, the openmls storage
+    // as sorted (key, value) pairs (crates/mimi-client/src/device.rs).
+    let mut rest = &bytes[8..];
+    let _json = tls_codec::VLBytes::tls_deserialize(&mut rest).unwrap();
+    let storage = tls_codec::VLBytes::tls_deserialize(&mut rest).unwrap();
+    let entries =
+        Vec::<(tls_codec::VLBytes, tls_codec::VLBytes)>::tls_deserialize_exact(storage.as_slice())
+            .unwrap();
+    let provider = openmls_rust_crypto::OpenMlsRustCrypto::default();
+    {
+        let mut values = provider.storage().values.write().unwrap();
+        for (k, v) in entries {
+            values.insert(k.into(), v.into());
+        }
+    }
+    let room = mimi_protocol::MimiUri::parse(ROOM).unwrap();
+    let group = MlsGroup::load(
+        provider.storage(),
+        &mimi_client::group_id_of_room(&room).unwrap(),
+    )
+    .unwrap()
+    .expect("the group is stored");
+    let public = group
+        .own_leaf_node()
+        .unwrap()
+        .signature_key()
+        .as_slice()
+        .to_vec();
+    let signer = SignatureKeyPair::read(
+        provider.storage(),
+        &public,
+        mimi_client::CIPHERSUITE.signature_algorithm(),
+    )
+    .expect("the signature key is stored");
+    (provider, group, signer)
+}
