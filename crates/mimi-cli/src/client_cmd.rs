@@ -105,7 +105,55 @@ enum ClientCommand {
         #[arg(value_parser = room_uri)]
         room: String,
     },
-    /// Join a room of this device's user by external commit.
+    /// Change a participant's role (room-policy §Role Changes): to 1 to
+    /// ban (their clients are removed in the same commit), from 1 to
+    /// unban; your own role only to the one your preauthorization gives.
+    Role {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
+        room: String,
+        /// User URI, mimi://<domain>/u/<name>.
+        #[arg(value_parser = user_uri)]
+        user: String,
+        /// The new role index (`policy` lists the room's roles).
+        role: u32,
+    },
+    /// Change the room's metadata (-06 §7.6); only the fields given
+    /// change, and each needs its capability (canChangeRoomName, …).
+    Metadata {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
+        room: String,
+        /// The room's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The room's subject.
+        #[arg(long)]
+        subject: Option<String>,
+        /// The room's mood.
+        #[arg(long)]
+        mood: Option<String>,
+    },
+    /// Show the room's policy in words: each role and what it may do,
+    /// the participants and their roles, the membership rules and the
+    /// other policy components (draft-ietf-mimi-room-policy).
+    Policy {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
+        room: String,
+    },
+    /// List, add or remove preauthorized users (room-policy
+    /// §Preauthorized Users): users matching an entry may join by
+    /// themselves with its role (`join`).
+    Preauth {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
+        room: String,
+        #[command(subcommand)]
+        action: PreauthAction,
+    },
+    /// Join a room by external commit: a new device of a participant, or
+    /// a user the room preauthorizes or lets in (open join).
     Join {
         /// Room URI, mimi://<hub domain>/r/<name>.
         #[arg(value_parser = room_uri)]
@@ -213,6 +261,31 @@ pub struct AdminArgs {
     token_file: Option<PathBuf>,
     #[command(subcommand)]
     command: AdminCommand,
+}
+
+/// `mimi client preauth …`.
+#[derive(Subcommand)]
+pub enum PreauthAction {
+    /// Print the entries, numbered.
+    List,
+    /// Append an entry: users whose credential matches every claim given
+    /// get `role` (the first matching entry wins).
+    Add {
+        /// Users of this provider domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// This user (mimi://<domain>/u/<name>).
+        #[arg(long, value_parser = user_uri)]
+        user: Option<String>,
+        /// The role index they get.
+        #[arg(long)]
+        role: u32,
+    },
+    /// Remove entry `index` (as `list` numbers them).
+    Remove {
+        /// The entry's number.
+        index: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -655,6 +728,43 @@ async fn run_device(
             client.create_room(&room).await?;
             println!("created {room}");
         }
+        ClientCommand::Role { room, user, role } => {
+            client.set_role(&room, &user, role).await?;
+            println!("{user} has role {role} in {room}");
+        }
+        ClientCommand::Metadata {
+            room,
+            name,
+            subject,
+            mood,
+        } => {
+            use mimi_protocol::components::{RoomMetaData, UTF8String, Uri};
+            client.sync().await?;
+            let mut metadata = client.device.room_metadata(&room)?.unwrap_or(RoomMetaData {
+                room_uri: Uri::new(&room),
+                ..RoomMetaData::default()
+            });
+            let text = |t: String| UTF8String::new(t).map_err(|e| anyhow::anyhow!("{e}"));
+            if let Some(name) = name {
+                metadata.room_name = text(name)?;
+            }
+            if let Some(subject) = subject {
+                metadata.room_subject = text(subject)?;
+            }
+            if let Some(mood) = mood {
+                metadata.room_mood = text(mood)?;
+            }
+            client.set_room_metadata(&room, &metadata).await?;
+            println!("metadata of {room} changed");
+        }
+        ClientCommand::Policy { room } => {
+            client.sync().await?;
+            print_policy(&client.device, &room)?;
+        }
+        ClientCommand::Preauth { room, action } => {
+            client.sync().await?;
+            preauth(&mut client, &room, action).await?;
+        }
         ClientCommand::Add { room, user, role } => {
             client.add_user(&room, &user, role).await?;
             println!("added {user} to {room}");
@@ -800,6 +910,120 @@ fn frank_text(status: &FrankStatus) -> String {
         FrankStatus::Unfranked => "unfranked".to_owned(),
         FrankStatus::Invalid(reason) => format!("INVALID FRANK: {reason}"),
     }
+}
+
+/// `mimi client policy`: the room's policy in words.
+fn print_policy(device: &Device, room: &str) -> anyhow::Result<()> {
+    let policy = device.room_policy(room)?;
+    println!("roles of {room}:");
+    for role in &policy.state.roles.roles {
+        let capabilities: Vec<&str> = role
+            .role_capabilities
+            .iter()
+            .map(|c| mimi_room::policy::updates::capability_name(*c))
+            .collect();
+        println!(
+            "  {} {}: {}",
+            role.role_index,
+            String::from_utf8_lossy(role.role_name.as_slice()),
+            capabilities.join(", ")
+        );
+    }
+    println!("participants:");
+    for p in &policy.state.participants.participants {
+        let role = policy
+            .state
+            .roles
+            .role(p.role_index)
+            .map(|r| String::from_utf8_lossy(r.role_name.as_slice()).into_owned())
+            .unwrap_or_else(|| "undefined".into());
+        println!(
+            "  {} {} ({role})",
+            String::from_utf8_lossy(p.user.as_slice()),
+            p.role_index
+        );
+    }
+    for line in policy.describe() {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// `mimi client preauth`.
+async fn preauth(client: &mut Client, room: &str, action: PreauthAction) -> anyhow::Result<()> {
+    use mimi_protocol::components::PREAUTH_LIST;
+    use mimi_protocol::components::room_policy::PreAuthRoleEntry;
+    use mimi_room::policy::preauth::{basic_claim, claim};
+    use tls_codec::Serialize as _;
+    let policy = client.device.room_policy(room)?;
+    let mut preauth = policy.state.preauth.clone();
+    match action {
+        PreauthAction::List => {
+            if preauth.preauthorized_entries.is_empty() {
+                println!("no preauthorized users in {room}");
+            }
+            for (i, entry) in preauth.preauthorized_entries.iter().enumerate() {
+                let claims: Vec<String> = entry
+                    .claimset
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}={}",
+                            String::from_utf8_lossy(c.claim_id.id.as_slice()),
+                            String::from_utf8_lossy(c.claim_value.as_slice())
+                        )
+                    })
+                    .collect();
+                println!(
+                    "{i}: {} -> role {}",
+                    if claims.is_empty() {
+                        "everyone".to_owned()
+                    } else {
+                        claims.join(" and ")
+                    },
+                    entry.target_role.role_index
+                );
+            }
+            return Ok(());
+        }
+        PreauthAction::Add { domain, user, role } => {
+            let mut claimset = Vec::new();
+            if let Some(domain) = domain {
+                claimset.push(basic_claim(claim::DOMAIN, &domain.to_ascii_lowercase()));
+            }
+            if let Some(user) = user {
+                claimset.push(basic_claim(claim::USER, &user));
+            }
+            if claimset.is_empty() {
+                bail!("give --domain, --user or both: an entry without claims lets everyone in");
+            }
+            let target_role = policy
+                .state
+                .roles
+                .role(role)
+                .cloned()
+                .with_context(|| format!("{room} has no role {role} (see `policy`)"))?;
+            preauth.preauthorized_entries.push(PreAuthRoleEntry {
+                claimset,
+                target_role,
+            });
+        }
+        PreauthAction::Remove { index } => {
+            if index >= preauth.preauthorized_entries.len() {
+                bail!("{room} has no preauthorized entry {index} (see `preauth list`)");
+            }
+            preauth.preauthorized_entries.remove(index);
+        }
+    }
+    client
+        .update_component(room, PREAUTH_LIST, preauth.tls_serialize_detached()?)
+        .await?;
+    let n = preauth.preauthorized_entries.len();
+    println!(
+        "{room} now has {n} preauthorized entr{}",
+        if n == 1 { "y" } else { "ies" }
+    );
+    Ok(())
 }
 
 /// What `read` shows of a body: the text, or a placeholder.

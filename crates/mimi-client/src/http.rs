@@ -875,6 +875,18 @@ impl Client {
             .await
     }
 
+    /// Replaces a room component (e.g. `preauth_list`) with `data`
+    /// ([`Device::update_component`]).
+    pub async fn update_component(
+        &mut self,
+        room: &str,
+        component: mimi_protocol::components::ComponentId,
+        data: Vec<u8>,
+    ) -> Result<()> {
+        self.with_retries(room, |d| d.update_component(room, component, data.clone()))
+            .await
+    }
+
     /// Commits proposals queued by others (e.g. a leave, -06 §3.5).
     pub async fn commit_pending(&mut self, room: &str) -> Result<()> {
         self.with_retries(room, |d| d.commit_pending(room)).await

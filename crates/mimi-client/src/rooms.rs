@@ -489,6 +489,20 @@ impl Device {
         self.commit(room, vec![proposal], Vec::new(), Vec::new())
     }
 
+    /// Replaces room component `component` (a policy component such as
+    /// `preauth_list`, or `roles_list`) with `data`: one commit with its
+    /// AppDataUpdate. The hub checks the capability it needs.
+    pub fn update_component(
+        &mut self,
+        room: &str,
+        component: ComponentId,
+        data: Vec<u8>,
+    ) -> Result<UpdateRequest> {
+        let proposal =
+            Proposal::AppDataUpdate(Box::new(AppDataUpdateProposal::update(component, data)));
+        self.commit(room, vec![proposal], Vec::new(), Vec::new())
+    }
+
     /// Commits the queued proposals by reference (e.g. another user's
     /// leave, -06 §3.5), with an empty path update if nothing is queued.
     pub fn commit_pending(&mut self, room: &str) -> Result<UpdateRequest> {
