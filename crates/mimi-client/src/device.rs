@@ -643,6 +643,11 @@ impl Device {
             .collect()
     }
 
+    /// The cipher suite of the room's MLS group.
+    pub fn room_ciphersuite(&self, room: &str) -> Result<Ciphersuite> {
+        Ok(self.group(room)?.ciphersuite())
+    }
+
     /// The room's policy as of the device's epoch: roles, participants
     /// and every policy component (room-policy).
     pub fn room_policy(&self, room: &str) -> Result<crate::room_policy::ClientPolicy> {

@@ -633,7 +633,7 @@ impl Client {
     pub async fn create_room_with(&mut self, room: &str, options: RoomOptions) -> Result<()> {
         let hub = self.connection.hub_info(self.device.ciphersuite()).await?;
         let options = RoomOptions {
-            franking_agent: Some(hub.franking_agent),
+            franking_agent: options.franking.then_some(hub.franking_agent),
             ..options
         };
         let created = self
@@ -884,6 +884,15 @@ impl Client {
         data: Vec<u8>,
     ) -> Result<()> {
         self.with_retries(room, |d| d.update_component(room, component, data.clone()))
+            .await
+    }
+
+    /// Turns franking on in a room created without it, with the hub's
+    /// franking key ([`Device::enable_franking`]).
+    pub async fn enable_franking(&mut self, room: &str) -> Result<()> {
+        let ciphersuite = self.device.room_ciphersuite(room)?;
+        let agent = self.connection.hub_info(ciphersuite).await?.franking_agent;
+        self.with_retries(room, |d| d.enable_franking(room, &agent))
             .await
     }
 

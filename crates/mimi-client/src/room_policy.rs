@@ -144,7 +144,6 @@ impl ClientPolicy {
                 Part::Null | Part::Multi(_) => {}
             }
         }
-        drop(need);
         self.expiration_breaches(content, &mut out);
         self.link_preview_breaches(&parts, &mut out);
         self.asset_breaches(&parts, &mut out);

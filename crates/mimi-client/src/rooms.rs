@@ -503,6 +503,40 @@ impl Device {
         self.commit(room, vec![proposal], Vec::new(), Vec::new())
     }
 
+    /// Turns franking on in a room created without it (-06 §5.4.1): one
+    /// commit setting the `franking_signature_key` component to the hub's
+    /// `agent` and requiring `frank_aad` in the Safe AAD, so every later
+    /// message carries a franking tag.
+    pub fn enable_franking(
+        &mut self,
+        room: &str,
+        agent: &FrankingAgentData,
+    ) -> Result<UpdateRequest> {
+        let safe_aad = ComponentId::from(ComponentType::SafeAad);
+        let mut required: Vec<ComponentId> = self
+            .group(room)?
+            .extensions()
+            .app_data_dictionary()
+            .and_then(|e| e.dictionary().get(&safe_aad))
+            .and_then(|b| ComponentsList::tls_deserialize_exact(b).ok())
+            .map(ComponentsList::into_ids)
+            .unwrap_or_default();
+        if !required.contains(&FRANK_AAD) {
+            required.push(FRANK_AAD);
+        }
+        let proposals = vec![
+            Proposal::AppDataUpdate(Box::new(AppDataUpdateProposal::update(
+                FRANKING_SIGNATURE_KEY,
+                agent.tls_serialize_detached()?,
+            ))),
+            Proposal::AppDataUpdate(Box::new(AppDataUpdateProposal::update(
+                safe_aad,
+                ComponentsList::new(required).tls_serialize_detached()?,
+            ))),
+        ];
+        self.commit(room, proposals, Vec::new(), Vec::new())
+    }
+
     /// Commits the queued proposals by reference (e.g. another user's
     /// leave, -06 §3.5), with an empty path update if nothing is queued.
     pub fn commit_pending(&mut self, room: &str) -> Result<UpdateRequest> {

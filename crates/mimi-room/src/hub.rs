@@ -13,6 +13,7 @@ use mimi_protocol::components::{
     ParticipantListUpdate, ROLES_LIST, ROOM_METADATA, RoomMetaData, decode_component,
 };
 use openmls::ciphersuite::hash_ref::ProposalRef;
+use openmls::component::{ComponentId, ComponentType, ComponentsList};
 use openmls::messages::group_info::VerifiableGroupInfo;
 use openmls::prelude::*;
 
@@ -786,6 +787,62 @@ impl HubRoom {
                         }
                     }
                     Ok(())
+                }
+                // Franking added to a room created without it (-06 §5.4.1):
+                // the agent once, and frank_aad among the Safe AAD
+                // components; the engine checks the agent is this hub.
+                (FRANKING_SIGNATURE_KEY, operation) => {
+                    let capability = cap::CAN_CHANGE_OTHER_POLICY_ATTRIBUTE;
+                    if !state.has(proposer, capability) {
+                        return Err(PolicyViolation::ComponentCapability {
+                            proposer: proposer.to_owned(),
+                            component: FRANKING_SIGNATURE_KEY,
+                            capability: capability_name(capability),
+                        });
+                    }
+                    let had_agent = self.franking_agent().ok().flatten().is_some();
+                    match operation {
+                        AppDataUpdateOperation::Update(bytes) if !had_agent => {
+                            decode_component::<FrankingAgentData>(bytes.as_slice())
+                                .map(|_| ())
+                                .map_err(|e| PolicyViolation::MalformedComponent {
+                                    component: FRANKING_SIGNATURE_KEY,
+                                    detail: e.to_string(),
+                                })
+                        }
+                        _ => Err(PolicyViolation::FrankingAgentChange),
+                    }
+                }
+                (id, operation) if id == ComponentId::from(ComponentType::SafeAad) => {
+                    let capability = cap::CAN_CHANGE_OTHER_POLICY_ATTRIBUTE;
+                    if !state.has(proposer, capability) {
+                        return Err(PolicyViolation::ComponentCapability {
+                            proposer: proposer.to_owned(),
+                            component: id,
+                            capability: capability_name(capability),
+                        });
+                    }
+                    let AppDataUpdateOperation::Update(bytes) = operation else {
+                        return Err(PolicyViolation::SafeAadChange);
+                    };
+                    let new = decode_component::<ComponentsList>(bytes.as_slice())
+                        .map_err(|_| PolicyViolation::SafeAadChange)?;
+                    let old = self
+                        .dictionary()
+                        .and_then(|d| d.get(&id))
+                        .and_then(|b| decode_component::<ComponentsList>(b).ok());
+                    let old: Vec<ComponentId> =
+                        old.map(ComponentsList::into_ids).unwrap_or_default();
+                    let mut expected = old.clone();
+                    if !expected.contains(&FRANK_AAD) {
+                        expected.push(FRANK_AAD);
+                    }
+                    let mut got = new.into_ids();
+                    got.sort_unstable();
+                    expected.sort_unstable();
+                    (got == expected)
+                        .then_some(())
+                        .ok_or(PolicyViolation::SafeAadChange)
                 }
                 (ROLES_LIST, _) => state
                     .has(proposer, cap::CAN_CHANGE_ROLE_DEFINITIONS)

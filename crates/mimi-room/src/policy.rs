@@ -421,7 +421,11 @@ pub fn default_roles() -> RoleData {
         cap::CAN_CHANGE_ROOM_MOOD,
     ]);
     let mut admin_caps = moderator_caps.clone();
-    admin_caps.extend([cap::CAN_CHANGE_USER_ROLE, cap::CAN_CHANGE_ROLE_DEFINITIONS]);
+    admin_caps.extend([
+        cap::CAN_CHANGE_USER_ROLE,
+        cap::CAN_CHANGE_ROLE_DEFINITIONS,
+        cap::CAN_CHANGE_OTHER_POLICY_ATTRIBUTE,
+    ]);
     let role =
         |index: u32, name: &str, caps: Vec<CapabilityType>, max_active: Option<u32>, changes| {
             Role {

@@ -130,6 +130,10 @@ pub enum PolicyViolation {
     MembershipStyleChanged,
     #[error("base_room_policy: {0}")]
     BasePolicy(String),
+    #[error("a room's franking agent, once set, does not change (-06 §5.4.1)")]
+    FrankingAgentChange,
+    #[error("the Safe AAD components may only gain frank_aad (-06 §5.4.1)")]
+    SafeAadChange,
 }
 
 /// The `UpdateResponseCode` of -06 §5.3 a rejection maps to.
@@ -193,6 +197,10 @@ pub enum UpdateRejection {
     PreauthWithParticipantChanges,
     #[error("not allowed: only a single room metadata update is valid per commit (-06 §7.6)")]
     SeveralMetadataUpdates,
+    #[error(
+        "not allowed: the franking agent may only be set to this hub's franking key (-06 §5.4.1)"
+    )]
+    FrankingAgentNotHub,
     #[error(
         "not allowed: {user} joins by external commit without being a participant, and the commit does not add {user} to the participant list (room-policy §Adding)"
     )]

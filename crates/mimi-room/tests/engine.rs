@@ -920,3 +920,61 @@ fn preauthorized_users_change_apart_from_participant_additions() {
         "{refused}"
     );
 }
+
+#[test]
+fn a_franking_agent_added_later_must_be_the_hubs_key() {
+    use mimi_protocol::components::FRANKING_SIGNATURE_KEY;
+    let hub = engine();
+    let (mut alice, state) = alice_room(&hub);
+    let agent = |data: mimi_protocol::components::FrankingAgentData| {
+        app_data_update(
+            FRANKING_SIGNATURE_KEY,
+            data.tls_serialize_detached().unwrap(),
+        )
+    };
+    // Another hub's key (a fresh engine has fresh keys).
+    let foreign = engine().franking_agent(CIPHERSUITE).unwrap();
+    let (commit, _, info) = alice.commit_with_group_info(vec![agent(foreign)], vec![]);
+    assert_eq!(
+        rejection(
+            hub.update(
+                &state,
+                &device(ALICE),
+                &commit_request(commit, None, info),
+                1
+            )
+            .unwrap()
+        ),
+        UpdateRejection::FrankingAgentNotHub
+    );
+    alice.discard_pending();
+    let own = hub.franking_agent(CIPHERSUITE).unwrap();
+    let (commit, _, info) = alice.commit_with_group_info(vec![agent(own.clone())], vec![]);
+    let UpdateDecision::Accepted { new_state, .. } = hub
+        .update(
+            &state,
+            &device(ALICE),
+            &commit_request(commit, None, info),
+            1,
+        )
+        .unwrap()
+    else {
+        panic!("the hub's own key was refused");
+    };
+    alice.merge_pending();
+    // Once set, it does not change.
+    let (commit, _, info) = alice.commit_with_group_info(vec![agent(own)], vec![]);
+    let refused = rejection(
+        hub.update(
+            &new_state,
+            &device(ALICE),
+            &commit_request(commit, None, info),
+            2,
+        )
+        .unwrap(),
+    );
+    assert!(
+        refused.to_string().contains("once set, does not change"),
+        "{refused}"
+    );
+}

@@ -241,3 +241,67 @@ async fn a_fixed_membership_dm_is_unique_and_keeps_its_participants() {
     assert_eq!(role_in(&alice, DM, BOB_USER), Some(MEMBER));
     fed.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn franking_can_be_turned_on_after_creation_with_the_hubs_key_only() {
+    const ROOM: &str = "mimi://a.example/r/late-franking";
+    let fed = start_federation(Backend::Sqlite).await;
+    let connect = |d: &str| fed.connection(d).unwrap();
+    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
+    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
+    bob.publish_key_packages(2).await.unwrap();
+    alice
+        .create_room_with(
+            ROOM,
+            RoomOptions {
+                franking: false,
+                ..RoomOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    alice.add_user(ROOM, BOB_USER, MEMBER).await.unwrap();
+    until!("Bob joins", {
+        bob.sync().await.unwrap();
+        bob.device.history(ROOM).is_ok()
+    });
+    let frank_of_last = |client: &Client| {
+        client
+            .device
+            .history(ROOM)
+            .unwrap()
+            .last()
+            .map(|m| m.frank_status.clone())
+    };
+    bob.send(ROOM, content::text("before")).await.unwrap();
+    until!("Alice gets the unfranked message", {
+        alice.sync().await.unwrap();
+        alice.device.history(ROOM).unwrap().len() == 1
+    });
+    assert_eq!(
+        frank_of_last(&alice),
+        Some(mimi_client::FrankStatus::Unfranked)
+    );
+
+    // A member may not turn it on; an admin may (with the hub's key only:
+    // crates/mimi-room/tests/engine.rs).
+    let refused = bob.enable_franking(ROOM).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("canChangeOtherPolicyAttribute"),
+        "{refused}"
+    );
+    alice.enable_franking(ROOM).await.unwrap();
+    bob.sync().await.unwrap();
+    bob.send(ROOM, content::text("after")).await.unwrap();
+    until!("Alice gets the franked message", {
+        alice.sync().await.unwrap();
+        alice.device.history(ROOM).unwrap().len() == 2
+    });
+    assert_eq!(
+        frank_of_last(&alice),
+        Some(mimi_client::FrankStatus::Verified)
+    );
+    fed.shutdown().await;
+}

@@ -118,6 +118,10 @@ impl HubEngine {
             return Err(UpdateRejection::NotACommit);
         };
         let domains_before = room.hub.member_domains();
+        let agent_before = room
+            .hub
+            .franking_agent()
+            .map_err(UpdateRejection::StateAfter)?;
         let accepted = room
             .hub
             .handle_commit(self.crypto(), bundle.proposal_or_commit.clone())?;
@@ -125,6 +129,17 @@ impl HubEngine {
         // listed, followers only while they have participants.
         self.check_external_senders(&room.hub)
             .map_err(UpdateRejection::ExternalSenders)?;
+        // A franking agent added later must be this hub's franking key for
+        // the room's suite: only the hub franks (-06 §5.4.1; C22).
+        let agent_after = room
+            .hub
+            .franking_agent()
+            .map_err(UpdateRejection::StateAfter)?;
+        if agent_after != agent_before
+            && agent_after != self.franking_agent(room.hub.public_group().ciphersuite())
+        {
+            return Err(UpdateRejection::FrankingAgentNotHub);
+        }
         let committer = MimiUri::parse(&accepted.committer)
             .map_err(|e| UpdateRejection::Internal(e.to_string()))?;
         if !requester.speaks_for_user(&committer) {

@@ -258,11 +258,7 @@ mod tests {
         assert!(check_replacement(BASE_ROOM_POLICY, &orphan).is_err());
         assert!(check_replacement(LINK_PREVIEW_POLICY, &[9]).is_err());
         for id in [PREAUTH_LIST, BOT_POLICY, MLS_OPERATIONAL_POLICY] {
-            assert_eq!(
-                capability_for(id).is_some(),
-                true,
-                "{id:#06x} has a capability"
-            );
+            assert!(capability_for(id).is_some(), "{id:#06x} has a capability");
         }
     }
 
