@@ -432,6 +432,12 @@ pub enum ReportRejection {
         "{source_provider} has no participant in this room; a report without messages is refused"
     )]
     UnverifiableFromStranger { source_provider: String },
+    /// Answered 403: a named reporter whose role in the room lacks
+    /// `canReportAbuse` (room-policy §Message Capabilities).
+    #[error(
+        "{user} may not report abuse in this room: needs canReportAbuse (room-policy §Message Capabilities)"
+    )]
+    MayNotReport { user: String },
     /// Answered 422.
     #[error("messages[{index}]: {reason}")]
     Message {

@@ -978,3 +978,44 @@ fn a_franking_agent_added_later_must_be_the_hubs_key() {
         "{refused}"
     );
 }
+
+#[test]
+fn a_participant_reports_abuse_only_with_can_report_abuse() {
+    use mimi_protocol::components::room_policy::capabilities::CAN_REPORT_ABUSE;
+    use mimi_room::policy::{default_role, default_roles};
+    let hub = engine();
+    let mut roles = default_roles();
+    for role in &mut roles.roles {
+        role.role_capabilities.retain(|c| *c != CAN_REPORT_ABUSE);
+    }
+    let mut alice = TestClient::new(ALICE).hosted_by(hub.external_sender(CIPHERSUITE).unwrap());
+    let me = alice.user();
+    alice.create_room(&[(me.as_str(), default_role::ADMIN)], roles);
+    let (info, tree) = creation_bytes(&alice);
+    let state = hub
+        .create_room(&uri(ALICE), ROOM, &info, &tree)
+        .unwrap()
+        .state;
+    let report = |reporter: &str| mimi_protocol::msgs::AbuseReport {
+        reporting_user: IdentifierUri::new(reporter),
+        alleged_abuser_uri: IdentifierUri::new("mimi://a.example/u/mallory"),
+        reason_code: mimi_protocol::msgs::AbuseType::RESERVED,
+        note: Vec::new().into(),
+        messages: Vec::new(),
+        abuse_extensions: Default::default(),
+    };
+    assert!(matches!(
+        hub.verify_report(&state, &uri(ROOM), "a.example", &report(&me)),
+        Err(ReportRejection::MayNotReport { .. })
+    ));
+    // Someone no longer in the list may still report what it received.
+    assert!(
+        hub.verify_report(
+            &state,
+            &uri(ROOM),
+            "a.example",
+            &report("mimi://a.example/u/former")
+        )
+        .is_ok()
+    );
+}

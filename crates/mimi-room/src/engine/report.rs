@@ -2,6 +2,7 @@
 //! message before the report is stored for its operator.
 
 use mimi_content::MimiContent;
+use mimi_protocol::components::room_policy::capabilities::CAN_REPORT_ABUSE;
 use mimi_protocol::msgs::{AbuseReport, AbusiveMessage, ServerFrankingContext};
 use mimi_protocol::{IdentifierUri, MimiUri, MimiUriKind};
 
@@ -48,6 +49,19 @@ impl HubEngine {
                 return Err(ReportRejection::ReporterNotFromSource {
                     user: user.to_string(),
                     source_provider: source.to_owned(),
+                });
+            }
+            // A participant's report is authorized by its role; one who
+            // left may still report what it saw (docs/divergences.md C22).
+            let policy = StoredRoom::decode(state)
+                .ok()
+                .and_then(|room| room.hub.policy_state().ok());
+            if let Some(policy) = policy
+                && policy.role_of(user.as_str()) != 0
+                && !policy.has(user.as_str(), CAN_REPORT_ABUSE)
+            {
+                return Err(ReportRejection::MayNotReport {
+                    user: user.to_string(),
                 });
             }
         }

@@ -65,7 +65,8 @@ pub async fn receive_report(
                     StatusCode::BAD_REQUEST
                 }
                 ReportRejection::ReporterNotFromSource { .. }
-                | ReportRejection::UnverifiableFromStranger { .. } => StatusCode::FORBIDDEN,
+                | ReportRejection::UnverifiableFromStranger { .. }
+                | ReportRejection::MayNotReport { .. } => StatusCode::FORBIDDEN,
                 ReportRejection::Message { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             };
             ApiError::new(status, rejection.to_string())
