@@ -130,6 +130,10 @@ pub enum PolicyViolation {
     MembershipStyleChanged,
     #[error("base_room_policy: {0}")]
     BasePolicy(String),
+    #[error(
+        "{user} is not a participant of the parent room (room-policy §Base Room policy, parent_dependent)"
+    )]
+    NotInParent { user: String },
     #[error("a room's franking agent, once set, does not change (-06 §5.4.1)")]
     FrankingAgentChange,
     #[error("the Safe AAD components may only gain frank_aad (-06 §5.4.1)")]

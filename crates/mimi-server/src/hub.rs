@@ -126,6 +126,24 @@ pub async fn create_room(
             _ => ApiError::bad_request(rejection.to_string()),
         })?;
     let room_id = created.room_id;
+    // room-policy §Base Room policy: "A parent-dependent room is always
+    // hosted on the same Hub as the parent room", and holds only its
+    // participants.
+    if let Some(parent) = state
+        .hub
+        .parent_room(&created.state)
+        .map_err(ApiError::internal)?
+    {
+        let record = state.store.load_room(&parent).await?.ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "the parent room {parent} is not hosted here; a parent-dependent room lives on its parent's hub (room-policy §Base Room policy)"
+            ))
+        })?;
+        state
+            .hub
+            .check_parent(&created.state, &record.group_state)
+            .map_err(|violation| ApiError::bad_request(violation.to_string()))?;
+    }
     let result = state
         .store
         .create_room(NewRoom {
@@ -238,6 +256,27 @@ async fn update_round(
             commit, new_epoch, new_state, event, fanout, routes, response,
         ),
     };
+    // A parent-dependent room follows its parent's participants
+    // (room-policy §Base Room policy).
+    if commit
+        && let Some(parent) = state
+            .hub
+            .parent_room(&new_state)
+            .map_err(ApiError::internal)?
+    {
+        let parent_state = state.store.load_room(&parent).await?.map(|r| r.group_state);
+        let verdict = match parent_state {
+            Some(parent_state) => state.hub.check_parent(&new_state, &parent_state),
+            None => Err(mimi_room::rejection::PolicyViolation::BasePolicy(format!(
+                "the parent room {parent} is not hosted here"
+            ))),
+        };
+        if let Err(violation) = verdict {
+            let rejection = UpdateRejection::RoleConstraint(violation);
+            log_update_refusal(room_id, &rejection);
+            return Ok(Round::Answer(rejection.response()));
+        }
+    }
     if !routes.is_empty() {
         let routes = routes
             .into_iter()

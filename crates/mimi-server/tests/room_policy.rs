@@ -305,3 +305,64 @@ async fn franking_can_be_turned_on_after_creation_with_the_hubs_key_only() {
     );
     fed.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_dependent_room_takes_only_participants_of_its_parent() {
+    const PARENT: &str = "mimi://a.example/r/team";
+    const CHILD: &str = "mimi://a.example/r/team-call";
+    let fed = start_federation(Backend::Sqlite).await;
+    let connect = |d: &str| fed.connection(d).unwrap();
+    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
+    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
+    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
+    bob.publish_key_packages(4).await.unwrap();
+    carol.publish_key_packages(4).await.unwrap();
+    alice.create_room(PARENT).await.unwrap();
+    alice.add_user(PARENT, BOB_USER, MEMBER).await.unwrap();
+    let child_of = |parent: &str| RoomOptions {
+        base: Some(BaseRoomPolicy {
+            parent_dependant: true,
+            parent_room: vec![Uri::new(parent)],
+            ..BaseRoomPolicy::default()
+        }),
+        ..RoomOptions::default()
+    };
+    // The parent must live on the same hub.
+    let elsewhere = alice
+        .create_room_with(
+            "mimi://a.example/r/orphan",
+            child_of("mimi://b.example/r/x"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        elsewhere.to_string().contains("not hosted here"),
+        "{elsewhere}"
+    );
+
+    alice
+        .create_room_with(CHILD, child_of(PARENT))
+        .await
+        .unwrap();
+    alice.add_user(CHILD, BOB_USER, MEMBER).await.unwrap();
+    let refused = alice
+        .add_user(CHILD, "mimi://c.example/u/carol", MEMBER)
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("not a participant of the parent room"),
+        "{refused}"
+    );
+    // In the parent first, then the child takes her.
+    alice
+        .add_user(PARENT, "mimi://c.example/u/carol", MEMBER)
+        .await
+        .unwrap();
+    alice
+        .add_user(CHILD, "mimi://c.example/u/carol", MEMBER)
+        .await
+        .unwrap();
+    fed.shutdown().await;
+}

@@ -23,9 +23,9 @@ use openmls::prelude::{Ciphersuite, ExternalSender};
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::crypto::OpenMlsCrypto as _;
 
-use crate::HubRoom;
 use crate::external_senders::ExternalSendersViolation;
 use crate::keys::{FrankingKey, HubKey};
+use crate::{HubRoom, RoomError};
 
 pub use create::CreatedRoom;
 pub use group_info::{group_info_failure, requesting_device};
@@ -181,4 +181,35 @@ impl HubEngine {
 /// Milliseconds as the `uint64` timestamps of -06.
 pub(crate) fn timestamp(ms: i64) -> u64 {
     u64::try_from(ms).unwrap_or(0)
+}
+
+impl HubEngine {
+    /// The parent room of a parent-dependent room stored as `state`
+    /// (room-policy §Base Room policy), if it is one.
+    pub fn parent_room(&self, state: &[u8]) -> Result<Option<String>, RoomError> {
+        let policy = crate::stored::StoredRoom::decode(state)?
+            .hub
+            .policy_state()?;
+        Ok(policy
+            .base
+            .parent_dependant
+            .then(|| policy.base.parent_room.first())
+            .flatten()
+            .and_then(|uri| uri.as_str().map(str::to_owned)))
+    }
+
+    /// Whether the room stored as `child` holds only participants of the
+    /// room stored as `parent` (its parent, hosted here).
+    pub fn check_parent(
+        &self,
+        child: &[u8],
+        parent: &[u8],
+    ) -> Result<(), crate::rejection::PolicyViolation> {
+        let read = |state: &[u8]| {
+            crate::stored::StoredRoom::decode(state)
+                .and_then(|room| room.hub.policy_state())
+                .map_err(|e| crate::rejection::PolicyViolation::BasePolicy(e.to_string()))
+        };
+        crate::policy::base::check_parent_membership(&read(child)?, &read(parent)?)
+    }
 }

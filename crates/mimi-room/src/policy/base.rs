@@ -124,6 +124,36 @@ fn check_limits(
     Ok(())
 }
 
+/// A parent-dependent room's participants must be participants of its
+/// parent (room-policy §Base Room policy): every non-banned entry of the
+/// child is a non-banned entry of the parent. The draft says "strict
+/// subset"; we read a subset, so a call room of a whole group DM (the
+/// draft's own example) is possible (docs/divergences.md C21).
+pub fn check_parent_membership(
+    child: &RoomPolicyState,
+    parent: &RoomPolicyState,
+) -> Result<(), PolicyViolation> {
+    let in_parent: BTreeSet<&[u8]> = parent
+        .participants
+        .participants
+        .iter()
+        .filter(|p| !parent.is_banned_role(p.role_index))
+        .map(|p| p.user.as_slice())
+        .collect();
+    match child
+        .participants
+        .participants
+        .iter()
+        .filter(|p| !child.is_banned_role(p.role_index))
+        .find(|p| !in_parent.contains(p.user.as_slice()))
+    {
+        Some(stranger) => Err(PolicyViolation::NotInParent {
+            user: String::from_utf8_lossy(stranger.user.as_slice()).into_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn users(state: &RoomPolicyState) -> BTreeSet<&[u8]> {
     state
         .participants
@@ -293,5 +323,20 @@ mod tests {
             fixed_membership_key(&state(&[("a", M)], BaseRoomPolicy::default())),
             None
         );
+    }
+
+    #[test]
+    fn a_parent_dependent_room_holds_only_participants_of_its_parent() {
+        let open = BaseRoomPolicy::default;
+        let parent = state(&[("a", M), ("b", M), ("c", BANNED_ROLE)], open());
+        check_parent_membership(&state(&[("a", M), ("b", M)], open()), &parent).unwrap();
+        for stranger in ["c", "d"] {
+            assert_eq!(
+                check_parent_membership(&state(&[("a", M), (stranger, M)], open()), &parent),
+                Err(PolicyViolation::NotInParent {
+                    user: stranger.into()
+                })
+            );
+        }
     }
 }
