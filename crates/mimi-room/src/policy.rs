@@ -21,6 +21,7 @@ use openmls::prelude::AppDataDictionary;
 
 pub mod base;
 pub mod preauth;
+pub mod templates;
 pub mod updates;
 
 use crate::RoomError;
