@@ -66,11 +66,25 @@ enum ClientCommand {
     },
     /// List the rooms this device is in.
     Rooms,
-    /// Create a room hosted by this device's provider.
+    /// Create a room hosted by this device's provider, with the default
+    /// roles, a template of room-policy §Role examples, or a policy file.
     Create {
         /// Room URI, mimi://<this provider's domain>/r/<name>.
         #[arg(value_parser = room_uri)]
         room: String,
+        /// One of `mimi templates`: cooperative, strict, moderated,
+        /// multi-org.
+        #[arg(long, conflicts_with = "policy")]
+        template: Option<mimi_room::policy::templates::Template>,
+        /// A TOML policy file (docs/walkthrough.md "Room policy"): a
+        /// template, participants listed from the start, preauthorized
+        /// users and the base room policy.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// A direct message with this user: a fixed-membership room for
+        /// the two of you (only one per pair on a hub).
+        #[arg(long, value_parser = user_uri, conflicts_with_all = ["template", "policy"])]
+        dm: Option<String>,
     },
     /// Add a user (all their devices) to a room.
     Add {
@@ -724,8 +738,19 @@ async fn run_device(
                 println!("{room}\t{status:?}\tepoch {epoch}");
             }
         }
-        ClientCommand::Create { room } => {
-            client.create_room(&room).await?;
+        ClientCommand::Create {
+            room,
+            template,
+            policy,
+            dm,
+        } => {
+            let options = match (template, policy, dm) {
+                (Some(t), _, _) => crate::room_policy::from_template(t, &room)?,
+                (_, Some(file), _) => crate::room_policy::from_file(&file, &room)?,
+                (_, _, Some(user)) => crate::room_policy::direct_message(&user),
+                _ => mimi_client::RoomOptions::default(),
+            };
+            client.create_room_with(&room, options).await?;
             println!("created {room}");
         }
         ClientCommand::Role { room, user, role } => {
@@ -915,20 +940,13 @@ fn frank_text(status: &FrankStatus) -> String {
 /// `mimi client policy`: the room's policy in words.
 fn print_policy(device: &Device, room: &str) -> anyhow::Result<()> {
     let policy = device.room_policy(room)?;
-    println!("roles of {room}:");
-    for role in &policy.state.roles.roles {
-        let capabilities: Vec<&str> = role
-            .role_capabilities
-            .iter()
-            .map(|c| mimi_room::policy::updates::capability_name(*c))
-            .collect();
-        println!(
-            "  {} {}: {}",
-            role.role_index,
-            String::from_utf8_lossy(role.role_name.as_slice()),
-            capabilities.join(", ")
-        );
-    }
+    println!("what each role of {room} may do:");
+    print!(
+        "{}",
+        mimi_room::policy::templates::render_table(
+            &mimi_room::policy::templates::capability_table(&policy.state.roles)
+        )
+    );
     println!("participants:");
     for p in &policy.state.participants.participants {
         let role = policy

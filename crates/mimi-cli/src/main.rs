@@ -7,6 +7,7 @@ mod client_cmd;
 mod conformance_cmd;
 #[cfg(feature = "dev-tools")]
 mod demo;
+mod room_policy;
 
 use std::path::PathBuf;
 
@@ -45,6 +46,12 @@ enum Command {
     /// Create a development CA and one certificate per provider domain,
     /// plus a ready-to-run config file for each provider.
     DevCa(DevCaArgs),
+    /// The room templates of draft-ietf-mimi-room-policy §Role examples
+    /// (`mimi client create --template`), each with what its roles may do.
+    Templates {
+        /// Only this template.
+        name: Option<mimi_room::policy::templates::Template>,
+    },
     /// Inspect MIMI content messages (draft-ietf-mimi-content).
     #[command(subcommand)]
     Content(ContentCommand),
@@ -133,6 +140,10 @@ fn main() -> anyhow::Result<()> {
         Command::Client(args) => tokio::runtime::Runtime::new()?.block_on(client_cmd::run(args)),
         Command::Admin(args) => tokio::runtime::Runtime::new()?.block_on(client_cmd::admin(args)),
         Command::DevCa(args) => dev_ca(args),
+        Command::Templates { name } => {
+            room_policy::print_templates(name);
+            Ok(())
+        }
         Command::Conformance(args) => {
             // 0: no MUST check failed, 1: one did, 2: the run could not start.
             match tokio::runtime::Runtime::new()?.block_on(conformance_cmd::run(args)) {

@@ -201,6 +201,12 @@ async fn the_walkthrough_runs_as_written() {
         !outputs.contains("lunh"),
         "the edit replaced the text: {outputs}"
     );
+    // The moderated room: Bob let himself in as an attendee.
+    assert!(
+        outputs.contains("mimi://b.example/u/bob 3 (attendee)"),
+        "{outputs}"
+    );
+    assert!(outputs.contains("4 speaker"), "{outputs}");
 }
 
 #[test]
