@@ -5,28 +5,18 @@
 //! flight when the device crashed is settled by the next command, even
 //! when the hub forgot its answer (docs/divergences.md S26).
 
+#[macro_use]
 mod common;
 mod net_support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Backend, Federation, start_federation};
 use mimi_client::http::Client;
 use mimi_client::{Event, content};
 use mimi_room::policy::default_role;
 use net_support::Fault;
-
-/// Polls `$check` (a block that may `.await`) until it holds.
-macro_rules! until {
-    ($what:expr, $check:block) => {{
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !$check {
-            assert!(Instant::now() < deadline, "timed out: {}", $what);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }};
-}
 
 const ROOM: &str = "mimi://a.example/r/loss";
 const ALICE: &str = "mimi://a.example/d/alice/laptop";

@@ -10,10 +10,10 @@
 //! clients only); the table's unit tests check those cells against the
 //! examples.
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use common::{Backend, start_federation};
 use mimi_client::http::Client;
@@ -31,17 +31,6 @@ use mimi_room::policy::templates::{
 };
 use mimi_room::policy::updates::capability_name;
 use tls_codec::Serialize as _;
-
-/// Polls `$check` (a block that may `.await`) until it holds.
-macro_rules! until {
-    ($what:expr, $check:block) => {{
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !$check {
-            assert!(Instant::now() < deadline, "timed out: {}", $what);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }};
-}
 
 /// The users, by name, and their providers: two at each.
 const CAST: [(&str, &str); 6] = [

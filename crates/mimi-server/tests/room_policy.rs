@@ -4,9 +4,8 @@
 //! granularity of one capability per field; fixed-membership rooms (DMs)
 //! unique per set of participants and closed to additions and removals.
 
+#[macro_use]
 mod common;
-
-use std::time::{Duration, Instant};
 
 use common::{Backend, start_federation};
 use mimi_client::http::{Client, ClientError};
@@ -20,17 +19,6 @@ use mimi_protocol::components::room_policy::{
 use mimi_room::policy::default_role::{ADMIN, BANNED, MEMBER};
 use mimi_room::policy::default_roles;
 use mimi_room::policy::preauth::{basic_claim, claim};
-
-/// Polls `$check` (a block that may `.await`) until it holds.
-macro_rules! until {
-    ($what:expr, $check:block) => {{
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !$check {
-            assert!(Instant::now() < deadline, "timed out: {}", $what);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }};
-}
 
 const ALICE: &str = "mimi://a.example/d/alice/laptop";
 const BOB: &str = "mimi://b.example/d/bob/phone";
