@@ -971,7 +971,6 @@ fn print_policy(device: &Device, room: &str) -> anyhow::Result<()> {
 async fn preauth(client: &mut Client, room: &str, action: PreauthAction) -> anyhow::Result<()> {
     use mimi_protocol::components::PREAUTH_LIST;
     use mimi_protocol::components::room_policy::PreAuthRoleEntry;
-    use mimi_room::policy::preauth::{basic_claim, claim};
     use tls_codec::Serialize as _;
     let policy = client.device.room_policy(room)?;
     let mut preauth = policy.state.preauth.clone();
@@ -1005,13 +1004,7 @@ async fn preauth(client: &mut Client, room: &str, action: PreauthAction) -> anyh
             return Ok(());
         }
         PreauthAction::Add { domain, user, role } => {
-            let mut claimset = Vec::new();
-            if let Some(domain) = domain {
-                claimset.push(basic_claim(claim::DOMAIN, &domain.to_ascii_lowercase()));
-            }
-            if let Some(user) = user {
-                claimset.push(basic_claim(claim::USER, &user));
-            }
+            let claimset = crate::room_policy::claimset(domain.as_deref(), user.as_deref());
             if claimset.is_empty() {
                 bail!("give --domain, --user or both: an entry without claims lets everyone in");
             }

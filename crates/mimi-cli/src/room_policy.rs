@@ -7,7 +7,9 @@ use anyhow::{Context, bail};
 use mimi_client::RoomOptions;
 use mimi_protocol::MimiUri;
 use mimi_protocol::components::room_policy::capabilities as cap;
-use mimi_protocol::components::room_policy::{BaseRoomPolicy, PreAuthData, PreAuthRoleEntry};
+use mimi_protocol::components::room_policy::{
+    BaseRoomPolicy, Claim, PreAuthData, PreAuthRoleEntry,
+};
 use mimi_room::policy::preauth::{basic_claim, claim};
 use mimi_room::policy::templates::{Template, capability_table, render_table};
 use mimi_room::policy::{default_role, default_roles};
@@ -87,6 +89,19 @@ pub struct Preauthorized {
     pub role: u32,
 }
 
+/// The claims of a preauthorization entry for users of `domain` and/or
+/// the user `user` (basic-credential claims, docs/divergences.md C20).
+pub fn claimset(domain: Option<&str>, user: Option<&str>) -> Vec<Claim> {
+    let mut claims = Vec::new();
+    if let Some(domain) = domain {
+        claims.push(basic_claim(claim::DOMAIN, &domain.to_ascii_lowercase()));
+    }
+    if let Some(user) = user {
+        claims.push(basic_claim(claim::USER, user));
+    }
+    claims
+}
+
 /// The room options a policy file at `path` describes for `room`.
 pub fn from_file(path: &Path, room: &str) -> anyhow::Result<RoomOptions> {
     let text =
@@ -109,13 +124,7 @@ fn options(file: PolicyFile, room: &str) -> anyhow::Result<RoomOptions> {
     if let Some(entries) = file.preauth {
         let mut preauth = PreAuthData::default();
         for entry in entries {
-            let mut claimset = Vec::new();
-            if let Some(domain) = &entry.domain {
-                claimset.push(basic_claim(claim::DOMAIN, &domain.to_ascii_lowercase()));
-            }
-            if let Some(user) = &entry.user {
-                claimset.push(basic_claim(claim::USER, user));
-            }
+            let claimset = claimset(entry.domain.as_deref(), entry.user.as_deref());
             let Some(target_role) = options.roles.role(entry.role).cloned() else {
                 bail!("preauth: the room has no role {}", entry.role);
             };

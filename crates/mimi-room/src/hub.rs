@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use mimi_protocol::components::room_policy::CapabilityType;
 use mimi_protocol::components::room_policy::capabilities as cap;
 use mimi_protocol::components::{
     FRANK_AAD, FRANKING_SIGNATURE_KEY, FrankAAD, FrankingAgentData, PARTICIPANT_LIST, PREAUTH_LIST,
@@ -792,14 +793,12 @@ impl HubRoom {
                 // the agent once, and frank_aad among the Safe AAD
                 // components; the engine checks the agent is this hub.
                 (FRANKING_SIGNATURE_KEY, operation) => {
-                    let capability = cap::CAN_CHANGE_OTHER_POLICY_ATTRIBUTE;
-                    if !state.has(proposer, capability) {
-                        return Err(PolicyViolation::ComponentCapability {
-                            proposer: proposer.to_owned(),
-                            component: FRANKING_SIGNATURE_KEY,
-                            capability: capability_name(capability),
-                        });
-                    }
+                    require(
+                        state,
+                        proposer,
+                        cap::CAN_CHANGE_OTHER_POLICY_ATTRIBUTE,
+                        FRANKING_SIGNATURE_KEY,
+                    )?;
                     let had_agent = self.franking_agent().ok().flatten().is_some();
                     match operation {
                         AppDataUpdateOperation::Update(bytes) if !had_agent => {
@@ -814,14 +813,7 @@ impl HubRoom {
                     }
                 }
                 (id, operation) if id == ComponentId::from(ComponentType::SafeAad) => {
-                    let capability = cap::CAN_CHANGE_OTHER_POLICY_ATTRIBUTE;
-                    if !state.has(proposer, capability) {
-                        return Err(PolicyViolation::ComponentCapability {
-                            proposer: proposer.to_owned(),
-                            component: id,
-                            capability: capability_name(capability),
-                        });
-                    }
+                    require(state, proposer, cap::CAN_CHANGE_OTHER_POLICY_ATTRIBUTE, id)?;
                     let AppDataUpdateOperation::Update(bytes) = operation else {
                         return Err(PolicyViolation::SafeAadChange);
                     };
@@ -850,8 +842,11 @@ impl HubRoom {
                     .ok_or_else(|| PolicyViolation::RoleDefinitions {
                         proposer: proposer.to_owned(),
                     }),
-                (id, operation) => match capability_for(id) {
-                    Some(capability) if state.has(proposer, capability) => match operation {
+                (id, operation) => {
+                    let capability = capability_for(id)
+                        .ok_or(PolicyViolation::ComponentNotAllowed { component: id })?;
+                    require(state, proposer, capability, id)?;
+                    match operation {
                         AppDataUpdateOperation::Update(bytes) => {
                             check_replacement(id, bytes.as_slice()).map_err(|detail| {
                                 PolicyViolation::MalformedComponent {
@@ -861,14 +856,8 @@ impl HubRoom {
                             })
                         }
                         AppDataUpdateOperation::Remove => Ok(()),
-                    },
-                    Some(capability) => Err(PolicyViolation::ComponentCapability {
-                        proposer: proposer.to_owned(),
-                        component: id,
-                        capability: capability_name(capability),
-                    }),
-                    None => Err(PolicyViolation::ComponentNotAllowed { component: id }),
-                },
+                    }
+                }
             },
             // -06 §7.4: the only GroupContext change a MIMI room allows is
             // to its external_senders; what the new list may hold is
@@ -903,6 +892,23 @@ impl HubRoom {
         }
         Ok(())
     }
+}
+
+/// `proposer` must hold `capability` to update `component`.
+fn require(
+    state: &RoomPolicyState,
+    proposer: &str,
+    capability: CapabilityType,
+    component: ComponentId,
+) -> Result<(), PolicyViolation> {
+    if state.has(proposer, capability) {
+        return Ok(());
+    }
+    Err(PolicyViolation::ComponentCapability {
+        proposer: proposer.to_owned(),
+        component,
+        capability: capability_name(capability),
+    })
 }
 
 /// The room metadata field a capability of room-policy §Adjust metadata
