@@ -17,6 +17,7 @@ use openmls_traits::crypto::OpenMlsCrypto;
 
 use mimi_room::identity::ClientIdentity;
 use mimi_room::policy::RoomPolicyState;
+use mimi_room::policy::join_links;
 use mimi_room::policy::preauth::Claims;
 
 use crate::device::{Device, required_capabilities};
@@ -118,8 +119,8 @@ impl Device {
                     GroupInfoCode::NoSuchRoom => "the hub has no such room".to_owned(),
                     GroupInfoCode::NotAuthorized => {
                         "notAuthorized: this user may not join the room (not a participant \
-                         who may add its own clients, not preauthorized, and the room is not \
-                         open to join)"
+                         who may add its own clients, not preauthorized, the room is not \
+                         open to join, and no valid join link was given)"
                             .to_owned()
                     }
                     code => format!("{code:?}"),
@@ -172,6 +173,18 @@ impl Device {
         key: &GroupInfoKey,
         response: &GroupInfoResponse,
     ) -> Result<UpdateRequest> {
+        self.join_from_group_info_response_with(key, response, None)
+    }
+
+    /// [`Device::join_from_group_info_response`] holding a join link
+    /// (docs/divergences.md C27): when nothing else lets the user in, it
+    /// joins with the link's role, naming the link in its commit.
+    pub fn join_from_group_info_response_with(
+        &mut self,
+        key: &GroupInfoKey,
+        response: &GroupInfoResponse,
+        join_link: Option<&[u8]>,
+    ) -> Result<UpdateRequest> {
         let tbe = self.open_group_info_response(key, response)?;
         let policy = RoomPolicyState::from_dictionary(
             tbe.group_info
@@ -181,19 +194,32 @@ impl Device {
                 .map(|e| e.dictionary()),
         )
         .map_err(|e| Error::InvalidMessage(format!("the room's policy: {e}")))?;
+        let mut link = None;
         let add_self_as = if policy.role_of(self.user.as_str()) == 0 {
             let me = ClientIdentity {
                 device: self.device.clone(),
                 user: self.user.clone(),
             };
-            let role = policy.self_join_role(Claims::of(&me).first_role(&policy.preauth));
-            Some(role.ok_or_else(|| {
-                Error::RoomState(format!(
-                    "{} is not a participant of {}, and the room neither preauthorizes it \
-                     nor is open to join",
-                    self.user, key.room
-                ))
-            })?)
+            match (
+                policy.self_join_role(Claims::of(&me).first_role(&policy.preauth)),
+                join_link,
+            ) {
+                (Some(role), _) => Some(role),
+                (None, Some(code)) => {
+                    let grant = join_links::grant(&policy, code, Some(unix_now()))
+                        .map_err(|e| Error::RoomState(format!("the join link: {e}")))?;
+                    let role = grant.role;
+                    link = Some(grant);
+                    Some(role)
+                }
+                (None, None) => {
+                    return Err(Error::RoomState(format!(
+                        "{} is not a participant of {}, and the room neither preauthorizes it \
+                         nor is open to join",
+                        self.user, key.room
+                    )));
+                }
+            }
         } else {
             None
         };
@@ -203,7 +229,7 @@ impl Device {
             ));
         };
         let room = key.room.clone();
-        self.join_by_external_commit_as(&room, tbe.group_info, tree, add_self_as)
+        self.join_by_external_commit_as(&room, tbe.group_info, tree, add_self_as, link.as_ref())
     }
 }
 
@@ -221,4 +247,11 @@ pub fn key_packages_from_response(response: &KeyMaterialResponse) -> Vec<(String
             _ => None,
         })
         .collect()
+}
+
+/// Unix seconds now; a clock before 1970 counts as 0.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -9,11 +9,13 @@
 //! change is computed with [`resolve_app_data_updates`], the function the
 //! hub and every other client use.
 
-use mimi_protocol::components::room_policy::{BaseRoomPolicy, PreAuthData, RoleData};
+use mimi_protocol::components::room_policy::capabilities::CAN_USE_JOIN_CODE;
+use mimi_protocol::components::room_policy::{BaseRoomPolicy, PreAuthData, Role, RoleData};
 use mimi_protocol::components::{
     BASE_ROOM_POLICY, ComponentId, FRANK_AAD, FRANKING_SIGNATURE_KEY, FrankingAgentData,
-    PARTICIPANT_LIST, PREAUTH_LIST, ParticipantListData, ParticipantListUpdate, ROLES_LIST,
-    ROOM_METADATA, RoomMetaData, UserRolePair, UserindexRolePair,
+    JOIN_LINK_POLICY, JOIN_LINKS, JoinLink, JoinLinkPolicy, JoinLinksUpdate, PARTICIPANT_LIST, PREAUTH_LIST, ParticipantListData,
+    ParticipantListUpdate, ROLES_LIST, ROOM_METADATA, RoomMetaData, UserRolePair,
+    UserindexRolePair,
 };
 use mimi_protocol::msgs::{
     GroupInfoOption, HandshakeBody, HandshakeBundle, RatchetTreeOption, UpdateRequest,
@@ -21,8 +23,10 @@ use mimi_protocol::msgs::{
 use mimi_protocol::uri::MimiUri;
 use mimi_room::components::resolve_app_data_updates;
 use mimi_room::identity::client_identity;
+use mimi_room::policy::join_links::LinkGrant;
 use mimi_room::policy::{RoomPolicyState, default_role, default_roles};
 use openmls::component::{ComponentType, ComponentsList};
+use openmls::framing::{SafeAad, SafeAadItem};
 use openmls::messages::group_info::{GroupInfo, VerifiableGroupInfo};
 use openmls::prelude::*;
 use tls_codec::{Deserialize as _, Serialize as _};
@@ -57,6 +61,42 @@ pub struct RoomOptions {
     /// The `preauth_list` component, if any (room-policy §Preauthorized
     /// Users).
     pub preauth: Option<PreAuthData>,
+    /// The `join_link_policy` component, if the room has join links
+    /// (room-policy §Join Link policies component; see
+    /// [`RoomOptions::with_join_links`]).
+    pub join_link_policy: Option<JoinLinkPolicy>,
+}
+
+impl RoomOptions {
+    /// These options with join links: the `join_link_policy`, and role 0
+    /// (users not in the participant list) holding `canUseJoinCode`, so
+    /// that a link's holder may use it (docs/divergences.md C27). Who may
+    /// create a link for a role is whoever may add a user with that role.
+    pub fn with_join_links(mut self, policy: JoinLinkPolicy) -> Self {
+        self.join_link_policy = Some(policy);
+        match self.roles.roles.iter_mut().find(|r| r.role_index == 0) {
+            Some(no_role) => {
+                if !no_role.has_capability(CAN_USE_JOIN_CODE) {
+                    no_role.role_capabilities.push(CAN_USE_JOIN_CODE);
+                }
+            }
+            None => self.roles.roles.insert(
+                0,
+                Role {
+                    role_index: 0,
+                    role_name: b"no_role".to_vec().into(),
+                    role_description: b"users not in the participant list".to_vec().into(),
+                    role_capabilities: vec![CAN_USE_JOIN_CODE],
+                    minimum_participants_constraint: 0,
+                    maximum_participants_constraint: None,
+                    minimum_active_participants_constraint: 0,
+                    maximum_active_participants_constraint: None,
+                    authorized_role_changes: Vec::new(),
+                },
+            ),
+        }
+        self
+    }
 }
 
 impl Default for RoomOptions {
@@ -70,6 +110,7 @@ impl Default for RoomOptions {
             participants: Vec::new(),
             base: None,
             preauth: None,
+            join_link_policy: None,
         }
     }
 }
@@ -161,6 +202,8 @@ impl Device {
             base: options.base.clone().unwrap_or_default(),
             preauth: options.preauth.clone().unwrap_or_default(),
             metadata: options.metadata.clone(),
+            join_link_policy: options.join_link_policy.clone(),
+            ..RoomPolicyState::default()
         };
         state
             .roles
@@ -195,6 +238,9 @@ impl Device {
         }
         if let Some(preauth) = &options.preauth {
             dict.insert(PREAUTH_LIST, preauth.tls_serialize_detached()?);
+        }
+        if let Some(policy) = &options.join_link_policy {
+            dict.insert(JOIN_LINK_POLICY, policy.tls_serialize_detached()?);
         }
         if options.franking {
             dict.insert(
@@ -553,19 +599,24 @@ impl Device {
         group_info: VerifiableGroupInfo,
         ratchet_tree: RatchetTreeIn,
     ) -> Result<UpdateRequest> {
-        self.join_by_external_commit_as(room_uri, group_info, ratchet_tree, None)
+        self.join_by_external_commit_as(room_uri, group_info, ratchet_tree, None, None)
     }
 
     /// [`Device::join_by_external_commit`]; with `add_self_as`, the commit
     /// also adds this device's user to the participant list with that role
     /// (a self-join of a user who is not a participant: preauthorization or
     /// open join, room-policy §Adding).
+    ///
+    /// With `link`, the join link that lets the user in (docs/divergences.md
+    /// C27): the commit names it in its authenticated data, and removes it
+    /// from the room's links when it is single-use.
     pub fn join_by_external_commit_as(
         &mut self,
         room_uri: &str,
         group_info: VerifiableGroupInfo,
         ratchet_tree: RatchetTreeIn,
         add_self_as: Option<u32>,
+        link: Option<&LinkGrant>,
     ) -> Result<UpdateRequest> {
         let room = MimiUri::parse(room_uri)?;
         let key = room.as_str().to_owned();
@@ -585,9 +636,26 @@ impl Device {
             .map(|e| e.dictionary().clone());
         let mut builder = MlsGroup::external_commit_builder()
             .with_ratchet_tree(ratchet_tree)
-            .with_config(Self::join_config())
+            .with_config(Self::join_config());
+        if let Some(link) = link {
+            let item = JoinLink::new(link.link.clone()).tls_serialize_detached()?;
+            let aad = SafeAad::from_items(vec![SafeAadItem::new(JOIN_LINKS, item)])
+                .map_err(|e| Error::mls("external commit", e))?;
+            builder = builder.with_aad(aad.tls_serialize_detached()?);
+        }
+        let mut builder = builder
             .build_group(&self.provider, group_info, self.credential.clone())
             .map_err(|e| Error::mls("external commit", e))?;
+        if let Some(link) = link.filter(|l| l.single_use) {
+            builder = builder.add_app_data_update_proposal(AppDataUpdateProposal::update(
+                JOIN_LINKS,
+                JoinLinksUpdate {
+                    removed_indices: vec![link.index],
+                    added_links: Vec::new(),
+                }
+                .tls_serialize_detached()?,
+            ));
+        }
         if let Some(role) = add_self_as {
             builder = builder.add_app_data_update_proposal(AppDataUpdateProposal::update(
                 PARTICIPANT_LIST,

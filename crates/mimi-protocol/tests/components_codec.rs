@@ -498,9 +498,13 @@ fn role_data_validation() {
     d.roles.push(role(0, vec![cap::CAN_SEND_MESSAGE], vec![]));
     assert_eq!(d.validate(), Err(RoomPolicyError::ReservedRoleIndex));
     d.roles.pop();
-    // Role 0 exists only to open the room to everyone not listed.
+    // Role 0 exists only to open the room to everyone not listed, or to
+    // holders of a join code (C23, C27).
     d.roles
         .push(role(0, vec![cap::CAN_OPEN_JOIN], vec![(0, vec![2])]));
+    assert_eq!(d.validate(), Ok(()));
+    d.roles.pop();
+    d.roles.push(role(0, vec![cap::CAN_USE_JOIN_CODE], vec![]));
     assert_eq!(d.validate(), Ok(()));
     d.roles.pop();
     d.roles.push(role(5, vec![cap::CAN_OPEN_JOIN], vec![]));

@@ -20,7 +20,7 @@ use mimi_protocol::components::policy_components::{
 use mimi_protocol::components::room_policy::{Optionality, RoomPolicyError};
 use mimi_protocol::components::{
     self as c, AssetPolicy, BotPolicy, Component, ComponentUpdate, HistoryPolicy, JoinLinkPolicy,
-    JoinLinksData, JoinLinksUpdate, LinkPreviewPolicy, LoggingPolicy, MessageExpiration,
+    JoinLinksData, JoinLinksError, JoinLinksUpdate, LinkPreviewPolicy, LoggingPolicy, MessageExpiration,
     OperationalParameters, StatusNotificationPolicy, Uri, decode_component, read_component,
     update_proposal, write_component,
 };
@@ -234,6 +234,34 @@ fn join_links_known_encoding() {
     assert_eq!(encode(&JoinLinksUpdate::default()).unwrap(), h("00 00"));
     // A JoinLink whose length claims more than follows.
     refused::<JoinLinksData>(&h("02 05 61"));
+}
+
+#[test]
+fn join_links_updates_remove_by_position_then_append() {
+    let list = JoinLinksData {
+        join_links: vec![JoinLink::new("a"), JoinLink::new("b"), JoinLink::new("c")],
+    };
+    let update = JoinLinksUpdate {
+        removed_indices: vec![2, 0],
+        added_links: vec![JoinLink::new("d")],
+    };
+    let after = list.apply(&update).unwrap();
+    assert_eq!(after.join_links, vec![JoinLink::new("b"), JoinLink::new("d")]);
+    assert_eq!(after.index_of(b"d"), Some(1));
+    assert_eq!(after.index_of(b"a"), None);
+
+    let bad = |removed: Vec<u32>, added: Vec<&str>| {
+        list.apply(&JoinLinksUpdate {
+            removed_indices: removed,
+            added_links: added.into_iter().map(JoinLink::new).collect(),
+        })
+    };
+    assert_eq!(bad(vec![3], vec![]), Err(JoinLinksError::NoSuchIndex(3)));
+    assert_eq!(bad(vec![1, 1], vec![]), Err(JoinLinksError::RemovedTwice(1)));
+    assert_eq!(bad(vec![], vec!["a"]), Err(JoinLinksError::Duplicate));
+    assert_eq!(bad(vec![], vec!["e", "e"]), Err(JoinLinksError::Duplicate));
+    // A link removed and added again in one update is the same link.
+    assert!(bad(vec![0], vec!["a"]).is_ok());
 }
 
 // --- link_preview_policy -------------------------------------------------

@@ -9,8 +9,8 @@
 
 use mimi_protocol::components::room_policy::RoleData;
 use mimi_protocol::components::{
-    PARTICIPANT_LIST, ParticipantListData, ParticipantListUpdate, ROLES_LIST, ROOM_METADATA,
-    RoomMetaData, decode_component,
+    JOIN_LINKS, JoinLinksData, JoinLinksUpdate, PARTICIPANT_LIST, ParticipantListData,
+    ParticipantListUpdate, ROLES_LIST, ROOM_METADATA, RoomMetaData, decode_component,
 };
 use openmls::component::ComponentData;
 use openmls::prelude::*;
@@ -31,19 +31,24 @@ pub enum AppDataUpdateError {
     ParticipantList { detail: String },
     #[error("participant list encoding: {detail}")]
     Encoding { detail: String },
+    #[error("join links update: {detail}")]
+    JoinLinks { detail: String },
 }
 
 /// Computes the dictionary changes a commit's AppDataUpdate proposals make.
 ///
-/// Participant-list updates are applied cumulatively; room metadata and
-/// role list updates replace the component; other components are replaced
-/// or removed verbatim (authorization decides whether that is allowed).
+/// Participant-list updates are applied cumulatively; `join_links` updates
+/// (room-policy §Join Link policies component) edit the list in commit
+/// order; room metadata and role list updates replace the component; other
+/// components are replaced or removed verbatim (authorization decides
+/// whether that is allowed).
 pub fn resolve_app_data_updates<'a>(
     old: Option<&AppDataDictionary>,
     proposals: impl IntoIterator<Item = &'a AppDataUpdateProposal>,
 ) -> Result<Option<AppDataUpdates>, AppDataUpdateError> {
     let mut updater = AppDataDictionaryUpdater::new(old);
     let mut participant_updates: Vec<ParticipantListUpdate> = Vec::new();
+    let mut join_link_updates: Vec<JoinLinksUpdate> = Vec::new();
     for proposal in proposals {
         let id = proposal.component_id();
         match (id, proposal.operation()) {
@@ -74,6 +79,13 @@ pub fn resolve_app_data_updates<'a>(
                 roles.validate().map_err(|e| roles_list(&e))?;
                 updater.set(ComponentData::from_parts(id, bytes.clone()));
             }
+            (JOIN_LINKS, AppDataUpdateOperation::Update(bytes)) => {
+                join_link_updates.push(decode_component(bytes.as_slice()).map_err(|e| {
+                    AppDataUpdateError::JoinLinks {
+                        detail: e.to_string(),
+                    }
+                })?);
+            }
             (_, AppDataUpdateOperation::Update(bytes)) => {
                 updater.set(ComponentData::from_parts(id, bytes.clone()));
             }
@@ -100,6 +112,22 @@ pub fn resolve_app_data_updates<'a>(
                 detail: e.to_string(),
             })?;
         updater.set(ComponentData::from_parts(PARTICIPANT_LIST, bytes.into()));
+    }
+    if !join_link_updates.is_empty() {
+        let join_links = |e: &dyn std::fmt::Display| AppDataUpdateError::JoinLinks {
+            detail: e.to_string(),
+        };
+        let mut links = match old.and_then(|d| d.get(&JOIN_LINKS)) {
+            Some(bytes) => decode_component::<JoinLinksData>(bytes).map_err(|e| join_links(&e))?,
+            None => JoinLinksData::default(),
+        };
+        for update in &join_link_updates {
+            links = links.apply(update).map_err(|e| join_links(&e))?;
+        }
+        let bytes = links
+            .tls_serialize_detached()
+            .map_err(|e| join_links(&e))?;
+        updater.set(ComponentData::from_parts(JOIN_LINKS, bytes.into()));
     }
     Ok(updater.changes())
 }

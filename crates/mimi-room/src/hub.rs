@@ -10,8 +10,9 @@ use std::collections::{BTreeSet, HashMap};
 use mimi_protocol::components::room_policy::CapabilityType;
 use mimi_protocol::components::room_policy::capabilities as cap;
 use mimi_protocol::components::{
-    FRANK_AAD, FRANKING_SIGNATURE_KEY, FrankAAD, FrankingAgentData, PARTICIPANT_LIST, PREAUTH_LIST,
-    ParticipantListUpdate, ROLES_LIST, ROOM_METADATA, RoomMetaData, decode_component,
+    FRANK_AAD, FRANKING_SIGNATURE_KEY, FrankAAD, FrankingAgentData, JOIN_LINKS, JoinLink,
+    JoinLinksUpdate, PARTICIPANT_LIST, PREAUTH_LIST, ParticipantListUpdate, ROLES_LIST,
+    ROOM_METADATA, RoomMetaData, decode_component,
 };
 use openmls::ciphersuite::hash_ref::ProposalRef;
 use openmls::component::{ComponentId, ComponentType, ComponentsList};
@@ -25,12 +26,14 @@ use crate::external_senders::{
 };
 use crate::group::HubGroup;
 use crate::identity::{ClientIdentity, client_identity};
+use crate::policy::join_links::{self, LinkGrant};
 use crate::policy::preauth::Claims;
 use crate::policy::updates::{
     capability_for, capability_name, check_replacement, metadata_capabilities,
 };
 use crate::policy::{
-    ParticipantChanges, RoomPolicyState, authorize_participant_update, base, check_role_constraints,
+    ParticipantChanges, RoomPolicyState, SelfGrants, authorize_participant_update, base,
+    check_role_constraints,
 };
 use crate::rejection::{PolicyViolation, SubmitRejection, UpdateRejection};
 
@@ -299,6 +302,18 @@ impl HubRoom {
         crypto: &impl OpenMlsCrypto,
         proposals: Vec<MlsMessageIn>,
     ) -> Result<Vec<ProposalRef>, UpdateRejection> {
+        self.handle_proposals_at(crypto, proposals, None)
+    }
+
+    /// [`Self::handle_proposals`] at `now` (unix seconds), the time the
+    /// hub accepts them: what depends on the time (a new join link's
+    /// expiry) is refused without it.
+    pub fn handle_proposals_at(
+        &mut self,
+        crypto: &impl OpenMlsCrypto,
+        proposals: Vec<MlsMessageIn>,
+        now: Option<u64>,
+    ) -> Result<Vec<ProposalRef>, UpdateRejection> {
         let state = self.policy_state().map_err(internal)?;
         let accepted = self.accepted_policy_state().map_err(internal)?;
         let mut queued = Vec::with_capacity(proposals.len());
@@ -325,12 +340,14 @@ impl HubRoom {
                 return Err(UpdateRejection::ProposerMayOnlyLeave { user: p.to_owned() });
             }
             let mut changes = ParticipantChanges::default();
+            let context = ProposalContext { link: None, now };
             self.authorize_proposal(
                 &state,
                 &state,
                 proposer_id.as_ref(),
                 proposal.proposal(),
                 &mut changes,
+                &context,
             )
             .map_err(|violation| UpdateRejection::Proposal {
                 refs: vec![proposal.proposal_reference_ref().clone()],
@@ -359,9 +376,22 @@ impl HubRoom {
         crypto: &impl OpenMlsCrypto,
         commit: MlsMessageIn,
     ) -> Result<AcceptedCommit, UpdateRejection> {
+        self.handle_commit_at(crypto, commit, None)
+    }
+
+    /// [`Self::handle_commit`] at `now` (unix seconds), the time the hub
+    /// accepts it: what depends on the time (joining by a join link that
+    /// expires, creating such a link) is refused without it.
+    pub fn handle_commit_at(
+        &mut self,
+        crypto: &impl OpenMlsCrypto,
+        commit: MlsMessageIn,
+        now: Option<u64>,
+    ) -> Result<AcceptedCommit, UpdateRejection> {
         let before = self.policy_state().map_err(internal)?;
         let accepted = self.accepted_policy_state().map_err(internal)?;
         let processed = self.process(crypto, commit)?;
+        let aad = processed.aad().to_vec();
         let committer =
             client_identity(processed.credential()).map_err(UpdateRejection::Committer)?;
         let sender = processed.sender().clone();
@@ -413,6 +443,23 @@ impl HubRoom {
             }
             _ => return Err(UpdateRejection::CommitSender),
         }
+        // A user not in the participant list may join with a join link
+        // the commit names in its authenticated data (C27).
+        let link = if sender == Sender::NewMemberCommit && before.role_of(&committer_user) == 0 {
+            join_code_in(&aad)
+                .map_err(|detail| UpdateRejection::JoinCodeAad { detail })?
+                .map(|code| {
+                    join_links::grant(&before, &code, now).map_err(|refusal| {
+                        UpdateRejection::JoinCode {
+                            user: committer_user.clone(),
+                            refusal,
+                        }
+                    })
+                })
+                .transpose()?
+        } else {
+            None
+        };
 
         // Every Remove/SelfRemove queued at the hub this epoch must be
         // committed now (-06 §5.3: leaving users' proposals are cached and
@@ -451,6 +498,7 @@ impl HubRoom {
         let mut roles_changed = false;
         let mut preauth_changed = false;
         let mut metadata_updates = 0;
+        let mut join_link_updates = 0;
         for queued in staged.queued_proposals() {
             let proposer = self.proposer(queued.sender(), Some(&committer))?;
             if let Proposal::AppDataUpdate(update) = queued.proposal() {
@@ -458,13 +506,23 @@ impl HubRoom {
                 roles_changed |= update.component_id() == ROLES_LIST;
                 preauth_changed |= update.component_id() == PREAUTH_LIST;
                 metadata_updates += usize::from(update.component_id() == ROOM_METADATA);
+                join_link_updates += usize::from(update.component_id() == JOIN_LINKS);
             }
+            // The link grants only the joiner's own proposals.
+            let joiner = proposer
+                .as_ref()
+                .is_some_and(|p| p.user.as_str() == committer_user);
+            let context = ProposalContext {
+                link: link.as_ref().filter(|_| joiner),
+                now,
+            };
             self.authorize_proposal(
                 &before,
                 &after,
                 proposer.as_ref(),
                 queued.proposal(),
                 &mut changes,
+                &context,
             )
             .map_err(|violation| UpdateRejection::Proposal {
                 refs: vec![queued.proposal_reference_ref().clone()],
@@ -487,6 +545,14 @@ impl HubRoom {
         if metadata_updates > 1 {
             return Err(UpdateRejection::SeveralMetadataUpdates);
         }
+        if join_link_updates > 1 {
+            // Each update's indices are positions in this epoch's list.
+            return Err(UpdateRejection::RoleConstraint(PolicyViolation::JoinLinks {
+                proposer: committer_user,
+                reason: "only one join_links update per commit".into(),
+            }));
+        }
+        join_links::check_after(&after, link.as_ref()).map_err(UpdateRejection::RoleConstraint)?;
         if sender == Sender::NewMemberCommit
             && before.role_of(&committer_user) == 0
             && !changes.added(&committer_user)
@@ -687,6 +753,7 @@ impl HubRoom {
         proposer: Option<&ClientIdentity>,
         proposal: &Proposal,
         changes: &mut ParticipantChanges,
+        context: &ProposalContext<'_>,
     ) -> Result<(), PolicyViolation> {
         let Some(proposer_id) = proposer else {
             // Servers (hub, followers) may only remove clients (DESIGN:
@@ -699,11 +766,15 @@ impl HubRoom {
         let proposer = proposer_id.user.as_str();
         let active = state.may_be_active(proposer);
         // Someone not in the participant list may only add itself (a
-        // self-join by external commit, room-policy §Adding).
+        // self-join by external commit, room-policy §Adding) and use up
+        // the join link it joins with (C27).
         let self_join = state.role_of(proposer) == 0
             && match proposal {
                 Proposal::ExternalInit(_) => true,
-                Proposal::AppDataUpdate(u) => u.component_id() == PARTICIPANT_LIST,
+                Proposal::AppDataUpdate(u) => {
+                    u.component_id() == PARTICIPANT_LIST
+                        || (u.component_id() == JOIN_LINKS && context.link.is_some())
+                }
                 _ => false,
             };
         match proposal {
@@ -762,9 +833,31 @@ impl HubRoom {
                             detail: e.to_string(),
                         }
                     })?;
-                    let preauth_role = Claims::of(proposer_id).first_role(&state.preauth);
-                    authorize_participant_update(state, proposer, preauth_role, &update, changes)
+                    let grants = SelfGrants {
+                        preauth_role: Claims::of(proposer_id).first_role(&state.preauth),
+                        link_role: context.link.map(|l| l.role),
+                    };
+                    authorize_participant_update(state, proposer, grants, &update, changes)
                 }
+                (JOIN_LINKS, AppDataUpdateOperation::Update(bytes)) => {
+                    let update: JoinLinksUpdate = decode_component(bytes.as_slice()).map_err(
+                        |e| PolicyViolation::MalformedComponent {
+                            component: JOIN_LINKS,
+                            detail: e.to_string(),
+                        },
+                    )?;
+                    join_links::authorize_update(
+                        state,
+                        proposer,
+                        &update,
+                        context.link,
+                        context.now,
+                    )
+                }
+                (JOIN_LINKS, AppDataUpdateOperation::Remove) => Err(PolicyViolation::JoinLinks {
+                    proposer: proposer.to_owned(),
+                    reason: "the list stays; links are removed by index".into(),
+                }),
                 (ROOM_METADATA, operation) => {
                     let new = match operation {
                         AppDataUpdateOperation::Update(bytes) => {
@@ -892,6 +985,39 @@ impl HubRoom {
         }
         Ok(())
     }
+}
+
+/// What authorizing one proposal may depend on beyond the room state.
+struct ProposalContext<'a> {
+    /// The join link the proposer joins with (an external commit's
+    /// joiner, C27).
+    link: Option<&'a LinkGrant>,
+    /// The hub's time, unix seconds.
+    now: Option<u64>,
+}
+
+/// The join code an external commit names: the `join_links` item of its
+/// authenticated data read as a Safe AAD (mls-extensions §4.9; C27).
+/// Authenticated data that is no Safe AAD names none.
+fn join_code_in(aad: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    use tls_codec::DeserializeBytes as _;
+    if aad.is_empty() {
+        return Ok(None);
+    }
+    let Ok((safe_aad, rest)) = openmls::framing::SafeAad::tls_deserialize_bytes(aad) else {
+        return Ok(None);
+    };
+    if !rest.is_empty() {
+        return Ok(None);
+    }
+    safe_aad
+        .get(JOIN_LINKS)
+        .map(|item| {
+            decode_component::<JoinLink>(item)
+                .map(|link| link.join_link.as_slice().to_vec())
+                .map_err(|e| format!("join_links item: {e}"))
+        })
+        .transpose()
 }
 
 /// `proposer` must hold `capability` to update `component`.

@@ -14,12 +14,14 @@ use mimi_protocol::components::room_policy::{
     BaseRoomPolicy, CapabilityType, PreAuthData, RoleData,
 };
 use mimi_protocol::components::{
-    BASE_ROOM_POLICY, PARTICIPANT_LIST, PREAUTH_LIST, ParticipantListData, ParticipantListUpdate,
-    ROLES_LIST, ROOM_METADATA, RoomMetaData, decode_component,
+    BASE_ROOM_POLICY, JOIN_LINK_POLICY, JOIN_LINKS, JoinLinkPolicy, JoinLinksData,
+    PARTICIPANT_LIST, PREAUTH_LIST, ParticipantListData, ParticipantListUpdate, ROLES_LIST,
+    ROOM_METADATA, RoomMetaData, decode_component,
 };
 use openmls::prelude::AppDataDictionary;
 
 pub mod base;
+pub mod join_links;
 pub mod preauth;
 pub mod templates;
 pub mod updates;
@@ -29,7 +31,7 @@ use crate::rejection::PolicyViolation;
 
 /// role_index 1 named "banned" is the ban role (room-policy §Role Changes).
 pub const BANNED_ROLE: u32 = 1;
-const NOT_IN_LIST: u32 = 0;
+pub(crate) const NOT_IN_LIST: u32 = 0;
 
 /// The policy-relevant part of a room's GroupContext.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -42,6 +44,10 @@ pub struct RoomPolicyState {
     pub preauth: PreAuthData,
     /// `room_metadata` (-06 §7.6), if the room has it.
     pub metadata: Option<RoomMetaData>,
+    /// `join_link_policy`; without it the room has no join links (C27).
+    pub join_link_policy: Option<JoinLinkPolicy>,
+    /// `join_links`; empty when absent.
+    pub join_links: JoinLinksData,
 }
 
 impl RoomPolicyState {
@@ -63,6 +69,8 @@ impl RoomPolicyState {
             base: read(dict, BASE_ROOM_POLICY, "base_room_policy")?.unwrap_or_default(),
             preauth: read(dict, PREAUTH_LIST, "preauth_list")?.unwrap_or_default(),
             metadata: read(dict, ROOM_METADATA, "room_metadata")?,
+            join_link_policy: read(dict, JOIN_LINK_POLICY, "join_link_policy")?,
+            join_links: read(dict, JOIN_LINKS, "join_links")?.unwrap_or_default(),
         })
     }
 
@@ -185,19 +193,36 @@ impl ParticipantChanges {
     }
 }
 
+/// What lets a proposer act on itself beyond its role: the first role its
+/// credential claims match in `preauth_list`
+/// ([`preauth::Claims::first_role`]), which authorizes adding oneself and
+/// changing one's own role, and the role of the join link it joins with
+/// ([`join_links::grant`]), which authorizes adding oneself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SelfGrants {
+    pub preauth_role: Option<u32>,
+    pub link_role: Option<u32>,
+}
+
+impl SelfGrants {
+    pub fn preauthorized(role: Option<u32>) -> Self {
+        Self {
+            preauth_role: role,
+            link_role: None,
+        }
+    }
+}
+
 /// Authorizes one ParticipantListUpdate proposed by `proposer` against the
 /// list it applies to, and records who it changed.
-///
-/// `preauth_role` is the first role the proposer's credential claims match
-/// in `preauth_list` ([`preauth::Claims::first_role`]): it authorizes
-/// adding oneself and changing one's own role.
 pub fn authorize_participant_update(
     state: &RoomPolicyState,
     proposer: &str,
-    preauth_role: Option<u32>,
+    grants: SelfGrants,
     update: &ParticipantListUpdate,
     changes: &mut ParticipantChanges,
 ) -> Result<(), PolicyViolation> {
+    let preauth_role = grants.preauth_role;
     let actor = state.role_of(proposer);
     let list = &state.participants.participants;
     let user_at = |i: u32| {
@@ -265,9 +290,9 @@ pub fn authorize_participant_update(
         let user = String::from_utf8_lossy(added.user.as_slice()).into_owned();
         let to = added.role_index;
         if user == proposer {
-            // Adding oneself: preauthorization or open join (join codes
-            // are not implemented, docs/divergences.md C13).
-            if !state.may_join_as(preauth_role, to) {
+            // Adding oneself: preauthorization, open join, or the role of
+            // one's join link (docs/divergences.md C13, C27).
+            if !(state.may_join_as(preauth_role, to) || grants.link_role == Some(to)) {
                 return Err(PolicyViolation::SelfJoin { user, role: to });
             }
             changes.changed.insert(user, (NOT_IN_LIST, to));
@@ -514,13 +539,13 @@ mod tests {
             ..Default::default()
         };
         let mut c = ParticipantChanges::default();
-        authorize_participant_update(&s, "bob", None, &add(default_role::MEMBER), &mut c).unwrap();
+        authorize_participant_update(&s, "bob", SelfGrants::default(), &add(default_role::MEMBER), &mut c).unwrap();
         assert!(c.added("cathy"));
         assert!(
             authorize_participant_update(
                 &s,
                 "bob",
-                None,
+                SelfGrants::default(),
                 &add(default_role::ADMIN),
                 &mut Default::default()
             )
@@ -529,7 +554,7 @@ mod tests {
         authorize_participant_update(
             &s,
             "alice",
-            None,
+            SelfGrants::default(),
             &add(default_role::ADMIN),
             &mut Default::default(),
         )
@@ -547,12 +572,12 @@ mod tests {
             removed_indices: vec![i],
             ..Default::default()
         };
-        authorize_participant_update(&s, "bob", None, &remove(1), &mut Default::default()).unwrap();
+        authorize_participant_update(&s, "bob", SelfGrants::default(), &remove(1), &mut Default::default()).unwrap();
         assert!(
-            authorize_participant_update(&s, "bob", None, &remove(2), &mut Default::default())
+            authorize_participant_update(&s, "bob", SelfGrants::default(), &remove(2), &mut Default::default())
                 .is_err()
         );
-        authorize_participant_update(&s, "alice", None, &remove(2), &mut Default::default())
+        authorize_participant_update(&s, "alice", SelfGrants::default(), &remove(2), &mut Default::default())
             .unwrap();
     }
 
@@ -571,10 +596,10 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            authorize_participant_update(&s, "bob", None, &ban, &mut Default::default()).is_err()
+            authorize_participant_update(&s, "bob", SelfGrants::default(), &ban, &mut Default::default()).is_err()
         );
         let mut c = ParticipantChanges::default();
-        authorize_participant_update(&s, "alice", None, &ban, &mut c).unwrap();
+        authorize_participant_update(&s, "alice", SelfGrants::default(), &ban, &mut c).unwrap();
         let after = RoomPolicyState {
             participants: s.participants.apply(&ban).unwrap(),
             ..s.clone()
@@ -632,7 +657,7 @@ mod tests {
         authorize_participant_update(
             &s,
             bob,
-            Some(default_role::MEMBER),
+            SelfGrants::preauthorized(Some(default_role::MEMBER)),
             &self_add(bob, default_role::MEMBER),
             &mut c,
         )
@@ -648,7 +673,7 @@ mod tests {
                 authorize_participant_update(
                     &s,
                     bob,
-                    preauth_role,
+                    SelfGrants::preauthorized(preauth_role),
                     &self_add(bob, role),
                     &mut Default::default()
                 ),
@@ -667,7 +692,7 @@ mod tests {
             authorize_participant_update(
                 &plain,
                 bob,
-                Some(default_role::MEMBER),
+                SelfGrants::preauthorized(Some(default_role::MEMBER)),
                 &self_add(bob, default_role::MEMBER),
                 &mut Default::default()
             )
@@ -694,7 +719,7 @@ mod tests {
         authorize_participant_update(
             &s,
             "bob",
-            Some(default_role::MODERATOR),
+            SelfGrants::preauthorized(Some(default_role::MODERATOR)),
             &to(default_role::MODERATOR),
             &mut Default::default(),
         )
@@ -703,7 +728,7 @@ mod tests {
             authorize_participant_update(
                 &s,
                 "bob",
-                Some(default_role::MODERATOR),
+                SelfGrants::preauthorized(Some(default_role::MODERATOR)),
                 &to(default_role::ADMIN),
                 &mut Default::default()
             ),
@@ -719,7 +744,7 @@ mod tests {
             authorize_participant_update(
                 &plain,
                 "bob",
-                Some(default_role::MODERATOR),
+                SelfGrants::preauthorized(Some(default_role::MODERATOR)),
                 &to(default_role::MODERATOR),
                 &mut Default::default()
             )
@@ -774,7 +799,7 @@ mod tests {
         authorize_participant_update(
             &s,
             "bob",
-            None,
+            SelfGrants::default(),
             &self_add("bob", default_role::MEMBER),
             &mut Default::default(),
         )
@@ -783,7 +808,7 @@ mod tests {
             authorize_participant_update(
                 &s,
                 "bob",
-                None,
+                SelfGrants::default(),
                 &self_add("bob", default_role::ADMIN),
                 &mut Default::default()
             )

@@ -138,6 +138,16 @@ pub enum PolicyViolation {
     FrankingAgentChange,
     #[error("the Safe AAD components may only gain frank_aad (-06 §5.4.1)")]
     SafeAadChange,
+    #[error("{proposer}: join links: {reason} (room-policy §Join Link policies component)")]
+    JoinLinks { proposer: String, reason: String },
+    #[error(
+        "join links on request: at most one link is kept, the commit leaves {count} (room-policy §Join Link policies component)"
+    )]
+    JoinLinksOnRequest { count: usize },
+    #[error(
+        "a single-use join link must be removed by the join that uses it (room-policy §Join Link policies component, multiuser)"
+    )]
+    SingleUseLinkKept,
 }
 
 /// The `UpdateResponseCode` of -06 §5.3 a rejection maps to.
@@ -209,6 +219,13 @@ pub enum UpdateRejection {
         "not allowed: {user} joins by external commit without being a participant, and the commit does not add {user} to the participant list (room-policy §Adding)"
     )]
     JoinerNotListed { user: String },
+    #[error("not allowed: {user} joins with a joining code: {refusal} (room-policy §Adding)")]
+    JoinCode {
+        user: String,
+        refusal: crate::policy::join_links::LinkRefusal,
+    },
+    #[error("not allowed: the external commit's authenticated data: {detail}")]
+    JoinCodeAad { detail: String },
     #[error("not allowed: {0}")]
     RoleConstraint(PolicyViolation),
     #[error("not allowed: the room state after the commit: {0}")]
@@ -315,6 +332,8 @@ pub enum GroupInfoRejection {
         "the user may neither add its own clients to this room nor join it by itself (room-policy §Adding)"
     )]
     MayNotAddOwnClient,
+    #[error("joining code: {0} (room-policy §Adding, canUseJoinCode)")]
+    JoinCode(crate::policy::join_links::LinkRefusal),
     #[error("no GroupInfo is known for this room yet")]
     NoGroupInfoYet,
     #[error("groupInfoPublicKey: {detail}")]
@@ -345,7 +364,8 @@ impl GroupInfoRejection {
             Self::BadSignature
             | Self::NoDevice
             | Self::NotRequestersClient
-            | Self::MayNotAddOwnClient => GroupInfoAnswer::NotAuthorized,
+            | Self::MayNotAddOwnClient
+            | Self::JoinCode(_) => GroupInfoAnswer::NotAuthorized,
             Self::NoGroupInfoYet => GroupInfoAnswer::Unavailable,
             Self::RoomState(_) => GroupInfoAnswer::Internal,
         }

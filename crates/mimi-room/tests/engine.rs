@@ -291,7 +291,7 @@ fn group_info_needs_a_participant_that_may_add_its_own_clients() {
         .check_group_info_request(&Requester::Provider("d.example".into()), &request)
         .unwrap();
     assert_eq!(
-        hub.group_info(&state, &uri(ROOM), &client, &request).err(),
+        hub.group_info(&state, &uri(ROOM), &client, &request, 0).err(),
         Some(mimi_room::GroupInfoRejection::MayNotAddOwnClient)
     );
     // Another provider may not ask for Dave's client.
@@ -446,7 +446,7 @@ fn a_p256_room_gets_group_info_signed_with_the_hubs_p256_key() {
         .check_group_info_request(&Requester::Provider("a.example".into()), &request)
         .unwrap();
     let response = hub
-        .group_info(&state, &uri(ROOM), &client, &request)
+        .group_info(&state, &uri(ROOM), &client, &request, 0)
         .unwrap();
     response
         .verify(&openmls_rust_crypto::RustCrypto::default())

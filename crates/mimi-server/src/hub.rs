@@ -486,8 +486,13 @@ pub async fn group_info(
     };
     match state
         .hub
-        .group_info(&record.group_state, room_id, &client, &request)
-    {
+        .group_info(
+            &record.group_state,
+            room_id,
+            &client,
+            &request,
+            crate::state::now_ms(),
+        ) {
         Ok(response) => Ok((StatusCode::OK, response)),
         Err(rejection) => group_info_refusal(room_id, rejection),
     }

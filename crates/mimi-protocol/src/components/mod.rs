@@ -19,7 +19,8 @@ pub use participant_list::{
     UserindexRolePair,
 };
 pub use policy_components::{
-    AssetPolicy, BotPolicy, HistoryPolicy, JoinLinkPolicy, JoinLinksData, JoinLinksUpdate,
+    AssetPolicy, BotPolicy, HistoryPolicy, JoinLink, JoinLinkPolicy, JoinLinksData, JoinLinksError,
+    JoinLinksUpdate,
     LinkPreviewPolicy, LoggingPolicy, MessageExpiration, OperationalParameters,
 };
 pub use room_metadata::{RichDescription, RoomMetaData, RoomMetadataError, UTF8String, Uri};

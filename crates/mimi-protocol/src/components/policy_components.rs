@@ -134,6 +134,57 @@ pub struct JoinLinksUpdate {
     pub added_links: Vec<JoinLink>,
 }
 
+/// Why a `JoinLinksUpdate` does not apply to a `join_links` list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinLinksError {
+    #[error("join_links: removed index {0} is not in the list")]
+    NoSuchIndex(u32),
+    #[error("join_links: index {0} removed twice")]
+    RemovedTwice(u32),
+    #[error("join_links: link listed twice")]
+    Duplicate,
+}
+
+impl JoinLinksData {
+    /// The list after `update`, read like the participant list's update
+    /// (-06 §7.5): `removedIndices` are positions in this list, removed
+    /// first; `added_links` are appended in order. A link may appear once.
+    pub fn apply(&self, update: &JoinLinksUpdate) -> Result<Self, JoinLinksError> {
+        let mut removed = vec![false; self.join_links.len()];
+        for &index in &update.removed_indices {
+            let slot = usize::try_from(index)
+                .ok()
+                .and_then(|i| removed.get_mut(i))
+                .ok_or(JoinLinksError::NoSuchIndex(index))?;
+            if std::mem::replace(slot, true) {
+                return Err(JoinLinksError::RemovedTwice(index));
+            }
+        }
+        let mut join_links: Vec<JoinLink> = self
+            .join_links
+            .iter()
+            .zip(&removed)
+            .filter(|(_, gone)| !**gone)
+            .map(|(link, _)| link.clone())
+            .collect();
+        for link in &update.added_links {
+            if join_links.contains(link) {
+                return Err(JoinLinksError::Duplicate);
+            }
+            join_links.push(link.clone());
+        }
+        Ok(Self { join_links })
+    }
+
+    /// The position of `link` in the list.
+    pub fn index_of(&self, link: &[u8]) -> Option<u32> {
+        self.join_links
+            .iter()
+            .position(|l| l.join_link.as_slice() == link)
+            .and_then(|i| u32::try_from(i).ok())
+    }
+}
+
 // --- §Link Preview policy component ------------------------------------
 
 /// `LinkPreviewPolicy` (§Link Preview policy component) — data of

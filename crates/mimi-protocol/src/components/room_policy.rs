@@ -198,7 +198,9 @@ pub type RoleUpdate = RoleData;
 /// Why a room policy component is inconsistent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RoomPolicyError {
-    #[error("role index 0 (users not in the participant list) may only hold canOpenJoin")]
+    #[error(
+        "role index 0 (users not in the participant list) may only hold canOpenJoin and canUseJoinCode"
+    )]
     ReservedRoleIndex,
     #[error("role {0}: canOpenJoin may only appear on role 0")]
     OpenJoinOnListedRole(u32),
@@ -248,10 +250,11 @@ impl RoleData {
     pub fn validate(&self) -> Result<(), RoomPolicyError> {
         let mut seen = HashSet::new();
         for r in &self.roles {
-            let open_join_only = r
-                .role_capabilities
-                .iter()
-                .all(|c| *c == capabilities::CAN_OPEN_JOIN);
+            // Role 0 is everyone not in the list: it may hold only the
+            // capabilities of joining by oneself (C23, C27).
+            let open_join_only = r.role_capabilities.iter().all(|c| {
+                *c == capabilities::CAN_OPEN_JOIN || *c == capabilities::CAN_USE_JOIN_CODE
+            });
             if r.role_index == 0 && !open_join_only {
                 return Err(RoomPolicyError::ReservedRoleIndex);
             }

@@ -11,6 +11,7 @@ use mimi_protocol::msgs::{
 
 use super::{HubEngine, Requester};
 use crate::identity::{ClientIdentity, client_identity};
+use crate::policy::join_links;
 use crate::policy::preauth::Claims;
 use crate::rejection::GroupInfoRejection;
 use crate::stored::StoredRoom;
@@ -65,9 +66,11 @@ impl HubEngine {
         Ok(client)
     }
 
-    /// Answers a checked request on the room stored as `state`: the
-    /// requesting user must be a participant whose role may be active and
-    /// has `canAddOwnClient`. The answer is the latest GroupInfo, the
+    /// Answers a checked request on the room stored as `state` at `now_ms`:
+    /// the requesting user must be a participant whose role may be active
+    /// and has `canAddOwnClient`, or a user not in the participant list
+    /// who may join by itself: preauthorized, an open room, or holding a
+    /// valid `joiningCode` (a join link, C27). The answer is the latest GroupInfo, the
     /// ratchet tree and the pending proposals, HPKE-encrypted to
     /// `groupInfoPublicKey` with the room ID as context, signed by the
     /// hub's key of the request's suite (its `hub_sender`).
@@ -77,6 +80,7 @@ impl HubEngine {
         room_id: &MimiUri,
         client: &ClientIdentity,
         request: &GroupInfoRequest,
+        now_ms: i64,
     ) -> Result<GroupInfoResponse, GroupInfoRejection> {
         let room = StoredRoom::decode(state).map_err(GroupInfoRejection::RoomState)?;
         let policy = room
@@ -88,12 +92,22 @@ impl HubEngine {
         // participant list and may join by itself (preauthorization, open
         // join: room-policy §Adding).
         let own_client = policy.may_be_active(user) && policy.has(user, CAN_ADD_OWN_CLIENT);
-        let self_join = policy.role_of(user) == 0
+        let not_listed = policy.role_of(user) == 0;
+        let self_join = not_listed
             && policy
                 .self_join_role(Claims::of(client).first_role(&policy.preauth))
                 .is_some();
         if !(own_client || self_join) {
-            return Err(GroupInfoRejection::MayNotAddOwnClient);
+            // A join code is looked at only when nothing else lets the
+            // user in, and then must be valid (room-policy §Adding).
+            match &request.joining_code {
+                Some(code) if not_listed => {
+                    let now = u64::try_from(now_ms / 1000).ok();
+                    join_links::grant(&policy, code.as_slice(), now)
+                        .map_err(GroupInfoRejection::JoinCode)?;
+                }
+                _ => return Err(GroupInfoRejection::MayNotAddOwnClient),
+            }
         }
         let group_info = room
             .latest_group_info

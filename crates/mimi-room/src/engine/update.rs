@@ -124,7 +124,11 @@ impl HubEngine {
             .map_err(UpdateRejection::StateAfter)?;
         let accepted = room
             .hub
-            .handle_commit(self.crypto(), bundle.proposal_or_commit.clone())?;
+            .handle_commit_at(
+                self.crypto(),
+                bundle.proposal_or_commit.clone(),
+                unix_seconds(accepted_at),
+            )?;
         // -06 §7.4, on the state the commit produced: the hub still
         // listed, followers only while they have participants.
         self.check_external_senders(&room.hub)
@@ -241,7 +245,7 @@ impl HubEngine {
         proposals.push(bundle.proposal_or_commit.clone());
         proposals.extend(more_proposals.iter().cloned());
         room.hub
-            .handle_proposals(self.crypto(), proposals.clone())?;
+            .handle_proposals_at(self.crypto(), proposals.clone(), unix_seconds(accepted_at))?;
         for proposal in &proposals {
             let proposer = proposer(&room.hub, proposal)?;
             let allowed = match &proposer {
@@ -297,6 +301,11 @@ pub fn is_external_commit(request: &UpdateRequest) -> bool {
             bundle.proposal_or_commit.clone().try_into_protocol_message(),
             Ok(ProtocolMessage::PublicMessage(m)) if matches!(m.sender(), Sender::NewMemberCommit)
         )
+}
+
+/// Unix seconds of a millisecond time, `None` before 1970.
+fn unix_seconds(ms: i64) -> Option<u64> {
+    u64::try_from(ms / 1000).ok()
 }
 
 fn success(accepted_at: i64) -> UpdateRoomResponse {

@@ -1242,7 +1242,7 @@ mod tests {
 
     use super::*;
     use crate::policy::preauth::Claims;
-    use crate::policy::{ParticipantChanges, authorize_participant_update};
+    use crate::policy::{ParticipantChanges, SelfGrants, authorize_participant_update};
 
     fn answer(rows: &[TableRow], role: u32, action: Action) -> &Allowed {
         &cell(rows, role, action)
@@ -1498,7 +1498,7 @@ mod tests {
                 authorize_participant_update(
                     s,
                     "actor",
-                    None,
+                    SelfGrants::default(),
                     &update,
                     &mut ParticipantChanges::default(),
                 )
