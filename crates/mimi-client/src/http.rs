@@ -887,6 +887,35 @@ impl Client {
             .await
     }
 
+    /// Creates a join link of `room` for `role` and adds it to the room
+    /// (room-policy §Join Link policies component; docs/divergences.md
+    /// C27); returns the link to hand out. Without `expires_in`, the link
+    /// lasts as long as the room's policy allows (forever if it sets no
+    /// expiration).
+    pub async fn create_join_link(
+        &mut self,
+        room: &str,
+        role: u32,
+        expires_in: Option<std::time::Duration>,
+    ) -> Result<String> {
+        let now = crate::requests::unix_now();
+        let link = self.device.new_join_link(
+            room,
+            role,
+            expires_in.map(|d| now + d.as_secs()),
+            now,
+        )?;
+        self.with_retries(room, |d| d.add_join_link(room, &link))
+            .await?;
+        Ok(link)
+    }
+
+    /// Removes a join link from `room`.
+    pub async fn remove_join_link(&mut self, room: &str, link: &str) -> Result<()> {
+        self.with_retries(room, |d| d.remove_join_link(room, link))
+            .await
+    }
+
     /// Turns franking on in a room created without it, with the hub's
     /// franking key ([`Device::enable_franking`]).
     pub async fn enable_franking(&mut self, room: &str) -> Result<()> {
@@ -923,14 +952,32 @@ impl Client {
     /// Joins a room this device's user is a participant of, by external
     /// commit from the hub's GroupInfo (-06 §3.6, §5.6).
     pub async fn join(&mut self, room: &str) -> Result<()> {
+        self.join_with(room, None).await
+    }
+
+    /// Joins the room of a join link (docs/divergences.md C27): the link
+    /// is the joining code of the groupInfo request, and the external
+    /// commit adds this user with the link's role. Returns the room.
+    pub async fn join_by_link(&mut self, link: &str) -> Result<String> {
+        let text = mimi_room::policy::join_links::JoinLinkText::parse(link.as_bytes())
+            .map_err(|e| crate::Error::RoomState(e.to_string()))?;
+        self.join_with(&text.room, Some(link.as_bytes())).await?;
+        Ok(text.room)
+    }
+
+    async fn join_with(&mut self, room: &str, join_link: Option<&[u8]>) -> Result<()> {
         self.settle(room).await?;
         if self.device.room_status(room).ok() == Some(crate::RoomStatus::Active) {
             return Ok(());
         }
         for _ in 0..ATTEMPTS {
-            let (request, key) = self.device.group_info_request(room, None)?;
+            let (request, key) = self
+                .device
+                .group_info_request(room, join_link.map(<[u8]>::to_vec))?;
             let response = self.connection.group_info(room, &request).await?;
-            let update = self.device.join_from_group_info_response(&key, &response)?;
+            let update =
+                self.device
+                    .join_from_group_info_response_with(&key, &response, join_link)?;
             if let UpdateResult::Accepted = self.commit(room, update).await? {
                 return Ok(());
             }
@@ -1031,3 +1078,4 @@ mod tests {
         );
     }
 }
+

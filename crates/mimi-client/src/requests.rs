@@ -250,7 +250,7 @@ pub fn key_packages_from_response(response: &KeyMaterialResponse) -> Vec<(String
 }
 
 /// Unix seconds now; a clock before 1970 counts as 0.
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -23,7 +23,7 @@ use mimi_protocol::msgs::{
 use mimi_protocol::uri::MimiUri;
 use mimi_room::components::resolve_app_data_updates;
 use mimi_room::identity::client_identity;
-use mimi_room::policy::join_links::LinkGrant;
+use mimi_room::policy::join_links::{JoinLinkText, LinkGrant};
 use mimi_room::policy::{RoomPolicyState, default_role, default_roles};
 use openmls::component::{ComponentType, ComponentsList};
 use openmls::framing::{SafeAad, SafeAadItem};
@@ -547,6 +547,85 @@ impl Device {
         let proposal =
             Proposal::AppDataUpdate(Box::new(AppDataUpdateProposal::update(component, data)));
         self.commit(room, vec![proposal], Vec::new(), Vec::new())
+    }
+
+    /// The room's join links, as text (room-policy §Join Link policies
+    /// component; docs/divergences.md C27).
+    pub fn join_links(&self, room: &str) -> Result<Vec<String>> {
+        Ok(self
+            .room_state(room)?
+            .join_links
+            .join_links
+            .iter()
+            .map(|l| String::from_utf8_lossy(l.join_link.as_slice()).into_owned())
+            .collect())
+    }
+
+    /// A new join link of `room` for `role`, not yet added: a fresh
+    /// 128-bit code, and an expiry at `expires` (unix seconds) or, when
+    /// the room's links must expire, the latest its policy allows after
+    /// `now`.
+    pub fn new_join_link(
+        &self,
+        room: &str,
+        role: u32,
+        expires: Option<u64>,
+        now: u64,
+    ) -> Result<String> {
+        let state = self.room_state(room)?;
+        let policy = state.join_link_policy.as_ref().ok_or_else(|| {
+            Error::RoomState(format!("{room} has no join link policy, so no join links"))
+        })?;
+        let expires = expires.or_else(|| {
+            (policy.expiration != 0).then(|| now + u64::from(policy.expiration))
+        });
+        let code = self
+            .provider
+            .rand()
+            .random_vec(16)
+            .map_err(|e| Error::mls("randomness", e))?;
+        Ok(JoinLinkText {
+            room: MimiUri::parse(room)?.as_str().to_owned(),
+            role,
+            code: hex::encode(code),
+            expires,
+        }
+        .to_string())
+    }
+
+    /// A commit adding `link` (from [`Device::new_join_link`]) to the
+    /// room's join links.
+    pub fn add_join_link(&mut self, room: &str, link: &str) -> Result<UpdateRequest> {
+        let update = JoinLinksUpdate {
+            removed_indices: Vec::new(),
+            added_links: vec![JoinLink::new(link.as_bytes().to_vec())],
+        };
+        self.update_component(room, JOIN_LINKS, update.tls_serialize_detached()?)
+    }
+
+    /// A commit removing `link` from the room's join links.
+    pub fn remove_join_link(&mut self, room: &str, link: &str) -> Result<UpdateRequest> {
+        let index = self
+            .room_state(room)?
+            .join_links
+            .index_of(link.as_bytes())
+            .ok_or_else(|| Error::RoomState(format!("{room} has no such join link")))?;
+        let update = JoinLinksUpdate {
+            removed_indices: vec![index],
+            added_links: Vec::new(),
+        };
+        self.update_component(room, JOIN_LINKS, update.tls_serialize_detached()?)
+    }
+
+    /// The room's policy state as of the device's epoch.
+    fn room_state(&self, room: &str) -> Result<RoomPolicyState> {
+        RoomPolicyState::from_dictionary(
+            self.group(room)?
+                .extensions()
+                .app_data_dictionary()
+                .map(|e| e.dictionary()),
+        )
+        .map_err(|e| Error::RoomState(e.to_string()))
     }
 
     /// Turns franking on in a room created without it (-06 §5.4.1): one

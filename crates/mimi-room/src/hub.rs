@@ -996,28 +996,30 @@ struct ProposalContext<'a> {
     now: Option<u64>,
 }
 
-/// The join code an external commit names: the `join_links` item of its
-/// authenticated data read as a Safe AAD (mls-extensions §4.9; C27).
-/// Authenticated data that is no Safe AAD names none.
+/// The join code an external commit names: the `join_links` item of a
+/// Safe AAD in its authenticated data (mls-extensions §4.9; C27). When
+/// the room requires Safe AAD, the joiner's stack puts an empty Safe AAD
+/// prefix first (it cannot know which items the room expects), so the
+/// item may be in the first or the second Safe AAD. Authenticated data
+/// that holds no Safe AAD names no code.
 fn join_code_in(aad: &[u8]) -> Result<Option<Vec<u8>>, String> {
     use tls_codec::DeserializeBytes as _;
-    if aad.is_empty() {
-        return Ok(None);
+    let mut rest = aad;
+    for _ in 0..2 {
+        if rest.is_empty() {
+            break;
+        }
+        let Ok((safe_aad, after)) = openmls::framing::SafeAad::tls_deserialize_bytes(rest) else {
+            break;
+        };
+        if let Some(item) = safe_aad.get(JOIN_LINKS) {
+            return decode_component::<JoinLink>(item)
+                .map(|link| Some(link.join_link.as_slice().to_vec()))
+                .map_err(|e| format!("join_links item: {e}"));
+        }
+        rest = after;
     }
-    let Ok((safe_aad, rest)) = openmls::framing::SafeAad::tls_deserialize_bytes(aad) else {
-        return Ok(None);
-    };
-    if !rest.is_empty() {
-        return Ok(None);
-    }
-    safe_aad
-        .get(JOIN_LINKS)
-        .map(|item| {
-            decode_component::<JoinLink>(item)
-                .map(|link| link.join_link.as_slice().to_vec())
-                .map_err(|e| format!("join_links item: {e}"))
-        })
-        .transpose()
+    Ok(None)
 }
 
 /// `proposer` must hold `capability` to update `component`.

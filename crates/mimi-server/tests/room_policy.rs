@@ -2,7 +2,8 @@
 //! (draft-ietf-mimi-room-policy): self-joins by preauthorization, and a
 //! banned user never rejoining through it; room metadata changes at the
 //! granularity of one capability per field; fixed-membership rooms (DMs)
-//! unique per set of participants and closed to additions and removals.
+//! unique per set of participants and closed to additions and removals;
+//! join links that admit their holders until used up, expired or removed.
 
 #[macro_use]
 mod common;
@@ -10,7 +11,7 @@ mod common;
 use common::{Backend, start_federation};
 use mimi_client::http::{Client, ClientError};
 use mimi_client::{RoomOptions, content};
-use mimi_protocol::components::RoomMetaData;
+use mimi_protocol::components::{JoinLinkPolicy, RoomMetaData};
 use mimi_protocol::components::room_metadata::{UTF8String, Uri};
 use mimi_protocol::components::room_policy::capabilities as cap;
 use mimi_protocol::components::room_policy::{
@@ -352,5 +353,72 @@ async fn a_parent_dependent_room_takes_only_participants_of_its_parent() {
         .add_user(CHILD, "mimi://c.example/u/carol", MEMBER)
         .await
         .unwrap();
+    fed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_link_admits_its_holder_until_used_up_expired_or_removed() {
+    const ROOM: &str = "mimi://a.example/r/open-house";
+    let fed = start_federation(Backend::Sqlite).await;
+    let connect = |d: &str| fed.connection(d).unwrap();
+    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
+    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
+    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
+    // Single-use links that live at most an hour (C27).
+    let options = RoomOptions::default().with_join_links(JoinLinkPolicy {
+        on_request: false,
+        join_link: Uri::default(),
+        multiuser: false,
+        expiration: 3600,
+    });
+    alice.create_room_with(ROOM, options).await.unwrap();
+    let refused = bob.join(ROOM).await.unwrap_err();
+    assert!(refused.to_string().contains("notAuthorized"), "{refused}");
+
+    // A member link lets Bob in as a member, once.
+    let link = alice
+        .create_join_link(ROOM, MEMBER, None)
+        .await
+        .unwrap();
+    assert!(link.starts_with(ROOM) && link.contains("expires="), "{link}");
+    assert_eq!(bob.join_by_link(&link).await.unwrap(), ROOM);
+    assert_eq!(role_in(&bob, ROOM, BOB_USER), Some(MEMBER));
+    bob.send(ROOM, content::text("in by link")).await.unwrap();
+    until!("Alice sees Bob's message", {
+        alice.sync().await.unwrap();
+        alice.device.history(ROOM).unwrap().len() == 1
+    });
+    assert!(alice.device.join_links(ROOM).unwrap().is_empty(), "used up");
+    let used = carol.join_by_link(&link).await.unwrap_err();
+    assert!(used.to_string().contains("notAuthorized"), "{used}");
+
+    // A member may hand out member links, never admin links.
+    let admin_link = bob.create_join_link(ROOM, ADMIN, None).await.unwrap_err();
+    assert!(
+        admin_link.to_string().contains("may not create a link for role"),
+        "{admin_link}"
+    );
+
+    // An expired link and a removed link admit nobody.
+    let short = alice
+        .create_join_link(ROOM, MEMBER, Some(std::time::Duration::from_secs(1)))
+        .await
+        .unwrap();
+    let removed = alice.create_join_link(ROOM, MEMBER, None).await.unwrap();
+    alice.remove_join_link(ROOM, &removed).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    for dead in [&short, &removed] {
+        let refused = carol.join_by_link(dead).await.unwrap_err();
+        assert!(refused.to_string().contains("notAuthorized"), "{refused}");
+    }
+    assert_eq!(role_in(&alice, ROOM, "mimi://c.example/u/carol"), None);
+
+    // A fresh link still works.
+    let fresh = alice.create_join_link(ROOM, MEMBER, None).await.unwrap();
+    carol.join_by_link(&fresh).await.unwrap();
+    until!("Alice sees Carol join", {
+        alice.sync().await.unwrap();
+        role_in(&alice, ROOM, "mimi://c.example/u/carol") == Some(MEMBER)
+    });
     fed.shutdown().await;
 }
