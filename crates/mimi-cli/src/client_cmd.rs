@@ -85,6 +85,17 @@ enum ClientCommand {
         /// the two of you (only one per pair on a hub).
         #[arg(long, value_parser = user_uri, conflicts_with_all = ["template", "policy"])]
         dm: Option<String>,
+        /// Let holders of a join link in (`link create`): users not in
+        /// the room may use join codes (docs/divergences.md C27).
+        #[arg(long, conflicts_with = "dm")]
+        join_links: bool,
+        /// With --join-links: each link admits one user only.
+        #[arg(long, requires = "join_links")]
+        single_use_links: bool,
+        /// With --join-links: links expire at most this many seconds
+        /// after their creation (0: links need not expire).
+        #[arg(long, requires = "join_links", default_value_t = 0)]
+        link_expiration: u32,
     },
     /// Add a user (all their devices) to a room.
     Add {
@@ -166,12 +177,26 @@ enum ClientCommand {
         #[command(subcommand)]
         action: PreauthAction,
     },
-    /// Join a room by external commit: a new device of a participant, or
-    /// a user the room preauthorizes or lets in (open join).
+    /// Join a room by external commit: a new device of a participant, a
+    /// user the room preauthorizes or lets in (open join), or the holder
+    /// of a join link (--link).
     Join {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri, required_unless_present = "link")]
+        room: Option<String>,
+        /// A join link (`link create` prints one).
+        #[arg(long, conflicts_with = "room")]
+        link: Option<String>,
+    },
+    /// List, create or remove a room's join links (room-policy §Join Link
+    /// policies component): whoever holds one may `join --link` with its
+    /// role.
+    Link {
         /// Room URI, mimi://<hub domain>/r/<name>.
         #[arg(value_parser = room_uri)]
         room: String,
+        #[command(subcommand)]
+        action: LinkAction,
     },
     /// Send a text message.
     Send {
@@ -299,6 +324,29 @@ pub enum PreauthAction {
     Remove {
         /// The entry's number.
         index: usize,
+    },
+}
+
+/// `mimi client link …`.
+#[derive(Subcommand)]
+pub enum LinkAction {
+    /// Print the room's links.
+    List,
+    /// Create a link and print it. Only who may add a user with the role
+    /// may create a link for it.
+    Create {
+        /// The role index its holders get (default roles: 2 member).
+        #[arg(long, default_value_t = 2)]
+        role: u32,
+        /// Seconds the link stays valid (default: as long as the room's
+        /// policy allows).
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+    /// Remove a link: nobody joins with it any more.
+    Remove {
+        /// The link, as `list` prints it.
+        link: String,
     },
 }
 
@@ -743,13 +791,24 @@ async fn run_device(
             template,
             policy,
             dm,
+            join_links,
+            single_use_links,
+            link_expiration,
         } => {
-            let options = match (template, policy, dm) {
+            let mut options = match (template, policy, dm) {
                 (Some(t), _, _) => crate::room_policy::from_template(t, &room)?,
                 (_, Some(file), _) => crate::room_policy::from_file(&file, &room)?,
                 (_, _, Some(user)) => crate::room_policy::direct_message(&user),
                 _ => mimi_client::RoomOptions::default(),
             };
+            if join_links {
+                options = options.with_join_links(mimi_protocol::components::JoinLinkPolicy {
+                    on_request: false,
+                    join_link: Default::default(),
+                    multiuser: !single_use_links,
+                    expiration: link_expiration,
+                });
+            }
             client.create_room_with(&room, options).await?;
             println!("created {room}");
         }
@@ -806,9 +865,44 @@ async fn run_device(
             client.commit_pending(&room).await?;
             println!("committed pending proposals in {room}");
         }
-        ClientCommand::Join { room } => {
-            client.join(&room).await?;
+        ClientCommand::Join { room, link } => {
+            let room = match (room, link) {
+                (_, Some(link)) => client.join_by_link(&link).await?,
+                (Some(room), None) => {
+                    client.join(&room).await?;
+                    room
+                }
+                (None, None) => bail!("give a room or --link"),
+            };
             println!("joined {room} at epoch {}", client.device.epoch(&room)?);
+        }
+        ClientCommand::Link { room, action } => {
+            client.sync().await?;
+            match action {
+                LinkAction::List => {
+                    let links = client.device.join_links(&room)?;
+                    if links.is_empty() {
+                        println!("no join links in {room}");
+                    }
+                    for link in links {
+                        println!("{link}");
+                    }
+                }
+                LinkAction::Create { role, expires_in } => {
+                    let link = client
+                        .create_join_link(
+                            &room,
+                            role,
+                            expires_in.map(std::time::Duration::from_secs),
+                        )
+                        .await?;
+                    println!("{link}");
+                }
+                LinkAction::Remove { link } => {
+                    client.remove_join_link(&room, &link).await?;
+                    println!("removed the link from {room}");
+                }
+            }
         }
         ClientCommand::Send {
             room,

@@ -207,6 +207,15 @@ async fn the_walkthrough_runs_as_written() {
         "{outputs}"
     );
     assert!(outputs.contains("4 speaker"), "{outputs}");
+    // The book club: Cathy joined by a single-use link, which is gone.
+    assert!(
+        outputs.contains("joined mimi://a.example/r/book-club"),
+        "{outputs}"
+    );
+    assert!(
+        outputs.contains("no join links in mimi://a.example/r/book-club"),
+        "{outputs}"
+    );
 }
 
 #[test]

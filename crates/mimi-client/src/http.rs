@@ -899,12 +899,9 @@ impl Client {
         expires_in: Option<std::time::Duration>,
     ) -> Result<String> {
         let now = crate::requests::unix_now();
-        let link = self.device.new_join_link(
-            room,
-            role,
-            expires_in.map(|d| now + d.as_secs()),
-            now,
-        )?;
+        let link =
+            self.device
+                .new_join_link(room, role, expires_in.map(|d| now + d.as_secs()), now)?;
         self.with_retries(room, |d| d.add_join_link(room, &link))
             .await?;
         Ok(link)
@@ -975,9 +972,9 @@ impl Client {
                 .device
                 .group_info_request(room, join_link.map(<[u8]>::to_vec))?;
             let response = self.connection.group_info(room, &request).await?;
-            let update =
-                self.device
-                    .join_from_group_info_response_with(&key, &response, join_link)?;
+            let update = self
+                .device
+                .join_from_group_info_response_with(&key, &response, join_link)?;
             if let UpdateResult::Accepted = self.commit(room, update).await? {
                 return Ok(());
             }
@@ -1078,4 +1075,3 @@ mod tests {
         );
     }
 }
-

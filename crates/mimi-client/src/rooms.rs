@@ -10,12 +10,14 @@
 //! hub and every other client use.
 
 use mimi_protocol::components::room_policy::capabilities::CAN_USE_JOIN_CODE;
-use mimi_protocol::components::room_policy::{BaseRoomPolicy, PreAuthData, Role, RoleData};
+use mimi_protocol::components::room_policy::{
+    BaseRoomPolicy, PreAuthData, Role, RoleData, SingleSourceRoleChangeTargets,
+};
 use mimi_protocol::components::{
     BASE_ROOM_POLICY, ComponentId, FRANK_AAD, FRANKING_SIGNATURE_KEY, FrankingAgentData,
-    JOIN_LINK_POLICY, JOIN_LINKS, JoinLink, JoinLinkPolicy, JoinLinksUpdate, PARTICIPANT_LIST, PREAUTH_LIST, ParticipantListData,
-    ParticipantListUpdate, ROLES_LIST, ROOM_METADATA, RoomMetaData, UserRolePair,
-    UserindexRolePair,
+    JOIN_LINK_POLICY, JOIN_LINKS, JoinLink, JoinLinkPolicy, JoinLinksUpdate, PARTICIPANT_LIST,
+    PREAUTH_LIST, ParticipantListData, ParticipantListUpdate, ROLES_LIST, ROOM_METADATA,
+    RoomMetaData, UserRolePair, UserindexRolePair,
 };
 use mimi_protocol::msgs::{
     GroupInfoOption, HandshakeBody, HandshakeBundle, RatchetTreeOption, UpdateRequest,
@@ -70,10 +72,25 @@ pub struct RoomOptions {
 impl RoomOptions {
     /// These options with join links: the `join_link_policy`, and role 0
     /// (users not in the participant list) holding `canUseJoinCode`, so
-    /// that a link's holder may use it (docs/divergences.md C27). Who may
+    /// that a link's holder may use it, with every role that may have
+    /// clients as a target (docs/divergences.md C27). Who may
     /// create a link for a role is whoever may add a user with that role.
     pub fn with_join_links(mut self, policy: JoinLinkPolicy) -> Self {
         self.join_link_policy = Some(policy);
+        // A link may give any role that can have clients (its creator's
+        // authority limits it further); a role 0 already defined keeps
+        // its own targets.
+        let joinable: Vec<u32> = self
+            .roles
+            .roles
+            .iter()
+            .filter(|r| {
+                r.role_index != 0
+                    && r.role_name.as_slice() != b"banned"
+                    && r.maximum_active_participants_constraint != Some(0)
+            })
+            .map(|r| r.role_index)
+            .collect();
         match self.roles.roles.iter_mut().find(|r| r.role_index == 0) {
             Some(no_role) => {
                 if !no_role.has_capability(CAN_USE_JOIN_CODE) {
@@ -91,7 +108,10 @@ impl RoomOptions {
                     maximum_participants_constraint: None,
                     minimum_active_participants_constraint: 0,
                     maximum_active_participants_constraint: None,
-                    authorized_role_changes: Vec::new(),
+                    authorized_role_changes: vec![SingleSourceRoleChangeTargets {
+                        from_role_index: 0,
+                        target_role_indexes: joinable,
+                    }],
                 },
             ),
         }
@@ -576,9 +596,8 @@ impl Device {
         let policy = state.join_link_policy.as_ref().ok_or_else(|| {
             Error::RoomState(format!("{room} has no join link policy, so no join links"))
         })?;
-        let expires = expires.or_else(|| {
-            (policy.expiration != 0).then(|| now + u64::from(policy.expiration))
-        });
+        let expires = expires
+            .or_else(|| (policy.expiration != 0).then(|| now + u64::from(policy.expiration)));
         let code = self
             .provider
             .rand()

@@ -23,7 +23,10 @@ fn room_with_links(multiuser: bool) -> Net {
 }
 
 fn add_link(net: &mut Net, role: u32) -> String {
-    let link = net.device(ALICE).new_join_link(ROOM, role, None, 0).unwrap();
+    let link = net
+        .device(ALICE)
+        .new_join_link(ROOM, role, None, 0)
+        .unwrap();
     let request = net.device(ALICE).add_join_link(ROOM, &link).unwrap();
     net.update(ALICE, request).unwrap();
     link
@@ -50,7 +53,10 @@ fn join(
 fn the_hub_holds_a_join_to_the_link_it_names() {
     let mut net = room_with_links(false);
     let link = add_link(&mut net, MEMBER);
-    assert_eq!(net.device(ALICE).join_links(ROOM).unwrap(), vec![link.clone()]);
+    assert_eq!(
+        net.device(ALICE).join_links(ROOM).unwrap(),
+        vec![link.clone()]
+    );
     let state = net.hub.policy_state().unwrap();
     let grant = join_links::grant(&state, link.as_bytes(), Some(0)).unwrap();
     assert!(grant.single_use);
@@ -84,7 +90,12 @@ fn the_hub_holds_a_join_to_the_link_it_names() {
         single_use: false,
         ..grant.clone()
     };
-    let refused = join(&mut net, "mimi://b.example/d/bob/three", MEMBER, Some(&keep));
+    let refused = join(
+        &mut net,
+        "mimi://b.example/d/bob/three",
+        MEMBER,
+        Some(&keep),
+    );
     assert_eq!(
         refused,
         Err(UpdateRejection::RoleConstraint(
@@ -94,7 +105,13 @@ fn the_hub_holds_a_join_to_the_link_it_names() {
 
     // The join as the link says: Bob is a member, the link is gone for
     // the hub and for Alice.
-    join(&mut net, "mimi://b.example/d/bob/four", MEMBER, Some(&grant)).unwrap();
+    join(
+        &mut net,
+        "mimi://b.example/d/bob/four",
+        MEMBER,
+        Some(&grant),
+    )
+    .unwrap();
     let state = net.hub.policy_state().unwrap();
     assert_eq!(state.role_of("mimi://b.example/u/bob"), MEMBER);
     assert!(state.join_links.join_links.is_empty());
@@ -108,7 +125,19 @@ fn a_multiuser_link_stays_for_every_joiner() {
     let state = net.hub.policy_state().unwrap();
     let grant = join_links::grant(&state, link.as_bytes(), Some(0)).unwrap();
     assert!(!grant.single_use);
-    join(&mut net, "mimi://b.example/d/bob/phone", MEMBER, Some(&grant)).unwrap();
-    join(&mut net, "mimi://c.example/d/cathy/tablet", MEMBER, Some(&grant)).unwrap();
+    join(
+        &mut net,
+        "mimi://b.example/d/bob/phone",
+        MEMBER,
+        Some(&grant),
+    )
+    .unwrap();
+    join(
+        &mut net,
+        "mimi://c.example/d/cathy/tablet",
+        MEMBER,
+        Some(&grant),
+    )
+    .unwrap();
     assert_eq!(net.device(ALICE).join_links(ROOM).unwrap(), vec![link]);
 }

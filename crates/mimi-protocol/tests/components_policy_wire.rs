@@ -20,9 +20,9 @@ use mimi_protocol::components::policy_components::{
 use mimi_protocol::components::room_policy::{Optionality, RoomPolicyError};
 use mimi_protocol::components::{
     self as c, AssetPolicy, BotPolicy, Component, ComponentUpdate, HistoryPolicy, JoinLinkPolicy,
-    JoinLinksData, JoinLinksError, JoinLinksUpdate, LinkPreviewPolicy, LoggingPolicy, MessageExpiration,
-    OperationalParameters, StatusNotificationPolicy, Uri, decode_component, read_component,
-    update_proposal, write_component,
+    JoinLinksData, JoinLinksError, JoinLinksUpdate, LinkPreviewPolicy, LoggingPolicy,
+    MessageExpiration, OperationalParameters, StatusNotificationPolicy, Uri, decode_component,
+    read_component, update_proposal, write_component,
 };
 use mimi_protocol::msgs::CipherSuite;
 use mimi_protocol::{DecodeError, encode};
@@ -246,7 +246,10 @@ fn join_links_updates_remove_by_position_then_append() {
         added_links: vec![JoinLink::new("d")],
     };
     let after = list.apply(&update).unwrap();
-    assert_eq!(after.join_links, vec![JoinLink::new("b"), JoinLink::new("d")]);
+    assert_eq!(
+        after.join_links,
+        vec![JoinLink::new("b"), JoinLink::new("d")]
+    );
     assert_eq!(after.index_of(b"d"), Some(1));
     assert_eq!(after.index_of(b"a"), None);
 
@@ -257,7 +260,10 @@ fn join_links_updates_remove_by_position_then_append() {
         })
     };
     assert_eq!(bad(vec![3], vec![]), Err(JoinLinksError::NoSuchIndex(3)));
-    assert_eq!(bad(vec![1, 1], vec![]), Err(JoinLinksError::RemovedTwice(1)));
+    assert_eq!(
+        bad(vec![1, 1], vec![]),
+        Err(JoinLinksError::RemovedTwice(1))
+    );
     assert_eq!(bad(vec![], vec!["a"]), Err(JoinLinksError::Duplicate));
     assert_eq!(bad(vec![], vec!["e", "e"]), Err(JoinLinksError::Duplicate));
     // A link removed and added again in one update is the same link.

@@ -124,9 +124,7 @@ pub fn resolve_app_data_updates<'a>(
         for update in &join_link_updates {
             links = links.apply(update).map_err(|e| join_links(&e))?;
         }
-        let bytes = links
-            .tls_serialize_detached()
-            .map_err(|e| join_links(&e))?;
+        let bytes = links.tls_serialize_detached().map_err(|e| join_links(&e))?;
         updater.set(ComponentData::from_parts(JOIN_LINKS, bytes.into()));
     }
     Ok(updater.changes())

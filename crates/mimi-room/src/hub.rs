@@ -547,10 +547,12 @@ impl HubRoom {
         }
         if join_link_updates > 1 {
             // Each update's indices are positions in this epoch's list.
-            return Err(UpdateRejection::RoleConstraint(PolicyViolation::JoinLinks {
-                proposer: committer_user,
-                reason: "only one join_links update per commit".into(),
-            }));
+            return Err(UpdateRejection::RoleConstraint(
+                PolicyViolation::JoinLinks {
+                    proposer: committer_user,
+                    reason: "only one join_links update per commit".into(),
+                },
+            ));
         }
         join_links::check_after(&after, link.as_ref()).map_err(UpdateRejection::RoleConstraint)?;
         if sender == Sender::NewMemberCommit
@@ -840,12 +842,13 @@ impl HubRoom {
                     authorize_participant_update(state, proposer, grants, &update, changes)
                 }
                 (JOIN_LINKS, AppDataUpdateOperation::Update(bytes)) => {
-                    let update: JoinLinksUpdate = decode_component(bytes.as_slice()).map_err(
-                        |e| PolicyViolation::MalformedComponent {
-                            component: JOIN_LINKS,
-                            detail: e.to_string(),
-                        },
-                    )?;
+                    let update: JoinLinksUpdate =
+                        decode_component(bytes.as_slice()).map_err(|e| {
+                            PolicyViolation::MalformedComponent {
+                                component: JOIN_LINKS,
+                                detail: e.to_string(),
+                            }
+                        })?;
                     join_links::authorize_update(
                         state,
                         proposer,

@@ -539,7 +539,14 @@ mod tests {
             ..Default::default()
         };
         let mut c = ParticipantChanges::default();
-        authorize_participant_update(&s, "bob", SelfGrants::default(), &add(default_role::MEMBER), &mut c).unwrap();
+        authorize_participant_update(
+            &s,
+            "bob",
+            SelfGrants::default(),
+            &add(default_role::MEMBER),
+            &mut c,
+        )
+        .unwrap();
         assert!(c.added("cathy"));
         assert!(
             authorize_participant_update(
@@ -572,13 +579,32 @@ mod tests {
             removed_indices: vec![i],
             ..Default::default()
         };
-        authorize_participant_update(&s, "bob", SelfGrants::default(), &remove(1), &mut Default::default()).unwrap();
+        authorize_participant_update(
+            &s,
+            "bob",
+            SelfGrants::default(),
+            &remove(1),
+            &mut Default::default(),
+        )
+        .unwrap();
         assert!(
-            authorize_participant_update(&s, "bob", SelfGrants::default(), &remove(2), &mut Default::default())
-                .is_err()
+            authorize_participant_update(
+                &s,
+                "bob",
+                SelfGrants::default(),
+                &remove(2),
+                &mut Default::default()
+            )
+            .is_err()
         );
-        authorize_participant_update(&s, "alice", SelfGrants::default(), &remove(2), &mut Default::default())
-            .unwrap();
+        authorize_participant_update(
+            &s,
+            "alice",
+            SelfGrants::default(),
+            &remove(2),
+            &mut Default::default(),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -596,7 +622,14 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            authorize_participant_update(&s, "bob", SelfGrants::default(), &ban, &mut Default::default()).is_err()
+            authorize_participant_update(
+                &s,
+                "bob",
+                SelfGrants::default(),
+                &ban,
+                &mut Default::default()
+            )
+            .is_err()
         );
         let mut c = ParticipantChanges::default();
         authorize_participant_update(&s, "alice", SelfGrants::default(), &ban, &mut c).unwrap();

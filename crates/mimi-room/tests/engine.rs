@@ -291,7 +291,8 @@ fn group_info_needs_a_participant_that_may_add_its_own_clients() {
         .check_group_info_request(&Requester::Provider("d.example".into()), &request)
         .unwrap();
     assert_eq!(
-        hub.group_info(&state, &uri(ROOM), &client, &request, 0).err(),
+        hub.group_info(&state, &uri(ROOM), &client, &request, 0)
+            .err(),
         Some(mimi_room::GroupInfoRejection::MayNotAddOwnClient)
     );
     // Another provider may not ask for Dave's client.

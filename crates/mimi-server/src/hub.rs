@@ -484,15 +484,13 @@ pub async fn group_info(
             group_info_failure(room_id, GroupInfoResponseBody::NoSuchRoom),
         ));
     };
-    match state
-        .hub
-        .group_info(
-            &record.group_state,
-            room_id,
-            &client,
-            &request,
-            crate::state::now_ms(),
-        ) {
+    match state.hub.group_info(
+        &record.group_state,
+        room_id,
+        &client,
+        &request,
+        crate::state::now_ms(),
+    ) {
         Ok(response) => Ok((StatusCode::OK, response)),
         Err(rejection) => group_info_refusal(room_id, rejection),
     }

@@ -11,12 +11,12 @@ mod common;
 use common::{Backend, start_federation};
 use mimi_client::http::{Client, ClientError};
 use mimi_client::{RoomOptions, content};
-use mimi_protocol::components::{JoinLinkPolicy, RoomMetaData};
 use mimi_protocol::components::room_metadata::{UTF8String, Uri};
 use mimi_protocol::components::room_policy::capabilities as cap;
 use mimi_protocol::components::room_policy::{
     BaseRoomPolicy, PreAuthData, PreAuthRoleEntry, RoleData,
 };
+use mimi_protocol::components::{JoinLinkPolicy, RoomMetaData};
 use mimi_room::policy::default_role::{ADMIN, BANNED, MEMBER};
 use mimi_room::policy::default_roles;
 use mimi_room::policy::preauth::{basic_claim, claim};
@@ -376,11 +376,11 @@ async fn a_join_link_admits_its_holder_until_used_up_expired_or_removed() {
     assert!(refused.to_string().contains("notAuthorized"), "{refused}");
 
     // A member link lets Bob in as a member, once.
-    let link = alice
-        .create_join_link(ROOM, MEMBER, None)
-        .await
-        .unwrap();
-    assert!(link.starts_with(ROOM) && link.contains("expires="), "{link}");
+    let link = alice.create_join_link(ROOM, MEMBER, None).await.unwrap();
+    assert!(
+        link.starts_with(ROOM) && link.contains("expires="),
+        "{link}"
+    );
     assert_eq!(bob.join_by_link(&link).await.unwrap(), ROOM);
     assert_eq!(role_in(&bob, ROOM, BOB_USER), Some(MEMBER));
     bob.send(ROOM, content::text("in by link")).await.unwrap();
@@ -395,7 +395,9 @@ async fn a_join_link_admits_its_holder_until_used_up_expired_or_removed() {
     // A member may hand out member links, never admin links.
     let admin_link = bob.create_join_link(ROOM, ADMIN, None).await.unwrap_err();
     assert!(
-        admin_link.to_string().contains("may not create a link for role"),
+        admin_link
+            .to_string()
+            .contains("may not create a link for role"),
         "{admin_link}"
     );
 

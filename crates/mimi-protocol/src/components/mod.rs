@@ -20,8 +20,7 @@ pub use participant_list::{
 };
 pub use policy_components::{
     AssetPolicy, BotPolicy, HistoryPolicy, JoinLink, JoinLinkPolicy, JoinLinksData, JoinLinksError,
-    JoinLinksUpdate,
-    LinkPreviewPolicy, LoggingPolicy, MessageExpiration, OperationalParameters,
+    JoinLinksUpdate, LinkPreviewPolicy, LoggingPolicy, MessageExpiration, OperationalParameters,
 };
 pub use room_metadata::{RichDescription, RoomMetaData, RoomMetadataError, UTF8String, Uri};
 pub use room_policy::{

@@ -122,13 +122,11 @@ impl HubEngine {
             .hub
             .franking_agent()
             .map_err(UpdateRejection::StateAfter)?;
-        let accepted = room
-            .hub
-            .handle_commit_at(
-                self.crypto(),
-                bundle.proposal_or_commit.clone(),
-                unix_seconds(accepted_at),
-            )?;
+        let accepted = room.hub.handle_commit_at(
+            self.crypto(),
+            bundle.proposal_or_commit.clone(),
+            unix_seconds(accepted_at),
+        )?;
         // -06 §7.4, on the state the commit produced: the hub still
         // listed, followers only while they have participants.
         self.check_external_senders(&room.hub)
@@ -244,8 +242,11 @@ impl HubEngine {
         let mut proposals = Vec::with_capacity(1 + more_proposals.len());
         proposals.push(bundle.proposal_or_commit.clone());
         proposals.extend(more_proposals.iter().cloned());
-        room.hub
-            .handle_proposals_at(self.crypto(), proposals.clone(), unix_seconds(accepted_at))?;
+        room.hub.handle_proposals_at(
+            self.crypto(),
+            proposals.clone(),
+            unix_seconds(accepted_at),
+        )?;
         for proposal in &proposals {
             let proposer = proposer(&room.hub, proposal)?;
             let allowed = match &proposer {

@@ -112,13 +112,17 @@ pub enum LinkRefusal {
     OtherRoom(String),
     #[error("the room has no join link policy, so no join links")]
     NotEnabled,
-    #[error("users not in the participant list may not use join codes here: role 0 lacks canUseJoinCode")]
+    #[error(
+        "users not in the participant list may not use join codes here: role 0 lacks canUseJoinCode"
+    )]
     CodesNotAllowed,
     #[error("the room does not list this link: removed, used up, or never created")]
     NotListed,
     #[error("the link expired at {expires} (unix seconds)")]
     Expired { expires: u64 },
-    #[error("the link's role {0} cannot be joined: undefined, role 0, banned, or without active participants")]
+    #[error(
+        "the link's role {0} cannot be joined: undefined, role 0, banned, without active participants, or not a target of role 0's changes"
+    )]
     Role(u32),
     #[error("the time of the join is not known, so the link's expiry cannot be checked")]
     NoClock,
@@ -137,10 +141,18 @@ pub struct LinkGrant {
     pub single_use: bool,
 }
 
-/// Whether `role` can be given by a link: a defined, non-zero role that is
-/// not the ban role and may have active participants.
+/// Whether `role` can be given by a link ("the join code refers to a valid
+/// target role", room-policy §Adding): a defined, non-zero role that is
+/// not the ban role, may have active participants, and is a target of
+/// role 0's changes from 0.
 fn joinable(state: &RoomPolicyState, role: u32) -> bool {
-    role != NOT_IN_LIST && state.roles.role(role).is_some() && state.role_may_be_active(role)
+    role != NOT_IN_LIST
+        && state.roles.role(role).is_some()
+        && state.role_may_be_active(role)
+        && state
+            .roles
+            .role(NOT_IN_LIST)
+            .is_some_and(|r| r.may_change(NOT_IN_LIST, role))
 }
 
 /// The room's URI as its metadata names it, if it has metadata.
@@ -159,14 +171,20 @@ pub fn grant(
     link: &[u8],
     now: Option<u64>,
 ) -> Result<LinkGrant, LinkRefusal> {
-    let policy = state.join_link_policy.as_ref().ok_or(LinkRefusal::NotEnabled)?;
+    let policy = state
+        .join_link_policy
+        .as_ref()
+        .ok_or(LinkRefusal::NotEnabled)?;
     if !state
         .roles
         .has_capability(NOT_IN_LIST, cap::CAN_USE_JOIN_CODE)
     {
         return Err(LinkRefusal::CodesNotAllowed);
     }
-    let index = state.join_links.index_of(link).ok_or(LinkRefusal::NotListed)?;
+    let index = state
+        .join_links
+        .index_of(link)
+        .ok_or(LinkRefusal::NotListed)?;
     let text = JoinLinkText::parse(link)?;
     if let Some(room) = room_uri(state)
         && room != text.room
@@ -238,8 +256,8 @@ pub fn authorize_update(
         }
     }
     for added in &update.added_links {
-        let text = JoinLinkText::parse(added.join_link.as_slice())
-            .map_err(|e| refused(e.to_string()))?;
+        let text =
+            JoinLinkText::parse(added.join_link.as_slice()).map_err(|e| refused(e.to_string()))?;
         if let Some(room) = room_uri(state)
             && room != text.room
         {
@@ -344,7 +362,10 @@ mod tests {
             maximum_participants_constraint: None,
             minimum_active_participants_constraint: 0,
             maximum_active_participants_constraint: None,
-            authorized_role_changes: Vec::<SingleSourceRoleChangeTargets>::new(),
+            authorized_role_changes: vec![SingleSourceRoleChangeTargets {
+                from_role_index: 0,
+                target_role_indexes: vec![default_role::MEMBER, default_role::ADMIN],
+            }],
         });
         RoomPolicyState {
             participants: ParticipantListData {
@@ -410,7 +431,10 @@ mod tests {
         let l = link(default_role::MEMBER, Some(1000));
         let s = state(true, &["other", &l]);
         let g = grant(&s, l.as_bytes(), Some(999)).unwrap();
-        assert_eq!((g.role, g.index, g.single_use), (default_role::MEMBER, 1, false));
+        assert_eq!(
+            (g.role, g.index, g.single_use),
+            (default_role::MEMBER, 1, false)
+        );
         assert_eq!(
             grant(&s, l.as_bytes(), Some(1000)),
             Err(LinkRefusal::Expired { expires: 1000 })
@@ -431,16 +455,29 @@ mod tests {
         let l = link(default_role::MEMBER, None);
         let mut s = state(true, &[&l]);
         s.roles.roles.retain(|r| r.role_index != 0);
-        assert_eq!(grant(&s, l.as_bytes(), Some(1)), Err(LinkRefusal::CodesNotAllowed));
+        assert_eq!(
+            grant(&s, l.as_bytes(), Some(1)),
+            Err(LinkRefusal::CodesNotAllowed)
+        );
         let banned = link(BANNED_ROLE, None);
         let s = state(true, &[&banned]);
         assert_eq!(
             grant(&s, banned.as_bytes(), Some(1)),
             Err(LinkRefusal::Role(BANNED_ROLE))
         );
+        // Moderators are no target of role 0's changes.
+        let moderator = link(default_role::MODERATOR, None);
+        let s = state(true, &[&moderator]);
+        assert_eq!(
+            grant(&s, moderator.as_bytes(), Some(1)),
+            Err(LinkRefusal::Role(default_role::MODERATOR))
+        );
         let mut s = state(true, &[&l]);
         s.join_link_policy = None;
-        assert_eq!(grant(&s, l.as_bytes(), Some(1)), Err(LinkRefusal::NotEnabled));
+        assert_eq!(
+            grant(&s, l.as_bytes(), Some(1)),
+            Err(LinkRefusal::NotEnabled)
+        );
         let other_room = format!("mimi://a.example/r/other?role=2&code={CODE}");
         let s = state(true, &[&other_room]);
         assert!(matches!(
@@ -469,7 +506,10 @@ mod tests {
         let now = 1_000;
         let ok = |l: &str| authorize_update(&s, "alice", &add(&[l]), None, Some(now));
         ok(&link(2, Some(now + 3600))).unwrap();
-        assert!(ok(&link(2, None)).is_err(), "expiration set: expires needed");
+        assert!(
+            ok(&link(2, None)).is_err(),
+            "expiration set: expires needed"
+        );
         assert!(ok(&link(2, Some(now))).is_err(), "already expired");
         assert!(ok(&link(2, Some(now + 3600 + CLOCK_SKEW_SECS + 1))).is_err());
         let short = format!("{ROOM}?role=2&code=short&expires={}", now + 10);
@@ -493,7 +533,10 @@ mod tests {
         assert!(authorize_update(&s, "dora", &add(&[&l]), Some(&g), Some(1)).is_err());
 
         // The commit's result must no longer list a used single-use link.
-        assert_eq!(check_after(&s, Some(&g)), Err(PolicyViolation::SingleUseLinkKept));
+        assert_eq!(
+            check_after(&s, Some(&g)),
+            Err(PolicyViolation::SingleUseLinkKept)
+        );
         let mut after = s.clone();
         after.join_links.join_links.remove(1);
         check_after(&after, Some(&g)).unwrap();

@@ -274,12 +274,16 @@ fn among(roles: &[u32]) -> Vec<SingleSourceRoleChangeTargets> {
         .collect()
 }
 
-/// `canUseJoinCode` of the strict and moderated rooms' `no_role` is left
-/// out (C26): role 0 may hold only `canOpenJoin` (C23) and join codes are
-/// not implemented (C13). Its changes are kept as written; without
-/// `canOpenJoin` they allow nothing.
-fn no_role(constraints: Constraints, changes: Vec<SingleSourceRoleChangeTargets>) -> Role {
-    role(0, "no_role", &[], constraints, changes)
+/// `no_role`, role 0: users not in the participant list. In the strict
+/// and moderated rooms it holds `canUseJoinCode`, and its changes from 0
+/// are the roles a join link may give (C27); the room has join links once
+/// it gets a `join_link_policy`.
+fn no_role(
+    capabilities: &[CapabilityType],
+    constraints: Constraints,
+    changes: Vec<SingleSourceRoleChangeTargets>,
+) -> Role {
+    role(0, "no_role", capabilities, constraints, changes)
 }
 
 fn banned() -> Role {
@@ -377,7 +381,7 @@ fn cooperative_roles() -> RoleData {
     let super_admin = [&group_admin[..], COOPERATIVE_SUPER_ADMIN].concat();
     RoleData {
         roles: vec![
-            no_role(NEVER_ACTIVE, Vec::new()),
+            no_role(&[], NEVER_ACTIVE, Vec::new()),
             banned(),
             role(
                 ORDINARY_USER,
@@ -486,7 +490,11 @@ fn strict_roles() -> RoleData {
     let super_admin = [&group_admin[..], SUPER_ADMIN_POLICY].concat();
     RoleData {
         roles: vec![
-            no_role(NEVER_ACTIVE, changes(&[(0, &[2])])),
+            no_role(
+                &[cap::CAN_USE_JOIN_CODE],
+                NEVER_ACTIVE,
+                changes(&[(0, &[2])]),
+            ),
             banned(),
             role(
                 ORDINARY_USER,
@@ -601,7 +609,11 @@ fn moderated_roles() -> RoleData {
     .concat();
     RoleData {
         roles: vec![
-            no_role(UNCONSTRAINED, changes(&[(0, &[2, 3])])),
+            no_role(
+                &[cap::CAN_USE_JOIN_CODE],
+                UNCONSTRAINED,
+                changes(&[(0, &[2, 3])]),
+            ),
             banned(),
             role(
                 moderated::GUEST,
@@ -736,7 +748,7 @@ fn multi_org_roles() -> RoleData {
     };
     RoleData {
         roles: vec![
-            no_role(NEVER_ACTIVE, Vec::new()),
+            no_role(&[], NEVER_ACTIVE, Vec::new()),
             banned(),
             role(
                 ORG_A_USER,
