@@ -248,6 +248,28 @@ impl HubRoom {
             .collect()
     }
 
+    /// Provider domains with a member client whose user may receive the
+    /// room's messages (room-policy `canReceiveMessage`) under the state
+    /// the hub has accepted: where application messages go. Fanout is per
+    /// provider (-06 §5.5), so a provider gets them while any one of its
+    /// users there may receive (docs/divergences.md C28).
+    pub fn receiving_domains(&self) -> Result<BTreeSet<String>, RoomError> {
+        let state = self.accepted_policy_state()?;
+        let mut verdicts: HashMap<String, bool> = HashMap::new();
+        let mut domains = BTreeSet::new();
+        for (_, identity) in self.members() {
+            let Ok(id) = identity else { continue };
+            let user = id.user.as_str();
+            let receives = *verdicts.entry(user.to_owned()).or_insert_with(|| {
+                state.may_be_active(user) && state.has(user, cap::CAN_RECEIVE_MESSAGE)
+            });
+            if receives {
+                domains.insert(id.device.domain().to_owned());
+            }
+        }
+        Ok(domains)
+    }
+
     /// Provider domains that have a participant in the room: a user in
     /// the participant list or a client in the group.
     pub fn participant_domains(&self) -> Result<BTreeSet<String>, RoomError> {

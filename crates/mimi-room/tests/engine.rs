@@ -1020,3 +1020,66 @@ fn a_participant_reports_abuse_only_with_can_report_abuse() {
         .is_ok()
     );
 }
+
+#[test]
+fn messages_go_only_to_providers_with_a_user_who_may_receive_them() {
+    use mimi_protocol::components::room_policy::capabilities::CAN_RECEIVE_MESSAGE;
+    use mimi_room::policy::{default_role, default_roles};
+    let hub = engine();
+    // Members may send but not receive; moderators may do both.
+    let mut roles = default_roles();
+    for role in &mut roles.roles {
+        if role.role_index == default_role::MEMBER {
+            role.role_capabilities.retain(|c| *c != CAN_RECEIVE_MESSAGE);
+        }
+    }
+    let mut alice = TestClient::new(ALICE).hosted_by(hub.external_sender(CIPHERSUITE).unwrap());
+    let me = alice.user();
+    alice.create_room(&[(me.as_str(), default_role::ADMIN)], roles);
+    let (info, tree) = creation_bytes(&alice);
+    let state = hub
+        .create_room(&uri(ALICE), ROOM, &info, &tree)
+        .unwrap()
+        .state;
+    let mut bob = TestClient::new(BOB);
+    let mut carol = TestClient::new("mimi://c.example/d/carol/tablet");
+    let mut add = add_participant(&bob.user(), default_role::MEMBER);
+    add.added_participants
+        .extend(add_participant(&carol.user(), default_role::MODERATOR).added_participants);
+    let (commit, welcome, group_info) = alice.commit_with_group_info(
+        vec![participant_update(&add)],
+        vec![bob.key_package(), carol.key_package()],
+    );
+    let request = commit_request(commit, welcome.clone(), group_info);
+    let UpdateDecision::Accepted { new_state, .. } =
+        hub.update(&state, &device(ALICE), &request, 1).unwrap()
+    else {
+        panic!("the adds were refused");
+    };
+    alice.merge_pending();
+    let tree: RatchetTreeIn = alice.group().export_ratchet_tree().into();
+    bob.join(welcome.clone().unwrap(), tree.clone());
+    carol.join(welcome.unwrap(), tree);
+
+    let view = mimi_room::engine::SubmitView::new(&new_state).unwrap();
+    let destinations = |client: &mut TestClient, device_uri: &str| {
+        let request = SubmitMessageRequest {
+            protocol: Protocol::Mls10,
+            app_message: client.application_message(b"hi", None),
+            sending_uri: IdentifierUri::new(client.user()),
+        };
+        match hub.submit(&view, &uri(ROOM), &device(device_uri), &request, 2) {
+            mimi_room::engine::SubmitDecision::Accepted { fanout, .. } => {
+                fanout.destinations.into_iter().collect::<Vec<_>>()
+            }
+            other => panic!("not accepted: {other:?}"),
+        }
+    };
+    // b.example has only Bob, who may not receive: it is left out...
+    assert_eq!(destinations(&mut alice, ALICE), ["a.example", "c.example"]);
+    // ...except for the echo of Bob's own message.
+    assert_eq!(
+        destinations(&mut bob, BOB),
+        ["a.example", "b.example", "c.example"]
+    );
+}

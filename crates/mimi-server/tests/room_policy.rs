@@ -17,7 +17,7 @@ use mimi_protocol::components::room_policy::{
     BaseRoomPolicy, PreAuthData, PreAuthRoleEntry, RoleData,
 };
 use mimi_protocol::components::{JoinLinkPolicy, RoomMetaData};
-use mimi_room::policy::default_role::{ADMIN, BANNED, MEMBER};
+use mimi_room::policy::default_role::{ADMIN, BANNED, MEMBER, MODERATOR};
 use mimi_room::policy::default_roles;
 use mimi_room::policy::preauth::{basic_claim, claim};
 
@@ -422,5 +422,72 @@ async fn a_join_link_admits_its_holder_until_used_up_expired_or_removed() {
         alice.sync().await.unwrap();
         role_in(&alice, ROOM, "mimi://c.example/u/carol") == Some(MEMBER)
     });
+    fed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_whose_users_may_not_receive_gets_no_messages() {
+    const ROOM: &str = "mimi://a.example/r/briefing";
+    let fed = start_federation(Backend::Sqlite).await;
+    let connect = |d: &str| fed.connection(d).unwrap();
+    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
+    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
+    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
+    // Members may not receive messages; moderators may.
+    let mut roles = default_roles();
+    for role in &mut roles.roles {
+        if role.role_index == MEMBER {
+            role.role_capabilities
+                .retain(|c| *c != cap::CAN_RECEIVE_MESSAGE);
+        }
+    }
+    let options = RoomOptions {
+        roles,
+        ..RoomOptions::default()
+    };
+    bob.publish_key_packages(1).await.unwrap();
+    carol.publish_key_packages(1).await.unwrap();
+    alice.create_room_with(ROOM, options).await.unwrap();
+    alice.add_user(ROOM, BOB_USER, MEMBER).await.unwrap();
+    alice
+        .add_user(ROOM, "mimi://c.example/u/carol", MODERATOR)
+        .await
+        .unwrap();
+    until!("Bob and Carol join", {
+        bob.sync().await.unwrap();
+        carol.sync().await.unwrap();
+        bob.device.history(ROOM).is_ok() && carol.device.history(ROOM).is_ok()
+    });
+
+    alice
+        .send(ROOM, content::text("for moderators"))
+        .await
+        .unwrap();
+    until!("Carol gets the message", {
+        carol.sync().await.unwrap();
+        carol.device.history(ROOM).unwrap().len() == 1
+    });
+    bob.sync().await.unwrap();
+    assert!(bob.device.history(ROOM).unwrap().is_empty(), "withheld");
+
+    // As a moderator Bob receives what is sent from then on.
+    alice.set_role(ROOM, BOB_USER, MODERATOR).await.unwrap();
+    let welcome = alice.send(ROOM, content::text("welcome")).await.unwrap();
+    until!("Bob gets the second message", {
+        bob.sync().await.unwrap();
+        !bob.device.history(ROOM).unwrap().is_empty()
+    });
+    let got: Vec<_> = bob
+        .device
+        .history(ROOM)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(
+        got,
+        vec![welcome],
+        "only what was sent once he could receive"
+    );
     fed.shutdown().await;
 }

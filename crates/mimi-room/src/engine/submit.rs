@@ -24,6 +24,8 @@ use crate::{HubRoom, RoomError};
 /// from, so a stale view can never accept a message.
 pub struct SubmitView {
     hub: HubRoom,
+    /// Where application messages go ([`HubRoom::receiving_domains`]),
+    /// besides the sender's own provider.
     domains: BTreeSet<String>,
     /// `authorize_message` verdicts per sending user for the view's epoch
     /// (a pure function of the viewed state).
@@ -35,7 +37,7 @@ impl SubmitView {
     pub fn new(state: &[u8]) -> Result<Self, RoomError> {
         let hub = StoredRoom::decode(state)?.hub;
         Ok(Self {
-            domains: hub.member_domains(),
+            domains: hub.receiving_domains()?,
             hub,
             verdicts: Mutex::default(),
         })
@@ -169,10 +171,14 @@ impl HubEngine {
         let event = message
             .tls_serialize_detached()
             .map_err(|e| SubmitRejection::RoomState(RoomError::CorruptState(e.to_string())))?;
+        // The sender's provider always gets the message back: its
+        // clients settle a sent message by the hub's echo.
+        let mut destinations = view.domains.clone();
+        destinations.insert(user.domain().to_owned());
         Ok(SubmitDecision::Accepted {
             epoch,
             fanout: Fanout {
-                destinations: view.domains.clone(),
+                destinations,
                 payload: event.clone(),
             },
             event,
