@@ -40,6 +40,15 @@ pub struct UploadKeyPackages {
     pub last_resort: bool,
 }
 
+/// A KeyPackage the device spends itself, in its external join proposal
+/// (`POST /client/v1/key-packages/own`): recorded as claimed by the
+/// device, so that the Welcome adding it is delivered to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnKeyPackage {
+    /// Base64 `MLSMessage(KeyPackage)` (a bare `KeyPackage` is taken too).
+    pub key_package: String,
+}
+
 /// Answer to [`UploadKeyPackages`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stored {

@@ -7,6 +7,8 @@ use crate::{DeadLettersQuery, EventsQuery, HubQuery};
 
 pub const DEVICES: &str = "/client/v1/devices";
 pub const KEY_PACKAGES: &str = "/client/v1/key-packages";
+/// A KeyPackage the device spends itself (its external join proposal).
+pub const OWN_KEY_PACKAGE: &str = "/client/v1/key-packages/own";
 pub const KEY_MATERIAL: &str = "/client/v1/key-material";
 pub const HUB: &str = "/client/v1/hub";
 pub const PROFILE: &str = "/client/v1/profile";

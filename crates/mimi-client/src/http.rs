@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use mimi_client_api::paths::{self, RoomAction};
 use mimi_client_api::{
     Ack, CreateRoom, DeadLetterRetried, DeadLettersQuery, Events, EventsQuery, HubKeys, HubQuery,
-    RegisterDevice, Registered, Stored, UploadKeyPackages,
+    OwnKeyPackage, RegisterDevice, Registered, Stored, UploadKeyPackages,
 };
 use mimi_content::{MessageId, MimiContent};
 use mimi_protocol::components::FrankingAgentData;
@@ -301,6 +301,17 @@ impl ProviderConnection {
         };
         let resp = self.post_json(paths::KEY_PACKAGES, &body).await?;
         Ok(resp.json::<Stored>().await?.stored)
+    }
+
+    /// Tells the provider of a KeyPackage this device spends in its own
+    /// external join proposal, so the Welcome that adds it is delivered
+    /// here (docs/divergences.md C29).
+    pub async fn register_own_key_package(&self, mls_message: &[u8]) -> Result<()> {
+        let body = OwnKeyPackage {
+            key_package: B64.encode(mls_message),
+        };
+        self.post_json(paths::OWN_KEY_PACKAGE, &body).await?;
+        Ok(())
     }
 
     /// The provider's hub key for rooms on `ciphersuite`, for their
@@ -960,6 +971,30 @@ impl Client {
             .map_err(|e| crate::Error::RoomState(e.to_string()))?;
         self.join_with(&text.room, Some(link.as_bytes())).await?;
         Ok(text.room)
+    }
+
+    /// Asks to be added to a room this user may join by itself
+    /// (preauthorized, or an open room) with an external join proposal
+    /// instead of an external commit (room-policy §Adding;
+    /// docs/divergences.md C29): the next commit of any member adds the
+    /// user, and this device joins from the Welcome on a later `sync`.
+    pub async fn ask_to_join(&mut self, room: &str) -> Result<()> {
+        let (request, key) = self.device.group_info_request(room, None)?;
+        let response = self.connection.group_info(room, &request).await?;
+        let tbe = self.device.open_group_info_response(&key, &response)?;
+        let (update, key_package) = self.device.external_join_proposal(room, &tbe.group_info)?;
+        self.connection
+            .register_own_key_package(&key_package)
+            .await?;
+        let connection = self.connection.clone();
+        let response = again_on_loss(|| connection.update(room, &update)).await.0?;
+        match response.response_code() {
+            UpdateResponseCode::Success => Ok(()),
+            code => Err(ClientError::UpdateRefused {
+                code,
+                reason: response.error_description.0.clone(),
+            }),
+        }
     }
 
     async fn join_with(&mut self, room: &str, join_link: Option<&[u8]>) -> Result<()> {

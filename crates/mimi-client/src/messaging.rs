@@ -504,7 +504,11 @@ impl Device {
                 app.into_bytes(),
                 franking,
             ),
-            ProcessedMessageContent::ProposalMessage(queued) => {
+            // An external join proposal the hub accepted (room-policy
+            // §Adding; docs/divergences.md C29): the next commit adds its
+            // user ([`Device::commit`] lists it).
+            ProcessedMessageContent::ProposalMessage(queued)
+            | ProcessedMessageContent::ExternalJoinProposalMessage(queued) => {
                 let proposal_type = queued.proposal().proposal_type();
                 group
                     .store_pending_proposal(provider.storage(), *queued)
@@ -528,9 +532,6 @@ impl Device {
                 })
             }
             ProcessedMessageContent::OwnPrivateMessage => Ok(Event::OwnEcho { room }),
-            ProcessedMessageContent::ExternalJoinProposalMessage(_) => Err(Error::InvalidMessage(
-                "external join proposals are not supported".into(),
-            )),
             ProcessedMessageContent::StagedCommitMessage(staged) => {
                 self.apply_commit(&room, *staged, sender_device, &sender)
             }

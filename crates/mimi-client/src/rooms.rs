@@ -26,6 +26,7 @@ use mimi_protocol::uri::MimiUri;
 use mimi_room::components::resolve_app_data_updates;
 use mimi_room::identity::client_identity;
 use mimi_room::policy::join_links::{JoinLinkText, LinkGrant};
+use mimi_room::policy::preauth::Claims;
 use mimi_room::policy::{RoomPolicyState, default_role, default_roles};
 use openmls::component::{ComponentType, ComponentsList};
 use openmls::framing::{SafeAad, SafeAadItem};
@@ -636,6 +637,112 @@ impl Device {
         self.update_component(room, JOIN_LINKS, update.tls_serialize_detached()?)
     }
 
+    /// An external join proposal (RFC 9420 §12.1.8 `new_member_proposal`)
+    /// for the group `group_info` describes: an Add of a fresh KeyPackage
+    /// of this device, for a user who may join `room` by itself
+    /// (room-policy §Adding; docs/divergences.md C29). A member's next
+    /// commit adds the user; this device joins from the Welcome. Returns
+    /// the request for the hub and the KeyPackage (`MLSMessage`), which the
+    /// device's provider must know to route the Welcome.
+    pub fn external_join_proposal(
+        &mut self,
+        room: &str,
+        group_info: &VerifiableGroupInfo,
+    ) -> Result<(UpdateRequest, Vec<u8>)> {
+        let room = MimiUri::parse(room)?;
+        if self.rooms.contains_key(room.as_str()) {
+            return Err(Error::RoomExists(room.as_str().to_owned()));
+        }
+        if group_info.group_id() != &group_id_of_room(&room)? {
+            return Err(Error::InvalidMessage(format!(
+                "the GroupInfo is not for room {room}"
+            )));
+        }
+        let bundle = KeyPackage::builder()
+            .leaf_node_capabilities(capabilities(self.ciphersuite))
+            .build(
+                self.ciphersuite,
+                &self.provider,
+                &self.signer,
+                self.credential.clone(),
+            )
+            .map_err(|e| Error::mls("KeyPackage creation", e))?;
+        let key_package = bundle.key_package().clone();
+        let context = group_info.group_context();
+        let proposal = if context.safe_aad_required() {
+            join_proposal_with_safe_aad(&key_package, context, &self.signer)?
+        } else {
+            wire(
+                JoinProposal::new::<openmls_memory_storage::MemoryStorage>(
+                    key_package.clone(),
+                    context.group_id().clone(),
+                    context.epoch(),
+                    &self.signer,
+                )
+                .map_err(|e| Error::mls("join proposal", e))?,
+            )?
+        };
+        let request = UpdateRequest {
+            bundle: HandshakeBundle {
+                proposal_or_commit: proposal,
+                body: HandshakeBody::Proposal {
+                    more_proposals: Vec::new(),
+                },
+            },
+        };
+        let key_package = MlsMessageOut::from(key_package).tls_serialize_detached()?;
+        Ok((request, key_package))
+    }
+
+    /// The participant-list additions for the external join proposals
+    /// pending in `room` (room-policy §Adding; docs/divergences.md C29):
+    /// the commit that includes such an Add must list its user with a role
+    /// the user may join as by itself, and the hub lets any member do so.
+    /// A proposal whose user may no longer join that way is dropped.
+    fn list_external_joiners(&mut self, room: &str) -> Result<Option<ParticipantListUpdate>> {
+        let state = self.room_state(room)?;
+        let group = self
+            .groups
+            .get_mut(room)
+            .ok_or_else(|| Error::UnknownRoom(room.to_owned()))?;
+        let mut added: Vec<UserRolePair> = Vec::new();
+        let mut dropped = Vec::new();
+        for queued in group.pending_proposals() {
+            let (Sender::NewMemberProposal, Proposal::Add(add)) =
+                (queued.sender(), queued.proposal())
+            else {
+                continue;
+            };
+            let role = client_identity(add.key_package().leaf_node().credential())
+                .ok()
+                .filter(|id| state.role_of(id.user.as_str()) == 0)
+                .and_then(|id| {
+                    let preauth = Claims::of(&id).first_role(&state.preauth);
+                    state.self_join_role(preauth).map(|role| (id, role))
+                });
+            match role {
+                Some((id, role)) => {
+                    if !added
+                        .iter()
+                        .any(|p| p.user.as_slice() == id.user.as_str().as_bytes())
+                    {
+                        added.push(UserRolePair::for_uri(&id.user, role));
+                    }
+                }
+                None => dropped.push(queued.proposal_reference_ref().clone()),
+            }
+        }
+        for proposal_ref in dropped {
+            group
+                .remove_pending_proposal(self.provider.storage(), &proposal_ref)
+                .map_err(|e| Error::mls("dropping a join proposal", e))?;
+        }
+        Ok((!added.is_empty()).then(|| ParticipantListUpdate {
+            added_participants: added,
+            ..Default::default()
+        }))
+    }
+
     /// The room's policy state as of the device's epoch.
     fn room_state(&self, room: &str) -> Result<RoomPolicyState> {
         RoomPolicyState::from_dictionary(
@@ -919,12 +1026,17 @@ impl Device {
     pub(crate) fn commit(
         &mut self,
         room: &str,
-        inline: Vec<Proposal>,
+        mut inline: Vec<Proposal>,
         adds: Vec<KeyPackage>,
         removals: Vec<LeafNodeIndex>,
     ) -> Result<UpdateRequest> {
         if self.record(room)?.status != RoomStatus::Active {
             return Err(Error::NotAMember(room.to_owned()));
+        }
+        if let Some(update) = self.list_external_joiners(room)? {
+            inline.push(Proposal::AppDataUpdate(Box::new(
+                AppDataUpdateProposal::update(PARTICIPANT_LIST, update.tls_serialize_detached()?),
+            )));
         }
         let provider = &self.provider;
         let group = self
@@ -1013,4 +1125,44 @@ fn verifiable(info: &GroupInfo) -> Result<VerifiableGroupInfo> {
     Ok(VerifiableGroupInfo::tls_deserialize_exact(
         info.tls_serialize_detached()?,
     )?)
+}
+
+/// An external join proposal whose `authenticated_data` is the empty Safe
+/// AAD prefix a room requiring Safe AAD expects of every message
+/// (mls-extensions §4.9). openmls's `JoinProposal` cannot set
+/// authenticated data, so the PublicMessage is framed and signed here as
+/// RFC 9420 §6 and §6.1 define it: `FramedContent` with sender
+/// `new_member_proposal`, signed over `FramedContentTBS` (no
+/// GroupContext for this sender), without membership tag.
+fn join_proposal_with_safe_aad(
+    key_package: &KeyPackage,
+    context: &GroupContext,
+    signer: &impl openmls_traits::signatures::Signer,
+) -> Result<MlsMessageIn> {
+    use tls_codec::VLBytes;
+    const MLS10: u16 = 1;
+    const PUBLIC_MESSAGE: u16 = 1;
+    const NEW_MEMBER_PROPOSAL: u8 = 3;
+    const PROPOSAL: u8 = 2;
+    const ADD: u16 = 1;
+    let mut content = VLBytes::from(context.group_id().as_slice()).tls_serialize_detached()?;
+    content.extend(context.epoch().as_u64().to_be_bytes());
+    content.push(NEW_MEMBER_PROPOSAL);
+    let aad = SafeAad::empty().tls_serialize_detached()?;
+    content.extend(VLBytes::from(aad).tls_serialize_detached()?);
+    content.push(PROPOSAL);
+    content.extend(ADD.to_be_bytes());
+    content.extend(key_package.tls_serialize_detached()?);
+
+    let mut tbs = Vec::with_capacity(4 + content.len());
+    tbs.extend(MLS10.to_be_bytes());
+    tbs.extend(PUBLIC_MESSAGE.to_be_bytes());
+    tbs.extend(&content);
+    let signature = mimi_protocol::msgs::signing::sign_with_label(signer, "FramedContentTBS", &tbs)
+        .map_err(|e| Error::mls("join proposal", e))?;
+
+    let mut message = Vec::with_capacity(tbs.len() + signature.len() + 4);
+    message.extend(tbs);
+    message.extend(VLBytes::from(signature).tls_serialize_detached()?);
+    Ok(MlsMessageIn::tls_deserialize_exact(message)?)
 }

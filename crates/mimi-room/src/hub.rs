@@ -336,6 +336,22 @@ impl HubRoom {
         proposals: Vec<MlsMessageIn>,
         now: Option<u64>,
     ) -> Result<Vec<ProposalRef>, UpdateRejection> {
+        Ok(self
+            .handle_proposals_from(crypto, proposals, now)?
+            .into_iter()
+            .map(|(proposal_ref, _)| proposal_ref)
+            .collect())
+    }
+
+    /// [`Self::handle_proposals_at`], with each proposal's proposing
+    /// client: a member, or the joiner of an external join proposal;
+    /// `None` for an external sender (a server).
+    pub fn handle_proposals_from(
+        &mut self,
+        crypto: &impl OpenMlsCrypto,
+        proposals: Vec<MlsMessageIn>,
+        now: Option<u64>,
+    ) -> Result<Vec<(ProposalRef, Option<ClientIdentity>)>, UpdateRejection> {
         let state = self.policy_state().map_err(internal)?;
         let accepted = self.accepted_policy_state().map_err(internal)?;
         let mut queued = Vec::with_capacity(proposals.len());
@@ -343,8 +359,22 @@ impl HubRoom {
             let processed = self.process(crypto, message)?;
             let proposal = match processed.into_content() {
                 ProcessedMessageContent::ProposalMessage(p) => *p,
-                ProcessedMessageContent::ExternalJoinProposalMessage(_) => {
-                    return Err(UpdateRejection::ExternalJoinProposal);
+                ProcessedMessageContent::ExternalJoinProposalMessage(p) => {
+                    // A user who may join by itself may also ask to be
+                    // added (room-policy §Adding: "added by an external
+                    // proposal"); a member's commit then adds it (C29).
+                    let joiner = external_joiner(&p)?;
+                    let user = joiner.user.as_str();
+                    let preauth_role = Claims::of(&joiner).first_role(&accepted.preauth);
+                    if accepted.role_of(user) != 0
+                        || accepted.self_join_role(preauth_role).is_none()
+                    {
+                        return Err(UpdateRejection::JoinNotAllowed {
+                            user: user.to_owned(),
+                        });
+                    }
+                    queued.push((*p, Some(joiner)));
+                    continue;
                 }
                 _ => return Err(UpdateRejection::NotAProposal),
             };
@@ -362,7 +392,11 @@ impl HubRoom {
                 return Err(UpdateRejection::ProposerMayOnlyLeave { user: p.to_owned() });
             }
             let mut changes = ParticipantChanges::default();
-            let context = ProposalContext { link: None, now };
+            let context = ProposalContext {
+                link: None,
+                joiners: &[],
+                now,
+            };
             self.authorize_proposal(
                 &state,
                 &state,
@@ -375,12 +409,12 @@ impl HubRoom {
                 refs: vec![proposal.proposal_reference_ref().clone()],
                 violation,
             })?;
-            queued.push(proposal);
+            queued.push((proposal, proposer_id));
         }
         let (group, storage) = self.group.parts_mut();
         let mut refs = Vec::with_capacity(queued.len());
-        for proposal in queued {
-            refs.push(proposal.proposal_reference_ref().clone());
+        for (proposal, proposer) in queued {
+            refs.push((proposal.proposal_reference_ref().clone(), proposer));
             group
                 .add_proposal(storage, proposal)
                 .map_err(|e| internal(format!("{e:?}")))?;
@@ -521,7 +555,22 @@ impl HubRoom {
         let mut preauth_changed = false;
         let mut metadata_updates = 0;
         let mut join_link_updates = 0;
+        // Users whose external join proposals (Adds of their own clients)
+        // this commit includes, with their preauthorized role: a member's
+        // commit may add them with a role they may join as (C29).
+        let mut joiners: Vec<(String, Option<u32>)> = Vec::new();
         for queued in staged.queued_proposals() {
+            if *queued.sender() == Sender::NewMemberProposal {
+                let joiner = external_joiner(queued)?;
+                let preauth_role = Claims::of(&joiner).first_role(&before.preauth);
+                joiners.push((joiner.user.as_str().to_owned(), preauth_role));
+            }
+        }
+        for queued in staged.queued_proposals() {
+            if *queued.sender() == Sender::NewMemberProposal {
+                // Its Add is authorized with the added clients below.
+                continue;
+            }
             let proposer = self.proposer(queued.sender(), Some(&committer))?;
             if let Proposal::AppDataUpdate(update) = queued.proposal() {
                 participant_list_changed |= update.component_id() == PARTICIPANT_LIST;
@@ -536,6 +585,7 @@ impl HubRoom {
                 .is_some_and(|p| p.user.as_str() == committer_user);
             let context = ProposalContext {
                 link: link.as_ref().filter(|_| joiner),
+                joiners: &joiners,
                 now,
             };
             self.authorize_proposal(
@@ -593,9 +643,14 @@ impl HubRoom {
             let identity = client_identity(key_package.leaf_node().credential())
                 .map_err(UpdateRejection::AddedClient)?;
             let user = identity.user.as_str().to_owned();
-            let proposer = self
-                .proposer(add.sender(), Some(&committer))?
-                .map(|id| id.user.as_str().to_owned());
+            let proposer = match add.sender() {
+                // An external join proposal: its user must be added with a
+                // role it may join as (checked with the list update).
+                Sender::NewMemberProposal => Some(user.clone()),
+                sender => self
+                    .proposer(sender, Some(&committer))?
+                    .map(|id| id.user.as_str().to_owned()),
+            };
             let allowed = changes.added(&user)
                 || proposer.as_deref() == Some(user.as_str())
                     && before.has(&user, cap::CAN_ADD_OWN_CLIENT)
@@ -860,6 +915,7 @@ impl HubRoom {
                     let grants = SelfGrants {
                         preauth_role: Claims::of(proposer_id).first_role(&state.preauth),
                         link_role: context.link.map(|l| l.role),
+                        external_joiners: context.joiners,
                     };
                     authorize_participant_update(state, proposer, grants, &update, changes)
                 }
@@ -1012,11 +1068,24 @@ impl HubRoom {
     }
 }
 
+/// The client an external join proposal (an Add of its own KeyPackage,
+/// RFC 9420 §12.1.8 `new_member_proposal`) asks to add.
+fn external_joiner(proposal: &QueuedProposal) -> Result<ClientIdentity, UpdateRejection> {
+    match proposal.proposal() {
+        Proposal::Add(add) => client_identity(add.key_package().leaf_node().credential())
+            .map_err(UpdateRejection::AddedClient),
+        _ => Err(UpdateRejection::ExternalJoinProposal),
+    }
+}
+
 /// What authorizing one proposal may depend on beyond the room state.
 struct ProposalContext<'a> {
     /// The join link the proposer joins with (an external commit's
     /// joiner, C27).
     link: Option<&'a LinkGrant>,
+    /// Users the commit adds by their external join proposals, with their
+    /// preauthorized role (C29).
+    joiners: &'a [(String, Option<u32>)],
     /// The hub's time, unix seconds.
     now: Option<u64>,
 }

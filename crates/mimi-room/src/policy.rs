@@ -193,22 +193,25 @@ impl ParticipantChanges {
     }
 }
 
-/// What lets a proposer act on itself beyond its role: the first role its
+/// What lets a proposer act beyond its role: the first role its
 /// credential claims match in `preauth_list`
 /// ([`preauth::Claims::first_role`]), which authorizes adding oneself and
-/// changing one's own role, and the role of the join link it joins with
-/// ([`join_links::grant`]), which authorizes adding oneself.
+/// changing one's own role; the role of the join link it joins with
+/// ([`join_links::grant`]), which authorizes adding oneself; and the users
+/// whose external join proposals the commit includes, with their
+/// preauthorized roles, whom anyone may add with a role they may join as.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SelfGrants {
+pub struct SelfGrants<'a> {
     pub preauth_role: Option<u32>,
     pub link_role: Option<u32>,
+    pub external_joiners: &'a [(String, Option<u32>)],
 }
 
-impl SelfGrants {
+impl SelfGrants<'_> {
     pub fn preauthorized(role: Option<u32>) -> Self {
         Self {
             preauth_role: role,
-            link_role: None,
+            ..Self::default()
         }
     }
 }
@@ -218,7 +221,7 @@ impl SelfGrants {
 pub fn authorize_participant_update(
     state: &RoomPolicyState,
     proposer: &str,
-    grants: SelfGrants,
+    grants: SelfGrants<'_>,
     update: &ParticipantListUpdate,
     changes: &mut ParticipantChanges,
 ) -> Result<(), PolicyViolation> {
@@ -298,8 +301,13 @@ pub fn authorize_participant_update(
             changes.changed.insert(user, (NOT_IN_LIST, to));
             continue;
         }
-        let allowed = state.has(proposer, cap::CAN_ADD_PARTICIPANT)
-            && state.may_change(actor, NOT_IN_LIST, to);
+        let asked = grants
+            .external_joiners
+            .iter()
+            .any(|(joiner, preauth_role)| *joiner == user && state.may_join_as(*preauth_role, to));
+        let allowed = asked
+            || state.has(proposer, cap::CAN_ADD_PARTICIPANT)
+                && state.may_change(actor, NOT_IN_LIST, to);
         if !allowed {
             return Err(PolicyViolation::ParticipantAddition {
                 proposer: proposer.to_owned(),

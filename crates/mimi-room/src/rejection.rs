@@ -173,7 +173,9 @@ pub enum UpdateRejection {
     NotACommit,
     #[error("not allowed: expected a proposal")]
     NotAProposal,
-    #[error("not allowed: external join proposals are not supported")]
+    #[error(
+        "not allowed: an external join proposal must be an Add of the joiner's own client, sent alone"
+    )]
     ExternalJoinProposal,
     #[error("not allowed: commits must come from members or joiners")]
     CommitSender,
@@ -181,7 +183,9 @@ pub enum UpdateRejection {
     Committer(RoomError),
     #[error("not allowed: {user} may not commit in this room")]
     CommitterNotActive { user: String },
-    #[error("not allowed: {user} may not join this room by external commit")]
+    #[error(
+        "not allowed: {user} may not join this room by itself (by external commit or external proposal; room-policy §Adding)"
+    )]
     JoinNotAllowed { user: String },
     #[error("not allowed: the committer {committer} is not a client of the requester")]
     CommitterNotRequesters { committer: String },

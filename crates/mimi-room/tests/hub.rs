@@ -382,3 +382,110 @@ fn a_client_without_self_remove_joins_and_leaves_with_a_remove_of_its_own_leaf()
     assert!(!alice.participants().contains(bob.user()));
     assert!(!hub.member_domains().contains("b.example"));
 }
+
+/// An open room (role 0 `canOpenJoin`, to members) whose members may not
+/// add anyone: Alice (admin) and Bob (member).
+fn open_room_without_member_adds() -> (TestClient, TestClient, HubRoom) {
+    use mimi_protocol::components::room_policy::capabilities as cap;
+    use mimi_protocol::components::room_policy::{Role, SingleSourceRoleChangeTargets};
+    let mut roles = mimi_room::policy::default_roles();
+    for role in &mut roles.roles {
+        if role.role_index == MEMBER {
+            role.role_capabilities
+                .retain(|c| *c != cap::CAN_ADD_PARTICIPANT);
+        }
+    }
+    roles.roles.push(Role {
+        role_index: 0,
+        role_name: b"no_role".to_vec().into(),
+        role_description: Vec::new().into(),
+        role_capabilities: vec![cap::CAN_OPEN_JOIN],
+        minimum_participants_constraint: 0,
+        maximum_participants_constraint: None,
+        minimum_active_participants_constraint: 0,
+        maximum_active_participants_constraint: None,
+        authorized_role_changes: vec![SingleSourceRoleChangeTargets {
+            from_role_index: 0,
+            target_role_indexes: vec![MEMBER],
+        }],
+    });
+    let mut alice = TestClient::new(ALICE);
+    let me = alice.user();
+    let (tree, info) = alice.create_room(&[(me.as_str(), ADMIN)], roles);
+    let mut hub = HubRoom::create(&crypto(), tree, info).unwrap();
+    let mut bob = TestClient::new(BOB);
+    add_user(&mut alice, &mut hub, &mut bob, MEMBER);
+    (alice, bob, hub)
+}
+
+#[test]
+fn a_user_who_may_join_by_itself_is_added_by_its_external_proposal() {
+    let (alice, mut bob, mut hub) = open_room_without_member_adds();
+    let dave = TestClient::new(DAVE);
+    let (_, info) = alice.group_info();
+    let proposal = dave.join_proposal(&info);
+    hub.handle_proposals(&crypto(), vec![proposal.clone()])
+        .expect("the hub queues the join proposal");
+    bob.process(proposal);
+
+    // Bob may not add anyone himself, and Dave may only take a role he
+    // could join as.
+    let (commit, _) = bob.commit(
+        vec![participant_update(&add_participant(&user_of(DAVE), ADMIN))],
+        vec![],
+    );
+    let refused = hub.handle_commit(&crypto(), commit);
+    assert!(
+        matches!(
+            refused,
+            Err(UpdateRejection::Proposal {
+                violation: PolicyViolation::ParticipantAddition { role: ADMIN, .. },
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    bob.discard_pending();
+    // Without listing Dave, his client may not come in.
+    let (commit, _) = bob.commit(vec![], vec![]);
+    let refused = hub.handle_commit(&crypto(), commit);
+    assert!(
+        matches!(refused, Err(UpdateRejection::AddNotAuthorized { ref user }) if *user == user_of(DAVE)),
+        "{refused:?}"
+    );
+    bob.discard_pending();
+
+    // Listed as a member, Dave's own proposal lets Bob add him.
+    let (commit, welcome) = bob.commit(
+        vec![participant_update(&add_participant(&user_of(DAVE), MEMBER))],
+        vec![],
+    );
+    let accepted = hub.handle_commit(&crypto(), commit).unwrap();
+    assert_eq!(accepted.added.len(), 1);
+    assert_eq!(accepted.added[0].device, DAVE);
+    assert!(welcome.is_some());
+    assert_eq!(hub.policy_state().unwrap().role_of(&user_of(DAVE)), MEMBER);
+}
+
+#[test]
+fn an_external_proposal_needs_a_user_who_may_join_by_itself() {
+    // The default roles let nobody in by themselves.
+    let (mut alice, mut hub) = room_with_alice();
+    let mut bob = TestClient::new(BOB);
+    add_user(&mut alice, &mut hub, &mut bob, MEMBER);
+    let (_, info) = alice.group_info();
+    let refused = hub.handle_proposals(&crypto(), vec![TestClient::new(DAVE).join_proposal(&info)]);
+    assert!(
+        matches!(refused, Err(UpdateRejection::JoinNotAllowed { .. })),
+        "{refused:?}"
+    );
+    // Nor one already in the list (Bob's new device asks as a new user).
+    let refused = hub.handle_proposals(
+        &crypto(),
+        vec![TestClient::new("mimi://b.example/d/bob/tablet").join_proposal(&info)],
+    );
+    assert!(
+        matches!(refused, Err(UpdateRejection::JoinNotAllowed { .. })),
+        "{refused:?}"
+    );
+}

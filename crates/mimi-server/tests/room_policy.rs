@@ -491,3 +491,71 @@ async fn a_provider_whose_users_may_not_receive_gets_no_messages() {
     );
     fed.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preauthorized_user_is_added_by_its_external_proposal() {
+    const ROOM: &str = "mimi://a.example/r/lobby";
+    let fed = start_federation(Backend::Sqlite).await;
+    let connect = |d: &str| fed.connection(d).unwrap();
+    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
+    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
+    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
+    // Users of b.example may come in as members; members may not add
+    // anyone themselves.
+    let mut roles = with_capability(default_roles(), MEMBER, cap::CAN_JOIN_IF_PREAUTHORIZED);
+    for role in &mut roles.roles {
+        if role.role_index == MEMBER {
+            role.role_capabilities
+                .retain(|c| *c != cap::CAN_ADD_PARTICIPANT);
+        }
+    }
+    let preauth = PreAuthData {
+        preauthorized_entries: vec![PreAuthRoleEntry {
+            claimset: vec![basic_claim(claim::DOMAIN, "b.example")],
+            target_role: roles.role(MEMBER).unwrap().clone(),
+        }],
+    };
+    alice
+        .create_room_with(
+            ROOM,
+            RoomOptions {
+                roles,
+                preauth: Some(preauth),
+                ..RoomOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    // Carol is not preauthorized: the hub takes no proposal from her.
+    let refused = carol.ask_to_join(ROOM).await.unwrap_err();
+    assert!(refused.to_string().contains("notAuthorized"), "{refused}");
+
+    // Bob asks; Alice's next commit lists him with his preauthorized role
+    // and adds his client; he joins from the Welcome.
+    bob.ask_to_join(ROOM).await.unwrap();
+    until!("Alice has Bob's proposal", {
+        alice.sync().await.unwrap();
+        alice
+            .device
+            .mls_group(ROOM)
+            .unwrap()
+            .pending_proposals()
+            .next()
+            .is_some()
+    });
+    alice.commit_pending(ROOM).await.unwrap();
+    until!("Bob joins from the Welcome", {
+        bob.sync().await.unwrap();
+        bob.device.history(ROOM).is_ok()
+    });
+    assert_eq!(role_in(&alice, ROOM, BOB_USER), Some(MEMBER));
+    bob.send(ROOM, content::text("thanks for letting me in"))
+        .await
+        .unwrap();
+    until!("Alice sees Bob's message", {
+        alice.sync().await.unwrap();
+        alice.device.history(ROOM).unwrap().len() == 1
+    });
+    fed.shutdown().await;
+}

@@ -73,6 +73,17 @@ pub trait KeyPackageStore: Send + Sync {
     /// Welcome routing).
     async fn client_for_key_package_ref(&self, key_package_ref: &[u8]) -> Result<Option<String>>;
 
+    /// Records a KeyPackageRef a client spends itself (its external join
+    /// proposal's Add) as claimed by that client, so the Welcome that
+    /// adds it is routed to it. The KeyPackage never enters the pool
+    /// others claim from. A ref already recorded keeps its client.
+    async fn record_own_key_package(
+        &self,
+        key_package_ref: &[u8],
+        client_uri: &str,
+        now_secs: i64,
+    ) -> Result<()>;
+
     /// Unexpired, unclaimed KeyPackages stored for a client (including last-resort ones).
     async fn count_key_packages(&self, client_uri: &str, now_secs: i64) -> Result<KeyPackageCount>;
 

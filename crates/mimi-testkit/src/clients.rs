@@ -395,7 +395,8 @@ impl TestClient {
         let protocol = message.try_into_protocol_message().unwrap();
         let processed = group.process_message(provider, protocol).unwrap();
         match processed.into_content() {
-            ProcessedMessageContent::ProposalMessage(p) => group
+            ProcessedMessageContent::ProposalMessage(p)
+            | ProcessedMessageContent::ExternalJoinProposalMessage(p) => group
                 .store_pending_proposal(provider.storage(), *p)
                 .unwrap(),
             ProcessedMessageContent::StagedCommitMessage(staged) => {
@@ -459,6 +460,22 @@ impl TestClient {
             .unwrap();
         self.group = Some(group);
         wire(bundle.into_commit())
+    }
+
+    /// An external join proposal (RFC 9420 §12.1.8 `new_member_proposal`):
+    /// an Add of a fresh KeyPackage of this client, for the group and
+    /// epoch of `info`. The client joins later from the Welcome.
+    pub fn join_proposal(&self, info: &VerifiableGroupInfo) -> MlsMessageIn {
+        let context = info.group_context();
+        wire(
+            JoinProposal::new::<<OpenMlsRustCrypto as OpenMlsProvider>::StorageProvider>(
+                self.key_package(),
+                context.group_id().clone(),
+                context.epoch(),
+                &self.signer,
+            )
+            .unwrap(),
+        )
     }
 
     /// An application message carrying `bytes`, with `frank_aad` in its

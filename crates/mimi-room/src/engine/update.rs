@@ -242,13 +242,16 @@ impl HubEngine {
         let mut proposals = Vec::with_capacity(1 + more_proposals.len());
         proposals.push(bundle.proposal_or_commit.clone());
         proposals.extend(more_proposals.iter().cloned());
-        room.hub.handle_proposals_at(
+        let proposers = room.hub.handle_proposals_from(
             self.crypto(),
             proposals.clone(),
             unix_seconds(accepted_at),
         )?;
-        for proposal in &proposals {
-            let proposer = proposer(&room.hub, proposal)?;
+        for (proposal, (_, client)) in proposals.iter().zip(proposers) {
+            let proposer = match client {
+                Some(client) => Proposer::Client(client),
+                None => proposer(&room.hub, proposal)?,
+            };
             let allowed = match &proposer {
                 Proposer::Client(id) => requester.speaks_for_device(&id.device),
                 Proposer::Provider(domain) => {

@@ -9,8 +9,8 @@ use axum::http::request::Parts;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use mimi_client_api::{
-    ConsentRequest, HubKeys, HubQuery, Profile, RegisterDevice, Registered, ReportView, Stored,
-    UploadKeyPackages, paths,
+    ConsentRequest, HubKeys, HubQuery, OwnKeyPackage, Profile, RegisterDevice, Registered,
+    ReportView, Stored, UploadKeyPackages, paths,
 };
 use mimi_protocol::{MimiUri, MimiUriKind};
 
@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(paths::DEVICES, post(register_device))
         .route(paths::KEY_PACKAGES, post(upload_key_packages))
+        .route(paths::OWN_KEY_PACKAGE, post(own_key_package))
         .route(paths::KEY_MATERIAL, post(key_material))
         .route(paths::HUB, get(hub))
         .route(paths::PROFILE, put(put_profile))
@@ -170,6 +171,27 @@ async fn upload_key_packages(
         .add_key_packages(device.user.as_str(), device.device.as_str(), new)
         .await?;
     Ok(Json(Stored { stored }))
+}
+
+/// `POST /client/v1/key-packages/own`: a KeyPackage the device puts in its
+/// own external join proposal (room-policy §Adding; docs/divergences.md
+/// C29). Checked like an upload, never offered to others, and recorded as
+/// claimed by the device so the Welcome that adds it reaches it (-06 §5.5).
+async fn own_key_package(
+    device: AuthenticatedDevice,
+    State(state): State<AppState>,
+    Json(req): Json<OwnKeyPackage>,
+) -> Result<StatusCode, ApiError> {
+    let bytes = B64
+        .decode(&req.key_package)
+        .map_err(|e| ApiError::bad_request(format!("key_package: base64: {e}")))?;
+    let valid = validate_upload(&bytes, &device.device, now_secs())
+        .map_err(|e| ApiError::bad_request(format!("key_package: {e}")))?;
+    state
+        .store
+        .record_own_key_package(&valid.key_package_ref, device.device.as_str(), now_secs())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /client/v1/key-material`: a TLS `KeyMaterialRequest` signed by the

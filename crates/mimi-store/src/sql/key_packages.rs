@@ -104,6 +104,24 @@ where
         group_run(self, claims, job).await
     }
 
+    async fn record_own_key_package(
+        &self,
+        key_package_ref: &[u8],
+        client_uri: &str,
+        now_secs: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO key_package_claims (key_package_ref, client_uri, claimed_at)
+             VALUES ($1, $2, $3) ON CONFLICT (key_package_ref) DO NOTHING",
+        )
+        .bind(key_package_ref)
+        .bind(client_uri)
+        .bind(now_secs)
+        .execute(&mut *self.write_conn().await?)
+        .await?;
+        Ok(())
+    }
+
     async fn client_for_key_package_ref(&self, key_package_ref: &[u8]) -> Result<Option<String>> {
         Ok(sqlx::query_scalar(
             "SELECT client_uri FROM key_package_claims WHERE key_package_ref = $1",
