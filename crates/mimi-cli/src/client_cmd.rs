@@ -187,6 +187,10 @@ enum ClientCommand {
         /// A join link (`link create` prints one).
         #[arg(long, conflicts_with = "room")]
         link: Option<String>,
+        /// Ask to be added instead (an external proposal): the next
+        /// commit of any member adds you, and `sync` then joins.
+        #[arg(long, requires = "room", conflicts_with = "link")]
+        ask: bool,
     },
     /// List, create or remove a room's join links (room-policy §Join Link
     /// policies component): whoever holds one may `join --link` with its
@@ -865,7 +869,15 @@ async fn run_device(
             client.commit_pending(&room).await?;
             println!("committed pending proposals in {room}");
         }
-        ClientCommand::Join { room, link } => {
+        ClientCommand::Join {
+            room: Some(room),
+            ask: true,
+            ..
+        } => {
+            client.ask_to_join(&room).await?;
+            println!("asked to join {room}; a member's next commit adds you");
+        }
+        ClientCommand::Join { room, link, .. } => {
             let room = match (room, link) {
                 (_, Some(link)) => client.join_by_link(&link).await?,
                 (Some(room), None) => {
