@@ -415,6 +415,62 @@ async fn uploads_are_validated() {
     fed.shutdown().await;
 }
 
+/// `POST /client/v1/key-packages/own`: a device's own KeyPackage (for its
+/// external join proposal) is checked like an upload, never claimable by
+/// others, and routes the Welcome to the device (C29).
+#[tokio::test]
+async fn an_own_key_package_is_never_handed_out() {
+    let fed = start_federation(Backend::Sqlite).await;
+    let laptop = Device::new(&fed, "mimi://b.example/d/bob/laptop").await;
+    let other = TestClient::new("mimi://b.example/d/bob/phone");
+    let p = fed.provider("b.example");
+    let own = |kp: Vec<u8>| {
+        p.client_api
+            .post(format!("{}/client/v1/key-packages/own", p.client_base))
+            .bearer_auth(&laptop.token)
+            .json(&json!({"key_package": B64.encode(kp)}))
+            .send()
+    };
+    for (kp, what) in [
+        (b"garbage".to_vec(), "garbage"),
+        (
+            mls_message(other.key_package()),
+            "another device's credential",
+        ),
+    ] {
+        let resp = own(kp).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{what}");
+    }
+    let kp = laptop.client.key_package();
+    let resp = own(mls_message(kp.clone())).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    // Not in the pool: a claim finds nothing to hand out.
+    let alice = Device::new(&fed, "mimi://a.example/d/alice/laptop").await;
+    let claimed = alice.claim(&fed, "mimi://b.example/u/bob", ROOM).await;
+    assert!(
+        claimed
+            .clients
+            .iter()
+            .all(|c| !matches!(c.material, ClientMaterial::Success(_))),
+        "{claimed:?}"
+    );
+    // Recorded for Welcome routing.
+    let kp_ref = kp
+        .hash_ref(&openmls_rust_crypto::RustCrypto::default())
+        .unwrap();
+    assert_eq!(
+        p.server()
+            .state
+            .store
+            .client_for_key_package_ref(kp_ref.as_slice())
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("mimi://b.example/d/bob/laptop")
+    );
+    fed.shutdown().await;
+}
+
 #[tokio::test]
 async fn refusals_claim_nothing() {
     let fed = start_federation(Backend::Sqlite).await;
