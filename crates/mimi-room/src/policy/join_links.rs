@@ -426,6 +426,27 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any bytes: a parse, or a refusal, never a panic; what parses
+        /// prints back to a link that parses the same.
+        #[test]
+        fn parsing_never_panics_and_round_trips(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96)) {
+            if let Ok(text) = JoinLinkText::parse(&bytes) {
+                proptest::prop_assert_eq!(JoinLinkText::parse(text.to_string().as_bytes()), Ok(text));
+            }
+        }
+
+        #[test]
+        fn made_links_parse_to_their_parts(
+            role in proptest::prelude::any::<u32>(),
+            code in "[A-Za-z0-9_-]{1,40}",
+            expires in proptest::option::of(proptest::prelude::any::<u64>()),
+        ) {
+            let text = JoinLinkText { room: ROOM.into(), role, code, expires };
+            proptest::prop_assert_eq!(JoinLinkText::parse(text.to_string().as_bytes()), Ok(text));
+        }
+    }
+
     #[test]
     fn a_listed_unexpired_link_admits_with_its_role() {
         let l = link(default_role::MEMBER, Some(1000));
