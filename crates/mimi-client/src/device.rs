@@ -592,6 +592,24 @@ impl Device {
             .collect()
     }
 
+    /// Whether the hub names, among `refs`, a proposal the pending commit
+    /// of `room` does not carry: one queued at the hub that this device
+    /// had not received when it committed.
+    pub fn commit_lacks_any(
+        &self,
+        room: &str,
+        refs: &[openmls::prelude::hash_ref::ProposalRef],
+    ) -> Result<bool> {
+        let Some(commit) = self.group(room)?.pending_commit() else {
+            return Ok(false);
+        };
+        let carried: Vec<_> = commit
+            .queued_proposals()
+            .map(|p| p.proposal_reference_ref().clone())
+            .collect();
+        Ok(refs.iter().any(|r| !carried.contains(r)))
+    }
+
     /// The room's status on this device.
     pub fn room_status(&self, room: &str) -> Result<RoomStatus> {
         Ok(self.record(room)?.status)

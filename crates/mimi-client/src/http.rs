@@ -747,8 +747,17 @@ impl Client {
                 // accepted that copy. The fanout of the epoch decides.
                 UpdateResponseCode::WrongEpoch if lost => self.settle_by_fanout(room).await,
                 code => {
+                    // Proposals the hub queued that had not reached this
+                    // device (e.g. the hub's own Removes, C21): the next
+                    // commit, after a sync, includes them (-06 §5.3).
+                    let missed_proposals = match &response.result {
+                        mimi_protocol::msgs::UpdateResult::InvalidProposal {
+                            invalid_proposals,
+                        } => self.device.commit_lacks_any(room, invalid_proposals)?,
+                        _ => false,
+                    };
                     self.device.discard_commit(room)?;
-                    if code == UpdateResponseCode::WrongEpoch {
+                    if code == UpdateResponseCode::WrongEpoch || missed_proposals {
                         Ok(UpdateResult::Retry)
                     } else {
                         Err(ClientError::UpdateRefused {

@@ -9,6 +9,8 @@
 //! change is computed with [`resolve_app_data_updates`], the function the
 //! hub and every other client use.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use mimi_protocol::components::room_policy::capabilities::CAN_USE_JOIN_CODE;
 use mimi_protocol::components::room_policy::{
     BaseRoomPolicy, PreAuthData, Role, RoleData, SingleSourceRoleChangeTargets,
@@ -743,6 +745,51 @@ impl Device {
         }))
     }
 
+    /// In a parent-dependent room, the participant-list removal of every
+    /// user all of whose clients the queued proposals of a server (the
+    /// hub, an external sender) remove: the hub proposes them when the
+    /// parent drops the user, and the commit that includes them may drop
+    /// the user from the list whatever the committer's role (room-policy
+    /// §Base Room policy; docs/divergences.md C21).
+    fn unlist_parent_leavers(&self, room: &str) -> Result<Option<ParticipantListUpdate>> {
+        let state = self.room_state(room)?;
+        if !state.base.parent_dependant {
+            return Ok(None);
+        }
+        let group = self.group(room)?;
+        let removed: BTreeSet<LeafNodeIndex> = group
+            .pending_proposals()
+            .filter_map(|queued| match (queued.sender(), queued.proposal()) {
+                (Sender::External(_), Proposal::Remove(remove)) => Some(remove.removed()),
+                _ => None,
+            })
+            .collect();
+        if removed.is_empty() {
+            return Ok(None);
+        }
+        let mut leaves_by_user: BTreeMap<String, Vec<LeafNodeIndex>> = BTreeMap::new();
+        for member in group.members() {
+            if let Ok(id) = client_identity(&member.credential) {
+                leaves_by_user
+                    .entry(id.user.as_str().to_owned())
+                    .or_default()
+                    .push(member.index);
+            }
+        }
+        let mut removed_indices: Vec<u32> = leaves_by_user
+            .iter()
+            .filter(|(_, leaves)| leaves.iter().all(|leaf| removed.contains(leaf)))
+            .filter_map(|(user, _)| state.participants.index_of(user))
+            .collect();
+        removed_indices.sort_unstable();
+        Ok(
+            (!removed_indices.is_empty()).then(|| ParticipantListUpdate {
+                removed_indices,
+                ..Default::default()
+            }),
+        )
+    }
+
     /// The room's policy state as of the device's epoch.
     fn room_state(&self, room: &str) -> Result<RoomPolicyState> {
         RoomPolicyState::from_dictionary(
@@ -1034,6 +1081,11 @@ impl Device {
             return Err(Error::NotAMember(room.to_owned()));
         }
         if let Some(update) = self.list_external_joiners(room)? {
+            inline.push(Proposal::AppDataUpdate(Box::new(
+                AppDataUpdateProposal::update(PARTICIPANT_LIST, update.tls_serialize_detached()?),
+            )));
+        }
+        if let Some(update) = self.unlist_parent_leavers(room)? {
             inline.push(Proposal::AppDataUpdate(Box::new(
                 AppDataUpdateProposal::update(PARTICIPANT_LIST, update.tls_serialize_detached()?),
             )));

@@ -396,6 +396,7 @@ impl HubRoom {
                 link: None,
                 joiners: &[],
                 now,
+                outside_parent: None,
             };
             self.authorize_proposal(
                 &state,
@@ -422,6 +423,71 @@ impl HubRoom {
         Ok(refs)
     }
 
+    /// The hub's own Removes of every client of `users` that no queued
+    /// Remove or SelfRemove already covers, signed with `hub` (the room's
+    /// external sender, -06 §7.4) and queued like any accepted proposal:
+    /// the next commit must include them (-06 §5.3). The hub uses them to
+    /// make a parent-dependent room follow its parent (C21). Empty when
+    /// there is nothing left to remove.
+    pub fn propose_removals(
+        &mut self,
+        crypto: &impl OpenMlsCrypto,
+        hub: &crate::keys::HubKey,
+        users: &BTreeSet<String>,
+    ) -> Result<Vec<MlsMessageIn>, UpdateRejection> {
+        let own = hub.external_sender();
+        let sender_index = self
+            .public_group()
+            .group_context()
+            .extensions()
+            .external_senders()
+            .and_then(|senders| senders.iter().position(|s| *s == own))
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(|| internal("the hub is not an external sender of the room"))?;
+        let queued = self
+            .group
+            .public_group()
+            .queued_proposals(self.group.storage())
+            .map_err(|e| internal(format!("{e:?}")))?;
+        let covered: BTreeSet<LeafNodeIndex> = queued
+            .iter()
+            .filter_map(|(_, p)| match (p.proposal(), p.sender()) {
+                (Proposal::Remove(r), _) => Some(r.removed()),
+                (Proposal::SelfRemove, Sender::Member(leaf)) => Some(*leaf),
+                _ => None,
+            })
+            .collect();
+        let leaves: Vec<LeafNodeIndex> = self
+            .members()
+            .into_iter()
+            .filter(|(leaf, id)| {
+                !covered.contains(leaf)
+                    && id.as_ref().is_ok_and(|id| users.contains(id.user.as_str()))
+            })
+            .map(|(leaf, _)| leaf)
+            .collect();
+        let mut messages = Vec::with_capacity(leaves.len());
+        for leaf in leaves {
+            let message = crate::external_proposal::external_remove(
+                self.public_group().group_context(),
+                sender_index,
+                leaf,
+                &hub.signer,
+            )
+            .map_err(internal)?;
+            let proposal = match self.process(crypto, message.clone())?.into_content() {
+                ProcessedMessageContent::ProposalMessage(p) => *p,
+                _ => return Err(UpdateRejection::NotAProposal),
+            };
+            let (group, storage) = self.group.parts_mut();
+            group
+                .add_proposal(storage, proposal)
+                .map_err(|e| internal(format!("{e:?}")))?;
+            messages.push(message);
+        }
+        Ok(messages)
+    }
+
     /// Handles a commit (-06 §5.3): exactly one commit is accepted per
     /// epoch; it must be valid MLS, authorized by the room policy for each
     /// of its proposals' proposers, leave the group consistent with the
@@ -444,7 +510,21 @@ impl HubRoom {
         commit: MlsMessageIn,
         now: Option<u64>,
     ) -> Result<AcceptedCommit, UpdateRejection> {
+        self.handle_commit_in(crypto, commit, now, None)
+    }
+
+    /// [`Self::handle_commit_at`] in a parent-dependent room whose parent
+    /// (hosted here) is in the state `parent`: the room follows its
+    /// parent's participants (room-policy §Base Room policy, C21).
+    pub fn handle_commit_in(
+        &mut self,
+        crypto: &impl OpenMlsCrypto,
+        commit: MlsMessageIn,
+        now: Option<u64>,
+        parent: Option<&RoomPolicyState>,
+    ) -> Result<AcceptedCommit, UpdateRejection> {
         let before = self.policy_state().map_err(internal)?;
+        let outside_parent = parent.map(|parent| base::outside_parent(&before, parent));
         let accepted = self.accepted_policy_state().map_err(internal)?;
         let processed = self.process(crypto, commit)?;
         let aad = processed.aad().to_vec();
@@ -587,6 +667,7 @@ impl HubRoom {
                 link: link.as_ref().filter(|_| joiner),
                 joiners: &joiners,
                 now,
+                outside_parent: outside_parent.as_ref(),
             };
             self.authorize_proposal(
                 &before,
@@ -717,6 +798,10 @@ impl HubRoom {
             .map_err(UpdateRejection::RoleConstraint)?;
         base::check_after_commit(&before, &after, &users_before, &users_after)
             .map_err(UpdateRejection::RoleConstraint)?;
+        if let Some(parent) = parent {
+            base::check_parent_after_commit(&before, &after, parent, &users_after)
+                .map_err(UpdateRejection::RoleConstraint)?;
+        }
 
         let new_epoch = staged.group_context().epoch().as_u64();
         self.group.merge(staged).map_err(internal)?;
@@ -916,6 +1001,7 @@ impl HubRoom {
                         preauth_role: Claims::of(proposer_id).first_role(&state.preauth),
                         link_role: context.link.map(|l| l.role),
                         external_joiners: context.joiners,
+                        outside_parent: context.outside_parent,
                     };
                     authorize_participant_update(state, proposer, grants, &update, changes)
                 }
@@ -1088,6 +1174,9 @@ struct ProposalContext<'a> {
     joiners: &'a [(String, Option<u32>)],
     /// The hub's time, unix seconds.
     now: Option<u64>,
+    /// In a parent-dependent room, the participants its parent no longer
+    /// has (C21).
+    outside_parent: Option<&'a BTreeSet<String>>,
 }
 
 /// The join code an external commit names: the `join_links` item of a

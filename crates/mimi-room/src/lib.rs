@@ -11,6 +11,7 @@
 
 pub mod components;
 pub mod engine;
+pub mod external_proposal;
 pub mod external_senders;
 pub mod group;
 pub mod hub;

@@ -7,7 +7,7 @@
 //! room-policy §Removing requires ("this action cannot be committed by the
 //! leaving user").
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mimi_protocol::components::room_policy::capabilities as cap;
 use mimi_protocol::components::room_policy::{
@@ -199,12 +199,15 @@ impl ParticipantChanges {
 /// changing one's own role; the role of the join link it joins with
 /// ([`join_links::grant`]), which authorizes adding oneself; and the users
 /// whose external join proposals the commit includes, with their
-/// preauthorized roles, whom anyone may add with a role they may join as.
+/// preauthorized roles, whom anyone may add with a role they may join as;
+/// and, in a parent-dependent room, the participants its parent no longer
+/// has, whom anyone may remove ([`base::outside_parent`], C21).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SelfGrants<'a> {
     pub preauth_role: Option<u32>,
     pub link_role: Option<u32>,
     pub external_joiners: &'a [(String, Option<u32>)],
+    pub outside_parent: Option<&'a BTreeSet<String>>,
 }
 
 impl SelfGrants<'_> {
@@ -276,6 +279,15 @@ pub fn authorize_participant_update(
     }
     for &index in &update.removed_indices {
         let (user, from) = user_at(index)?;
+        // The child follows its parent: whoever left the parent is
+        // removed by any member (room-policy §Base Room policy).
+        if grants
+            .outside_parent
+            .is_some_and(|users| users.contains(&user))
+        {
+            changes.changed.insert(user, (from, NOT_IN_LIST));
+            continue;
+        }
         let capability = if user == proposer {
             cap::CAN_REMOVE_SELF
         } else {

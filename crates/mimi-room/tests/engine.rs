@@ -1083,3 +1083,115 @@ fn messages_go_only_to_providers_with_a_user_who_may_receive_them() {
         ["a.example", "b.example", "c.example"]
     );
 }
+
+/// The room with Alice alone, as a parent room's stored state: Bob is not
+/// (or no longer) one of its participants.
+fn parent_without_bob(hub: &HubEngine) -> Vec<u8> {
+    alice_room(hub).1
+}
+
+#[test]
+fn a_child_room_follows_its_parent_through_the_hubs_own_removals() {
+    let hub = engine();
+    let (mut alice, mut bob, child) = room_with_bob(&hub);
+    let parent = parent_without_bob(&hub);
+
+    // The hub proposes the removal of Bob's client, signed as the room's
+    // external sender; both clients accept it as such.
+    let proposals = hub.parent_removals(&child, &parent, 5).unwrap().unwrap();
+    assert_eq!(proposals.count, 1);
+    assert_eq!(
+        proposals.fanout.destinations,
+        ["a.example", "b.example"].map(String::from).into()
+    );
+    let child = proposals.new_state;
+    let message = match StoredRoom::decode(&child)
+        .unwrap()
+        .pending_proposals
+        .as_slice()
+    {
+        [pending] => pending.proposal.clone(),
+        other => panic!("{} pending proposals", other.len()),
+    };
+    // A commit made before the hub's Remove reached its committer is
+    // refused (-06 §5.3: the next commit must include it).
+    let (commit, _, group_info) = alice.commit_with_group_info(vec![], vec![]);
+    let request = commit_request(commit, None, group_info);
+    assert!(matches!(
+        rejection(
+            hub.update_in(&child, Some(&parent), &device(ALICE), &request, 6)
+                .unwrap()
+        ),
+        UpdateRejection::MissingQueuedRemovals { .. }
+    ));
+    alice.discard_pending();
+    alice.process(message.clone());
+    bob.process(message);
+    // Proposed once: nothing more while it is queued.
+    assert!(hub.parent_removals(&child, &parent, 7).unwrap().is_none());
+
+    // Nobody outside the parent may be added to the child.
+    let carol = TestClient::new("mimi://c.example/d/carol/tablet");
+    let (commit, welcome, group_info) = alice.commit_with_group_info(
+        vec![participant_update(&add_participant(&carol.user(), MEMBER))],
+        vec![carol.key_package()],
+    );
+    let request = commit_request(commit, welcome, group_info);
+    assert!(matches!(
+        rejection(hub.update_in(&child, Some(&parent), &device(ALICE), &request, 8).unwrap()),
+        UpdateRejection::RoleConstraint(mimi_room::PolicyViolation::NotInParent { user })
+            if user == "mimi://c.example/u/carol"
+    ));
+    alice.discard_pending();
+
+    // The commit including the hub's Remove and dropping Bob from the
+    // list is accepted; the room then holds only its parent's users.
+    let (commit, _, group_info) = alice.commit_with_group_info(
+        vec![participant_update(
+            &mimi_protocol::components::ParticipantListUpdate {
+                removed_indices: vec![1],
+                ..Default::default()
+            },
+        )],
+        vec![],
+    );
+    let request = commit_request(commit, None, group_info);
+    let UpdateDecision::Accepted { new_state, .. } = hub
+        .update_in(&child, Some(&parent), &device(ALICE), &request, 9)
+        .unwrap()
+    else {
+        panic!("the commit following the parent was refused");
+    };
+    let room = StoredRoom::decode(&new_state).unwrap().hub;
+    assert_eq!(room.members().len(), 1);
+    assert_eq!(room.policy_state().unwrap().role_of(&bob.user()), 0);
+    assert!(
+        hub.parent_removals(&new_state, &parent, 10)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn the_hubs_removal_carries_the_safe_aad_prefix_a_room_requires() {
+    let hub = engine();
+    let (mut alice, child) = alice_p256_room(&hub);
+    // A parent without Alice: the hub proposes removing her only client.
+    const DAVE: &str = "mimi://a.example/d/dave/pc";
+    let mut other =
+        TestClient::with_ciphersuite(DAVE, P256).hosted_by(hub.external_sender(P256).unwrap());
+    other.create_default_room(&[]);
+    let (info, tree) = creation_bytes(&other);
+    let parent = hub
+        .create_room(&uri(DAVE), "mimi://a.example/r/parent", &info, &tree)
+        .unwrap()
+        .state;
+    let proposals = hub.parent_removals(&child, &parent, 5).unwrap().unwrap();
+    let message = StoredRoom::decode(&proposals.new_state)
+        .unwrap()
+        .pending_proposals[0]
+        .proposal
+        .clone();
+    // Alice's MLS stack parses the Safe AAD prefix the room requires.
+    alice.process(message);
+}

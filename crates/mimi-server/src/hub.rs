@@ -19,8 +19,9 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use mimi_protocol::endpoints::MessageBody;
 use mimi_protocol::msgs::{
-    GroupInfoRequest, GroupInfoResponse, GroupInfoResponseBody, SubmitMessageRequest,
-    SubmitMessageResponse, SubmitStatus, UpdateRequest, UpdateResponseCode, UpdateRoomResponse,
+    GroupInfoRequest, GroupInfoResponse, GroupInfoResponseBody, HandshakeBody,
+    SubmitMessageRequest, SubmitMessageResponse, SubmitStatus, UpdateRequest, UpdateResponseCode,
+    UpdateRoomResponse,
 };
 use mimi_protocol::{MimiUri, MimiUriKind};
 use mimi_room::engine::{
@@ -129,12 +130,12 @@ pub async fn create_room(
     // room-policy §Base Room policy: "A parent-dependent room is always
     // hosted on the same Hub as the parent room", and holds only its
     // participants.
-    if let Some(parent) = state
+    let parent_room = state
         .hub
         .parent_room(&created.state)
-        .map_err(ApiError::internal)?
-    {
-        let record = state.store.load_room(&parent).await?.ok_or_else(|| {
+        .map_err(ApiError::internal)?;
+    if let Some(parent) = &parent_room {
+        let record = state.store.load_room(parent).await?.ok_or_else(|| {
             ApiError::bad_request(format!(
                 "the parent room {parent} is not hosted here; a parent-dependent room lives on its parent's hub (room-policy §Base Room policy)"
             ))
@@ -152,6 +153,7 @@ pub async fn create_room(
             group_state: created.state,
             created_at_ms: now_ms(),
             fixed_membership_key: created.fixed_membership_key,
+            parent_room,
         })
         .await;
     match result {
@@ -201,6 +203,13 @@ pub async fn update(
     }
     let response =
         compare_and_set_rounds(|_| update_round(state, room_id, requester, &request)).await?;
+    // A parent's accepted commit may have dropped participants its
+    // parent-dependent rooms must drop too (room-policy §Base Room policy).
+    if response.response_code() == UpdateResponseCode::Success
+        && matches!(request.bundle.body, HandshakeBody::Commit { .. })
+    {
+        follow_parent_in_children(state, room_id.as_str()).await;
+    }
     if let Some(digest) = digest
         && response.response_code() == UpdateResponseCode::Success
         && let Ok(answer) = response.to_body()
@@ -229,10 +238,45 @@ async fn update_round(
     request: &UpdateRequest,
 ) -> Result<Round<UpdateRoomResponse>, ApiError> {
     let record = load_record(state, room_id).await?;
+    // A parent-dependent room follows its parent's participants
+    // (room-policy §Base Room policy, C21): its commits are decided
+    // against the parent's list, and whoever the parent dropped has its
+    // clients' removal proposed by the hub first (if an earlier attempt
+    // did not get to it), which the commit must then include.
+    let parent = match &record.parent_room {
+        None => None,
+        Some(parent) => match state.store.load_room(parent).await? {
+            Some(parent) => Some(parent.group_state),
+            None => {
+                let rejection = UpdateRejection::RoleConstraint(
+                    mimi_room::rejection::PolicyViolation::BasePolicy(format!(
+                        "the parent room {parent} is not hosted here"
+                    )),
+                );
+                log_update_refusal(room_id, &rejection);
+                return Ok(Round::Answer(rejection.response()));
+            }
+        },
+    };
+    if let Some(parent) = &parent
+        && propose_parent_removals(state, &record, parent).await?
+    {
+        return Ok(Round::Conflict {
+            if_last: Err(ApiError::unavailable(
+                "the room changed concurrently; retry",
+            )),
+        });
+    }
     let accepted_at = now_ms();
     let decision = state
         .hub
-        .update(&record.group_state, requester, request, accepted_at)
+        .update_in(
+            &record.group_state,
+            parent.as_deref(),
+            requester,
+            request,
+            accepted_at,
+        )
         .map_err(ApiError::internal)?;
     let (commit, new_epoch, new_state, event, fanout, routes, response) = match decision {
         // The hub's own failure is not a refusal of the request: 500, so
@@ -256,27 +300,6 @@ async fn update_round(
             commit, new_epoch, new_state, event, fanout, routes, response,
         ),
     };
-    // A parent-dependent room follows its parent's participants
-    // (room-policy §Base Room policy).
-    if commit
-        && let Some(parent) = state
-            .hub
-            .parent_room(&new_state)
-            .map_err(ApiError::internal)?
-    {
-        let parent_state = state.store.load_room(&parent).await?.map(|r| r.group_state);
-        let verdict = match parent_state {
-            Some(parent_state) => state.hub.check_parent(&new_state, &parent_state),
-            None => Err(mimi_room::rejection::PolicyViolation::BasePolicy(format!(
-                "the parent room {parent} is not hosted here"
-            ))),
-        };
-        if let Err(violation) = verdict {
-            let rejection = UpdateRejection::RoleConstraint(violation);
-            log_update_refusal(room_id, &rejection);
-            return Ok(Round::Answer(rejection.response()));
-        }
-    }
     if !routes.is_empty() {
         let routes = routes
             .into_iter()
@@ -319,6 +342,92 @@ async fn update_round(
             )),
         }),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Queues the hub's Removes of the clients of every participant of the
+/// child room `record` that its parent (stored as `parent`) no longer
+/// has (room-policy §Base Room policy, C21), as one proposals event.
+/// `true` if it stored them; `false` if there was nothing to propose or
+/// the room moved on meanwhile (the caller's next round sees it).
+async fn propose_parent_removals(
+    state: &AppState,
+    record: &RoomRecord,
+    parent: &[u8],
+) -> Result<bool, ApiError> {
+    let accepted_at = now_ms();
+    let Some(proposals) = state
+        .hub
+        .parent_removals(&record.group_state, parent, accepted_at)
+        .map_err(ApiError::internal)?
+    else {
+        return Ok(false);
+    };
+    let event = AcceptedEvent {
+        room_id: record.room_id.clone(),
+        expected_epoch: record.epoch,
+        new_epoch: proposals.epoch,
+        expected_state_version: Some(record.state_version),
+        new_group_state: Some(proposals.new_state),
+        event: proposals.event,
+        accepted_at_ms: accepted_at,
+        deliveries: deliveries(vec![proposals.fanout]),
+    };
+    match state.store.accept_room_event(event).await {
+        Ok(outcome) => {
+            state.runtime.wake_fanout();
+            tracing::info!(
+                room = %record.room_id,
+                seq = outcome.seq,
+                removals = proposals.count,
+                "hub proposed removals: the parent room dropped participants"
+            );
+            Ok(true)
+        }
+        Err(StoreError::EpochConflict { .. } | StoreError::StateVersionConflict { .. }) => {
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// After a commit in `parent_room`, makes each of its parent-dependent
+/// rooms follow its participants: the hub proposes the removal of the
+/// clients of whoever the parent dropped (C21). The parent's commit is
+/// already accepted, so failures are logged, not answered; the child's
+/// next update retries them ([`update_round`]).
+async fn follow_parent_in_children(state: &AppState, parent_room: &str) {
+    let children = match state.store.child_rooms(parent_room).await {
+        Ok(children) => children,
+        Err(error) => {
+            tracing::warn!(room = %parent_room, %error, "could not list the room's children");
+            return;
+        }
+    };
+    for child in children {
+        for _ in 0..3 {
+            let result = async {
+                let parent = state.store.load_room(parent_room).await?;
+                let record = state.store.load_room(&child).await?;
+                match (parent, record) {
+                    (Some(parent), Some(record)) => {
+                        propose_parent_removals(state, &record, &parent.group_state).await
+                    }
+                    _ => Ok(false),
+                }
+            }
+            .await;
+            match result {
+                // Stored, or nothing (more) to propose: re-check once it
+                // is stored, in case the room moved meanwhile.
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(error) => {
+                    tracing::warn!(room = %child, %error, "could not follow the parent room");
+                    break;
+                }
+            }
+        }
     }
 }
 

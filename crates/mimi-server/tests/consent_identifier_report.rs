@@ -444,6 +444,7 @@ async fn unverifiable_reports_from_strangers_are_refused() {
             group_state: vec![],
             created_at_ms: 0,
             fixed_membership_key: None,
+            parent_room: None,
         })
         .await
         .unwrap();

@@ -25,6 +25,8 @@ const ALICE: &str = "mimi://a.example/d/alice/laptop";
 const BOB: &str = "mimi://b.example/d/bob/phone";
 const BOB_USER: &str = "mimi://b.example/u/bob";
 const CAROL: &str = "mimi://c.example/d/carol/tablet";
+const CAROL_USER: &str = "mimi://c.example/u/carol";
+const ALICE_USER: &str = "mimi://a.example/u/alice";
 
 fn with_capability(mut roles: RoleData, role: u32, capability: u16) -> RoleData {
     let r = roles
@@ -296,7 +298,7 @@ async fn franking_can_be_turned_on_after_creation_with_the_hubs_key_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_parent_dependent_room_takes_only_participants_of_its_parent() {
+async fn a_parent_dependent_room_takes_only_participants_of_its_parent_and_follows_it() {
     const PARENT: &str = "mimi://a.example/r/team";
     const CHILD: &str = "mimi://a.example/r/team-call";
     let fed = start_federation(Backend::Sqlite).await;
@@ -353,6 +355,39 @@ async fn a_parent_dependent_room_takes_only_participants_of_its_parent() {
         .add_user(CHILD, "mimi://c.example/u/carol", MEMBER)
         .await
         .unwrap();
+    until!("Bob is in the call with Carol", {
+        bob.sync().await.unwrap();
+        role_in(&bob, CHILD, CAROL_USER) == Some(MEMBER)
+    });
+
+    // The child follows its parent: Carol, removed from the team, has her
+    // client's removal from the call proposed by the hub, and the next
+    // commit (Bob's: a member without the kick capability) drops her
+    // from the call's participant list too (C21).
+    alice.remove_user(PARENT, CAROL_USER).await.unwrap();
+    bob.commit_pending(CHILD).await.unwrap();
+    assert_eq!(role_in(&bob, CHILD, CAROL_USER), None);
+    assert!(
+        !bob.device
+            .members(CHILD)
+            .unwrap()
+            .contains(&CAROL.to_owned())
+    );
+    until!("Carol learns she left the call", {
+        carol.sync().await.unwrap();
+        carol.device.room_status(CHILD).unwrap() == mimi_client::RoomStatus::Removed
+    });
+    until!("Alice sees the call without Carol", {
+        alice.sync().await.unwrap();
+        role_in(&alice, CHILD, CAROL_USER).is_none()
+    });
+    // Without the parent's say, a member still may not remove others.
+    let refused = bob.remove_user(CHILD, ALICE_USER).await.unwrap_err();
+    assert!(
+        matches!(&refused, ClientError::UpdateRefused { reason, .. }
+            if reason.contains("canRemoveParticipant") || reason.contains("may not remove")),
+        "{refused}"
+    );
     fed.shutdown().await;
 }
 

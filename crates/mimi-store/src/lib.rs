@@ -117,6 +117,10 @@ pub trait RoomStore: Send + Sync {
     /// Loads a room's current record.
     async fn load_room(&self, room_id: &str) -> Result<Option<RoomRecord>>;
 
+    /// The rooms created with `parent_room` as their parent
+    /// ([`NewRoom::parent_room`]), by id.
+    async fn child_rooms(&self, parent_room: &str) -> Result<Vec<String>>;
+
     /// Accepts one event into a room in a single transaction: compare-and-set
     /// of the room epoch (and, for same-epoch state writes, the state version),
     /// append to the room log with the next sequence number, and one outbox row

@@ -60,6 +60,9 @@ pub struct NewRoom {
     /// (`mimi_room::policy::base::fixed_membership_key`): a hub keeps only
     /// one such room per key (room-policy §Base Room policy).
     pub fixed_membership_key: Option<String>,
+    /// For a parent-dependent room, its parent room's id (hosted here too;
+    /// room-policy §Base Room policy): [`crate::RoomStore::child_rooms`].
+    pub parent_room: Option<String>,
 }
 
 /// A room as stored.
@@ -80,6 +83,8 @@ pub struct RoomRecord {
     pub created_at_ms: i64,
     /// Time of the last accepted event (or creation), Unix milliseconds.
     pub updated_at_ms: i64,
+    /// Its parent room, for a parent-dependent room ([`NewRoom::parent_room`]).
+    pub parent_room: Option<String>,
 }
 
 /// One outbox row to write with an accepted event.

@@ -71,6 +71,7 @@ suite_tests!(fresh;
     key_package_routes,
     room_create_and_load,
     fixed_membership_rooms_are_unique,
+    a_parent_room_knows_its_children,
     epoch_cas_race,
     application_messages_same_epoch,
     commit_races_messages,

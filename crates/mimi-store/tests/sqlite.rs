@@ -45,6 +45,7 @@ suite_tests!(fresh;
     key_package_routes,
     room_create_and_load,
     fixed_membership_rooms_are_unique,
+    a_parent_room_knows_its_children,
     epoch_cas_race,
     application_messages_same_epoch,
     commit_races_messages,
@@ -98,6 +99,7 @@ async fn in_memory_store_works() {
         group_state: vec![],
         created_at_ms: 0,
         fixed_membership_key: None,
+        parent_room: None,
     })
     .await
     .expect("create");

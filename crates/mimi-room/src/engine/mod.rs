@@ -31,7 +31,9 @@ pub use create::CreatedRoom;
 pub use group_info::{group_info_failure, requesting_device};
 pub use report::VerifiedReport;
 pub use submit::{SubmitDecision, SubmitView, sending_user, submit_response};
-pub use update::{UpdateDecision, is_external_commit, update_response, wrong_epoch_response};
+pub use update::{
+    HubProposals, UpdateDecision, is_external_commit, update_response, wrong_epoch_response,
+};
 
 /// Who asks the hub: a peer provider, authenticated by mutual TLS and its
 /// `From` header (-06 §4.1), or one of the hub provider's own devices

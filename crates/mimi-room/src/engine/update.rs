@@ -16,6 +16,7 @@ use tls_codec::{Deserialize as _, Serialize as _};
 use super::{Fanout, HubEngine, KeyPackageRoute, Requester, timestamp};
 use crate::RoomError;
 use crate::identity::{ClientIdentity, client_identity};
+use crate::policy::RoomPolicyState;
 use crate::rejection::{UpdateCode, UpdateRejection};
 use crate::stored::StoredRoom;
 use crate::{AcceptedCommit, HubRoom};
@@ -87,10 +88,30 @@ impl HubEngine {
         request: &UpdateRequest,
         accepted_at_ms: i64,
     ) -> Result<UpdateDecision, RoomError> {
+        self.update_in(state, None, requester, request, accepted_at_ms)
+    }
+
+    /// [`Self::update`] on a parent-dependent room whose parent, hosted
+    /// here too, is stored as `parent`: commits must keep the room within
+    /// its parent's participants, and any member may remove whoever the
+    /// parent dropped (room-policy §Base Room policy, C21).
+    pub fn update_in(
+        &self,
+        state: &[u8],
+        parent: Option<&[u8]>,
+        requester: &Requester,
+        request: &UpdateRequest,
+        accepted_at_ms: i64,
+    ) -> Result<UpdateDecision, RoomError> {
         let room = StoredRoom::decode(state)?;
+        let parent = parent
+            .map(|parent| StoredRoom::decode(parent)?.hub.policy_state())
+            .transpose()?;
         let bundle = &request.bundle;
         let decided = match &bundle.body {
-            HandshakeBody::Commit { .. } => self.commit(room, requester, bundle, accepted_at_ms),
+            HandshakeBody::Commit { .. } => {
+                self.commit(room, parent.as_ref(), requester, bundle, accepted_at_ms)
+            }
             HandshakeBody::Proposal { more_proposals } => {
                 self.proposals(room, requester, bundle, more_proposals, accepted_at_ms)
             }
@@ -105,6 +126,7 @@ impl HubEngine {
     fn commit(
         &self,
         mut room: StoredRoom,
+        parent: Option<&RoomPolicyState>,
         requester: &Requester,
         bundle: &HandshakeBundle,
         accepted_at: i64,
@@ -122,10 +144,11 @@ impl HubEngine {
             .hub
             .franking_agent()
             .map_err(UpdateRejection::StateAfter)?;
-        let accepted = room.hub.handle_commit_at(
+        let accepted = room.hub.handle_commit_in(
             self.crypto(),
             bundle.proposal_or_commit.clone(),
             unix_seconds(accepted_at),
+            parent,
         )?;
         // -06 §7.4, on the state the commit produced: the hub still
         // listed, followers only while they have participants.
@@ -292,6 +315,79 @@ impl HubEngine {
             routes: Vec::new(),
             response: success(accepted_at),
         })
+    }
+}
+
+/// The hub's own proposals, queued in a room: stored and fanned out like
+/// proposals a member sent (-06 §5.3, §5.5).
+#[derive(Debug)]
+pub struct HubProposals {
+    /// The room's epoch (proposals do not change it).
+    pub epoch: u64,
+    pub new_state: Vec<u8>,
+    /// The room log entry: one FanoutMessage of the proposals.
+    pub event: Vec<u8>,
+    pub fanout: Fanout,
+    /// How many proposals.
+    pub count: usize,
+}
+
+impl HubEngine {
+    /// Makes a parent-dependent room stored as `child` follow its parent
+    /// stored as `parent` (room-policy §Base Room policy, C21): the hub,
+    /// the room's external sender (-06 §7.4), proposes the Remove of every
+    /// client of a participant the parent no longer has. The next commit
+    /// must include them (-06 §5.3), and its committer may drop those
+    /// users from the participant list whatever its role. `None` when
+    /// nothing is left to propose.
+    pub fn parent_removals(
+        &self,
+        child: &[u8],
+        parent: &[u8],
+        accepted_at_ms: i64,
+    ) -> Result<Option<HubProposals>, RoomError> {
+        let mut room = StoredRoom::decode(child)?;
+        let parent = StoredRoom::decode(parent)?.hub.policy_state()?;
+        let strangers = crate::policy::base::outside_parent(&room.hub.policy_state()?, &parent);
+        if strangers.is_empty() {
+            return Ok(None);
+        }
+        let hub = self
+            .hub_key(room.hub.public_group().ciphersuite())
+            .ok_or_else(|| RoomError::InvalidGroup("no hub key for the room's suite".into()))?;
+        let proposals = room
+            .hub
+            .propose_removals(self.crypto(), hub, &strangers)
+            .map_err(|e| RoomError::InvalidGroup(e.to_string()))?;
+        let Some((first, more)) = proposals.split_first() else {
+            return Ok(None);
+        };
+        let ts = timestamp(accepted_at_ms);
+        room.pending_proposals
+            .extend(proposals.iter().cloned().map(|proposal| PendingProposal {
+                proposal,
+                hub_accepted_time: ts,
+            }));
+        let message = FanoutMessage {
+            timestamp: ts,
+            message: first.clone(),
+            body: FanoutBody::Proposal {
+                more_proposals: more.to_vec(),
+            },
+        };
+        let payload = message
+            .tls_serialize_detached()
+            .map_err(|e| RoomError::CorruptState(e.to_string()))?;
+        Ok(Some(HubProposals {
+            epoch: room.hub.epoch(),
+            new_state: room.encode()?,
+            event: payload.clone(),
+            fanout: Fanout {
+                destinations: room.hub.member_domains(),
+                payload,
+            },
+            count: proposals.len(),
+        }))
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use mimi_protocol::components::room_policy::capabilities as cap;
 use mimi_protocol::components::room_policy::{BaseRoomPolicy, RoleData};
 
-use super::{BANNED_ROLE, RoomPolicyState};
+use super::{BANNED_ROLE, NOT_IN_LIST, RoomPolicyState};
 use crate::rejection::PolicyViolation;
 
 /// Clients in the MLS group per user.
@@ -128,11 +128,22 @@ fn check_limits(
 /// parent (room-policy §Base Room policy): every non-banned entry of the
 /// child is a non-banned entry of the parent. The draft says "strict
 /// subset"; we read a subset, so a call room of a whole group DM (the
-/// draft's own example) is possible (docs/divergences.md C21).
+/// draft's own example) is possible (docs/divergences.md C21). This is the
+/// check at creation; commits use [`check_parent_after_commit`].
 pub fn check_parent_membership(
     child: &RoomPolicyState,
     parent: &RoomPolicyState,
 ) -> Result<(), PolicyViolation> {
+    match outside_parent(child, parent).into_iter().next() {
+        Some(stranger) => Err(PolicyViolation::NotInParent { user: stranger }),
+        None => Ok(()),
+    }
+}
+
+/// The non-banned participants of a parent-dependent room who are not
+/// (or no longer) non-banned participants of its parent: the child
+/// follows the parent, so any member may remove them (C21).
+pub fn outside_parent(child: &RoomPolicyState, parent: &RoomPolicyState) -> BTreeSet<String> {
     let in_parent: BTreeSet<&[u8]> = parent
         .participants
         .participants
@@ -140,18 +151,36 @@ pub fn check_parent_membership(
         .filter(|p| !parent.is_banned_role(p.role_index))
         .map(|p| p.user.as_slice())
         .collect();
-    match child
+    child
         .participants
         .participants
         .iter()
         .filter(|p| !child.is_banned_role(p.role_index))
-        .find(|p| !in_parent.contains(p.user.as_slice()))
-    {
-        Some(stranger) => Err(PolicyViolation::NotInParent {
-            user: String::from_utf8_lossy(stranger.user.as_slice()).into_owned(),
-        }),
-        None => Ok(()),
+        .filter(|p| !in_parent.contains(p.user.as_slice()))
+        .map(|p| String::from_utf8_lossy(p.user.as_slice()).into_owned())
+        .collect()
+}
+
+/// A parent-dependent room after a commit (C21): no one outside the
+/// parent is added, given a new role or left with clients. A participant
+/// the parent dropped since stays listed, clientless and powerless, until
+/// a member's commit removes it; the hub proposes the removal of its
+/// clients at once (`HubEngine::parent_removals`), and the next commit
+/// must include those proposals (-06 §5.3).
+pub fn check_parent_after_commit(
+    before: &RoomPolicyState,
+    after: &RoomPolicyState,
+    parent: &RoomPolicyState,
+    clients_after: &ClientsByUser,
+) -> Result<(), PolicyViolation> {
+    for user in outside_parent(after, parent) {
+        let kept_as_was =
+            before.role_of(&user) != NOT_IN_LIST && before.role_of(&user) == after.role_of(&user);
+        if !kept_as_was || clients_after.get(&user).copied().unwrap_or(0) > 0 {
+            return Err(PolicyViolation::NotInParent { user });
+        }
     }
+    Ok(())
 }
 
 fn users(state: &RoomPolicyState) -> BTreeSet<&[u8]> {
@@ -322,6 +351,43 @@ mod tests {
         assert_eq!(
             fixed_membership_key(&state(&[("a", M)], BaseRoomPolicy::default())),
             None
+        );
+    }
+
+    #[test]
+    fn after_a_commit_a_child_keeps_those_its_parent_dropped_only_clientless_and_unchanged() {
+        let open = BaseRoomPolicy::default;
+        let parent = state(&[("a", M), ("c", BANNED_ROLE)], open());
+        let before = state(&[("a", M), ("b", M), ("c", M)], open());
+        let none = clients(&[("a", 1)]);
+        assert_eq!(
+            outside_parent(&before, &parent),
+            BTreeSet::from(["b".to_owned(), "c".to_owned()])
+        );
+        // Kept as they were and without clients: tolerated until removed.
+        check_parent_after_commit(&before, &before, &parent, &none).unwrap();
+        // Removed: fine.
+        check_parent_after_commit(&before, &state(&[("a", M)], open()), &parent, &none).unwrap();
+        // Still holding a client, given a new role, or newly added: refused.
+        let refused = |after: &RoomPolicyState, clients: &ClientsByUser, user: &str| {
+            assert_eq!(
+                check_parent_after_commit(&before, after, &parent, clients),
+                Err(PolicyViolation::NotInParent { user: user.into() })
+            );
+        };
+        refused(&before, &clients(&[("a", 1), ("b", 1)]), "b");
+        refused(
+            &state(
+                &[("a", M), ("b", default_role::MODERATOR), ("c", M)],
+                open(),
+            ),
+            &none,
+            "b",
+        );
+        refused(
+            &state(&[("a", M), ("b", M), ("c", M), ("d", M)], open()),
+            &none,
+            "d",
         );
     }
 

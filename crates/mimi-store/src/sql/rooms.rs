@@ -36,14 +36,15 @@ where
         // One statement: the unique index on fixed_membership_key refuses a
         // second fixed-membership room for the same participants.
         let done = sqlx::query(
-            "INSERT INTO rooms (room_id, epoch, state_version, group_state, last_seq, created_at_ms, updated_at_ms, fixed_membership_key)
-             VALUES ($1, $2, 0, $3, 0, $4, $4, $5) ON CONFLICT (room_id) DO NOTHING",
+            "INSERT INTO rooms (room_id, epoch, state_version, group_state, last_seq, created_at_ms, updated_at_ms, fixed_membership_key, parent_room)
+             VALUES ($1, $2, 0, $3, 0, $4, $4, $5, $6) ON CONFLICT (room_id) DO NOTHING",
         )
         .bind(room.room_id.as_str())
         .bind(epoch)
         .bind(room.group_state.as_slice())
         .bind(room.created_at_ms)
         .bind(room.fixed_membership_key.clone())
+        .bind(room.parent_room.clone())
         .execute(&mut *self.write_conn().await?)
         .await;
         let inserted = match done {
@@ -72,12 +73,22 @@ where
             last_seq: 0,
             created_at_ms: room.created_at_ms,
             updated_at_ms: room.created_at_ms,
+            parent_room: room.parent_room,
         })
+    }
+
+    async fn child_rooms(&self, parent_room: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT room_id FROM rooms WHERE parent_room = $1 ORDER BY room_id")
+                .bind(parent_room)
+                .fetch_all(self.reads())
+                .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     async fn load_room(&self, room_id: &str) -> Result<Option<RoomRecord>> {
         let row: Option<RoomRow> = sqlx::query_as(
-            "SELECT room_id, epoch, state_version, group_state, last_seq, created_at_ms, updated_at_ms
+            "SELECT room_id, epoch, state_version, group_state, last_seq, created_at_ms, updated_at_ms, parent_room
              FROM rooms WHERE room_id = $1",
         )
         .bind(room_id)

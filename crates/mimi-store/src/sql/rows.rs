@@ -18,10 +18,19 @@ pub(crate) fn claimed(
     }
 }
 
-pub(crate) type RoomRow = (String, i64, i64, Vec<u8>, i64, i64, i64);
+pub(crate) type RoomRow = (String, i64, i64, Vec<u8>, i64, i64, i64, Option<String>);
 
 pub(crate) fn room_record(row: RoomRow) -> Result<RoomRecord> {
-    let (room_id, epoch, state_version, group_state, last_seq, created_at_ms, updated_at_ms) = row;
+    let (
+        room_id,
+        epoch,
+        state_version,
+        group_state,
+        last_seq,
+        created_at_ms,
+        updated_at_ms,
+        parent_room,
+    ) = row;
     Ok(RoomRecord {
         room_id,
         epoch: to_u64(epoch, "epoch")?,
@@ -30,6 +39,7 @@ pub(crate) fn room_record(row: RoomRow) -> Result<RoomRecord> {
         last_seq: to_u64(last_seq, "seq")?,
         created_at_ms,
         updated_at_ms,
+        parent_room,
     })
 }
 

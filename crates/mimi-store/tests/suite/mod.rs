@@ -35,6 +35,7 @@ fn room(id: &str, epoch: u64) -> NewRoom {
         group_state: format!("state-{id}-{epoch}").into_bytes(),
         created_at_ms: NOW_MS,
         fixed_membership_key: None,
+        parent_room: None,
     }
 }
 
@@ -371,6 +372,44 @@ pub async fn room_create_and_load(s: Stores) {
         st.load_room("mimi://a.example/r/none").await.expect("load"),
         None
     );
+}
+
+pub async fn a_parent_room_knows_its_children(s: Stores) {
+    let child = |id: &str, parent: &str| NewRoom {
+        parent_room: Some(parent.to_owned()),
+        ..room(id, 0)
+    };
+    let parent = "mimi://a.example/r/team";
+    s[0].create_room(room(parent, 0)).await.expect("parent");
+    s[1].create_room(child("mimi://a.example/r/team-call", parent))
+        .await
+        .expect("child");
+    s[0].create_room(child("mimi://a.example/r/team-ann", parent))
+        .await
+        .expect("child");
+    s[1].create_room(child("mimi://a.example/r/other", "mimi://a.example/r/x"))
+        .await
+        .expect("other child");
+    for st in &s {
+        assert_eq!(
+            st.child_rooms(parent).await.expect("children"),
+            vec![
+                "mimi://a.example/r/team-ann".to_owned(),
+                "mimi://a.example/r/team-call".to_owned()
+            ]
+        );
+        let record = st
+            .load_room("mimi://a.example/r/team-call")
+            .await
+            .expect("load");
+        assert_eq!(record.and_then(|r| r.parent_room).as_deref(), Some(parent));
+        assert!(
+            st.child_rooms("mimi://a.example/r/team-call")
+                .await
+                .expect("children")
+                .is_empty()
+        );
+    }
 }
 
 pub async fn fixed_membership_rooms_are_unique(s: Stores) {
