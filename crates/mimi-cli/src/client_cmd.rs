@@ -202,13 +202,23 @@ enum ClientCommand {
         #[command(subcommand)]
         action: LinkAction,
     },
-    /// Send a text message.
+    /// Send a text message, or a file with `--file` (the text is then its
+    /// caption): the file is encrypted with a fresh key, uploaded to this
+    /// device's provider, and sent as an ExternalPart
+    /// (draft-ietf-mimi-content §Attachments).
     Send {
         /// Room URI, mimi://<hub domain>/r/<name>.
         #[arg(value_parser = room_uri)]
         room: String,
-        /// The message text (plain text).
+        /// The message text (plain text); with `--file`, the caption.
+        #[arg(required_unless_present = "file", default_value = "")]
         text: String,
+        /// Attach this file.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+        /// The file's media type (default: guessed from its extension).
+        #[arg(long, value_name = "TYPE", requires = "file")]
+        media_type: Option<String>,
         /// Send it as a reply to this message (hex ID, as `read` prints it).
         #[arg(long, value_parser = message_id)]
         reply_to: Option<MessageId>,
@@ -216,6 +226,28 @@ enum ClientCommand {
         /// (draft-ietf-mimi-content "expires", relative).
         #[arg(long, value_name = "SECONDS")]
         expires_in: Option<u32>,
+    },
+    /// Download and decrypt the attachment(s) of a message, through this
+    /// device's provider and the room's hub (-06 §5.10 proxyDownload):
+    /// the asset provider never sees this device.
+    Download {
+        /// Room URI, mimi://<hub domain>/r/<name>.
+        #[arg(value_parser = room_uri)]
+        room: String,
+        /// The message (hex ID, as `read` prints it).
+        #[arg(value_parser = message_id)]
+        message: MessageId,
+        /// Where to write it: a file (one attachment) or a directory
+        /// (default: the current directory, under the sender's file name).
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// How: `proxy` (the provider asks the hub's proxyDownload), `ohttp`
+        /// (Oblivious HTTP: the provider relays to the hub's Gateway and
+        /// sees neither URL nor content) or `direct` (from the asset
+        /// provider itself; it learns this device's address, -06 §5.10
+        /// NOT RECOMMENDED).
+        #[arg(long, default_value = "proxy", value_name = "PATH")]
+        via: mimi_client::http::DownloadPath,
     },
     /// React to a message (a reaction part, draft-ietf-mimi-content).
     React {
@@ -603,6 +635,50 @@ fn uri_of_kind(text: &str, kind: MimiUriKind, shape: &str) -> Result<String, Str
 }
 
 /// A message ID as `read` prints it (64 hex digits).
+/// A media type for a file by its extension; `application/octet-stream`
+/// when unknown.
+fn guess_media_type(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "svg" => "image/svg+xml",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "mp3" => "audio/mpeg",
+        "ogg" | "opus" => "audio/ogg",
+        "m4a" => "audio/mp4",
+        "pdf" => "application/pdf",
+        "txt" => "text/plain",
+        "zip" => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Where `download` writes attachment `index`: `out` itself for a single
+/// attachment unless it is a directory; else the sender's file name
+/// (its last path component only, so a name cannot climb out of the
+/// directory) or `attachment-N`.
+fn attachment_path(out: Option<&Path>, filename: &str, index: usize, single: bool) -> PathBuf {
+    if let Some(out) = out
+        && single
+        && !out.is_dir()
+    {
+        return out.to_owned();
+    }
+    let name = Path::new(filename)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty() && n != "." && n != "..")
+        .unwrap_or_else(|| format!("attachment-{index}"));
+    out.unwrap_or(Path::new(".")).join(name)
+}
+
 fn message_id(text: &str) -> Result<MessageId, String> {
     MessageId::from_hex(text).ok_or_else(|| format!("`{text}` is not a hex message ID"))
 }
@@ -919,8 +995,63 @@ async fn run_device(
         ClientCommand::Send {
             room,
             text,
+            file: Some(path),
+            media_type,
+            ..
+        } => {
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let media_type = media_type.unwrap_or_else(|| guess_media_type(&path).to_owned());
+            let filename = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            // Progress on stderr for files of a megabyte or more.
+            let progress: Option<mimi_client::http::Progress> =
+                (bytes.len() >= 1 << 20).then(|| -> mimi_client::http::Progress {
+                    std::sync::Arc::new(|sent, total| {
+                        eprint!("\ruploading {} / {} KiB", sent / 1024, total / 1024);
+                        if sent == total {
+                            eprintln!();
+                        }
+                    })
+                });
+            let id = client
+                .send_file(&room, &bytes, &media_type, &filename, &text, progress)
+                .await?;
+            println!(
+                "sent {} ({filename}, {media_type}, {} bytes)",
+                id.to_hex(),
+                bytes.len()
+            );
+        }
+        ClientCommand::Download {
+            room,
+            message,
+            out,
+            via,
+        } => {
+            client.download_path = via;
+            let parts = client.download_attachments(&room, &message).await?;
+            let single = parts.len() == 1;
+            for (i, (part, bytes)) in parts.into_iter().enumerate() {
+                let path = attachment_path(out.as_deref(), &part.filename, i, single);
+                std::fs::write(&path, &bytes)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!(
+                    "{} ({}, {} bytes, hash and tag verified)",
+                    path.display(),
+                    part.content_type,
+                    bytes.len()
+                );
+            }
+        }
+        ClientCommand::Send {
+            room,
+            text,
             reply_to,
             expires_in,
+            ..
         } => {
             let mut message = match reply_to {
                 Some(to) => content::reply(to, &text),

@@ -283,7 +283,7 @@ fn dev_ca(args: DevCaArgs) -> anyhow::Result<()> {
         let token_path = out.join(format!("{domain}.admin-token"));
         write_secret(&token_path, &format!("{admin_token}\n"))?;
         let config = format!(
-            "domain = \"{domain}\"\ndata_dir = \"{data}\"\n\n[federation]\nlisten = \"127.0.0.1:{federation}\"\n\n[client_api]\nlisten = \"127.0.0.1:{client}\"\nopen_registration = true\n# Also in {token}: `mimi admin --token-file {token}`.\nadmin_token = \"{admin_token}\"\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n[peers]\n{peers}",
+            "domain = \"{domain}\"\ndata_dir = \"{data}\"\n\n[federation]\nlisten = \"127.0.0.1:{federation}\"\n\n[client_api]\nlisten = \"127.0.0.1:{client}\"\nopen_registration = true\n# Also in {token}: `mimi admin --token-file {token}`.\nadmin_token = \"{admin_token}\"\n\n[tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n\n# Every provider is on loopback: the hub's download proxy may connect there.\n[assets]\nallow_private_addresses = true\n\n[peers]\n{peers}",
             data = out.join(format!("{domain}-data")).display(),
             ca = out.join("ca.pem").display(),
             cert = out.join(format!("{domain}.pem")).display(),

@@ -35,15 +35,16 @@ fn run_demo(args: &[&str]) -> String {
         "demo failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for step in ["§3.1", "§3.2", "§3.3", "§3.4", "§3.5", "§3.6"] {
+    for step in ["§3.1", "§3.2", "§3.3", "§3.4", "§5.10", "§3.5", "§3.6"] {
         assert!(stdout.contains(step), "step {step} missing:\n{stdout}");
     }
     assert!(stdout.contains("participants agreed by every remaining client: mimi://a.example/u/alice, mimi://c.example/u/cathy"));
     assert!(
         stdout.contains(
-            "every client decrypted every message sent while it was a member (4 messages)"
+            "every client decrypted every message sent while it was a member (5 messages)"
         )
     );
+    assert!(stdout.contains("reached Bob through b.example and the hub; decrypted, hash and tag verified, byte for byte the original"), "{stdout}");
     assert!(stdout.contains("Demo finished: all checks passed."));
     stdout.into_owned()
 }

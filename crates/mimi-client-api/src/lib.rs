@@ -55,6 +55,45 @@ pub struct Stored {
     pub stored: u64,
 }
 
+/// Answer to an asset upload (`POST /client/v1/assets`, body: the
+/// asset's bytes, already encrypted by the client; the header
+/// [`ASSET_MEDIA_TYPE`] names the media type of the plaintext, which the
+/// provider checks against the types it accepts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedAsset {
+    /// The `https` URL receivers download it from, for the `ExternalPart`
+    /// (draft-ietf-mimi-content §External content): on this provider's
+    /// asset host, served to peers over mutual TLS.
+    pub url: String,
+    /// Bytes stored.
+    pub size: u64,
+    /// Unix seconds after which the provider deletes it (0: kept).
+    pub expires: u64,
+}
+
+/// The header of an upload naming the plaintext's media type.
+pub const ASSET_MEDIA_TYPE: &str = "mimi-asset-media-type";
+
+/// Query of `GET /client/v1/assets/download`: an asset by the URL of its
+/// `ExternalPart`, fetched by the device's provider through the hub of
+/// `room` (-06 §5.10 `proxyDownload`), so that the asset provider never
+/// sees the device. The answer is the asset's bytes, as uploaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetDownloadQuery {
+    pub url: String,
+    pub room: String,
+}
+
+/// Query of the Oblivious HTTP relay endpoints
+/// (`GET /client/v1/ohttp/keys?hub=D`, `POST /client/v1/ohttp/relay?hub=D`):
+/// the hub whose Gateway the device's provider relays to (-06 §5.10).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OhttpQuery {
+    pub hub: String,
+}
+
 /// Query of `GET /client/v1/hub?ciphersuite=N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

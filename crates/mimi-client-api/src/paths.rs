@@ -3,7 +3,7 @@
 
 use mimi_protocol::uri::pct_encode_unreserved;
 
-use crate::{DeadLettersQuery, EventsQuery, HubQuery};
+use crate::{AssetDownloadQuery, DeadLettersQuery, EventsQuery, HubQuery, OhttpQuery};
 
 pub const DEVICES: &str = "/client/v1/devices";
 pub const KEY_PACKAGES: &str = "/client/v1/key-packages";
@@ -20,6 +20,14 @@ pub const ADMIN_DEAD_LETTER: &str = "/client/v1/admin/dead-letters/{id}";
 /// `POST`: moves the dead letter back into the outbox.
 pub const ADMIN_DEAD_LETTER_RETRY: &str = "/client/v1/admin/dead-letters/{id}/retry";
 pub const ROOMS: &str = "/client/v1/rooms";
+/// `POST`: uploads an asset (body: its encrypted bytes).
+pub const ASSETS: &str = "/client/v1/assets";
+/// `GET`: downloads an asset through the room's hub.
+pub const ASSET_DOWNLOAD: &str = "/client/v1/assets/download";
+/// `GET`: a hub's OHTTP Gateway key configurations, through this provider.
+pub const OHTTP_KEYS: &str = "/client/v1/ohttp/keys";
+/// `POST`: an encapsulated request relayed to a hub's OHTTP Gateway.
+pub const OHTTP_RELAY: &str = "/client/v1/ohttp/relay";
 pub const EVENTS: &str = "/client/v1/events";
 pub const EVENTS_ACK: &str = "/client/v1/events/ack";
 pub const HEALTH: &str = "/health";
@@ -88,4 +96,23 @@ pub fn dead_letter(id: u64) -> String {
 /// `POST /client/v1/admin/dead-letters/{id}/retry`.
 pub fn dead_letter_retry(id: u64) -> String {
     ADMIN_DEAD_LETTER_RETRY.replace("{id}", &id.to_string())
+}
+
+/// `GET /client/v1/assets/download?url=…&room=…`.
+pub fn asset_download(query: &AssetDownloadQuery) -> String {
+    format!(
+        "{ASSET_DOWNLOAD}?url={}&room={}",
+        pct_encode_unreserved(&query.url),
+        pct_encode_unreserved(&query.room)
+    )
+}
+
+/// `GET /client/v1/ohttp/keys?hub=D`.
+pub fn ohttp_keys(query: &OhttpQuery) -> String {
+    format!("{OHTTP_KEYS}?hub={}", pct_encode_unreserved(&query.hub))
+}
+
+/// `POST /client/v1/ohttp/relay?hub=D`.
+pub fn ohttp_relay(query: &OhttpQuery) -> String {
+    format!("{OHTTP_RELAY}?hub={}", pct_encode_unreserved(&query.hub))
 }

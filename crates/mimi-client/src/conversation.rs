@@ -428,10 +428,19 @@ pub fn display_text(part: &NestedPart) -> String {
             String::from_utf8_lossy(&p.content).into_owned()
         }
         Part::Single(p) => format!("[{}]", p.content_type),
-        Part::External(p) if !p.filename.is_empty() => {
-            format!("[{} {}]", p.content_type, p.filename)
+        Part::External(p) => {
+            let name = if p.filename.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", p.filename)
+            };
+            let caption = if p.description.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", p.description)
+            };
+            format!("[{}{name}, {} bytes]{caption}", p.content_type, p.size)
         }
-        Part::External(p) => format!("[{}]", p.content_type),
         Part::Multi(m) if m.part_semantics == PartSemantics::ChooseOne => {
             m.parts.first().map(display_text).unwrap_or_default()
         }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use futures_util::StreamExt as _;
 use mimi_client_api::paths::{self, RoomAction};
 use mimi_client_api::{
     Ack, CreateRoom, DeadLetterRetried, DeadLettersQuery, Events, EventsQuery, HubKeys, HubQuery,
@@ -28,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use mimi_client_api::{DeadLetterView, ReportView};
 
-use crate::{Device, Event, KeyPackageOptions, RoomOptions, key_packages_from_response};
+use crate::{Device, Event, KeyPackageOptions, RoomOptions, content, key_packages_from_response};
 
 /// Media type of TLS-PL encoded MIMI bodies.
 const MIMI_CONTENT_TYPE: &str = "application/mimi-protocol";
@@ -76,6 +77,8 @@ pub enum ClientError {
          it is kept and sent again by the next command on the room"
     )]
     AnswerLost { room: String, reason: String },
+    #[error(transparent)]
+    Attachment(#[from] AttachmentError),
 }
 
 /// Whether a failed request leaves it open whether the hub acted on it (or
@@ -250,6 +253,95 @@ impl ProviderConnection {
             .await?;
         let bytes = Self::check(resp).await?.bytes().await?;
         decode_exact(&bytes).map_err(|e| ClientError::Malformed(e.to_string()))
+    }
+
+    /// Uploads an asset's bytes, already encrypted (`POST
+    /// /client/v1/assets`), declaring `media_type` for the plaintext; the
+    /// body is sent in chunks, `progress(sent, total)` after each.
+    pub async fn upload_asset(
+        &self,
+        bytes: Vec<u8>,
+        media_type: &str,
+        progress: Option<Progress>,
+    ) -> Result<mimi_client_api::UploadedAsset> {
+        const CHUNK: usize = 256 * 1024;
+        let total = bytes.len() as u64;
+        let bytes = bytes::Bytes::from(bytes);
+        let chunks: Vec<std::result::Result<bytes::Bytes, std::io::Error>> = (0..bytes.len())
+            .step_by(CHUNK)
+            .map(|start| Ok(bytes.slice(start..(start + CHUNK).min(bytes.len()))))
+            .collect();
+        let mut sent = 0u64;
+        let body = futures_util::stream::iter(chunks).inspect(move |chunk| {
+            if let (Some(progress), Ok(chunk)) = (&progress, chunk) {
+                sent += chunk.len() as u64;
+                progress(sent, total);
+            }
+        });
+        let resp = self
+            .authed(self.http.post(self.url(paths::ASSETS)))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, total)
+            .header(mimi_client_api::ASSET_MEDIA_TYPE, media_type)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await?;
+        Ok(Self::check(resp).await?.json().await?)
+    }
+
+    /// Downloads an asset by its `ExternalPart` URL through this
+    /// provider and the hub of `room` (-06 §5.10 `proxyDownload`): the
+    /// bytes as uploaded, still encrypted.
+    pub async fn download_asset(&self, url: &str, room: &str) -> Result<Vec<u8>> {
+        let query = mimi_client_api::AssetDownloadQuery {
+            url: url.to_owned(),
+            room: room.to_owned(),
+        };
+        let resp = self
+            .authed(self.http.get(self.url(&paths::asset_download(&query))))
+            .send()
+            .await?;
+        Ok(Self::check(resp).await?.bytes().await?.to_vec())
+    }
+
+    /// The OHTTP Gateway key configurations of the hub `hub`, fetched by
+    /// this provider (`application/ohttp-keys`, RFC 9458 §3).
+    pub async fn ohttp_keys(&self, hub: &str) -> Result<Vec<u8>> {
+        let query = mimi_client_api::OhttpQuery {
+            hub: hub.to_owned(),
+        };
+        let resp = self
+            .authed(self.http.get(self.url(&paths::ohttp_keys(&query))))
+            .send()
+            .await?;
+        Ok(Self::check(resp).await?.bytes().await?.to_vec())
+    }
+
+    /// Relays an encapsulated request to the OHTTP Gateway of the hub
+    /// `hub` through this provider, the Relay (RFC 9458 §2): the
+    /// encapsulated response.
+    pub async fn ohttp_relay(&self, hub: &str, request: Vec<u8>) -> Result<Vec<u8>> {
+        let query = mimi_client_api::OhttpQuery {
+            hub: hub.to_owned(),
+        };
+        let resp = self
+            .authed(self.http.post(self.url(&paths::ohttp_relay(&query))))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                mimi_assets::oblivious::REQUEST_MEDIA_TYPE,
+            )
+            .body(request)
+            .send()
+            .await?;
+        Ok(Self::check(resp).await?.bytes().await?.to_vec())
+    }
+
+    /// Fetches `url` from the asset provider itself (-06 §5.10 "Direct
+    /// download", NOT RECOMMENDED: the asset provider learns the device's
+    /// address), with this connection's trust anchors.
+    pub async fn download_direct(&self, url: &str) -> Result<Vec<u8>> {
+        let resp = self.http.get(url).send().await?;
+        Ok(Self::check(resp).await?.bytes().await?.to_vec())
     }
 
     /// Registers a new device and keeps its token.
@@ -503,6 +595,39 @@ pub struct Client {
     /// Acknowledged up to this sequence number (as far as known).
     cursor: u64,
     path: Option<PathBuf>,
+    /// How attachments are downloaded.
+    pub download_path: DownloadPath,
+}
+
+/// How a client downloads attachments (-06 §5.10): through its provider
+/// and the hub's `proxyDownload` (the default), by Oblivious HTTP through
+/// its provider (the Relay) to the hub's Gateway, or directly from the
+/// asset provider, which the draft does NOT RECOMMEND and which is only
+/// used when chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DownloadPath {
+    /// The provider asks the hub, which fetches: the hub and the provider
+    /// see the URL, the asset provider sees only the hub.
+    #[default]
+    Proxy,
+    /// Encapsulated to the hub's Gateway key: the provider sees neither
+    /// URL nor content, the hub not the device.
+    Ohttp,
+    /// The device fetches the URL itself.
+    Direct,
+}
+
+impl std::str::FromStr for DownloadPath {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "proxy" => Ok(Self::Proxy),
+            "ohttp" => Ok(Self::Ohttp),
+            "direct" => Ok(Self::Direct),
+            other => Err(format!("`{other}`: expected proxy, ohttp or direct")),
+        }
+    }
 }
 
 /// How often an operation is rebuilt after `wrongEpoch` / `epochTooOld`,
@@ -548,6 +673,7 @@ impl Client {
             connection,
             cursor: 0,
             path: None,
+            download_path: DownloadPath::default(),
         })
     }
 
@@ -571,6 +697,7 @@ impl Client {
             connection: connection.with_token(state.token),
             cursor: state.cursor,
             path: Some(path.to_owned()),
+            download_path: DownloadPath::default(),
         })
     }
 
@@ -1043,6 +1170,122 @@ impl Client {
 
     /// Sends a message (-06 §3.4, §5.4); returns its message ID. A commit
     /// of this device to the room whose answer was lost is settled first.
+    /// Sends a file (draft-ietf-mimi-content §Attachments): encrypts it
+    /// with a fresh key (AES-128-GCM), uploads the ciphertext to this
+    /// device's provider, and sends an `ExternalPart` with its URL, key,
+    /// nonce and hash, `caption` as its description. The message is
+    /// refused, before it leaves, if the room's policy forbids it
+    /// (room-policy §Asset policies).
+    pub async fn send_file(
+        &mut self,
+        room: &str,
+        file: &[u8],
+        media_type: &str,
+        filename: &str,
+        caption: &str,
+        progress: Option<Progress>,
+    ) -> Result<MessageId> {
+        let sealed = mimi_assets::seal(mimi_assets::AeadAlgorithm::default(), file)
+            .map_err(AttachmentError::from)?;
+        let uploaded = self
+            .connection
+            .upload_asset(sealed.ciphertext.clone(), media_type, progress)
+            .await?;
+        let mut part = sealed.external_part(uploaded.url, media_type);
+        part.filename = filename.to_owned();
+        part.description = caption.to_owned();
+        part.expires = u32::try_from(uploaded.expires).unwrap_or(u32::MAX);
+        // Device::send refuses what the room's policy forbids (the
+        // sender's upload capabilities, the asset policy's upload domains,
+        // media types and sizes).
+        self.send(room, content::attachment(part)).await
+    }
+
+    /// Downloads and decrypts the attachments of message `id` in `room`
+    /// through this device's provider and the room's hub (-06 §5.10):
+    /// each part's bytes are checked against its hash and AEAD tag, and a
+    /// mismatch is an error, never content.
+    pub async fn download_attachments(
+        &mut self,
+        room: &str,
+        id: &MessageId,
+    ) -> Result<Vec<(mimi_content::ExternalPart, Vec<u8>)>> {
+        let message = self
+            .device
+            .history(room)?
+            .into_iter()
+            .find(|m| m.id == *id)
+            .ok_or_else(|| AttachmentError::NoAttachment(id.to_string()))?;
+        let parts: Vec<mimi_content::ExternalPart> = content::external_parts(&message.content)
+            .into_iter()
+            .cloned()
+            .collect();
+        if parts.is_empty() {
+            return Err(AttachmentError::NoAttachment(id.to_string()).into());
+        }
+        let mut out = Vec::with_capacity(parts.len());
+        for part in parts {
+            mimi_assets::validate_part(&part).map_err(AttachmentError::from)?;
+            let downloaded = self.fetch_asset(&part.url, room).await?;
+            let plaintext = mimi_assets::open(&downloaded, &part).map_err(AttachmentError::from)?;
+            out.push((part, plaintext));
+        }
+        Ok(out)
+    }
+
+    /// The bytes at an asset URL, by [`Self::download_path`], if the
+    /// room's asset policy allows that path (room-policy §Asset policies,
+    /// `download_privacy`).
+    async fn fetch_asset(&self, url: &str, room: &str) -> Result<Vec<u8>> {
+        if let Some(assets) = self.device.room_policy(room)?.assets {
+            use mimi_protocol::components::policy_components::DownloadPrivacyType as T;
+            let chosen = match self.download_path {
+                DownloadPath::Proxy => T::HubProxy,
+                DownloadPath::Ohttp => T::Ohttp,
+                DownloadPath::Direct => T::Direct,
+            };
+            let privacy = &assets.download_privacy;
+            if privacy.forbidden_download_types.contains(&chosen)
+                || (!privacy.allowed_download_types.is_empty()
+                    && !privacy.allowed_download_types.contains(&chosen)
+                    && privacy.default_download_type != chosen)
+            {
+                return Err(AttachmentError::DownloadPath(format!(
+                    "the room does not allow downloads by {:?} (room-policy §Asset policies); its default is {:?}",
+                    self.download_path, privacy.default_download_type
+                ))
+                .into());
+            }
+        }
+        match self.download_path {
+            DownloadPath::Proxy => self.connection.download_asset(url, room).await,
+            DownloadPath::Direct => self.connection.download_direct(url).await,
+            DownloadPath::Ohttp => {
+                let hub = mimi_protocol::MimiUri::parse(room)
+                    .map_err(|e| ClientError::Malformed(e.to_string()))?
+                    .domain()
+                    .to_ascii_lowercase();
+                let target = reqwest::Url::parse(url)
+                    .map_err(|e| ClientError::Malformed(format!("asset URL {url:?}: {e}")))?;
+                let keys = self.connection.ohttp_keys(&hub).await?;
+                let (request, opener) = mimi_assets::oblivious::seal_request(&keys, &target)
+                    .map_err(AttachmentError::from)?;
+                let answer = self.connection.ohttp_relay(&hub, request).await?;
+                let (status, body) = opener.open(&answer).map_err(AttachmentError::from)?;
+                if !(200..300).contains(&status) {
+                    return Err(ClientError::Refused {
+                        status,
+                        reason: format!(
+                            "the hub's OHTTP Gateway: {}",
+                            String::from_utf8_lossy(&body)
+                        ),
+                    });
+                }
+                Ok(body)
+            }
+        }
+    }
+
     pub async fn send(&mut self, room: &str, content: MimiContent) -> Result<MessageId> {
         self.settle(room).await?;
         for _ in 0..ATTEMPTS {
@@ -1090,6 +1333,24 @@ impl Client {
             "the room kept moving; gave up".into(),
         ))
     }
+}
+
+/// Called with (bytes sent, total) while an upload goes out.
+pub type Progress = std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// Why an attachment could not be sent or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachmentError {
+    #[error(transparent)]
+    Seal(#[from] mimi_assets::SealError),
+    #[error("message {0} has no attachment")]
+    NoAttachment(String),
+    #[error("the downloaded attachment does not check out: {0}")]
+    Open(#[from] mimi_assets::OpenError),
+    #[error("Oblivious HTTP: {0}")]
+    Oblivious(#[from] mimi_assets::oblivious::ObliviousError),
+    #[error("{0}")]
+    DownloadPath(String),
 }
 
 enum UpdateResult {

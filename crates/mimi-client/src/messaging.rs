@@ -78,6 +78,42 @@ pub mod content {
         c
     }
 
+    /// An attachment (draft-ietf-mimi-content §Attachments): one
+    /// `ExternalPart` naming the encrypted asset, with the caption in its
+    /// `description`. Images, audio and video are shown inline, anything
+    /// else offered as a file.
+    pub fn attachment(part: mimi_content::ExternalPart) -> MimiContent {
+        let top = part.content_type.split('/').next().unwrap_or("");
+        let disposition = if matches!(top, "image" | "audio" | "video") {
+            Disposition::INLINE
+        } else {
+            Disposition::ATTACHMENT
+        };
+        base(NestedPart {
+            disposition,
+            language: String::new(),
+            part: mimi_content::Part::External(part),
+        })
+    }
+
+    /// The `ExternalPart`s of a message body, depth first.
+    pub fn external_parts(content: &MimiContent) -> Vec<&mimi_content::ExternalPart> {
+        fn walk<'a>(part: &'a NestedPart, out: &mut Vec<&'a mimi_content::ExternalPart>) {
+            match &part.part {
+                mimi_content::Part::External(external) => out.push(external),
+                mimi_content::Part::Multi(multi) => {
+                    for p in &multi.parts {
+                        walk(p, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(&content.nested_part, &mut out);
+        out
+    }
+
     /// An unlike: retracts the own reaction `reaction` to `to` (a null
     /// part with disposition `reaction`, "Unlike").
     pub fn unlike(reaction: MessageId, to: MessageId) -> MimiContent {

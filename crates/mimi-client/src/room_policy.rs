@@ -7,7 +7,7 @@
 //! content that does ([`crate::Message::policy_breaches`]).
 
 use mimi_content::{Disposition, MessageId, MimiContent, NestedPart, Part};
-use mimi_protocol::components::policy_components::Gated;
+use mimi_protocol::components::policy_components::{AssetUploadLocation, Gated};
 use mimi_protocol::components::room_policy::CapabilityType;
 use mimi_protocol::components::room_policy::Optionality;
 use mimi_protocol::components::room_policy::capabilities as cap;
@@ -17,6 +17,7 @@ use mimi_protocol::components::{
     MESSAGE_EXPIRATION_POLICY, MessageExpiration, STATUS_NOTIFICATION_POLICY,
     StatusNotificationPolicy, decode_component,
 };
+use mimi_protocol::uri::MimiUri;
 use mimi_room::policy::RoomPolicyState;
 use mimi_room::policy::updates::capability_name;
 use openmls::prelude::AppDataDictionary;
@@ -146,7 +147,7 @@ impl ClientPolicy {
         }
         self.expiration_breaches(content, &mut out);
         self.link_preview_breaches(&parts, &mut out);
-        self.asset_breaches(&parts, &mut out);
+        self.asset_breaches(sender, &parts, &mut out);
         out
     }
 
@@ -186,26 +187,38 @@ impl ClientPolicy {
         }
     }
 
-    fn asset_breaches(&self, parts: &[&NestedPart], out: &mut Vec<String>) {
+    fn asset_breaches(&self, sender: &str, parts: &[&NestedPart], out: &mut Vec<String>) {
         let Some(policy) = &self.assets else {
             return;
         };
-        let allowed: Vec<String> = policy
+        let location = match policy.asset_upload_location {
+            AssetUploadLocation::Unspecified => mimi_assets::UploadLocation::Unspecified,
+            AssetUploadLocation::LocalProvider => mimi_assets::UploadLocation::LocalProvider,
+            AssetUploadLocation::Hub => mimi_assets::UploadLocation::Hub,
+        };
+        let domains: Vec<mimi_assets::ProviderUploadDomains> = policy
             .upload_domains
             .iter()
-            .flat_map(|p| &p.asset_upload_destinations)
-            .map(|d| String::from_utf8_lossy(d.domain.as_slice()).to_ascii_lowercase())
+            .map(|p| mimi_assets::ProviderUploadDomains {
+                provider: String::from_utf8_lossy(p.provider.domain.as_slice()).into_owned(),
+                destinations: p
+                    .asset_upload_destinations
+                    .iter()
+                    .map(|d| String::from_utf8_lossy(d.domain.as_slice()).into_owned())
+                    .collect(),
+            })
             .collect();
+        let sender_domain = MimiUri::parse(sender)
+            .map(|uri| uri.domain().to_ascii_lowercase())
+            .unwrap_or_default();
         for part in parts {
             let Part::External(external) = &part.part else {
                 continue;
             };
-            let host = url_host(&external.url);
-            if !allowed.is_empty() && !host.as_ref().is_some_and(|h| allowed.contains(h)) {
-                out.push(format!(
-                    "{} is not on an asset upload domain of the room (room-policy §Asset policies)",
-                    external.url
-                ));
+            if let Err(refusal) =
+                mimi_assets::check_upload_url(location, &domains, &sender_domain, &external.url)
+            {
+                out.push(refusal.to_string());
             }
             let media = external
                 .content_type
@@ -227,6 +240,21 @@ impl ClientPolicy {
             {
                 out.push(format!(
                     "media type {media} is not allowed in the room (room-policy §Asset policies)"
+                ));
+            }
+            // The room's size limits, by the media type's top level
+            // (0: no limit). `size` is what the sender declares: the
+            // downloaded bytes are checked against the hash, not this.
+            let limit = match media.split('/').next().unwrap_or("") {
+                "image" => policy.max_image,
+                "audio" => policy.max_audio,
+                "video" => policy.max_video,
+                _ => policy.max_attachment,
+            };
+            if limit > 0 && external.size > limit {
+                out.push(format!(
+                    "{} bytes exceed the room's limit of {limit} for {media} (room-policy §Asset policies)",
+                    external.size
                 ));
             }
         }
@@ -363,15 +391,6 @@ fn has_link(content_type: &str, content: &[u8]) -> bool {
             .is_ok_and(|t| t.contains("https://") || t.contains("http://"))
 }
 
-/// The lower-cased host of an `https://host[:port]/…` URL.
-fn url_host(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host = authority.rsplit('@').next()?;
-    let host = host.split(':').next()?;
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
-}
-
 #[cfg(test)]
 mod tests {
     use mimi_protocol::components::policy_components::{
@@ -506,8 +525,8 @@ mod tests {
         p.assets = Some(AssetPolicy {
             asset_upload_location: AssetUploadLocation::LocalProvider,
             upload_domains: vec![ProviderAssetUploadDomains {
-                provider: DomainName::new("a.example"),
-                asset_upload_destinations: vec![DomainName::new("files.a.example")],
+                provider: DomainName::new("b.example"),
+                asset_upload_destinations: vec![DomainName::new("files.b.example")],
             }],
             download_privacy: DownloadPrivacy {
                 allowed_download_types: vec![DownloadPrivacyType::Direct],
@@ -545,17 +564,29 @@ mod tests {
         };
         let nobody = |_: &MessageId| None;
         assert!(
-            p.breaches(BOB, &file("https://files.a.example/x.pdf"), nobody)
+            p.breaches(BOB, &file("https://files.b.example/x.pdf"), nobody)
                 .is_empty()
         );
         assert!(
-            p.breaches(BOB, &file("https://FILES.a.example:8443/x.pdf"), nobody)
+            p.breaches(BOB, &file("https://FILES.b.example:8443/x.pdf"), nobody)
                 .is_empty()
         );
         assert_eq!(
             p.breaches(BOB, &file("https://evil.example/x.pdf"), nobody)
                 .len(),
             1
+        );
+        // Another provider's upload domain is not the sender's (localProvider).
+        assert_eq!(
+            p.breaches(BOB, &file("https://files.a.example/x.pdf"), nobody)
+                .len(),
+            1
+        );
+        // Over the room's attachment size limit.
+        p.assets.as_mut().unwrap().max_attachment = 9;
+        assert!(
+            p.breaches(BOB, &file("https://files.b.example/x.pdf"), nobody)[0]
+                .contains("exceed the room's limit of 9")
         );
     }
 }

@@ -49,6 +49,10 @@ pub struct ServerConfig {
     pub limits: Limits,
     #[serde(default)]
     pub fanout: FanoutConfig,
+    /// Attachments: uploads, serving them to peers, the hub's download
+    /// proxy (-06 §5.10).
+    #[serde(default)]
+    pub assets: AssetsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,6 +203,104 @@ impl Default for FanoutConfig {
     }
 }
 
+/// `[assets]`: attachments (docs/operations.md "Assets").
+///
+/// This provider stores its users' uploads (ciphertext; the key travels in
+/// the MLS message, draft-ietf-mimi-content §External content), serves
+/// them to peers at `<federation public URL>/v1/assets/<id>`, and as a hub
+/// proxies downloads for its peers (-06 §5.10 `proxyDownload`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AssetsConfig {
+    /// Where uploads are kept (default `<data_dir>/assets`).
+    pub dir: Option<PathBuf>,
+    /// Largest upload accepted, in bytes (413 beyond).
+    pub max_upload_bytes: u64,
+    /// Media types of the plaintext accepted for upload (header
+    /// `mimi-asset-media-type`): `type/subtype`, `type/*` or `*/*`.
+    pub media_types: Vec<String>,
+    /// Seconds an upload is kept; a background task deletes older ones.
+    /// 0 keeps them forever.
+    pub retention_secs: u64,
+    /// Uploads per minute, and burst, of one user.
+    pub uploads_per_user_per_minute: u32,
+    /// Time one upload may take, body included (408 after).
+    pub upload_timeout_ms: u64,
+    /// Bytes of proxied asset bodies the hub keeps in memory (LRU).
+    pub proxy_cache_bytes: usize,
+    /// Largest asset the hub proxies (default `max_upload_bytes`).
+    pub proxy_max_bytes: Option<u64>,
+    /// Time one proxied fetch may take, from resolving the host to the
+    /// last byte (504 after).
+    pub proxy_timeout_ms: u64,
+    /// Peer domain → the asset hosts (`host` or `host:port`) the hub
+    /// proxies to for it, besides `domain:port` of every `[peers]` entry.
+    pub peer_hosts: BTreeMap<String, Vec<String>>,
+    /// Lets the proxy connect to loopback and private addresses (lab and
+    /// test networks only: in production a peer's DNS could aim the hub
+    /// at its own network).
+    pub allow_private_addresses: bool,
+}
+
+/// 25 MiB.
+const DEFAULT_MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
+
+impl Default for AssetsConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            media_types: [
+                "image/*",
+                "audio/*",
+                "video/*",
+                "text/plain",
+                "application/pdf",
+                "application/octet-stream",
+            ]
+            .map(String::from)
+            .to_vec(),
+            retention_secs: 30 * 24 * 3600,
+            uploads_per_user_per_minute: 30,
+            upload_timeout_ms: 300_000,
+            proxy_cache_bytes: 64 * 1024 * 1024,
+            proxy_max_bytes: None,
+            proxy_timeout_ms: 30_000,
+            peer_hosts: BTreeMap::new(),
+            allow_private_addresses: false,
+        }
+    }
+}
+
+impl AssetsConfig {
+    /// The largest asset the hub proxies.
+    pub fn proxy_max_bytes(&self) -> u64 {
+        self.proxy_max_bytes.unwrap_or(self.max_upload_bytes)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |what: String| Err(ConfigError::Invalid(format!("[assets] {what}")));
+        if self.max_upload_bytes == 0 || self.proxy_max_bytes() == 0 {
+            return invalid("max_upload_bytes and proxy_max_bytes must be positive".into());
+        }
+        if self.proxy_timeout_ms == 0 || self.upload_timeout_ms == 0 {
+            return invalid("proxy_timeout_ms and upload_timeout_ms must be positive".into());
+        }
+        if self.uploads_per_user_per_minute == 0 {
+            return invalid("uploads_per_user_per_minute must be positive".into());
+        }
+        if let Err(e) = crate::assets::media::MediaTypes::new(&self.media_types) {
+            return invalid(format!("media_types: {e}"));
+        }
+        for (domain, hosts) in &self.peer_hosts {
+            if let Err(e) = mimi_assets::DownloadTargets::new(hosts) {
+                return invalid(format!("peer_hosts.\"{domain}\": {e}"));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from("mimi-data")
 }
@@ -227,7 +329,8 @@ impl ServerConfig {
 
     /// Environment overrides: `MIMI_DOMAIN`, `MIMI_DATA_DIR`,
     /// `MIMI_FEDERATION_LISTEN`, `MIMI_CLIENT_LISTEN`, `MIMI_POSTGRES_URL`,
-    /// `MIMI_SQLITE_PATH`, `MIMI_SQLITE_SYNCHRONOUS` (`full` or `normal`).
+    /// `MIMI_SQLITE_PATH`, `MIMI_SQLITE_SYNCHRONOUS` (`full` or `normal`),
+    /// `MIMI_ASSETS_DIR`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let addr = |name: &'static str, v: String| {
             v.parse::<SocketAddr>().map_err(|e| ConfigError::Env {
@@ -252,6 +355,9 @@ impl ServerConfig {
         }
         if let Some(v) = var("MIMI_SQLITE_PATH") {
             self.storage.sqlite = Some(v.into());
+        }
+        if let Some(v) = var("MIMI_ASSETS_DIR") {
+            self.assets.dir = Some(v.into());
         }
         if let Some(v) = var("MIMI_SQLITE_SYNCHRONOUS") {
             self.storage.sqlite_synchronous =
@@ -281,7 +387,15 @@ impl ServerConfig {
                 "keyMaterial rates must be positive and rate_limit_buckets at least 2".into(),
             ));
         }
-        Ok(())
+        self.assets.validate()
+    }
+
+    /// Where uploaded assets are kept.
+    pub fn assets_dir(&self) -> PathBuf {
+        self.assets
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("assets"))
     }
 
     /// The SQLite file in use when PostgreSQL is not configured.
@@ -372,6 +486,41 @@ key = "a.key"
         let mut config: ServerConfig = toml::from_str(EXAMPLE).unwrap();
         config.domain = "not a domain".into();
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn assets_defaults_parse_and_are_checked() {
+        let config: ServerConfig = toml::from_str(EXAMPLE).unwrap();
+        assert_eq!(config.assets_dir(), PathBuf::from("/tmp/a/assets"));
+        assert_eq!(config.assets.max_upload_bytes, 25 * 1024 * 1024);
+        assert_eq!(config.assets.proxy_max_bytes(), 25 * 1024 * 1024);
+        assert!(!config.assets.allow_private_addresses);
+        assert!(config.assets.media_types.iter().any(|t| t == "image/*"));
+        let custom: ServerConfig = toml::from_str(&format!(
+            "{EXAMPLE}\n[assets]\ndir = \"/srv/assets\"\nmax_upload_bytes = 10\nmedia_types = [\"image/png\"]\nallow_private_addresses = true\n[assets.peer_hosts]\n\"b.example\" = [\"files.b.example\", \"b.example:8443\"]\n"
+        ))
+        .unwrap();
+        custom.validate().unwrap();
+        assert_eq!(custom.assets_dir(), PathBuf::from("/srv/assets"));
+        assert_eq!(custom.assets.proxy_max_bytes(), 10);
+        assert_eq!(custom.assets.peer_hosts["b.example"].len(), 2);
+        assert!(
+            toml::from_str::<ServerConfig>(&format!("{EXAMPLE}\n[assets]\nbogus = 1\n")).is_err()
+        );
+        for bad in [
+            "media_types = [\"image\"]",
+            "max_upload_bytes = 0",
+            "proxy_timeout_ms = 0",
+            "[assets.peer_hosts]\n\"b.example\" = [\"127.0.0.1\"]",
+        ] {
+            let config: ServerConfig =
+                toml::from_str(&format!("{EXAMPLE}\n[assets]\n{bad}\n")).unwrap();
+            assert!(config.validate().is_err(), "{bad}");
+        }
+        let mut env = config;
+        env.apply_env(|n| (n == "MIMI_ASSETS_DIR").then(|| "/x".into()))
+            .unwrap();
+        assert_eq!(env.assets_dir(), PathBuf::from("/x"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! and `/metrics`. Accepted room events go to a durable outbox in the same
 //! transaction that accepts them; [`fanout`] workers deliver them.
 
+pub mod assets;
 pub mod batch;
 pub mod client_api;
 pub mod config;
@@ -51,6 +52,8 @@ pub enum StartError {
     Outbound(#[from] outbound::OutboundError),
     #[error("hub key: {0}")]
     HubKey(std::io::Error),
+    #[error("assets: {0}")]
+    Assets(#[from] assets::AssetSetupError),
     #[error("binding {0}: {1}")]
     Bind(std::net::SocketAddr, std::io::Error),
 }
@@ -114,6 +117,9 @@ pub async fn start_with(
     )?;
 
     let federation_tls = tls::server_config(tls::root_store(&ca_pem)?, &identity)?;
+    // The download proxy presents our certificate to asset providers and
+    // trusts the peers' roots, as the federation client does (-06 §4.1).
+    let asset_tls = tls::client_config(tls::root_store(&ca_pem)?, Some(&identity))?;
     let client_tls = tls::client_api_server_config(&identity)?;
     let federation_listener = TcpListener::bind(config.federation.listen)
         .await
@@ -137,12 +143,14 @@ pub async fn start_with(
         ));
     }
     let runtime = ServerRuntime::new(&config, options);
+    let assets = assets::AssetService::new(&config, asset_tls)?;
     let state = AppState {
         config: Arc::new(config),
         store,
         hub: Arc::new(hub),
         peers: Arc::new(peers),
         runtime: Arc::new(runtime),
+        assets: Arc::new(assets),
     };
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -162,6 +170,7 @@ pub async fn start_with(
         client_api::router(state.clone()),
         stopped(shutdown_rx.clone()),
     ));
+    assets::spawn_retention(&mut tasks, state.clone(), shutdown_rx.clone());
     fanout::spawn_workers(&mut tasks, state.clone(), shutdown_rx);
     tracing::info!(domain = %state.domain(), %federation_addr, %client_addr, "MIMI server started");
     Ok(RunningServer {

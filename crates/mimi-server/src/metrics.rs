@@ -1,5 +1,7 @@
 //! Prometheus metrics (`/metrics` on the client API listener): requests by
-//! endpoint and status, outbox depth, dead letters, fanout latency.
+//! endpoint and status, outbox depth, dead letters, fanout latency, and
+//! the `mimi_asset*` series of uploads and downloads (`crate::assets`,
+//! listed in docs/operations.md "Assets").
 //!
 //! Each server records into its own recorder ([`ServerMetrics`], owned by
 //! its [`crate::runtime::ServerRuntime`]), never the process-wide one, so

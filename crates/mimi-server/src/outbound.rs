@@ -250,6 +250,20 @@ impl PeerClient {
         target: &E::Target,
         body: Vec<u8>,
     ) -> Result<reqwest::Response, OutboundError> {
+        self.send_raw_with_timeout::<E>(peer, target, body, None)
+            .await
+    }
+
+    /// As [`Self::send_raw`], with `timeout` instead of the client's
+    /// `outbound_timeout_ms` for the whole request when given (a
+    /// `proxyDownload` waits for the hub's own fetch, -06 §5.10).
+    pub async fn send_raw_with_timeout<E: FederationEndpoint>(
+        &self,
+        peer: &str,
+        target: &E::Target,
+        body: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, OutboundError> {
         let directory = self.directory(peer).await?;
         let url = directory
             .url::<E>(target)
@@ -265,6 +279,10 @@ impl PeerClient {
                 .post(url)
                 .header(CONTENT_TYPE, MIMI_CONTENT_TYPE)
                 .body(body),
+        };
+        let request = match timeout {
+            Some(timeout) => request.timeout(timeout),
+            None => request,
         };
         request
             .header(FROM, format!("mimi@{}", self.local_domain))

@@ -9,6 +9,7 @@ use mimi_room::engine::HubEngine;
 use mimi_room::keys::{self, FrankingKey, HubKey, KeyError, SignatureScheme};
 use mimi_store::Store;
 
+use crate::assets::AssetService;
 use crate::config::ServerConfig;
 use crate::metrics::ServerMetrics;
 use crate::outbound::PeerClient;
@@ -25,6 +26,8 @@ pub struct AppState {
     /// This server's caches, limiter, fanout wake-up, metrics and
     /// delivery observer.
     pub runtime: Arc<ServerRuntime>,
+    /// Uploads, serving them to peers, the download proxy (-06 §5.10).
+    pub assets: Arc<AssetService>,
 }
 
 impl AppState {

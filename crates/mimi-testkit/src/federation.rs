@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use mimi_client::http::ProviderConnection;
 use mimi_server::config::{
-    ClientApiConfig, FanoutConfig, FederationConfig, ServerConfig, StorageConfig, TlsConfig,
+    AssetsConfig, ClientApiConfig, FanoutConfig, FederationConfig, ServerConfig, StorageConfig,
+    TlsConfig,
 };
 use mimi_server::tls::{self, DevCa, ProviderIdentity};
 use mimi_server::{RunningServer, StartOptions};
@@ -244,6 +245,12 @@ impl Federation {
                 peers,
                 limits: Default::default(),
                 fanout: options.fanout.clone(),
+                // Every asset host is on loopback here: the download proxy
+                // must be let to connect to it (-06 §5.10).
+                assets: AssetsConfig {
+                    allow_private_addresses: true,
+                    ..AssetsConfig::default()
+                },
             };
             let server = mimi_server::start_with(config.clone(), options.start.clone())
                 .await

@@ -23,7 +23,7 @@ use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     let limits = &state.config.limits;
-    Router::new()
+    let general = Router::new()
         .route(paths::HEALTH, get(health))
         .route(paths::METRICS, get(crate::metrics::render))
         .merge(registration::routes())
@@ -40,7 +40,10 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_millis(limits.request_timeout_ms),
-        ))
+        ));
+    // Assets have their own body limit and timeouts (`[assets]`).
+    general
+        .merge(crate::assets::routes::client_routes(&state.config))
         .layer(axum::middleware::from_fn_with_state(
             state.runtime.metrics().clone(),
             crate::metrics::track_requests,
