@@ -45,6 +45,7 @@ fn run_demo(args: &[&str]) -> String {
         )
     );
     assert!(stdout.contains("reached Bob through b.example and the hub; decrypted, hash and tag verified, byte for byte the original"), "{stdout}");
+    assert!(stdout.contains("again by Oblivious HTTP"), "{stdout}");
     assert!(stdout.contains("Demo finished: all checks passed."));
     stdout.into_owned()
 }

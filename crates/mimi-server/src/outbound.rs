@@ -194,6 +194,43 @@ impl PeerClient {
             .is_ok()
     }
 
+    /// A request to a well-known resource of `peer` outside the MIMI
+    /// directory (the OHTTP Gateway, RFC 9540 §4): a `GET`, or a `POST`
+    /// of `body` (media type, bytes); on the peer's domain like its
+    /// directory, naming us in `From`. The answer comes as it came.
+    pub async fn well_known(
+        &self,
+        peer: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, OutboundError> {
+        let url = match self.override_ports.get(peer) {
+            Some(port) => format!("https://{peer}:{port}{path}"),
+            None => format!("https://{peer}{path}"),
+        };
+        let request = match body {
+            None => self.http.get(url),
+            Some((media_type, bytes)) => self
+                .http
+                .post(url)
+                .header(CONTENT_TYPE, media_type)
+                .body(bytes),
+        };
+        let request = match timeout {
+            Some(timeout) => request.timeout(timeout),
+            None => request,
+        };
+        request
+            .header(FROM, format!("mimi@{}", self.local_domain))
+            .send()
+            .await
+            .map_err(|source| OutboundError::Http {
+                domain: peer.into(),
+                source,
+            })
+    }
+
     /// Sends `request` to endpoint `E` of `peer` for `target` and decodes
     /// the answer; a non-2xx answer is [`OutboundError::Refused`].
     pub async fn send<E: FederationEndpoint>(

@@ -108,7 +108,7 @@ fn key_file_suffix(scheme: SignatureScheme) -> String {
 
 /// Reads a secret file, creating it (mode 0600) with `create()` on first
 /// start.
-fn load_or_create_file(
+pub(crate) fn load_or_create_file(
     path: &Path,
     create: impl FnOnce() -> std::io::Result<Vec<u8>>,
 ) -> std::io::Result<Vec<u8>> {

@@ -256,3 +256,151 @@ async fn the_rooms_asset_policy_is_honoured_before_sending() {
     );
     fed.shutdown().await;
 }
+
+/// The sum of the series of counter `name` with every label of `labels`
+/// in a provider's metrics.
+fn counter(fed: &mimi_testkit::Federation, domain: &str, name: &str, labels: &[&str]) -> u64 {
+    let text = fed
+        .provider(domain)
+        .server()
+        .state
+        .runtime
+        .metrics()
+        .render();
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|line| labels.iter().all(|l| line.contains(l)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_is_downloaded_by_oblivious_http_through_the_own_provider() {
+    use mimi_client::http::DownloadPath;
+
+    let fed = start_federation(Backend::Sqlite).await;
+    let connect = |d: &str| fed.connection(d).unwrap();
+    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
+    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
+    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
+    room_of_three(&mut alice, &mut bob, &mut carol, RoomOptions::default()).await;
+    let original = file(40_000);
+    let id = carol
+        .send_file(ROOM, &original, "image/png", "map.png", "", None)
+        .await
+        .unwrap();
+    received(&mut bob, &id).await;
+
+    // Bob's provider relays to the hub's Gateway (RFC 9458): it passes
+    // opaque bytes on, and is never asked for a proxied download.
+    bob.download_path = DownloadPath::Ohttp;
+    let downloaded = bob.download_attachments(ROOM, &id).await.unwrap();
+    assert_eq!(downloaded[0].1, original);
+    assert_eq!(
+        counter(&fed, "b.example", "mimi_asset_ohttp_relayed_total", &[]),
+        1
+    );
+    assert_eq!(
+        counter(&fed, "b.example", "mimi_asset_downloads_total", &[]),
+        0
+    );
+    // The hub opened one request from b.example's relay and fetched from
+    // c.example; Alice's own provider is its own relay.
+    assert_eq!(
+        counter(
+            &fed,
+            "a.example",
+            "mimi_asset_ohttp_gateway_total",
+            &["result=\"served\""]
+        ),
+        1
+    );
+    alice.download_path = DownloadPath::Ohttp;
+    received(&mut alice, &id).await;
+    assert_eq!(
+        alice.download_attachments(ROOM, &id).await.unwrap()[0].1,
+        original
+    );
+
+    // A URL the hub will not fetch is refused inside the sealed answer:
+    // the relay cannot tell, the client can.
+    let keys = bob.connection.ohttp_keys("a.example").await.unwrap();
+    let target = url::Url::parse("https://127.0.0.1/v1/assets/x").unwrap();
+    let (request, opener) = mimi_assets::oblivious::seal_request(&keys, &target).unwrap();
+    let answer = bob
+        .connection
+        .ohttp_relay("a.example", request)
+        .await
+        .unwrap();
+    let (status, reason) = opener.open(&answer).unwrap();
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&reason));
+    // Garbage is not a request for the Gateway.
+    let refused = bob
+        .connection
+        .ohttp_relay("a.example", b"not ohttp".to_vec())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, ClientError::Refused { status: 502, .. }),
+        "{refused}"
+    );
+
+    // A room whose asset policy forbids the proxy path: the client
+    // refuses it before any request, and OHTTP still works.
+    use mimi_protocol::components::policy_components::{
+        AssetUploadLocation, DownloadPrivacy, DownloadPrivacyType,
+    };
+    use mimi_protocol::components::{ASSET_POLICY, AssetPolicy};
+    use tls_codec::Serialize as _;
+    let policy = AssetPolicy {
+        asset_upload_location: AssetUploadLocation::Unspecified,
+        upload_domains: Vec::new(),
+        download_privacy: DownloadPrivacy {
+            allowed_download_types: vec![DownloadPrivacyType::Ohttp],
+            forbidden_download_types: vec![DownloadPrivacyType::HubProxy],
+            default_download_type: DownloadPrivacyType::Ohttp,
+        },
+        max_image: 0,
+        max_audio: 0,
+        max_video: 0,
+        max_attachment: 0,
+        forbidden_media_types: Vec::new(),
+        permitted_media_types: None,
+    };
+    alice
+        .update_component(ROOM, ASSET_POLICY, policy.tls_serialize_detached().unwrap())
+        .await
+        .unwrap();
+    until!("the policy", {
+        bob.sync().await.unwrap();
+        bob.device.epoch(ROOM).is_ok_and(|e| e == 3)
+    });
+    let relayed = counter(&fed, "b.example", "mimi_asset_ohttp_relayed_total", &[]);
+    bob.download_path = DownloadPath::Proxy;
+    let refused = bob.download_attachments(ROOM, &id).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            ClientError::Attachment(AttachmentError::DownloadPath(_))
+        ),
+        "{refused}"
+    );
+    assert_eq!(
+        counter(&fed, "b.example", "mimi_asset_downloads_total", &[]),
+        0
+    );
+    bob.download_path = DownloadPath::Ohttp;
+    assert_eq!(
+        bob.download_attachments(ROOM, &id).await.unwrap()[0].1,
+        original
+    );
+    assert_eq!(
+        counter(&fed, "b.example", "mimi_asset_ohttp_relayed_total", &[]),
+        relayed + 1
+    );
+    fed.shutdown().await;
+}

@@ -19,6 +19,7 @@
 //! proxy, nor a way into its own network.
 
 pub mod media;
+pub mod oblivious;
 pub mod proxy;
 pub mod routes;
 pub mod store;
@@ -52,6 +53,8 @@ pub enum AssetSetupError {
     PublicUrl { url: String, reason: String },
     #[error("assets directory {dir}: {source}")]
     Dir { dir: String, source: std::io::Error },
+    #[error("OHTTP Gateway key {path}: {reason}")]
+    GatewayKey { path: String, reason: String },
 }
 
 /// Where this provider's own assets are reachable: the origin and path
@@ -125,6 +128,9 @@ pub struct AssetService {
     uploads: RateLimiter,
     fetcher: Fetcher,
     local_domain: String,
+    /// The hub's OHTTP Gateway key (-06 §5.10 "Download using Oblivious
+    /// HTTP").
+    pub gateway: mimi_assets::oblivious::Gateway,
 }
 
 impl AssetService {
@@ -165,6 +171,7 @@ impl AssetService {
             }),
             fetcher: Fetcher::new(config, tls),
             local_domain: config.domain.clone(),
+            gateway: oblivious::load_or_create_gateway(&config.data_dir)?,
             config: assets.clone(),
         })
     }

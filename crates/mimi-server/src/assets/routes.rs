@@ -49,6 +49,8 @@ pub fn client_routes(config: &ServerConfig) -> Router<AppState> {
         ));
     let download = Router::new()
         .route(paths::ASSET_DOWNLOAD, get(download))
+        .route(paths::OHTTP_KEYS, get(super::oblivious::relay_keys))
+        .route(paths::OHTTP_RELAY, post(super::oblivious::relay))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             download_timeout,
@@ -61,9 +63,18 @@ pub fn federation_routes() -> Router<AppState> {
     Router::new().route(super::ASSET_PATH, get(serve_asset))
 }
 
+/// The OHTTP Gateway on the federation listener (behind mutual TLS): it
+/// waits for the asset provider as `proxyDownload` does.
+pub fn gateway_routes() -> Router<AppState> {
+    Router::new().route(
+        super::oblivious::GATEWAY_PATH,
+        get(super::oblivious::gateway_keys).post(super::oblivious::gateway),
+    )
+}
+
 /// How long a follower waits for the hub's `proxyDownload` answer: the
 /// hub's fetch, plus one ordinary peer request.
-fn relay_timeout(config: &ServerConfig) -> Duration {
+pub(crate) fn relay_timeout(config: &ServerConfig) -> Duration {
     Duration::from_millis(
         config
             .assets

@@ -71,7 +71,8 @@ pub fn router(state: AppState) -> Router {
         StatusCode::SERVICE_UNAVAILABLE,
         Duration::from_millis(limits.request_timeout_ms),
     );
-    // proxyDownload waits for the asset provider: it has its own timeout
+    // proxyDownload and the OHTTP Gateway wait for the asset provider:
+    // they have their own timeout
     // (504 from the fetch, [assets] proxy_timeout_ms), not the general one.
     let timed = mount(
         Endpoint::ALL
@@ -80,8 +81,9 @@ pub fn router(state: AppState) -> Router {
     )
     .merge(crate::assets::routes::federation_routes())
     .layer(request_timeout);
-    let proxied =
-        mount([Endpoint::ProxyDownload].into_iter()).layer(TimeoutLayer::with_status_code(
+    let proxied = mount([Endpoint::ProxyDownload].into_iter())
+        .merge(crate::assets::routes::gateway_routes())
+        .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             crate::assets::routes::proxy_route_timeout(&state.config),
         ));
