@@ -224,6 +224,12 @@ pub struct AssetsConfig {
     pub retention_secs: u64,
     /// Uploads per minute, and burst, of one user.
     pub uploads_per_user_per_minute: u32,
+    /// Downloads (through `/client/v1/assets/download` or the OHTTP
+    /// relay) per minute, and burst, of one of our users.
+    pub downloads_per_user_per_minute: u32,
+    /// `proxyDownload` and OHTTP Gateway requests per minute, and burst,
+    /// of one peer provider (this hub serves every provider in its rooms).
+    pub downloads_per_provider_per_minute: u32,
     /// Time one upload may take, body included (408 after).
     pub upload_timeout_ms: u64,
     /// Bytes of proxied asset bodies the hub keeps in memory (LRU).
@@ -262,6 +268,8 @@ impl Default for AssetsConfig {
             .to_vec(),
             retention_secs: 30 * 24 * 3600,
             uploads_per_user_per_minute: 30,
+            downloads_per_user_per_minute: 300,
+            downloads_per_provider_per_minute: 6000,
             upload_timeout_ms: 300_000,
             proxy_cache_bytes: 64 * 1024 * 1024,
             proxy_max_bytes: None,
@@ -286,8 +294,13 @@ impl AssetsConfig {
         if self.proxy_timeout_ms == 0 || self.upload_timeout_ms == 0 {
             return invalid("proxy_timeout_ms and upload_timeout_ms must be positive".into());
         }
-        if self.uploads_per_user_per_minute == 0 {
-            return invalid("uploads_per_user_per_minute must be positive".into());
+        if self.uploads_per_user_per_minute == 0
+            || self.downloads_per_user_per_minute == 0
+            || self.downloads_per_provider_per_minute == 0
+        {
+            return invalid(
+                "uploads_per_user_per_minute, downloads_per_user_per_minute and downloads_per_provider_per_minute must be positive".into(),
+            );
         }
         if let Err(e) = crate::assets::media::MediaTypes::new(&self.media_types) {
             return invalid(format!("media_types: {e}"));

@@ -868,3 +868,69 @@ async fn the_directory_offers_proxy_download() {
     );
     fed.shutdown().await;
 }
+
+/// Downloads are rate limited per user at the device's provider and per
+/// requesting provider at the hub, each a 429 with `Retry-After`; one
+/// provider's limit does not touch another's.
+#[tokio::test]
+async fn downloads_are_limited_per_user_and_per_provider() {
+    let mut fed = start_federation(Backend::Sqlite).await;
+    let a = fed.provider_mut("a.example");
+    a.config.assets.downloads_per_provider_per_minute = 2;
+    a.restart().await;
+    let b = fed.provider_mut("b.example");
+    b.config.assets.downloads_per_user_per_minute = 3;
+    b.restart().await;
+    let carol = fed.register(CAROL).await;
+    let bob = fed.register("mimi://b.example/d/bob/phone").await;
+    let asset = upload(fed.provider("c.example"), &carol, bytes(100, 1)).await;
+
+    // At hub a: two proxyDownloads from b.example, then 429; c.example
+    // still gets its own.
+    for _ in 0..2 {
+        assert_eq!(
+            proxy(&fed, "b.example", "a.example", &asset.url).await.0,
+            StatusCode::OK
+        );
+    }
+    let (status, reason) = proxy(&fed, "b.example", "a.example", &asset.url).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{reason}");
+    assert!(
+        reason.contains("too many requests from this provider"),
+        "{reason}"
+    );
+    assert_eq!(
+        proxy(&fed, "c.example", "a.example", &asset.url).await.0,
+        StatusCode::OK
+    );
+
+    // At b: Bob's third download through a room hosted on c passes, the
+    // fourth is refused by his own provider before it asks any hub.
+    let room = "mimi://c.example/r/any";
+    for _ in 0..3 {
+        assert_eq!(
+            download(fed.provider("b.example"), &bob, &asset.url, room)
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+    let response = fed
+        .provider("b.example")
+        .client_api
+        .get(format!(
+            "{}{}",
+            fed.provider("b.example").client_base,
+            paths::asset_download(&AssetDownloadQuery {
+                url: asset.url.clone(),
+                room: room.into(),
+            })
+        ))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().contains_key("retry-after"));
+    fed.shutdown().await;
+}

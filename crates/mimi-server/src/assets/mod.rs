@@ -116,6 +116,14 @@ impl OwnAssets {
     }
 }
 
+/// A 429 whose reason carries the retry delay (`with_retry_after`).
+fn too_many(limited: RateLimited) -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        format!("asset downloads: {limited}"),
+    )
+}
+
 /// One server's asset service: store, limits, the proxy's allowed targets,
 /// cache and fetcher.
 pub struct AssetService {
@@ -126,6 +134,10 @@ pub struct AssetService {
     own: OwnAssets,
     cache: Mutex<DownloadCache>,
     uploads: RateLimiter,
+    /// Our users' downloads, per user.
+    device_downloads: RateLimiter,
+    /// Peers' `proxyDownload` and Gateway requests, per provider.
+    peer_downloads: RateLimiter,
     fetcher: Fetcher,
     local_domain: String,
     /// The hub's OHTTP Gateway key (-06 §5.10 "Download using Oblivious
@@ -169,6 +181,16 @@ impl AssetService {
                 per_user_per_minute: assets.uploads_per_user_per_minute,
                 max_buckets: config.limits.rate_limit_buckets,
             }),
+            device_downloads: RateLimiter::new(RateLimits {
+                per_provider_per_minute: assets.downloads_per_user_per_minute,
+                per_user_per_minute: assets.downloads_per_user_per_minute,
+                max_buckets: config.limits.rate_limit_buckets,
+            }),
+            peer_downloads: RateLimiter::new(RateLimits {
+                per_provider_per_minute: assets.downloads_per_provider_per_minute,
+                per_user_per_minute: assets.downloads_per_provider_per_minute,
+                max_buckets: config.limits.rate_limit_buckets,
+            }),
             fetcher: Fetcher::new(config, tls),
             local_domain: config.domain.clone(),
             gateway: oblivious::load_or_create_gateway(&config.data_dir)?,
@@ -207,6 +229,21 @@ impl AssetService {
     pub fn limit_upload(&self, user: &str) -> Result<(), RateLimited> {
         self.uploads
             .check_user(&self.local_domain, user, Instant::now())
+    }
+
+    /// Takes a download token of `user` (a local user): 429 when empty.
+    pub fn limit_device_download(&self, user: &str) -> Result<(), crate::error::ApiError> {
+        self.device_downloads
+            .check_user(&self.local_domain, user, Instant::now())
+            .map_err(too_many)
+    }
+
+    /// Takes a download token of the peer `provider` (`proxyDownload`,
+    /// the OHTTP Gateway): 429 when empty.
+    pub fn limit_peer_download(&self, provider: &str) -> Result<(), crate::error::ApiError> {
+        self.peer_downloads
+            .check(provider, "", Instant::now())
+            .map_err(too_many)
     }
 
     /// The proxy cache's counters.

@@ -18,7 +18,7 @@
 use std::path::Path;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -32,7 +32,9 @@ use super::AssetSetupError;
 use super::proxy::{self, AssetBody};
 use crate::client_api::auth::AuthenticatedDevice;
 use crate::error::ApiError;
+use crate::federation::key_material::with_retry_after;
 use crate::state::AppState;
+use crate::transport::SourceProvider;
 
 /// The well-known path of the Gateway (RFC 9540 §4).
 pub const GATEWAY_PATH: &str = "/.well-known/ohttp-gateway";
@@ -76,17 +78,30 @@ pub async fn gateway_keys(State(state): State<AppState>) -> Result<Response, Api
 /// the asset as `proxyDownload` would, and seals the answer. A request
 /// that does not open is 400 in the clear (there is nothing to seal an
 /// answer with).
-pub async fn gateway(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let (url, responder) = match state.assets.gateway.open_request(&body) {
+pub async fn gateway(
+    State(state): State<AppState>,
+    Extension(SourceProvider(source)): Extension<SourceProvider>,
+    body: Bytes,
+) -> Response {
+    let answer = async {
+        state.assets.limit_peer_download(&source)?;
+        serve_gateway(&state, &body).await
+    };
+    with_retry_after(answer.await)
+}
+
+/// The Gateway's work on one encapsulated request.
+async fn serve_gateway(state: &AppState, body: &[u8]) -> Result<Response, ApiError> {
+    let (url, responder) = match state.assets.gateway.open_request(body) {
         Ok(opened) => opened,
         Err(e) => {
-            count(&state, "unopened");
+            count(state, "unopened");
             return Err(ApiError::bad_request(format!(
                 "not an OHTTP request for this Gateway: {e}"
             )));
         }
     };
-    let (status, content) = match proxy::download(&state, &url).await {
+    let (status, content) = match proxy::download(state, &url).await {
         Ok(body) => match body_bytes(body, state.assets.config().proxy_max_bytes()).await {
             Ok(bytes) => (StatusCode::OK, bytes),
             Err(e) => (e.status, e.reason.into_bytes()),
@@ -94,7 +109,7 @@ pub async fn gateway(State(state): State<AppState>, body: Bytes) -> Result<Respo
         Err(e) => (e.status, e.reason.into_bytes()),
     };
     count(
-        &state,
+        state,
         if status.is_success() {
             "served"
         } else {
@@ -158,15 +173,25 @@ pub async fn relay_keys(
 /// answer back as it came: this provider reads neither.
 pub async fn relay(
     State(state): State<AppState>,
-    _device: AuthenticatedDevice,
+    device: AuthenticatedDevice,
     Query(query): Query<OhttpQuery>,
     body: Bytes,
+) -> Response {
+    with_retry_after(relay_inner(state, device, query, body).await)
+}
+
+async fn relay_inner(
+    state: AppState,
+    device: AuthenticatedDevice,
+    query: OhttpQuery,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
+    state.assets.limit_device_download(device.user.as_str())?;
     state.runtime.record(|| {
         metrics::counter!("mimi_asset_ohttp_relayed_total").increment(1);
     });
     if query.hub.eq_ignore_ascii_case(state.domain()) {
-        return gateway(State(state), body).await;
+        return serve_gateway(&state, &body).await;
     }
     let response = state
         .peers

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +27,7 @@ use crate::federation::key_material::with_retry_after;
 use crate::hub::parse_room_id;
 use crate::outbound::OutboundError;
 use crate::state::AppState;
+use crate::transport::SourceProvider;
 
 /// Most bytes of a hub's refusal passed on to the device.
 const RELAYED_REASON: usize = 1024;
@@ -235,11 +236,16 @@ async fn serve_asset(
 /// `downloadUrl` arrives percent-decoded (one path segment).
 pub(crate) async fn proxy_download(
     State(state): State<AppState>,
+    Extension(SourceProvider(source)): Extension<SourceProvider>,
     Path(download_url): Path<String>,
-) -> Result<Response, ApiError> {
-    Ok(proxy::download(&state, &download_url)
-        .await?
-        .into_response())
+) -> Response {
+    let answer = async {
+        state.assets.limit_peer_download(&source)?;
+        Ok(proxy::download(&state, &download_url)
+            .await?
+            .into_response())
+    };
+    with_retry_after(answer.await)
 }
 
 /// `GET /client/v1/assets/download?url=…&room=…`: the asset through the
@@ -250,10 +256,19 @@ pub(crate) async fn proxy_download(
 /// contacted from here (-06 §5.10.1).
 async fn download(
     State(state): State<AppState>,
-    _device: AuthenticatedDevice,
+    device: AuthenticatedDevice,
+    query: Result<Query<AssetDownloadQuery>, QueryRejection>,
+) -> Response {
+    with_retry_after(download_inner(state, device, query).await)
+}
+
+async fn download_inner(
+    state: AppState,
+    device: AuthenticatedDevice,
     query: Result<Query<AssetDownloadQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    state.assets.limit_device_download(device.user.as_str())?;
     let room = parse_room_id(&query.room)?;
     let hub = room.domain();
     let (path, result) = if hub.eq_ignore_ascii_case(state.domain()) {
