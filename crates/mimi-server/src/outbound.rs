@@ -217,18 +217,7 @@ impl PeerClient {
                 .header(CONTENT_TYPE, media_type)
                 .body(bytes),
         };
-        let request = match timeout {
-            Some(timeout) => request.timeout(timeout),
-            None => request,
-        };
-        request
-            .header(FROM, format!("mimi@{}", self.local_domain))
-            .send()
-            .await
-            .map_err(|source| OutboundError::Http {
-                domain: peer.into(),
-                source,
-            })
+        self.dispatch(peer, request, timeout).await
     }
 
     /// Sends `request` to endpoint `E` of `peer` for `target` and decodes
@@ -317,6 +306,17 @@ impl PeerClient {
                 .header(CONTENT_TYPE, MIMI_CONTENT_TYPE)
                 .body(body),
         };
+        self.dispatch(peer, request, timeout).await
+    }
+
+    /// Sends a request to `peer`, naming us in `From`, within `timeout`
+    /// when given (else the client's `outbound_timeout_ms`).
+    async fn dispatch(
+        &self,
+        peer: &str,
+        request: reqwest::RequestBuilder,
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, OutboundError> {
         let request = match timeout {
             Some(timeout) => request.timeout(timeout),
             None => request,

@@ -19,28 +19,50 @@ const BOB: &str = "mimi://b.example/d/bob/phone";
 const CAROL: &str = "mimi://c.example/d/carol/tablet";
 const ROOM: &str = "mimi://a.example/r/pictures";
 
-/// Alice's room on a.example with Bob and Carol in it.
-async fn room_of_three(
-    alice: &mut Client,
-    bob: &mut Client,
-    carol: &mut Client,
-    options: RoomOptions,
-) {
+/// Three providers, and Alice's room on a.example with Bob (b.example)
+/// and Carol (c.example) in it.
+async fn room_of_three() -> (mimi_testkit::Federation, Client, Client, Client) {
+    let fed = start_federation(Backend::Sqlite).await;
+    let connect = |d: &str| fed.connection(d).unwrap();
+    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
+    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
+    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
     bob.publish_key_packages(2).await.unwrap();
     carol.publish_key_packages(2).await.unwrap();
-    alice.create_room_with(ROOM, options).await.unwrap();
     alice
-        .add_user(ROOM, "mimi://b.example/u/bob", MEMBER)
+        .create_room_with(ROOM, RoomOptions::default())
         .await
         .unwrap();
-    alice
-        .add_user(ROOM, "mimi://c.example/u/carol", MEMBER)
-        .await
-        .unwrap();
-    for c in [&mut *bob, &mut *carol] {
+    for user in ["mimi://b.example/u/bob", "mimi://c.example/u/carol"] {
+        alice.add_user(ROOM, user, MEMBER).await.unwrap();
+    }
+    for c in [&mut bob, &mut carol] {
         until!("the Welcome", {
             c.sync().await.unwrap();
             c.device.epoch(ROOM).is_ok_and(|e| e == 2)
+        });
+    }
+    (fed, alice, bob, carol)
+}
+
+/// Sets the room's `asset_policy` (a commit by Alice, its admin) and
+/// waits until Bob and Carol have it.
+async fn set_asset_policy(
+    alice: &mut Client,
+    others: [&mut Client; 2],
+    policy: &mimi_protocol::components::AssetPolicy,
+) {
+    use mimi_protocol::components::ASSET_POLICY;
+    use tls_codec::Serialize as _;
+    alice
+        .update_component(ROOM, ASSET_POLICY, policy.tls_serialize_detached().unwrap())
+        .await
+        .unwrap();
+    let epoch = alice.device.epoch(ROOM).unwrap();
+    for c in others {
+        until!("the policy", {
+            c.sync().await.unwrap();
+            c.device.epoch(ROOM).is_ok_and(|e| e == epoch)
         });
     }
 }
@@ -64,12 +86,7 @@ fn file(n: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_reaches_every_provider_encrypted_and_checked() {
-    let fed = start_federation(Backend::Sqlite).await;
-    let connect = |d: &str| fed.connection(d).unwrap();
-    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
-    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
-    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
-    room_of_three(&mut alice, &mut bob, &mut carol, RoomOptions::default()).await;
+    let (fed, mut alice, mut bob, mut carol) = room_of_three().await;
 
     // Carol sends a file of several upload chunks.
     let original = file(700_000);
@@ -119,12 +136,7 @@ async fn a_file_reaches_every_provider_encrypted_and_checked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_refuses_an_asset_that_does_not_match_its_message() {
-    let fed = start_federation(Backend::Sqlite).await;
-    let connect = |d: &str| fed.connection(d).unwrap();
-    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
-    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
-    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
-    room_of_three(&mut alice, &mut bob, &mut carol, RoomOptions::default()).await;
+    let (fed, _alice, mut bob, mut carol) = room_of_three().await;
 
     // Carol's honest upload, then messages that lie about it: another
     // hash (a swapped or altered asset), or the right hash with another
@@ -175,19 +187,13 @@ async fn a_receiver_refuses_an_asset_that_does_not_match_its_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rooms_asset_policy_is_honoured_before_sending() {
+    use mimi_protocol::components::AssetPolicy;
     use mimi_protocol::components::policy_components::{
         AssetUploadLocation, DomainName, DownloadPrivacy, DownloadPrivacyType,
         ProviderAssetUploadDomains,
     };
-    use mimi_protocol::components::{ASSET_POLICY, AssetPolicy};
-    use tls_codec::Serialize as _;
 
-    let fed = start_federation(Backend::Sqlite).await;
-    let connect = |d: &str| fed.connection(d).unwrap();
-    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
-    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
-    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
-    room_of_three(&mut alice, &mut bob, &mut carol, RoomOptions::default()).await;
+    let (fed, mut alice, mut bob, mut carol) = room_of_three().await;
     // Each provider's clients upload to their own provider; c.example's
     // only to files.c.example, which is not where Carol's provider puts
     // them; and no attachment over 1000 bytes.
@@ -216,16 +222,7 @@ async fn the_rooms_asset_policy_is_honoured_before_sending() {
         forbidden_media_types: Vec::new(),
         permitted_media_types: None,
     };
-    alice
-        .update_component(ROOM, ASSET_POLICY, policy.tls_serialize_detached().unwrap())
-        .await
-        .unwrap();
-    for c in [&mut bob, &mut carol] {
-        until!("the policy", {
-            c.sync().await.unwrap();
-            c.device.epoch(ROOM).is_ok_and(|e| e == 3)
-        });
-    }
+    set_asset_policy(&mut alice, [&mut bob, &mut carol], &policy).await;
     let refused = carol
         .send_file(ROOM, &file(100), "application/pdf", "a.pdf", "", None)
         .await
@@ -282,12 +279,7 @@ fn counter(fed: &mimi_testkit::Federation, domain: &str, name: &str, labels: &[&
 async fn a_file_is_downloaded_by_oblivious_http_through_the_own_provider() {
     use mimi_client::http::DownloadPath;
 
-    let fed = start_federation(Backend::Sqlite).await;
-    let connect = |d: &str| fed.connection(d).unwrap();
-    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
-    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
-    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
-    room_of_three(&mut alice, &mut bob, &mut carol, RoomOptions::default()).await;
+    let (fed, mut alice, mut bob, mut carol) = room_of_three().await;
     let original = file(40_000);
     let id = carol
         .send_file(ROOM, &original, "image/png", "map.png", "", None)
@@ -351,11 +343,10 @@ async fn a_file_is_downloaded_by_oblivious_http_through_the_own_provider() {
 
     // A room whose asset policy forbids the proxy path: the client
     // refuses it before any request, and OHTTP still works.
+    use mimi_protocol::components::AssetPolicy;
     use mimi_protocol::components::policy_components::{
         AssetUploadLocation, DownloadPrivacy, DownloadPrivacyType,
     };
-    use mimi_protocol::components::{ASSET_POLICY, AssetPolicy};
-    use tls_codec::Serialize as _;
     let policy = AssetPolicy {
         asset_upload_location: AssetUploadLocation::Unspecified,
         upload_domains: Vec::new(),
@@ -371,14 +362,7 @@ async fn a_file_is_downloaded_by_oblivious_http_through_the_own_provider() {
         forbidden_media_types: Vec::new(),
         permitted_media_types: None,
     };
-    alice
-        .update_component(ROOM, ASSET_POLICY, policy.tls_serialize_detached().unwrap())
-        .await
-        .unwrap();
-    until!("the policy", {
-        bob.sync().await.unwrap();
-        bob.device.epoch(ROOM).is_ok_and(|e| e == 3)
-    });
+    set_asset_policy(&mut alice, [&mut bob, &mut carol], &policy).await;
     let relayed = counter(&fed, "b.example", "mimi_asset_ohttp_relayed_total", &[]);
     bob.download_path = DownloadPath::Proxy;
     let refused = bob.download_attachments(ROOM, &id).await.unwrap_err();
