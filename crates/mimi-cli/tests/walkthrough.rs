@@ -197,6 +197,14 @@ async fn the_walkthrough_runs_as_written() {
         "{outputs}"
     );
     assert!(outputs.contains("lunch anyone? (edited)"), "{outputs}");
+    // Cathy's file, downloaded by Bob by proxy and by OHTTP, each checked.
+    assert_eq!(
+        outputs
+            .matches("(text/plain, 23 bytes, hash and tag verified)")
+            .count(),
+        2,
+        "{outputs}"
+    );
     assert!(
         !outputs.contains("lunh"),
         "the edit replaced the text: {outputs}"
