@@ -23,10 +23,7 @@ const ROOM: &str = "mimi://a.example/r/pictures";
 /// and Carol (c.example) in it.
 async fn room_of_three() -> (mimi_testkit::Federation, Client, Client, Client) {
     let fed = start_federation(Backend::Sqlite).await;
-    let connect = |d: &str| fed.connection(d).unwrap();
-    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
-    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
-    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
+    let [mut alice, mut bob, mut carol] = common::clients(&fed, [ALICE, BOB, CAROL]).await;
     bob.publish_key_packages(2).await.unwrap();
     carol.publish_key_packages(2).await.unwrap();
     alice

@@ -46,10 +46,7 @@ fn role_in(client: &Client, room: &str, user: &str) -> Option<u32> {
 async fn a_preauthorized_user_joins_by_itself_and_a_banned_one_never_rejoins() {
     const ROOM: &str = "mimi://a.example/r/benefits";
     let fed = start_federation(Backend::Sqlite).await;
-    let connect = |d: &str| fed.connection(d).unwrap();
-    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
-    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
-    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
+    let [mut alice, mut bob, mut carol] = common::clients(&fed, [ALICE, BOB, CAROL]).await;
     // Everyone at b.example may join as a member.
     let roles = with_capability(default_roles(), MEMBER, cap::CAN_JOIN_IF_PREAUTHORIZED);
     let preauth = PreAuthData {
@@ -88,9 +85,7 @@ async fn a_preauthorized_user_joins_by_itself_and_a_banned_one_never_rejoins() {
     // Banned, Bob stays in the list with the banned role; preauthorization
     // is only consulted for users who are not in it.
     alice.set_role(ROOM, BOB_USER, BANNED).await.unwrap();
-    let mut bob_again = Client::register("mimi://b.example/d/bob/tablet", connect("b.example"))
-        .await
-        .unwrap();
+    let [mut bob_again] = common::clients(&fed, ["mimi://b.example/d/bob/tablet"]).await;
     assert!(bob_again.join(ROOM).await.is_err());
     assert_eq!(role_in(&alice, ROOM, BOB_USER), Some(BANNED));
     fed.shutdown().await;
@@ -109,9 +104,7 @@ fn metadata(room: &str, name: &str, subject: &str) -> RoomMetaData {
 async fn each_room_metadata_field_needs_its_own_capability() {
     const ROOM: &str = "mimi://a.example/r/lunch";
     let fed = start_federation(Backend::Sqlite).await;
-    let connect = |d: &str| fed.connection(d).unwrap();
-    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
-    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
+    let [mut alice, mut bob] = common::clients(&fed, [ALICE, BOB]).await;
     bob.publish_key_packages(2).await.unwrap();
     // Members may change the subject, and nothing else of the metadata.
     let roles = with_capability(default_roles(), MEMBER, cap::CAN_CHANGE_ROOM_SUBJECT);
@@ -164,10 +157,7 @@ async fn each_room_metadata_field_needs_its_own_capability() {
 async fn a_fixed_membership_dm_is_unique_and_keeps_its_participants() {
     const DM: &str = "mimi://a.example/r/dm-alice-bob";
     let fed = start_federation(Backend::Sqlite).await;
-    let connect = |d: &str| fed.connection(d).unwrap();
-    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
-    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
-    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
+    let [mut alice, mut bob, mut carol] = common::clients(&fed, [ALICE, BOB, CAROL]).await;
     carol.publish_key_packages(2).await.unwrap();
     let mut roles = default_roles();
     for role in &mut roles.roles {
@@ -237,9 +227,7 @@ async fn a_fixed_membership_dm_is_unique_and_keeps_its_participants() {
 async fn franking_can_be_turned_on_after_creation_with_the_hubs_key_only() {
     const ROOM: &str = "mimi://a.example/r/late-franking";
     let fed = start_federation(Backend::Sqlite).await;
-    let connect = |d: &str| fed.connection(d).unwrap();
-    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
-    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
+    let [mut alice, mut bob] = common::clients(&fed, [ALICE, BOB]).await;
     bob.publish_key_packages(2).await.unwrap();
     alice
         .create_room_with(
@@ -302,10 +290,7 @@ async fn a_parent_dependent_room_takes_only_participants_of_its_parent_and_follo
     const PARENT: &str = "mimi://a.example/r/team";
     const CHILD: &str = "mimi://a.example/r/team-call";
     let fed = start_federation(Backend::Sqlite).await;
-    let connect = |d: &str| fed.connection(d).unwrap();
-    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
-    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
-    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
+    let [mut alice, mut bob, mut carol] = common::clients(&fed, [ALICE, BOB, CAROL]).await;
     bob.publish_key_packages(4).await.unwrap();
     carol.publish_key_packages(4).await.unwrap();
     alice.create_room(PARENT).await.unwrap();
@@ -395,10 +380,7 @@ async fn a_parent_dependent_room_takes_only_participants_of_its_parent_and_follo
 async fn a_join_link_admits_its_holder_until_used_up_expired_or_removed() {
     const ROOM: &str = "mimi://a.example/r/open-house";
     let fed = start_federation(Backend::Sqlite).await;
-    let connect = |d: &str| fed.connection(d).unwrap();
-    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
-    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
-    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
+    let [mut alice, mut bob, mut carol] = common::clients(&fed, [ALICE, BOB, CAROL]).await;
     // Single-use links that live at most an hour (C27).
     let options = RoomOptions::default().with_join_links(JoinLinkPolicy {
         on_request: false,
@@ -464,10 +446,7 @@ async fn a_join_link_admits_its_holder_until_used_up_expired_or_removed() {
 async fn a_provider_whose_users_may_not_receive_gets_no_messages() {
     const ROOM: &str = "mimi://a.example/r/briefing";
     let fed = start_federation(Backend::Sqlite).await;
-    let connect = |d: &str| fed.connection(d).unwrap();
-    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
-    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
-    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
+    let [mut alice, mut bob, mut carol] = common::clients(&fed, [ALICE, BOB, CAROL]).await;
     // Members may not receive messages; moderators may.
     let mut roles = default_roles();
     for role in &mut roles.roles {
@@ -531,10 +510,7 @@ async fn a_provider_whose_users_may_not_receive_gets_no_messages() {
 async fn a_preauthorized_user_is_added_by_its_external_proposal() {
     const ROOM: &str = "mimi://a.example/r/lobby";
     let fed = start_federation(Backend::Sqlite).await;
-    let connect = |d: &str| fed.connection(d).unwrap();
-    let mut alice = Client::register(ALICE, connect("a.example")).await.unwrap();
-    let mut bob = Client::register(BOB, connect("b.example")).await.unwrap();
-    let mut carol = Client::register(CAROL, connect("c.example")).await.unwrap();
+    let [mut alice, mut bob, mut carol] = common::clients(&fed, [ALICE, BOB, CAROL]).await;
     // Users of b.example may come in as members; members may not add
     // anyone themselves.
     let mut roles = with_capability(default_roles(), MEMBER, cap::CAN_JOIN_IF_PREAUTHORIZED);

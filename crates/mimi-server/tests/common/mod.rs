@@ -18,3 +18,31 @@ macro_rules! until {
         }
     }};
 }
+
+/// `mimi-client` clients for `devices`, each registered with the provider
+/// of its domain in `fed`.
+#[allow(dead_code)]
+pub async fn clients<const N: usize>(
+    fed: &Federation,
+    devices: [&str; N],
+) -> [mimi_client::http::Client; N] {
+    let mut out = Vec::with_capacity(N);
+    for device in devices {
+        let domain = mimi_protocol::MimiUri::parse(device)
+            .expect("a device URI")
+            .domain()
+            .to_owned();
+        let connection = fed
+            .connection(&domain)
+            .expect("a provider of the federation");
+        out.push(
+            mimi_client::http::Client::register(device, connection)
+                .await
+                .expect("registration"),
+        );
+    }
+    match out.try_into() {
+        Ok(clients) => clients,
+        Err(_) => unreachable!("one client per device"),
+    }
+}
