@@ -12,9 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mimi_protocol::components::room_policy::capabilities::CAN_USE_JOIN_CODE;
-use mimi_protocol::components::room_policy::{
-    BaseRoomPolicy, PreAuthData, Role, RoleData, SingleSourceRoleChangeTargets,
-};
+use mimi_protocol::components::room_policy::{BaseRoomPolicy, PreAuthData, RoleData};
 use mimi_protocol::components::{
     BASE_ROOM_POLICY, ComponentId, FRANK_AAD, FRANKING_SIGNATURE_KEY, FrankingAgentData,
     JOIN_LINK_POLICY, JOIN_LINKS, JoinLink, JoinLinkPolicy, JoinLinksUpdate, PARTICIPANT_LIST,
@@ -102,20 +100,7 @@ impl RoomOptions {
             }
             None => self.roles.roles.insert(
                 0,
-                Role {
-                    role_index: 0,
-                    role_name: b"no_role".to_vec().into(),
-                    role_description: b"users not in the participant list".to_vec().into(),
-                    role_capabilities: vec![CAN_USE_JOIN_CODE],
-                    minimum_participants_constraint: 0,
-                    maximum_participants_constraint: None,
-                    minimum_active_participants_constraint: 0,
-                    maximum_active_participants_constraint: None,
-                    authorized_role_changes: vec![SingleSourceRoleChangeTargets {
-                        from_role_index: 0,
-                        target_role_indexes: joinable,
-                    }],
-                },
+                mimi_room::policy::no_role(vec![CAN_USE_JOIN_CODE], joinable),
             ),
         }
         self

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mimi_protocol::components::room_policy::capabilities as cap;
 use mimi_protocol::components::room_policy::{
-    BaseRoomPolicy, CapabilityType, PreAuthData, RoleData,
+    BaseRoomPolicy, CapabilityType, PreAuthData, Role, RoleData, SingleSourceRoleChangeTargets,
 };
 use mimi_protocol::components::{
     BASE_ROOM_POLICY, JOIN_LINK_POLICY, JOIN_LINKS, JoinLinkPolicy, JoinLinksData,
@@ -402,6 +402,26 @@ pub mod default_role {
     pub const MEMBER: u32 = 2;
     pub const MODERATOR: u32 = 3;
     pub const ADMIN: u32 = 4;
+}
+
+/// Role 0, the users not in the participant list (C23), holding only
+/// `capabilities` (`canOpenJoin`, `canUseJoinCode`), with `targets` the
+/// roles an open join or a join link may give.
+pub fn no_role(capabilities: Vec<CapabilityType>, targets: Vec<u32>) -> Role {
+    Role {
+        role_index: NOT_IN_LIST,
+        role_name: b"no_role".to_vec().into(),
+        role_description: b"users not in the participant list".to_vec().into(),
+        role_capabilities: capabilities,
+        minimum_participants_constraint: 0,
+        maximum_participants_constraint: None,
+        minimum_active_participants_constraint: 0,
+        maximum_active_participants_constraint: None,
+        authorized_role_changes: vec![SingleSourceRoleChangeTargets {
+            from_role_index: NOT_IN_LIST,
+            target_role_indexes: targets,
+        }],
+    }
 }
 
 /// A cooperatively administered room in the spirit of room-policy
@@ -830,23 +850,12 @@ mod tests {
 
     #[test]
     fn role_zero_with_can_open_join_opens_the_room_to_its_targets() {
-        use mimi_protocol::components::room_policy::{Role, SingleSourceRoleChangeTargets};
         let mut s = state(&[("alice", default_role::ADMIN)]);
         assert_eq!(s.self_join_role(None), None);
-        s.roles.roles.push(Role {
-            role_index: 0,
-            role_name: b"anyone".to_vec().into(),
-            role_description: Vec::new().into(),
-            role_capabilities: vec![cap::CAN_OPEN_JOIN],
-            minimum_participants_constraint: 0,
-            maximum_participants_constraint: None,
-            minimum_active_participants_constraint: 0,
-            maximum_active_participants_constraint: None,
-            authorized_role_changes: vec![SingleSourceRoleChangeTargets {
-                from_role_index: 0,
-                target_role_indexes: vec![default_role::MEMBER],
-            }],
-        });
+        s.roles.roles.push(no_role(
+            vec![cap::CAN_OPEN_JOIN],
+            vec![default_role::MEMBER],
+        ));
         s.roles.validate().unwrap();
         assert_eq!(s.self_join_role(None), Some(default_role::MEMBER));
         authorize_participant_update(

@@ -387,7 +387,6 @@ fn a_client_without_self_remove_joins_and_leaves_with_a_remove_of_its_own_leaf()
 /// add anyone: Alice (admin) and Bob (member).
 fn open_room_without_member_adds() -> (TestClient, TestClient, HubRoom) {
     use mimi_protocol::components::room_policy::capabilities as cap;
-    use mimi_protocol::components::room_policy::{Role, SingleSourceRoleChangeTargets};
     let mut roles = mimi_room::policy::default_roles();
     for role in &mut roles.roles {
         if role.role_index == MEMBER {
@@ -395,20 +394,10 @@ fn open_room_without_member_adds() -> (TestClient, TestClient, HubRoom) {
                 .retain(|c| *c != cap::CAN_ADD_PARTICIPANT);
         }
     }
-    roles.roles.push(Role {
-        role_index: 0,
-        role_name: b"no_role".to_vec().into(),
-        role_description: Vec::new().into(),
-        role_capabilities: vec![cap::CAN_OPEN_JOIN],
-        minimum_participants_constraint: 0,
-        maximum_participants_constraint: None,
-        minimum_active_participants_constraint: 0,
-        maximum_active_participants_constraint: None,
-        authorized_role_changes: vec![SingleSourceRoleChangeTargets {
-            from_role_index: 0,
-            target_role_indexes: vec![MEMBER],
-        }],
-    });
+    roles.roles.push(mimi_room::policy::no_role(
+        vec![cap::CAN_OPEN_JOIN],
+        vec![MEMBER],
+    ));
     let mut alice = TestClient::new(ALICE);
     let me = alice.user();
     let (tree, info) = alice.create_room(&[(me.as_str(), ADMIN)], roles);

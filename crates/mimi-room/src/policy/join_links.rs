@@ -327,7 +327,7 @@ pub fn check_after(
 
 #[cfg(test)]
 mod tests {
-    use mimi_protocol::components::room_policy::{Role, RoleData, SingleSourceRoleChangeTargets};
+    use mimi_protocol::components::room_policy::RoleData;
     use mimi_protocol::components::{
         JoinLink, JoinLinksData, ParticipantListData, RoomMetaData, UserRolePair,
     };
@@ -353,20 +353,10 @@ mod tests {
     /// false.
     fn state(multiuser: bool, links: &[&str]) -> RoomPolicyState {
         let mut roles: RoleData = default_roles();
-        roles.roles.push(Role {
-            role_index: 0,
-            role_name: b"no_role".to_vec().into(),
-            role_description: Vec::new().into(),
-            role_capabilities: vec![cap::CAN_USE_JOIN_CODE],
-            minimum_participants_constraint: 0,
-            maximum_participants_constraint: None,
-            minimum_active_participants_constraint: 0,
-            maximum_active_participants_constraint: None,
-            authorized_role_changes: vec![SingleSourceRoleChangeTargets {
-                from_role_index: 0,
-                target_role_indexes: vec![default_role::MEMBER, default_role::ADMIN],
-            }],
-        });
+        roles.roles.push(crate::policy::no_role(
+            vec![cap::CAN_USE_JOIN_CODE],
+            vec![default_role::MEMBER, default_role::ADMIN],
+        ));
         RoomPolicyState {
             participants: ParticipantListData {
                 participants: vec![
