@@ -246,6 +246,49 @@ pub struct AssetsConfig {
     /// test networks only: in production a peer's DNS could aim the hub
     /// at its own network).
     pub allow_private_addresses: bool,
+    /// Keep uploads in an S3-compatible bucket instead of `dir`.
+    pub s3: Option<S3Config>,
+}
+
+/// `[assets.s3]`: uploads in an S3-compatible object store
+/// (docs/operations.md "Assets"). Credentials not given here come from
+/// the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`) or the instance's metadata service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    /// The service's URL, for S3-compatible stores other than AWS
+    /// (MinIO, Ceph, Garage…); AWS's own endpoint when absent.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Key prefix of the assets (`<prefix>/<id>`).
+    #[serde(default = "default_s3_prefix")]
+    pub prefix: String,
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// A file holding the secret access key (kept out of the
+    /// configuration file).
+    #[serde(default)]
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Allows an `http://` endpoint (a store on the same host or network
+    /// only: the credentials' signatures and the ciphertext travel in
+    /// the clear).
+    #[serde(default)]
+    pub allow_http: bool,
+    /// `https://<bucket>.<endpoint>` requests instead of path style.
+    #[serde(default)]
+    pub virtual_hosted_style: bool,
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".into()
+}
+
+fn default_s3_prefix() -> String {
+    "assets".into()
 }
 
 /// 25 MiB.
@@ -276,6 +319,7 @@ impl Default for AssetsConfig {
             proxy_timeout_ms: 30_000,
             peer_hosts: BTreeMap::new(),
             allow_private_addresses: false,
+            s3: None,
         }
     }
 }
@@ -309,6 +353,11 @@ impl AssetsConfig {
             if let Err(e) = mimi_assets::DownloadTargets::new(hosts) {
                 return invalid(format!("peer_hosts.\"{domain}\": {e}"));
             }
+        }
+        if let Some(s3) = &self.s3
+            && s3.bucket.is_empty()
+        {
+            return invalid("s3.bucket must not be empty".into());
         }
         Ok(())
     }

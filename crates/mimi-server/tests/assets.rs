@@ -229,8 +229,10 @@ async fn an_asset_travels_through_the_hub(backend: Backend) {
         "b's direct fetch and the hub's"
     );
 
-    // The second download is a hit in the hub's cache: it works even with
-    // the asset gone from c, and c sees no further request.
+    // The second download is a hit in b's own cache ("Both the
+    // downloading provider and the hub can cache requests", -06 §5.10.2):
+    // it works even with the asset gone from c, and neither the hub nor c
+    // sees a request.
     let c_state = &c.server().state;
     assert!(
         c_state
@@ -243,28 +245,24 @@ async fn an_asset_travels_through_the_hub(backend: Backend) {
     let (status, body) = download(b, &bob, &asset.url, ROOM_A).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body == original, "identical bytes from the cache");
-    let a_metrics = metrics(a).await;
-    assert_eq!(
-        counter(
-            &a_metrics,
-            "mimi_asset_proxy_cache_total",
-            &[("result", "hit")]
-        ),
-        1
-    );
+    let hub_requests = |m: &str| counter(m, "mimi_asset_proxy_cache_total", &[("role", "hub")]);
+    assert_eq!(hub_requests(&metrics(a).await), 1, "the hub was not asked");
     assert_eq!(c_fetches(&metrics(c).await), 2);
     let b_metrics = metrics(b).await;
-    assert_eq!(
-        counter(
-            &b_metrics,
-            "mimi_asset_downloads_total",
-            &[("path", "proxy"), ("status", "200")]
-        ),
-        2
-    );
+    for (path, n) in [("proxy", 1), ("cache", 1)] {
+        assert_eq!(
+            counter(
+                &b_metrics,
+                "mimi_asset_downloads_total",
+                &[("path", path), ("status", "200")]
+            ),
+            n,
+            "{path}"
+        );
+    }
 
     // a.example's own device, for a room a hosts: the hub's logic runs
-    // locally (here, a cache hit).
+    // locally, a hit in the hub's cache.
     let (status, body) = download(a, &alice, &asset.url, ROOM_A).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body == original);
@@ -277,6 +275,15 @@ async fn an_asset_travels_through_the_hub(backend: Backend) {
         ),
         1
     );
+    assert_eq!(
+        counter(
+            &a_metrics,
+            "mimi_asset_proxy_cache_total",
+            &[("result", "hit"), ("role", "hub")]
+        ),
+        1
+    );
+    assert_eq!(c_fetches(&metrics(c).await), 2);
 
     // a's own upload: the hub serves it from its store, to b's device
     // through the proxy and to its own device locally.
@@ -306,9 +313,19 @@ async fn an_asset_travels_through_the_hub(backend: Backend) {
     assert_eq!(status, StatusCode::NOT_FOUND, "{reason}");
     assert!(reason.contains("not an asset of this provider"), "{reason}");
 
-    // A room on b: b's device asks its own provider as hub, which fetches
-    // from c (no cache there yet, and the asset is gone from c).
-    let (status, reason) = download_text(b, &bob, &asset.url, "mimi://b.example/r/other").await;
+    // A room on b: b's device asks its own provider as hub, which has the
+    // asset in its cache (one cache per provider, keyed by URL), and
+    // fetches from c what it lacks.
+    let room_b = "mimi://b.example/r/other";
+    let (status, body) = download(b, &bob, &asset.url, room_b).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body == original);
+    let unknown_at_c = format!(
+        "{}/v1/assets/{}",
+        fed.federation_url("c.example"),
+        AssetId::random().unwrap()
+    );
+    let (status, reason) = download_text(b, &bob, &unknown_at_c, room_b).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{reason}");
     assert!(reason.contains("answered 404"), "{reason}");
 
@@ -632,6 +649,14 @@ async fn uploads_are_limited_by_size_media_type_and_rate() {
     fed.shutdown().await;
 }
 
+/// Requests the fake asset server had for `/counted/{name}`, by name.
+static COUNTED: std::sync::Mutex<std::collections::BTreeMap<String, u32>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn counted(name: &str) -> u32 {
+    COUNTED.lock().unwrap().get(name).copied().unwrap_or(0)
+}
+
 /// An asset server for "d.example" with a certificate of the federation's
 /// CA, misbehaving on purpose.
 async fn start_fake_asset_server(
@@ -658,7 +683,18 @@ async fn start_fake_asset_server(
             "/broken",
             get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "disk on fire") }),
         )
-        .route("/huge", get(|| async { vec![7u8; 4096] }));
+        .route("/huge", get(|| async { vec![7u8; 4096] }))
+        .route(
+            "/counted/{name}",
+            get(
+                |axum::extract::Path(name): axum::extract::Path<String>| async move {
+                    *COUNTED.lock().unwrap().entry(name).or_default() += 1;
+                    // Long enough for every concurrent request to board.
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    "counted"
+                },
+            ),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -807,6 +843,81 @@ async fn a_failing_asset_provider_fails_alone() {
     fed.shutdown().await;
 }
 
+/// Requests that overlap share one fetch: eight downloads by b's devices
+/// are one `proxyDownload` from b, and `proxyDownload`s from b and c at
+/// once are one fetch from the asset provider (-06 §5.10.2: this also
+/// hides from the asset provider how many are downloading).
+#[tokio::test]
+async fn concurrent_first_downloads_share_one_fetch() {
+    let mut fed = start_federation(Backend::Sqlite).await;
+    let (d_addr, stop_d) = start_fake_asset_server(&fed).await;
+    let a = fed.provider_mut("a.example");
+    a.config
+        .peers
+        .insert("d.example".into(), d_addr.to_string());
+    a.restart().await;
+    let bob = fed.register(BOB).await;
+    let d = |name: &str| format!("https://d.example:{}/counted/{name}", d_addr.port());
+    let b = fed.provider("b.example");
+
+    let url = d("devices");
+    let devices =
+        futures_util::future::join_all((0..8).map(|_| download_text(b, &bob, &url, ROOM_A))).await;
+    for (status, body) in &devices {
+        assert_eq!((*status, body.as_str()), (StatusCode::OK, "counted"));
+    }
+    assert_eq!(counted("devices"), 1);
+    let b_metrics = metrics(b).await;
+    assert_eq!(
+        counter(
+            &b_metrics,
+            "mimi_asset_fetches_coalesced_total",
+            &[("role", "downloader")]
+        ),
+        7
+    );
+    let a_metrics = metrics(fed.provider("a.example")).await;
+    assert_eq!(
+        counter(
+            &a_metrics,
+            "mimi_asset_proxy_cache_total",
+            &[("role", "hub")]
+        ),
+        1,
+        "the hub had one request"
+    );
+
+    let url = d("peers");
+    let peers = futures_util::future::join_all(
+        ["b.example", "c.example", "b.example", "c.example"]
+            .map(|me| proxy(&fed, me, "a.example", &url)),
+    )
+    .await;
+    for (status, body) in &peers {
+        assert_eq!((*status, body.as_str()), (StatusCode::OK, "counted"));
+    }
+    assert_eq!(counted("peers"), 1);
+    let a_metrics = metrics(fed.provider("a.example")).await;
+    assert_eq!(
+        counter(
+            &a_metrics,
+            "mimi_asset_fetches_coalesced_total",
+            &[("role", "hub")]
+        ),
+        3
+    );
+    assert_eq!(
+        fed.provider("a.example")
+            .server()
+            .state
+            .assets
+            .fetches_in_flight(),
+        0
+    );
+    let _ = stop_d.send(());
+    fed.shutdown().await;
+}
+
 /// With `[assets] retention_secs`, the background task deletes expired
 /// assets: peers then get 404.
 #[tokio::test]
@@ -932,5 +1043,176 @@ async fn downloads_are_limited_per_user_and_per_provider() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(response.headers().contains_key("retry-after"));
+    fed.shutdown().await;
+}
+
+const S3_BUCKET: &str = "mimi-assets";
+const S3_KEY: &str = "mimi-test-key";
+const S3_SECRET: &str = "mimi-test-secret";
+
+/// An S3-compatible server (s3s-fs over a temporary directory) on
+/// loopback, with one bucket and one key pair: the `[assets.s3]` store
+/// speaks real S3 (SigV4, multipart uploads, listings) to it.
+struct S3Server {
+    endpoint: String,
+    root: tempfile::TempDir,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl S3Server {
+    async fn start() -> Self {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join(S3_BUCKET)).unwrap();
+        let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
+        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(S3_KEY, S3_SECRET));
+        let service = builder.build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            loop {
+                let socket = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((socket, _)) => socket,
+                        Err(_) => continue,
+                    },
+                    _ = &mut stopped => return,
+                };
+                let connection = http
+                    .serve_connection(TokioIo::new(socket), service.clone())
+                    .into_owned();
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+        });
+        Self {
+            endpoint,
+            root,
+            stop,
+        }
+    }
+
+    /// `[assets.s3]` for this server, the secret in a file of `dir`.
+    fn config(&self, dir: &std::path::Path, secret: &str) -> mimi_server::config::S3Config {
+        let secret_file = dir.join("s3-secret");
+        std::fs::write(&secret_file, format!("{secret}\n")).unwrap();
+        toml::from_str(&format!(
+            "bucket = \"{S3_BUCKET}\"\nendpoint = \"{}\"\naccess_key_id = \"{S3_KEY}\"\n\
+             secret_access_key_file = \"{}\"\nallow_http = true\n",
+            self.endpoint,
+            secret_file.display()
+        ))
+        .unwrap()
+    }
+
+    /// The asset objects in the bucket, as the server keeps them.
+    fn objects(&self) -> Vec<String> {
+        let dir = self.root.path().join(S3_BUCKET).join("assets");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| AssetId::parse(n).is_some())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+fn byte_stream(data: Vec<u8>, chunk: usize) -> mimi_server::assets::store::ByteStream {
+    let chunks: Vec<std::io::Result<bytes::Bytes>> = data
+        .chunks(chunk)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    Box::pin(futures_util::stream::iter(chunks))
+}
+
+/// The `[assets.s3]` store against an S3-compatible server: one PUT for a
+/// small asset, a multipart upload for a large one, reads, deletes,
+/// expiry, refusals that leave no object, and wrong credentials.
+#[tokio::test]
+async fn the_s3_store_keeps_assets_in_a_bucket() {
+    use futures_util::StreamExt;
+    use mimi_server::assets::object::{ObjectAssetStore, PART_BYTES};
+    use mimi_server::assets::store::{AssetStore, PutError};
+    let server = S3Server::start().await;
+    let secrets = tempfile::tempdir().unwrap();
+    let store = ObjectAssetStore::s3(&server.config(secrets.path(), S3_SECRET)).unwrap();
+
+    let small = store
+        .put(byte_stream(bytes(1000, 1), 300), 10_000)
+        .await
+        .unwrap();
+    let large_bytes = bytes(2 * PART_BYTES + 4321, 2);
+    let large = store
+        .put(byte_stream(large_bytes.clone(), 256 * 1024), u64::MAX)
+        .await
+        .unwrap();
+    assert_eq!((small.size, large.size), (1000, large_bytes.len() as u64));
+    let mut expected = vec![small.id.to_string(), large.id.to_string()];
+    expected.sort();
+    assert_eq!(server.objects(), expected);
+    let reader = store.open(&large.id).await.unwrap().unwrap();
+    assert_eq!(reader.size, large_bytes.len() as u64);
+    let read: Vec<u8> = reader
+        .stream
+        .map(|chunk| chunk.unwrap().to_vec())
+        .concat()
+        .await;
+    assert!(read == large_bytes, "identical bytes");
+
+    // Refusals, before and after the first part: no object is left.
+    let too_large = store.put(byte_stream(bytes(2000, 3), 100), 1500).await;
+    assert!(matches!(too_large, Err(PutError::TooLarge { limit: 1500 })));
+    let too_large_later = store
+        .put(
+            byte_stream(bytes(PART_BYTES + 200_000, 4), 100_000),
+            PART_BYTES as u64 + 100_000,
+        )
+        .await;
+    assert!(matches!(too_large_later, Err(PutError::TooLarge { .. })));
+    assert_eq!(server.objects(), expected);
+
+    assert!(store.delete(&small.id).await.unwrap());
+    assert!(!store.delete(&small.id).await.unwrap());
+    assert!(store.open(&small.id).await.unwrap().is_none());
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    assert_eq!(store.purge_older_than(an_hour_ago).await.unwrap(), 0);
+    let later = SystemTime::now() + Duration::from_secs(5);
+    assert_eq!(store.purge_older_than(later).await.unwrap(), 1);
+    assert!(server.objects().is_empty());
+
+    let wrong = ObjectAssetStore::s3(&server.config(secrets.path(), "not-the-secret")).unwrap();
+    let refused = wrong.put(byte_stream(bytes(10, 5), 10), 100).await;
+    assert!(matches!(refused, Err(PutError::Io(_))), "{refused:?}");
+    let _ = server.stop.send(());
+}
+
+/// A provider configured with `[assets.s3]` keeps its users' uploads in
+/// the bucket (nothing in its assets directory) and serves them to the
+/// hub's proxy like any other.
+#[tokio::test]
+async fn an_asset_in_an_s3_bucket_travels_through_the_hub() {
+    let mut fed = start_federation(Backend::Sqlite).await;
+    let server = S3Server::start().await;
+    let secrets = tempfile::tempdir().unwrap();
+    let c = fed.provider_mut("c.example");
+    c.config.assets.s3 = Some(server.config(secrets.path(), S3_SECRET));
+    c.restart().await;
+    let carol = fed.register(CAROL).await;
+    let bob = fed.register(BOB).await;
+    let original = bytes(700 * 1024, 9);
+    let asset = upload(fed.provider("c.example"), &carol, original.clone()).await;
+    assert_eq!(server.objects(), [asset_id(&asset.url).to_string()]);
+    assert_eq!(asset_files(fed.provider("c.example")), 0);
+    let (status, body) = download(fed.provider("b.example"), &bob, &asset.url, ROOM_A).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body == original, "identical bytes");
+    let _ = server.stop.send(());
     fed.shutdown().await;
 }

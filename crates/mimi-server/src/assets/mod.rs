@@ -18,7 +18,9 @@
 //! (`DownloadTargets`, `check_address`): the hub must not become an open
 //! proxy, nor a way into its own network.
 
+pub mod flight;
 pub mod media;
+pub mod object;
 pub mod oblivious;
 pub mod proxy;
 pub mod routes;
@@ -53,6 +55,8 @@ pub enum AssetSetupError {
     PublicUrl { url: String, reason: String },
     #[error("assets directory {dir}: {source}")]
     Dir { dir: String, source: std::io::Error },
+    #[error(transparent)]
+    S3(#[from] object::S3SetupError),
     #[error("OHTTP Gateway key {path}: {reason}")]
     GatewayKey { path: String, reason: String },
 }
@@ -133,6 +137,9 @@ pub struct AssetService {
     targets: DownloadTargets,
     own: OwnAssets,
     cache: Mutex<DownloadCache>,
+    /// Fetches in progress (upstream at the hub, from the hub at a
+    /// downloading provider), shared by the requests that overlap them.
+    flights: flight::Flights<Result<Arc<[u8]>, crate::error::ApiError>>,
     uploads: RateLimiter,
     /// Our users' downloads, per user.
     device_downloads: RateLimiter,
@@ -151,6 +158,10 @@ impl AssetService {
     /// configuration (our certificate, the peers' roots), presented to
     /// asset providers as to any peer.
     pub fn new(config: &ServerConfig, tls: rustls::ClientConfig) -> Result<Self, AssetSetupError> {
+        if let Some(s3) = &config.assets.s3 {
+            let store = object::ObjectAssetStore::s3(s3)?;
+            return Self::with_store(config, tls, Arc::new(store));
+        }
         let dir = config.assets_dir();
         let store = FsAssetStore::open(&dir).map_err(|source| AssetSetupError::Dir {
             dir: dir.display().to_string(),
@@ -176,6 +187,7 @@ impl AssetService {
             targets,
             own,
             cache: Mutex::new(DownloadCache::new(assets.proxy_cache_bytes, max_entry)),
+            flights: flight::Flights::default(),
             uploads: RateLimiter::new(RateLimits {
                 per_provider_per_minute: assets.uploads_per_user_per_minute,
                 per_user_per_minute: assets.uploads_per_user_per_minute,
@@ -249,6 +261,23 @@ impl AssetService {
     /// The proxy cache's counters.
     pub fn cache_stats(&self) -> Option<mimi_assets::CacheStats> {
         self.cache.lock().ok().map(|c| c.stats())
+    }
+
+    /// The cached body of the (normalized) URL `key`. The guard is
+    /// dropped before returning: no lock is held across an await.
+    fn cache_get(&self, key: &str) -> Option<Arc<[u8]>> {
+        self.cache.lock().ok().and_then(|mut c| c.get(key))
+    }
+
+    fn cache_put(&self, key: String, body: Arc<[u8]>) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(key, body);
+        }
+    }
+
+    /// Fetches in progress.
+    pub fn fetches_in_flight(&self) -> usize {
+        self.flights.len()
     }
 }
 

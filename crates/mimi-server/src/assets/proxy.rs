@@ -37,6 +37,7 @@ use mimi_assets::{TargetRefusal, check_address};
 use reqwest::header::{FROM, LOCATION};
 use url::Url;
 
+use super::flight::Boarding;
 use super::store::AssetReader;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
@@ -130,37 +131,74 @@ pub async fn download(state: &AppState, raw: &str) -> Result<AssetBody, ApiError
         return Ok(AssetBody::Stored(reader));
     }
     let key = url.as_str().to_owned();
-    // The guard is dropped at the end of the statement, before any await.
-    let cached = assets.cache.lock().ok().and_then(|mut c| c.get(&key));
-    let hit = if cached.is_some() { "hit" } else { "miss" };
-    state.runtime.record(|| {
-        metrics::counter!("mimi_asset_proxy_cache_total", "result" => hit).increment(1);
-    });
-    if let Some(body) = cached {
+    if let Some(body) = cached(state, &key, "hub") {
         served(state, "cache");
         return Ok(AssetBody::Bytes(body));
     }
-    let body: Arc<[u8]> = match assets.fetcher.fetch(&url).await {
-        Ok(body) => body.into(),
-        Err(FetchFailure::Refused(r)) => return Err(refused(state, r)),
-        Err(FetchFailure::Upstream {
+    let (fetched, boarding) = assets
+        .flights
+        .run(&key, || async {
+            // A flight that landed between our miss and boarding filled
+            // the cache.
+            if let Some(body) = assets.cache_get(&key) {
+                return Ok(body);
+            }
+            let body: Arc<[u8]> = assets
+                .fetcher
+                .fetch(&url)
+                .await
+                .map_err(|failure| failed(state, &url, failure))?
+                .into();
+            assets.cache_put(key.clone(), body.clone());
+            Ok(body)
+        })
+        .await;
+    coalesced(state, boarding, "hub");
+    let body = fetched?;
+    served(state, "upstream");
+    Ok(AssetBody::Bytes(body))
+}
+
+/// The cached body of `key`, counted in `mimi_asset_proxy_cache_total`
+/// (`role`: "hub" for `proxyDownload`, "downloader" for our devices'
+/// downloads through another hub).
+pub(super) fn cached(state: &AppState, key: &str, role: &'static str) -> Option<Arc<[u8]>> {
+    let body = state.assets.cache_get(key);
+    let result = if body.is_some() { "hit" } else { "miss" };
+    state.runtime.record(|| {
+        metrics::counter!("mimi_asset_proxy_cache_total", "result" => result, "role" => role)
+            .increment(1);
+    });
+    body
+}
+
+/// Counts a request that shared another's fetch.
+pub(super) fn coalesced(state: &AppState, boarding: Boarding, role: &'static str) {
+    if boarding == Boarding::Joined {
+        state.runtime.record(|| {
+            metrics::counter!("mimi_asset_fetches_coalesced_total", "role" => role).increment(1);
+        });
+    }
+}
+
+/// The answer to a failed fetch: 403 for a refusal, else the upstream
+/// failure, counted.
+fn failed(state: &AppState, url: &Url, failure: FetchFailure) -> ApiError {
+    match failure {
+        FetchFailure::Refused(r) => refused(state, r),
+        FetchFailure::Upstream {
             status,
             label,
             reason,
-        }) => {
+        } => {
             tracing::info!(host = url.host_str(), %status, reason, "proxied download failed");
             state.runtime.record(|| {
                 metrics::counter!("mimi_asset_proxy_upstream_failures_total", "reason" => label)
                     .increment(1);
             });
-            return Err(ApiError::new(status, reason));
+            ApiError::new(status, reason)
         }
-    };
-    if let Ok(mut cache) = assets.cache.lock() {
-        cache.put(key, body.clone());
     }
-    served(state, "upstream");
-    Ok(AssetBody::Bytes(body))
 }
 
 fn served(state: &AppState, source: &'static str) {

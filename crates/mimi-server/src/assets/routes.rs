@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,7 +18,7 @@ use mimi_client_api::{ASSET_MEDIA_TYPE, AssetDownloadQuery, UploadedAsset};
 use mimi_protocol::endpoints::ProxyDownload;
 use tower_http::timeout::TimeoutLayer;
 
-use super::proxy::{self, ASSET_CONTENT_TYPE, error_chain};
+use super::proxy::{self, error_chain};
 use super::store::{AssetId, PutError};
 use crate::client_api::auth::AuthenticatedDevice;
 use crate::config::ServerConfig;
@@ -250,9 +250,9 @@ pub(crate) async fn proxy_download(
 
 /// `GET /client/v1/assets/download?url=…&room=…`: the asset through the
 /// room's hub. The hub is the provider of the room URI's domain; when
-/// that is us the proxy logic runs here, else the hub's `proxyDownload`
-/// is asked over mutual TLS and its answer streamed back (its 403, 404,
-/// 502 and 504 passed on with their reasons). The asset provider is never
+/// that is us the proxy logic runs here, else the body comes from our
+/// cache or the hub's `proxyDownload` over mutual TLS (its 403, 404, 502
+/// and 504 passed on with their reasons). The asset provider is never
 /// contacted from here (-06 §5.10.1).
 async fn download(
     State(state): State<AppState>,
@@ -272,12 +272,10 @@ async fn download_inner(
     let room = parse_room_id(&query.room)?;
     let hub = room.domain();
     let (path, result) = if hub.eq_ignore_ascii_case(state.domain()) {
-        let result = proxy::download(&state, &query.url)
-            .await
-            .map(IntoResponse::into_response);
+        let result = proxy::download(&state, &query.url).await;
         ("local", result)
     } else {
-        ("proxy", relay(&state, hub, &query.url).await)
+        through_hub(&state, hub, &query.url).await
     };
     let status = match &result {
         Ok(_) => "200".to_owned(),
@@ -287,11 +285,44 @@ async fn download_inner(
         metrics::counter!("mimi_asset_downloads_total", "path" => path, "status" => status)
             .increment(1);
     });
-    result
+    result.map(IntoResponse::into_response)
 }
 
-/// Asks `hub` for `url` and streams its answer back.
-async fn relay(state: &AppState, hub: &str, url: &str) -> Result<Response, ApiError> {
+/// The asset `url` from our cache ("Both the downloading provider and the
+/// hub can cache requests", -06 §5.10.2), else from `hub`, one request
+/// per URL however many of our devices ask at once; with the path it
+/// took (`cache` or `proxy`) for the metrics.
+async fn through_hub(
+    state: &AppState,
+    hub: &str,
+    url: &str,
+) -> (&'static str, Result<proxy::AssetBody, ApiError>) {
+    // The key is the URL as the hub will check and cache it; a URL that
+    // does not parse goes to the hub for its refusal, uncached.
+    let key = url::Url::parse(url).map_or_else(|_| url.to_owned(), String::from);
+    if let Some(body) = proxy::cached(state, &key, "downloader") {
+        return ("cache", Ok(proxy::AssetBody::Bytes(body)));
+    }
+    let assets = &state.assets;
+    let (fetched, boarding) = assets
+        .flights
+        .run(&key, || async {
+            if let Some(body) = assets.cache_get(&key) {
+                return Ok(body);
+            }
+            let body: std::sync::Arc<[u8]> = relay(state, hub, url).await?.into();
+            assets.cache_put(key.clone(), body.clone());
+            Ok(body)
+        })
+        .await;
+    proxy::coalesced(state, boarding, "downloader");
+    ("proxy", fetched.map(proxy::AssetBody::Bytes))
+}
+
+/// Asks `hub` for `url`: its body, read whole within `proxy_max_bytes`
+/// so that a failure midway is a clean 502 rather than a truncated 200,
+/// and so that it can be cached.
+async fn relay(state: &AppState, hub: &str, url: &str) -> Result<Vec<u8>, ApiError> {
     let timeout = relay_timeout(&state.config);
     let response = state
         .peers
@@ -302,13 +333,9 @@ async fn relay(state: &AppState, hub: &str, url: &str) -> Result<Response, ApiEr
                 StatusCode::BAD_GATEWAY,
                 format!("the hub {hub} does not offer proxyDownload (-06 §5.10): {e}"),
             ),
-            OutboundError::Http { source, .. } if source.is_timeout() => ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "the hub {hub} did not answer within {} ms",
-                    timeout.as_millis()
-                ),
-            ),
+            OutboundError::Http { source, .. } if source.is_timeout() => {
+                hub_timed_out(hub, timeout)
+            }
             OutboundError::Http { source, .. } => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 format!("the hub {hub} is unreachable: {}", error_chain(&source)),
@@ -332,25 +359,48 @@ async fn relay(state: &AppState, hub: &str, url: &str) -> Result<Response, ApiEr
             format!("the hub {hub} answered {status}: {reason}"),
         ));
     }
-    let length = response.content_length();
-    let stream = futures_util::stream::unfold(Some(response), |response| async move {
-        let mut response = response?;
-        match response.chunk().await {
-            Ok(Some(chunk)) => Some((Ok(chunk), Some(response))),
-            Ok(None) => None,
-            Err(e) => Some((Err(io::Error::other(e)), None)),
-        }
-    });
-    let mut answer = (
-        StatusCode::OK,
-        [(CONTENT_TYPE, ASSET_CONTENT_TYPE)],
-        Body::from_stream(stream),
-    )
-        .into_response();
-    if let Some(length) = length {
-        answer.headers_mut().insert(CONTENT_LENGTH, length.into());
+    let max = state.assets.config.proxy_max_bytes();
+    let too_large = || {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!(
+                "the hub {hub} sent an asset larger than {max} bytes, the most this provider downloads"
+            ),
+        )
+    };
+    if response.content_length().is_some_and(|n| n > max) {
+        return Err(too_large());
     }
-    Ok(answer)
+    let mut body = Vec::new();
+    let mut response = response;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() as u64 + chunk.len() as u64 > max {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) if e.is_timeout() => return Err(hub_timed_out(hub, timeout)),
+            Err(e) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!("the hub {hub} broke off the download: {}", error_chain(&e)),
+                ));
+            }
+        }
+    }
+}
+
+fn hub_timed_out(hub: &str, timeout: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        format!(
+            "the hub {hub} did not answer within {} ms",
+            timeout.as_millis()
+        ),
+    )
 }
 
 /// The first bytes of a refusal's body, as text.

@@ -6,11 +6,8 @@
 //! learns what they are. Bodies move as streams of chunks in both
 //! directions, so no asset is ever held in memory as a whole.
 //!
-//! The trait is what an S3-compatible store (the `object_store` crate:
-//! `put_multipart` for [`AssetStore::put`], `get` streaming for
-//! [`AssetStore::open`], `list` with `last_modified` for
-//! [`AssetStore::purge_older_than`]) would implement; only the
-//! filesystem exists today (docs/operations.md "Assets").
+//! The other implementation is the S3-compatible bucket of
+//! [`super::object`] (docs/operations.md "Assets").
 
 use std::fmt;
 use std::io;
