@@ -1245,11 +1245,7 @@ impl Client {
                 DownloadPath::Direct => T::Direct,
             };
             let privacy = &assets.download_privacy;
-            if privacy.forbidden_download_types.contains(&chosen)
-                || (!privacy.allowed_download_types.is_empty()
-                    && !privacy.allowed_download_types.contains(&chosen)
-                    && privacy.default_download_type != chosen)
-            {
+            if !privacy.allows(chosen) {
                 return Err(AttachmentError::DownloadPath(format!(
                     "the room does not allow downloads by {:?} (room-policy §Asset policies); its default is {:?}",
                     self.download_path, privacy.default_download_type

@@ -645,6 +645,7 @@ fn rejection(decision: UpdateDecision) -> UpdateRejection {
     match decision {
         UpdateDecision::Rejected(rejection) => rejection,
         UpdateDecision::Accepted { .. } => panic!("accepted"),
+        UpdateDecision::HubProposalsFirst(_) => panic!("the hub's own proposals came first"),
     }
 }
 
@@ -1051,11 +1052,15 @@ fn messages_go_only_to_providers_with_a_user_who_may_receive_them() {
         vec![bob.key_package(), carol.key_package()],
     );
     let request = commit_request(commit, welcome.clone(), group_info);
-    let UpdateDecision::Accepted { new_state, .. } =
-        hub.update(&state, &device(ALICE), &request, 1).unwrap()
+    let UpdateDecision::Accepted {
+        new_state,
+        participants_dropped,
+        ..
+    } = hub.update(&state, &device(ALICE), &request, 1).unwrap()
     else {
         panic!("the adds were refused");
     };
+    assert!(!participants_dropped, "adds drop nobody");
     alice.merge_pending();
     let tree: RatchetTreeIn = alice.group().export_ratchet_tree().into();
     bob.join(welcome.clone().unwrap(), tree.clone());
@@ -1095,6 +1100,19 @@ fn a_child_room_follows_its_parent_through_the_hubs_own_removals() {
     let hub = engine();
     let (mut alice, mut bob, child) = room_with_bob(&hub);
     let parent = parent_without_bob(&hub);
+
+    // A request to the child before the hub made its proposals: they
+    // come first, decided on the same decoded states.
+    let (commit, _, group_info) = alice.commit_with_group_info(vec![], vec![]);
+    let early = commit_request(commit, None, group_info);
+    let UpdateDecision::HubProposalsFirst(first) = hub
+        .update_in(&child, Some(&parent), &device(ALICE), &early, 4)
+        .unwrap()
+    else {
+        panic!("the hub's removals did not come first");
+    };
+    assert_eq!((first.count, first.accepted_at_ms), (1, 4));
+    alice.discard_pending();
 
     // The hub proposes the removal of Bob's client, signed as the room's
     // external sender; both clients accept it as such.
@@ -1156,12 +1174,17 @@ fn a_child_room_follows_its_parent_through_the_hubs_own_removals() {
         vec![],
     );
     let request = commit_request(commit, None, group_info);
-    let UpdateDecision::Accepted { new_state, .. } = hub
+    let UpdateDecision::Accepted {
+        new_state,
+        participants_dropped,
+        ..
+    } = hub
         .update_in(&child, Some(&parent), &device(ALICE), &request, 9)
         .unwrap()
     else {
         panic!("the commit following the parent was refused");
     };
+    assert!(participants_dropped, "Bob left the list");
     let room = StoredRoom::decode(&new_state).unwrap().hub;
     assert_eq!(room.members().len(), 1);
     assert_eq!(room.policy_state().unwrap().role_of(&bob.user()), 0);

@@ -19,14 +19,13 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use mimi_protocol::endpoints::MessageBody;
 use mimi_protocol::msgs::{
-    GroupInfoRequest, GroupInfoResponse, GroupInfoResponseBody, HandshakeBody,
-    SubmitMessageRequest, SubmitMessageResponse, SubmitStatus, UpdateRequest, UpdateResponseCode,
-    UpdateRoomResponse,
+    GroupInfoRequest, GroupInfoResponse, GroupInfoResponseBody, SubmitMessageRequest,
+    SubmitMessageResponse, SubmitStatus, UpdateRequest, UpdateResponseCode, UpdateRoomResponse,
 };
 use mimi_protocol::{MimiUri, MimiUriKind};
 use mimi_room::engine::{
-    Fanout, Requester, SubmitDecision, SubmitView, UpdateDecision, group_info_failure,
-    wrong_epoch_response,
+    Fanout, HubProposals, Requester, SubmitDecision, SubmitView, UpdateDecision,
+    group_info_failure, wrong_epoch_response,
 };
 use mimi_room::rejection::{CreateRoomRejection, GroupInfoAnswer, GroupInfoRejection};
 use mimi_room::{SubmitRejection, UpdateRejection};
@@ -201,13 +200,13 @@ pub async fn update(
         tracing::info!(room = %room_id, "update repeated; answered with its acceptance");
         return Ok(response);
     }
-    let response =
-        compare_and_set_rounds(|_| update_round(state, room_id, requester, &request)).await?;
-    // A parent's accepted commit may have dropped participants its
-    // parent-dependent rooms must drop too (room-policy §Base Room policy).
-    if response.response_code() == UpdateResponseCode::Success
-        && matches!(request.bundle.body, HandshakeBody::Commit { .. })
-    {
+    let Updated {
+        response,
+        participants_dropped,
+    } = compare_and_set_rounds(|_| update_round(state, room_id, requester, &request)).await?;
+    // A commit that dropped participants: the room's parent-dependent
+    // rooms must drop them too (room-policy §Base Room policy, C21).
+    if participants_dropped {
         follow_parent_in_children(state, room_id.as_str()).await;
     }
     if let Some(digest) = digest
@@ -230,13 +229,28 @@ fn request_digest(request: &impl MessageBody) -> Option<[u8; 32]> {
         .ok()
 }
 
+/// The answer of an [`update`], and what the hub does next.
+struct Updated {
+    response: UpdateRoomResponse,
+    participants_dropped: bool,
+}
+
+impl From<UpdateRoomResponse> for Updated {
+    fn from(response: UpdateRoomResponse) -> Self {
+        Self {
+            response,
+            participants_dropped: false,
+        }
+    }
+}
+
 /// One round of [`update`].
 async fn update_round(
     state: &AppState,
     room_id: &MimiUri,
     requester: &Requester,
     request: &UpdateRequest,
-) -> Result<Round<UpdateRoomResponse>, ApiError> {
+) -> Result<Round<Updated>, ApiError> {
     let record = load_record(state, room_id).await?;
     // A parent-dependent room follows its parent's participants
     // (room-policy §Base Room policy, C21): its commits are decided
@@ -254,19 +268,10 @@ async fn update_round(
                     )),
                 );
                 log_update_refusal(room_id, &rejection);
-                return Ok(Round::Answer(rejection.response()));
+                return Ok(Round::Answer(rejection.response().into()));
             }
         },
     };
-    if let Some(parent) = &parent
-        && propose_parent_removals(state, &record, parent).await?
-    {
-        return Ok(Round::Conflict {
-            if_last: Err(ApiError::unavailable(
-                "the room changed concurrently; retry",
-            )),
-        });
-    }
     let accepted_at = now_ms();
     let decision = state
         .hub
@@ -278,28 +283,46 @@ async fn update_round(
             accepted_at,
         )
         .map_err(ApiError::internal)?;
-    let (commit, new_epoch, new_state, event, fanout, routes, response) = match decision {
-        // The hub's own failure is not a refusal of the request: 500, so
-        // the sender retries rather than reading a policy decision.
-        UpdateDecision::Rejected(rejection @ UpdateRejection::Internal(_)) => {
-            return Err(ApiError::internal(rejection));
-        }
-        UpdateDecision::Rejected(rejection) => {
-            log_update_refusal(room_id, &rejection);
-            return Ok(Round::Answer(rejection.response()));
-        }
-        UpdateDecision::Accepted {
-            commit,
-            new_epoch,
-            new_state,
-            event,
-            fanout,
-            routes,
-            response,
-        } => (
-            commit, new_epoch, new_state, event, fanout, routes, response,
-        ),
-    };
+    let (commit, new_epoch, new_state, event, fanout, routes, response, participants_dropped) =
+        match decision {
+            // The hub's own failure is not a refusal of the request: 500, so
+            // the sender retries rather than reading a policy decision.
+            UpdateDecision::Rejected(rejection @ UpdateRejection::Internal(_)) => {
+                return Err(ApiError::internal(rejection));
+            }
+            UpdateDecision::Rejected(rejection) => {
+                log_update_refusal(room_id, &rejection);
+                return Ok(Round::Answer(rejection.response().into()));
+            }
+            // Stored (or the room moved meanwhile): decide again.
+            UpdateDecision::HubProposalsFirst(proposals) => {
+                store_hub_proposals(state, &record, proposals).await?;
+                return Ok(Round::Conflict {
+                    if_last: Err(ApiError::unavailable(
+                        "the room changed concurrently; retry",
+                    )),
+                });
+            }
+            UpdateDecision::Accepted {
+                commit,
+                new_epoch,
+                new_state,
+                event,
+                fanout,
+                routes,
+                response,
+                participants_dropped,
+            } => (
+                commit,
+                new_epoch,
+                new_state,
+                event,
+                fanout,
+                routes,
+                response,
+                participants_dropped,
+            ),
+        };
     if !routes.is_empty() {
         let routes = routes
             .into_iter()
@@ -324,14 +347,17 @@ async fn update_round(
         Ok(outcome) => {
             state.runtime.wake_fanout();
             tracing::info!(room = %room_id, epoch = new_epoch, seq = outcome.seq, commit, "update accepted");
-            Ok(Round::Answer(response))
+            Ok(Round::Answer(Updated {
+                response,
+                participants_dropped,
+            }))
         }
         // Another commit won this epoch (-06 §5.3: one commit per epoch).
         Err(StoreError::EpochConflict { current_epoch }) if commit => {
-            Ok(Round::Answer(wrong_epoch_response(current_epoch)))
+            Ok(Round::Answer(wrong_epoch_response(current_epoch).into()))
         }
         Err(StoreError::EpochConflict { current_epoch }) => Ok(Round::Conflict {
-            if_last: Ok(wrong_epoch_response(current_epoch)),
+            if_last: Ok(wrong_epoch_response(current_epoch).into()),
         }),
         // A same-epoch write (a queued proposal) raced this one: the epoch
         // did not change, so `wrongEpoch` would be wrong (-06 §5.3); as
@@ -355,14 +381,24 @@ async fn propose_parent_removals(
     record: &RoomRecord,
     parent: &[u8],
 ) -> Result<bool, ApiError> {
-    let accepted_at = now_ms();
     let Some(proposals) = state
         .hub
-        .parent_removals(&record.group_state, parent, accepted_at)
+        .parent_removals(&record.group_state, parent, now_ms())
         .map_err(ApiError::internal)?
     else {
         return Ok(false);
     };
+    store_hub_proposals(state, record, proposals).await
+}
+
+/// Stores the hub's own `proposals` in the room `record`; `false` when
+/// the room moved on meanwhile.
+async fn store_hub_proposals(
+    state: &AppState,
+    record: &RoomRecord,
+    proposals: HubProposals,
+) -> Result<bool, ApiError> {
+    let accepted_at = proposals.accepted_at_ms;
     let event = AcceptedEvent {
         room_id: record.room_id.clone(),
         expected_epoch: record.epoch,

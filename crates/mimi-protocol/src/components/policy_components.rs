@@ -273,6 +273,21 @@ pub struct DownloadPrivacy {
     pub default_download_type: DownloadPrivacyType,
 }
 
+impl DownloadPrivacy {
+    /// Whether a client may download the room's assets by `path`: never
+    /// when forbidden; else when it is the default, or listed as allowed,
+    /// or no list of allowed types narrows the choice (room-policy §Asset
+    /// policies; a forbidden default is refused too).
+    pub fn allows(&self, path: DownloadPrivacyType) -> bool {
+        if self.forbidden_download_types.contains(&path) {
+            return false;
+        }
+        self.allowed_download_types.is_empty()
+            || self.allowed_download_types.contains(&path)
+            || self.default_download_type == path
+    }
+}
+
 /// `struct { opaque parameter_name<V>; opaque parameter_value<V>; }
 /// Parameter;` (draft-ietf-mls-extensions §6.2.2).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, TlsSerialize, TlsDeserialize, TlsSize)]
@@ -680,5 +695,40 @@ impl OperationalParameters {
             return Err(RoomPolicyError::UnorderedBounds("random_delay"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DownloadPrivacyType::{Direct, HubProxy, Ohttp};
+    use super::*;
+
+    fn privacy(
+        allowed: &[DownloadPrivacyType],
+        forbidden: &[DownloadPrivacyType],
+        default: DownloadPrivacyType,
+    ) -> DownloadPrivacy {
+        DownloadPrivacy {
+            allowed_download_types: allowed.to_vec(),
+            forbidden_download_types: forbidden.to_vec(),
+            default_download_type: default,
+        }
+    }
+
+    #[test]
+    fn the_room_decides_which_download_paths_clients_use() {
+        let open = privacy(&[], &[], HubProxy);
+        assert!(
+            [Direct, HubProxy, Ohttp]
+                .into_iter()
+                .all(|p| open.allows(p))
+        );
+        // Forbidden wins, over the default too.
+        let no_direct = privacy(&[], &[Direct], HubProxy);
+        assert!(!no_direct.allows(Direct) && no_direct.allows(Ohttp));
+        assert!(!privacy(&[Ohttp], &[HubProxy], HubProxy).allows(HubProxy));
+        // An allowed list narrows the choice to it and the default.
+        let narrow = privacy(&[Ohttp], &[], HubProxy);
+        assert!(narrow.allows(Ohttp) && narrow.allows(HubProxy) && !narrow.allows(Direct));
     }
 }

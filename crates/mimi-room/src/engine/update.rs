@@ -25,6 +25,11 @@ use crate::{AcceptedCommit, HubRoom};
 #[derive(Debug)]
 pub enum UpdateDecision {
     Rejected(UpdateRejection),
+    /// A parent-dependent room whose parent dropped participants: the
+    /// hub's Removes of their clients must be queued first (C21). Store
+    /// them, then decide the request again on the new state, which the
+    /// commit must then include (-06 §5.3).
+    HubProposalsFirst(HubProposals),
     Accepted {
         /// Whether it was a commit (else: proposals, the epoch unchanged).
         commit: bool,
@@ -40,6 +45,10 @@ pub enum UpdateDecision {
         /// Where the Welcome for each added client's KeyPackage goes.
         routes: Vec<KeyPackageRoute>,
         response: UpdateRoomResponse,
+        /// Whether a commit dropped a participant (removed from the list
+        /// or banned): the room's parent-dependent rooms must follow
+        /// (room-policy §Base Room policy, C21).
+        participants_dropped: bool,
     },
 }
 
@@ -103,10 +112,15 @@ impl HubEngine {
         request: &UpdateRequest,
         accepted_at_ms: i64,
     ) -> Result<UpdateDecision, RoomError> {
-        let room = StoredRoom::decode(state)?;
+        let mut room = StoredRoom::decode(state)?;
         let parent = parent
             .map(|parent| StoredRoom::decode(parent)?.hub.policy_state())
             .transpose()?;
+        if let Some(parent) = &parent
+            && let Some(proposals) = self.removals_outside(&mut room, parent, accepted_at_ms)?
+        {
+            return Ok(UpdateDecision::HubProposalsFirst(proposals));
+        }
         let bundle = &request.bundle;
         let decided = match &bundle.body {
             HandshakeBody::Commit { .. } => {
@@ -140,6 +154,7 @@ impl HubEngine {
             return Err(UpdateRejection::NotACommit);
         };
         let domains_before = room.hub.member_domains();
+        let policy_before = room.hub.policy_state().map_err(internal)?;
         let agent_before = room
             .hub
             .franking_agent()
@@ -238,9 +253,16 @@ impl HubEngine {
             messages.push(message);
         }
 
+        let policy_after = room
+            .hub
+            .policy_state()
+            .map_err(UpdateRejection::StateAfter)?;
+        let participants_dropped =
+            !crate::policy::base::outside_parent(&policy_before, &policy_after).is_empty();
         room.latest_group_info = Some(group_info.clone());
         room.pending_proposals = Vec::new();
         Ok(UpdateDecision::Accepted {
+            participants_dropped,
             commit: true,
             new_epoch: accepted.new_epoch,
             new_state: room.encode().map_err(internal)?,
@@ -314,6 +336,7 @@ impl HubEngine {
             }],
             routes: Vec::new(),
             response: success(accepted_at),
+            participants_dropped: false,
         })
     }
 }
@@ -330,6 +353,8 @@ pub struct HubProposals {
     pub fanout: Fanout,
     /// How many proposals.
     pub count: usize,
+    /// The hub's acceptance time in the proposals' FanoutMessage.
+    pub accepted_at_ms: i64,
 }
 
 impl HubEngine {
@@ -348,7 +373,18 @@ impl HubEngine {
     ) -> Result<Option<HubProposals>, RoomError> {
         let mut room = StoredRoom::decode(child)?;
         let parent = StoredRoom::decode(parent)?.hub.policy_state()?;
-        let strangers = crate::policy::base::outside_parent(&room.hub.policy_state()?, &parent);
+        self.removals_outside(&mut room, &parent, accepted_at_ms)
+    }
+
+    /// [`Self::parent_removals`] on decoded states; `room` changes only
+    /// when there are proposals.
+    fn removals_outside(
+        &self,
+        room: &mut StoredRoom,
+        parent: &RoomPolicyState,
+        accepted_at_ms: i64,
+    ) -> Result<Option<HubProposals>, RoomError> {
+        let strangers = crate::policy::base::outside_parent(&room.hub.policy_state()?, parent);
         if strangers.is_empty() {
             return Ok(None);
         }
@@ -387,6 +423,7 @@ impl HubEngine {
                 payload,
             },
             count: proposals.len(),
+            accepted_at_ms,
         }))
     }
 }
