@@ -39,8 +39,8 @@ fn bench_runs_every_part_with_tiny_sizes() {
             "3,6",
             "--memory-copies",
             "2",
-            "--ceiling-requests",
-            "50",
+            "--ceiling-secs",
+            "1",
             "--timeout-secs",
             "60",
         ])
@@ -48,8 +48,11 @@ fn bench_runs_every_part_with_tiny_sizes() {
         .expect("run mimi bench");
     let stdout = ok(out);
     for expected in [
-        "== Ceiling",
-        "50 requests in",
+        "== Ceiling (before)",
+        "== Ceiling (after)",
+        "over 1 windows of 1 s",
+        "ceiling used below:",
+        "the median of all 2 windows",
         "max load, run 1: 40/40 messages delivered",
         "max load, run 2: 40/40 messages delivered",
         "half load",

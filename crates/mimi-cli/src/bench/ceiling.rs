@@ -16,21 +16,81 @@ use tokio::sync::{Semaphore, watch};
 use super::net::{self, Net};
 use super::stats::{Summary, line, section};
 
+/// One ceiling measurement: the rate of every whole window of
+/// [`WINDOW`] and the round trips of the whole run.
 pub struct CeilingResult {
-    pub requests_per_sec: f64,
+    pub window_rates: Vec<f64>,
     pub latency: Summary,
 }
 
-/// Sends `requests` POSTs with bodies of `body_len` bytes, `concurrency`
-/// in flight, to a trivial handler answering 201.
+/// The length of one window of the ceiling loop.
+pub const WINDOW: Duration = Duration::from_secs(1);
+
+impl CeilingResult {
+    /// The median window rate, requests/s.
+    pub fn requests_per_sec(&self) -> f64 {
+        median(&self.window_rates)
+    }
+
+    /// `median X/s (windows min–max, n)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "median {:.0} requests/s over {} windows of {} s (min {:.0}, max {:.0}; spread {})",
+            self.requests_per_sec(),
+            self.window_rates.len(),
+            WINDOW.as_secs_f64(),
+            min(&self.window_rates),
+            max(&self.window_rates),
+            spread(&self.window_rates)
+        )
+    }
+}
+
+/// The median of rates (0 for none).
+pub fn median(rates: &[f64]) -> f64 {
+    let mut sorted = rates.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+fn min(rates: &[f64]) -> f64 {
+    rates.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max(rates: &[f64]) -> f64 {
+    rates.iter().copied().fold(0.0, f64::max)
+}
+
+/// `(max − min) / median` as a percentage: how far apart the windows were.
+pub fn spread(rates: &[f64]) -> String {
+    let m = median(rates);
+    if m <= 0.0 {
+        return "n/a".into();
+    }
+    format!("{:.0}%", 100.0 * (max(rates) - min(rates)) / m)
+}
+
+/// Sends POSTs with bodies of `body_len` bytes, `concurrency` in flight,
+/// to a trivial handler answering 201, for `duration` (at least one
+/// window), counting completions per [`WINDOW`]: a loop of half a second
+/// swung by a factor of two between runs, so the yardstick runs long
+/// enough to show its own spread. `label` names the run ("before",
+/// "after").
 pub async fn run(
     net: &Net,
-    requests: usize,
+    duration: Duration,
     concurrency: usize,
     body_len: usize,
+    label: &str,
 ) -> anyhow::Result<CeilingResult> {
+    let duration = duration.max(WINDOW);
     section(&format!(
-        "Ceiling: mTLS HTTP/2 request loop to a trivial handler ({concurrency} in flight, {body_len}-byte bodies)"
+        "Ceiling ({label}): mTLS HTTP/2 request loop to a trivial handler ({concurrency} in flight, {body_len}-byte bodies, {} s)",
+        duration.as_secs_f64()
     ));
     let domain = "ceiling.example";
     let identity = net.ca.issue(domain)?;
@@ -62,16 +122,17 @@ pub async fn run(
     }
     let limit = Arc::new(Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
-    let mut finished = Vec::with_capacity(requests);
+    let mut finished = Vec::new();
     let started = Instant::now();
-    for _ in 0..requests {
+    let deadline = started + duration;
+    while Instant::now() < deadline {
         let permit = limit.clone().acquire_owned().await?;
         let (client, url, body) = (client.clone(), url.clone(), body.clone());
         tasks.spawn(async move {
             let t0 = Instant::now();
             let result = net::post(&client, "b.example", &url, body).await;
             drop(permit);
-            result.map(|(status, _)| (status, t0.elapsed()))
+            result.map(|(status, _)| (status, t0.elapsed(), Instant::now()))
         });
         while let Some(done) = tasks.try_join_next() {
             finished.push(done);
@@ -80,29 +141,54 @@ pub async fn run(
     while let Some(done) = tasks.join_next().await {
         finished.push(done);
     }
-    let mut latencies = Vec::with_capacity(requests);
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    let windows = (duration.as_secs_f64() / WINDOW.as_secs_f64()).floor() as usize;
+    let mut counts = vec![0u64; windows];
+    let mut latencies = Vec::with_capacity(finished.len());
     for done in finished {
-        let (status, rtt) = done??;
+        let (status, rtt, at) = done??;
         ensure!(
             status == StatusCode::CREATED,
             "trivial handler answered {status}"
         );
         latencies.push(rtt);
+        // Completions after the last whole window (the drain) count for
+        // the round trips only.
+        let window = (at.duration_since(started).as_secs_f64() / WINDOW.as_secs_f64()) as usize;
+        if let Some(count) = counts.get_mut(window) {
+            *count += 1;
+        }
     }
-    let elapsed = started.elapsed();
-    let _ = stop.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     let Some(latency) = Summary::of(&latencies) else {
         bail!("no requests measured");
     };
-    let requests_per_sec = requests as f64 / elapsed.as_secs_f64();
+    let result = CeilingResult {
+        window_rates: counts
+            .iter()
+            .map(|&c| c as f64 / WINDOW.as_secs_f64())
+            .collect(),
+        latency,
+    };
     line(&format!(
-        "{requests} requests in {:.2} s: {requests_per_sec:.0} requests/s; round trip {}",
-        elapsed.as_secs_f64(),
+        "{} requests: {}; round trip {}",
+        latency.count,
+        result.describe(),
         latency.ms()
     ));
-    Ok(CeilingResult {
-        requests_per_sec,
-        latency,
-    })
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_spread_of_window_rates() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+        assert_eq!(spread(&[90.0, 100.0, 110.0]), "20%");
+        assert_eq!(spread(&[]), "n/a");
+    }
 }

@@ -115,9 +115,10 @@ pub struct BenchArgs {
     /// Scaling: messages per process count.
     #[arg(long, default_value_t = 10_000)]
     scale_messages: usize,
-    /// Requests of the ceiling loop.
-    #[arg(long, default_value_t = 50_000)]
-    ceiling_requests: usize,
+    /// Seconds of each ceiling loop (run before and after the measured
+    /// parts, in windows of one second).
+    #[arg(long, default_value_t = 6)]
+    ceiling_secs: u64,
     /// How long to wait for deliveries after the last submit, seconds.
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
@@ -182,9 +183,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 async fn run_parts(net: &Net, args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     let started = Instant::now();
     print_machine(net);
-    let mut ceiling = None;
-    if args.wants(Part::Ceiling) || args.wants(Part::Fanout) {
-        ceiling = Some(ceiling::run(net, args.ceiling_requests, args.concurrency, 330).await?);
+    // The yardstick runs before and after the measured parts: a fraction
+    // of it is only as good as it is steady.
+    let wants_ceiling = args.wants(Part::Ceiling) || args.wants(Part::Fanout);
+    let ceiling_loop = |label: &'static str| {
+        ceiling::run(
+            net,
+            Duration::from_secs(args.ceiling_secs),
+            args.concurrency,
+            330,
+            label,
+        )
+    };
+    let mut ceiling_before = None;
+    if wants_ceiling {
+        ceiling_before = Some(ceiling_loop("before").await?);
     }
     let mut fanouts = Vec::new();
     if args.wants(Part::Fanout) {
@@ -237,20 +250,42 @@ async fn run_parts(net: &Net, args: &BenchArgs, dir: &std::path::Path) -> anyhow
         .await?;
     }
 
+    let mut ceiling_after = None;
+    if wants_ceiling && args.part != Part::Ceiling {
+        ceiling_after = Some(ceiling_loop("after").await?);
+    }
+
     section(&format!("Summary ({})", net.store_name()));
-    if let Some(c) = &ceiling {
+    let mut ceiling = None;
+    for (label, c) in [("before", &ceiling_before), ("after", &ceiling_after)] {
+        if let Some(c) = c {
+            line(&format!(
+                "ceiling {label}: {} (round trip median {} ms, p99 {} ms)",
+                c.describe(),
+                stats::ms(c.latency.median),
+                stats::ms(c.latency.p99)
+            ));
+        }
+    }
+    let windows: Vec<f64> = [&ceiling_before, &ceiling_after]
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c.window_rates.iter().copied())
+        .collect();
+    if !windows.is_empty() {
+        let both = ceiling::median(&windows);
         line(&format!(
-            "ceiling: {:.0} requests/s (round trip median {} ms, p99 {} ms)",
-            c.requests_per_sec,
-            stats::ms(c.latency.median),
-            stats::ms(c.latency.p99)
+            "ceiling used below: {both:.0} requests/s, the median of all {} windows (spread {})",
+            windows.len(),
+            ceiling::spread(&windows)
         ));
+        ceiling = Some(both);
     }
     for f in &fanouts {
         let rate = f.max.messages_per_sec();
         let fraction = ceiling
             .as_ref()
-            .map(|c| format!("{:.1}%", 100.0 * rate / c.requests_per_sec))
+            .map(|c| format!("{:.1}%", 100.0 * rate / c))
             .unwrap_or_else(|| "n/a".into());
         let p99 = f
             .half
