@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use mimi_client::http::ProviderConnection;
 use mimi_server::config::{
-    AssetsConfig, ClientApiConfig, FanoutConfig, FederationConfig, ServerConfig, StorageConfig,
-    TlsConfig,
+    AssetsConfig, ClientApiConfig, FanoutConfig, FederationConfig, Limits, ServerConfig,
+    StorageConfig, TlsConfig,
 };
 use mimi_server::tls::{self, DevCa, ProviderIdentity};
 use mimi_server::{RunningServer, StartOptions};
@@ -59,6 +59,8 @@ pub struct Options {
     /// address (`https://127.0.0.1:<port>`) rather than under its domain,
     /// as -06 §5.1 allows (the endpoint host differs from the domain).
     pub endpoints_off_domain: bool,
+    /// `[limits]` of every provider.
+    pub limits: Limits,
 }
 
 impl Options {
@@ -75,6 +77,7 @@ impl Options {
             ca_name: "mimi test CA".into(),
             start: StartOptions::default(),
             endpoints_off_domain: false,
+            limits: Limits::default(),
         }
     }
 }
@@ -243,7 +246,7 @@ impl Federation {
                     key,
                 },
                 peers,
-                limits: Default::default(),
+                limits: options.limits.clone(),
                 fanout: options.fanout.clone(),
                 // Every asset host is on loopback here: the download proxy
                 // must be let to connect to it (-06 §5.10).

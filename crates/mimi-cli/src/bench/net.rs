@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::ensure;
 use mimi_server::batch::FanoutItem;
-use mimi_server::config::FanoutConfig;
+use mimi_server::config::{FanoutConfig, Limits};
 use mimi_server::runtime::DeliveryObserver;
 use mimi_server::tls::{self, ProviderIdentity};
 use mimi_server::{RunningServer, StartOptions};
@@ -70,6 +70,14 @@ impl Net {
                     delivery_observer: Some(observer.clone()),
                 },
                 endpoints_off_domain: false,
+                // The bench measures the hub and the store, not the
+                // keyMaterial rate limiter (-06 §5.2), which would answer
+                // 429 after the first thousand claims of a minute.
+                limits: Limits {
+                    key_material_per_provider_per_minute: u32::MAX,
+                    key_material_per_user_per_minute: u32::MAX,
+                    ..Limits::default()
+                },
             },
         )
         .await?;
