@@ -7,7 +7,7 @@ use mimi_protocol::msgs::{
     UpdateRequest, UpdateResult,
 };
 use mimi_protocol::{IdentifierUri, MimiUri, Protocol};
-use mimi_room::engine::{HubEngine, Requester, UpdateDecision};
+use mimi_room::engine::{AcceptedUpdate, HubEngine, Requester, UpdateDecision};
 use mimi_room::external_senders::{ExternalSendersViolation, GroupContextExtensionsViolation};
 use mimi_room::keys::{
     FrankingKey, HubKey, generate_hmac_key_bytes, generate_signer_bytes,
@@ -142,7 +142,7 @@ fn an_accepted_add_stores_fans_out_and_routes_the_welcome() {
         UpdateDecision::Rejected(UpdateRejection::CommitterNotRequesters { .. })
     ));
 
-    let UpdateDecision::Accepted {
+    let UpdateDecision::Accepted(AcceptedUpdate {
         commit,
         new_epoch,
         new_state,
@@ -150,7 +150,7 @@ fn an_accepted_add_stores_fans_out_and_routes_the_welcome() {
         routes,
         response,
         ..
-    } = hub.update(&state, &device(ALICE), &request, 5).unwrap()
+    }) = hub.update(&state, &device(ALICE), &request, 5).unwrap()
     else {
         panic!("the add was refused");
     };
@@ -607,7 +607,7 @@ fn room_with_bob(hub: &HubEngine) -> (TestClient, TestClient, Vec<u8>) {
         vec![bob.key_package()],
     );
     let request = commit_request(commit, welcome.clone(), group_info);
-    let UpdateDecision::Accepted { new_state, .. } =
+    let UpdateDecision::Accepted(AcceptedUpdate { new_state, .. }) =
         hub.update(&state, &device(ALICE), &request, 1).unwrap()
     else {
         panic!("the add was refused");
@@ -644,7 +644,7 @@ fn external_senders_commit(
 fn rejection(decision: UpdateDecision) -> UpdateRejection {
     match decision {
         UpdateDecision::Rejected(rejection) => rejection,
-        UpdateDecision::Accepted { .. } => panic!("accepted"),
+        UpdateDecision::Accepted(_) => panic!("accepted"),
         UpdateDecision::HubProposalsFirst(_) => panic!("the hub's own proposals came first"),
     }
 }
@@ -724,7 +724,7 @@ fn a_follower_with_participants_may_be_added_as_external_sender_and_must_go_with
         vec![hub.external_sender(CIPHERSUITE).unwrap(), b.clone()],
         &[],
     );
-    let UpdateDecision::Accepted { new_state, .. } =
+    let UpdateDecision::Accepted(AcceptedUpdate { new_state, .. }) =
         hub.update(&state, &device(ALICE), &request, 2).unwrap()
     else {
         panic!("adding the follower's certificate was refused");
@@ -756,7 +756,7 @@ fn a_follower_with_participants_may_be_added_as_external_sender_and_must_go_with
     );
     assert!(matches!(
         hub.update(&state, &device(ALICE), &request, 3).unwrap(),
-        UpdateDecision::Accepted { .. }
+        UpdateDecision::Accepted(_)
     ));
 }
 
@@ -863,7 +863,7 @@ fn one_metadata_update_per_commit() {
             1
         )
         .unwrap(),
-        UpdateDecision::Accepted { .. }
+        UpdateDecision::Accepted(_)
     ));
 }
 
@@ -900,7 +900,7 @@ fn preauthorized_users_change_apart_from_participant_additions() {
             1
         )
         .unwrap(),
-        UpdateDecision::Accepted { .. }
+        UpdateDecision::Accepted(_)
     ));
 
     // Without canChangePreauthorizedUserList (the default admin role).
@@ -952,7 +952,7 @@ fn a_franking_agent_added_later_must_be_the_hubs_key() {
     alice.discard_pending();
     let own = hub.franking_agent(CIPHERSUITE).unwrap();
     let (commit, _, info) = alice.commit_with_group_info(vec![agent(own.clone())], vec![]);
-    let UpdateDecision::Accepted { new_state, .. } = hub
+    let UpdateDecision::Accepted(AcceptedUpdate { new_state, .. }) = hub
         .update(
             &state,
             &device(ALICE),
@@ -1052,11 +1052,11 @@ fn messages_go_only_to_providers_with_a_user_who_may_receive_them() {
         vec![bob.key_package(), carol.key_package()],
     );
     let request = commit_request(commit, welcome.clone(), group_info);
-    let UpdateDecision::Accepted {
+    let UpdateDecision::Accepted(AcceptedUpdate {
         new_state,
         participants_dropped,
         ..
-    } = hub.update(&state, &device(ALICE), &request, 1).unwrap()
+    }) = hub.update(&state, &device(ALICE), &request, 1).unwrap()
     else {
         panic!("the adds were refused");
     };
@@ -1174,11 +1174,11 @@ fn a_child_room_follows_its_parent_through_the_hubs_own_removals() {
         vec![],
     );
     let request = commit_request(commit, None, group_info);
-    let UpdateDecision::Accepted {
+    let UpdateDecision::Accepted(AcceptedUpdate {
         new_state,
         participants_dropped,
         ..
-    } = hub
+    }) = hub
         .update_in(&child, Some(&parent), &device(ALICE), &request, 9)
         .unwrap()
     else {

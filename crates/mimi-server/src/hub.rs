@@ -24,7 +24,7 @@ use mimi_protocol::msgs::{
 };
 use mimi_protocol::{MimiUri, MimiUriKind};
 use mimi_room::engine::{
-    Fanout, HubProposals, Requester, SubmitDecision, SubmitView, UpdateDecision,
+    AcceptedUpdate, Fanout, HubProposals, Requester, SubmitDecision, SubmitView, UpdateDecision,
     group_info_failure, wrong_epoch_response,
 };
 use mimi_room::rejection::{CreateRoomRejection, GroupInfoAnswer, GroupInfoRejection};
@@ -283,46 +283,36 @@ async fn update_round(
             accepted_at,
         )
         .map_err(ApiError::internal)?;
-    let (commit, new_epoch, new_state, event, fanout, routes, response, participants_dropped) =
-        match decision {
-            // The hub's own failure is not a refusal of the request: 500, so
-            // the sender retries rather than reading a policy decision.
-            UpdateDecision::Rejected(rejection @ UpdateRejection::Internal(_)) => {
-                return Err(ApiError::internal(rejection));
-            }
-            UpdateDecision::Rejected(rejection) => {
-                log_update_refusal(room_id, &rejection);
-                return Ok(Round::Answer(rejection.response().into()));
-            }
-            // Stored (or the room moved meanwhile): decide again.
-            UpdateDecision::HubProposalsFirst(proposals) => {
-                store_hub_proposals(state, &record, proposals).await?;
-                return Ok(Round::Conflict {
-                    if_last: Err(ApiError::unavailable(
-                        "the room changed concurrently; retry",
-                    )),
-                });
-            }
-            UpdateDecision::Accepted {
-                commit,
-                new_epoch,
-                new_state,
-                event,
-                fanout,
-                routes,
-                response,
-                participants_dropped,
-            } => (
-                commit,
-                new_epoch,
-                new_state,
-                event,
-                fanout,
-                routes,
-                response,
-                participants_dropped,
-            ),
-        };
+    let AcceptedUpdate {
+        commit,
+        new_epoch,
+        new_state,
+        event,
+        fanout,
+        routes,
+        response,
+        participants_dropped,
+    } = match decision {
+        // The hub's own failure is not a refusal of the request: 500, so
+        // the sender retries rather than reading a policy decision.
+        UpdateDecision::Rejected(rejection @ UpdateRejection::Internal(_)) => {
+            return Err(ApiError::internal(rejection));
+        }
+        UpdateDecision::Rejected(rejection) => {
+            log_update_refusal(room_id, &rejection);
+            return Ok(Round::Answer(rejection.response().into()));
+        }
+        // Stored (or the room moved meanwhile): decide again.
+        UpdateDecision::HubProposalsFirst(proposals) => {
+            store_hub_proposals(state, &record, proposals).await?;
+            return Ok(Round::Conflict {
+                if_last: Err(ApiError::unavailable(
+                    "the room changed concurrently; retry",
+                )),
+            });
+        }
+        UpdateDecision::Accepted(accepted) => accepted,
+    };
     if !routes.is_empty() {
         let routes = routes
             .into_iter()

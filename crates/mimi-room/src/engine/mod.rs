@@ -32,7 +32,8 @@ pub use group_info::{group_info_failure, requesting_device};
 pub use report::VerifiedReport;
 pub use submit::{SubmitDecision, SubmitView, sending_user, submit_response};
 pub use update::{
-    HubProposals, UpdateDecision, is_external_commit, update_response, wrong_epoch_response,
+    AcceptedUpdate, HubProposals, UpdateDecision, is_external_commit, update_response,
+    wrong_epoch_response,
 };
 
 /// Who asks the hub: a peer provider, authenticated by mutual TLS and its

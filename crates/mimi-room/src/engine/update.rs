@@ -30,26 +30,30 @@ pub enum UpdateDecision {
     /// them, then decide the request again on the new state, which the
     /// commit must then include (-06 §5.3).
     HubProposalsFirst(HubProposals),
-    Accepted {
-        /// Whether it was a commit (else: proposals, the epoch unchanged).
-        commit: bool,
-        new_epoch: u64,
-        /// The room's new stored state.
-        new_state: Vec<u8>,
-        /// The room log entry: the accepted FanoutMessage(s), encoded.
-        event: Vec<u8>,
-        /// In order: the commit (or proposals) to every provider with
-        /// members before or after it, then a Welcome to the providers of
-        /// the added clients (-06 §5.5).
-        fanout: Vec<Fanout>,
-        /// Where the Welcome for each added client's KeyPackage goes.
-        routes: Vec<KeyPackageRoute>,
-        response: UpdateRoomResponse,
-        /// Whether a commit dropped a participant (removed from the list
-        /// or banned): the room's parent-dependent rooms must follow
-        /// (room-policy §Base Room policy, C21).
-        participants_dropped: bool,
-    },
+    Accepted(AcceptedUpdate),
+}
+
+/// An accepted update: what the hub stores and sends.
+#[derive(Debug)]
+pub struct AcceptedUpdate {
+    /// Whether it was a commit (else: proposals, the epoch unchanged).
+    pub commit: bool,
+    pub new_epoch: u64,
+    /// The room's new stored state.
+    pub new_state: Vec<u8>,
+    /// The room log entry: the accepted FanoutMessage(s), encoded.
+    pub event: Vec<u8>,
+    /// In order: the commit (or proposals) to every provider with
+    /// members before or after it, then a Welcome to the providers of
+    /// the added clients (-06 §5.5).
+    pub fanout: Vec<Fanout>,
+    /// Where the Welcome for each added client's KeyPackage goes.
+    pub routes: Vec<KeyPackageRoute>,
+    pub response: UpdateRoomResponse,
+    /// Whether a commit dropped a participant (removed from the list
+    /// or banned): the room's parent-dependent rooms must follow
+    /// (room-policy §Base Room policy, C21).
+    pub participants_dropped: bool,
 }
 
 /// An `UpdateRoomResponse` with its description.
@@ -261,7 +265,7 @@ impl HubEngine {
             !crate::policy::base::outside_parent(&policy_before, &policy_after).is_empty();
         room.latest_group_info = Some(group_info.clone());
         room.pending_proposals = Vec::new();
-        Ok(UpdateDecision::Accepted {
+        Ok(UpdateDecision::Accepted(AcceptedUpdate {
             participants_dropped,
             commit: true,
             new_epoch: accepted.new_epoch,
@@ -270,7 +274,7 @@ impl HubEngine {
             fanout,
             routes,
             response: success(accepted_at),
-        })
+        }))
     }
 
     /// Validates, authorizes and queues proposals (-06 §5.3): the room
@@ -325,7 +329,7 @@ impl HubEngine {
             },
         };
         let payload = encode(&message)?;
-        Ok(UpdateDecision::Accepted {
+        Ok(UpdateDecision::Accepted(AcceptedUpdate {
             commit: false,
             new_epoch: epoch,
             new_state: room.encode().map_err(internal)?,
@@ -337,7 +341,7 @@ impl HubEngine {
             routes: Vec::new(),
             response: success(accepted_at),
             participants_dropped: false,
-        })
+        }))
     }
 }
 

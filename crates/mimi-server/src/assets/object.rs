@@ -230,19 +230,15 @@ impl AssetStore for ObjectAssetStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::assets::store::read_all;
     use object_store::memory::InMemory;
 
     fn stream(chunks: Vec<io::Result<Bytes>>) -> ByteStream {
         Box::pin(futures_util::stream::iter(chunks))
     }
 
-    async fn read_all(reader: AssetReader) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut s = reader.stream;
-        while let Some(chunk) = s.next().await {
-            out.extend_from_slice(&chunk.unwrap());
-        }
-        out
+    fn one_chunk(bytes: &'static [u8]) -> ByteStream {
+        stream(vec![Ok(Bytes::from_static(bytes))])
     }
 
     async fn objects(store: &InMemory) -> Vec<String> {
@@ -259,10 +255,7 @@ mod tests {
     async fn small_and_multipart_assets_round_trip_under_the_prefix() {
         let memory = Arc::new(InMemory::new());
         let store = ObjectAssetStore::new(memory.clone(), "mimi/assets");
-        let small = store
-            .put(stream(vec![Ok(Bytes::from_static(b"hello"))]), 100)
-            .await
-            .unwrap();
+        let small = store.put(one_chunk(b"hello"), 100).await.unwrap();
         // Three parts' worth in odd-sized chunks.
         let big: Vec<u8> = (0..PART_BYTES * 2 + 12345).map(|i| i as u8).collect();
         let chunks = big
@@ -289,9 +282,7 @@ mod tests {
     async fn refused_uploads_leave_no_object() {
         let memory = Arc::new(InMemory::new());
         let store = ObjectAssetStore::new(memory.clone(), "");
-        let too_large = store
-            .put(stream(vec![Ok(Bytes::from_static(b"123456"))]), 5)
-            .await;
+        let too_large = store.put(one_chunk(b"123456"), 5).await;
         assert!(matches!(too_large, Err(PutError::TooLarge { limit: 5 })));
         let part = Bytes::from(vec![1u8; PART_BYTES]);
         let too_large_later = store
@@ -317,10 +308,7 @@ mod tests {
     async fn purge_deletes_only_old_assets_of_the_prefix() {
         let memory = Arc::new(InMemory::new());
         let store = ObjectAssetStore::new(memory.clone(), "assets");
-        let asset = store
-            .put(stream(vec![Ok(Bytes::from_static(b"x"))]), 10)
-            .await
-            .unwrap();
+        let asset = store.put(one_chunk(b"x"), 10).await.unwrap();
         for other in ["assets/unrelated", "elsewhere/file", "assets/deeper/x"] {
             memory
                 .put(&ObjectPath::from(other), PutPayload::from_static(b"y"))

@@ -257,6 +257,17 @@ impl AssetStore for FsAssetStore {
     }
 }
 
+/// Every byte of `reader` (tests of the stores).
+#[cfg(test)]
+pub(crate) async fn read_all(reader: AssetReader) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut s = reader.stream;
+    while let Some(chunk) = s.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
 /// How often the retention task runs for a retention of `retention`:
 /// a tenth of it, between one second and one hour, so an asset outlives
 /// its retention by at most about 10 %.
@@ -272,15 +283,6 @@ mod tests {
         Box::pin(futures_util::stream::iter(
             chunks.into_iter().map(|c| c.map(Bytes::from_static)),
         ))
-    }
-
-    async fn read_all(reader: AssetReader) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut s = reader.stream;
-        while let Some(chunk) = s.next().await {
-            out.extend_from_slice(&chunk.unwrap());
-        }
-        out
     }
 
     fn files(dir: &Path) -> Vec<String> {
