@@ -44,7 +44,7 @@ impl<T: Clone> Default for Flights<T> {
     }
 }
 
-impl<T: Clone> Flights<T> {
+impl<T> Flights<T> {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<OnceCell<T>>>> {
         // A panic while holding the lock cannot leave the map inconsistent
         // (every update is one insert or remove).
@@ -52,7 +52,9 @@ impl<T: Clone> Flights<T> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
 
+impl<T: Clone> Flights<T> {
     /// The answer of `work` for `key`: run here when no flight of `key`
     /// is in progress, else the answer of the one in progress.
     pub async fn run<F, Fut>(&self, key: &str, work: F) -> (T, Boarding)
@@ -103,11 +105,7 @@ struct Seat<'a, T> {
 
 impl<T> Drop for Seat<'_, T> {
     fn drop(&mut self) {
-        let mut map = self
-            .flights
-            .in_flight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.flights.lock();
         let ours = map
             .get(self.key)
             .is_some_and(|c| Arc::ptr_eq(c, &self.cell));

@@ -24,6 +24,7 @@
 //! provider costs only the requests for its assets.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -130,33 +131,52 @@ pub async fn download(state: &AppState, raw: &str) -> Result<AssetBody, ApiError
         served(state, "store");
         return Ok(AssetBody::Stored(reader));
     }
-    let key = url.as_str().to_owned();
-    if let Some(body) = cached(state, &key, "hub") {
-        served(state, "cache");
-        return Ok(AssetBody::Bytes(body));
+    let fetch = async {
+        assets
+            .fetcher
+            .fetch(&url)
+            .await
+            .map_err(|failure| failed(state, &url, failure))
+    };
+    let (source, body) = cached_or_fetched(state, url.as_str(), "hub", fetch).await;
+    let body = body?;
+    served(state, source);
+    Ok(AssetBody::Bytes(body))
+}
+
+/// The body of the (normalized) URL `key`: from the cache, else by
+/// `fetch`, which runs once for all the requests of `key` that overlap it
+/// (`role` as in [`cached`]); the body fetched is cached. With where it
+/// came from, "cache" or "upstream".
+pub(super) async fn cached_or_fetched(
+    state: &AppState,
+    key: &str,
+    role: &'static str,
+    fetch: impl Future<Output = Result<Vec<u8>, ApiError>>,
+) -> (&'static str, Result<Arc<[u8]>, ApiError>) {
+    if let Some(body) = cached(state, key, role) {
+        return ("cache", Ok(body));
     }
+    let assets = &state.assets;
     let (fetched, boarding) = assets
         .flights
-        .run(&key, || async {
+        .run(key, || async {
             // A flight that landed between our miss and boarding filled
             // the cache.
-            if let Some(body) = assets.cache_get(&key) {
+            if let Some(body) = assets.cache_get(key) {
                 return Ok(body);
             }
-            let body: Arc<[u8]> = assets
-                .fetcher
-                .fetch(&url)
-                .await
-                .map_err(|failure| failed(state, &url, failure))?
-                .into();
-            assets.cache_put(key.clone(), body.clone());
+            let body: Arc<[u8]> = fetch.await?.into();
+            assets.cache_put(key.to_owned(), body.clone());
             Ok(body)
         })
         .await;
-    coalesced(state, boarding, "hub");
-    let body = fetched?;
-    served(state, "upstream");
-    Ok(AssetBody::Bytes(body))
+    if boarding == Boarding::Joined {
+        state.runtime.record(|| {
+            metrics::counter!("mimi_asset_fetches_coalesced_total", "role" => role).increment(1);
+        });
+    }
+    ("upstream", fetched)
 }
 
 /// The cached body of `key`, counted in `mimi_asset_proxy_cache_total`
@@ -170,15 +190,6 @@ pub(super) fn cached(state: &AppState, key: &str, role: &'static str) -> Option<
             .increment(1);
     });
     body
-}
-
-/// Counts a request that shared another's fetch.
-pub(super) fn coalesced(state: &AppState, boarding: Boarding, role: &'static str) {
-    if boarding == Boarding::Joined {
-        state.runtime.record(|| {
-            metrics::counter!("mimi_asset_fetches_coalesced_total", "role" => role).increment(1);
-        });
-    }
 }
 
 /// The answer to a failed fetch: 403 for a refusal, else the upstream
@@ -332,26 +343,12 @@ impl Fetcher {
                 ),
             )
         };
-        if response
-            .content_length()
-            .is_some_and(|n| n > self.max_bytes)
-        {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        let mut response = response;
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() as u64 + chunk.len() as u64 > self.max_bytes {
-                        return Err(too_large());
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => return Ok(body),
-                Err(e) => return Err(self.request_failed(host, port, &addrs, &e)),
-            }
-        }
+        read_within(response, self.max_bytes)
+            .await
+            .map_err(|failure| match failure {
+                ReadFailure::TooLarge => too_large(),
+                ReadFailure::Transfer(e) => self.request_failed(host, port, &addrs, &e),
+            })
     }
 
     /// The addresses of `host`: its `[peers]` override's, else DNS; with
@@ -447,6 +444,40 @@ impl Fetcher {
                 "transfer",
                 format!("fetching from the asset server {host}:{port} failed: {cause}"),
             )
+        }
+    }
+}
+
+/// Why [`read_within`] gave up.
+pub(super) enum ReadFailure {
+    /// More than the limit arrived, or was announced.
+    TooLarge,
+    /// The transfer failed.
+    Transfer(reqwest::Error),
+}
+
+/// The whole body of `response`, refused as soon as it is announced or
+/// grows larger than `max_bytes`: a body held in memory, so that a
+/// failure midway is a clean error rather than a truncated 200, and so
+/// that it can be cached.
+pub(super) async fn read_within(
+    mut response: reqwest::Response,
+    max_bytes: u64,
+) -> Result<Vec<u8>, ReadFailure> {
+    if response.content_length().is_some_and(|n| n > max_bytes) {
+        return Err(ReadFailure::TooLarge);
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() as u64 + chunk.len() as u64 > max_bytes {
+                    return Err(ReadFailure::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(ReadFailure::Transfer(e)),
         }
     }
 }

@@ -300,23 +300,10 @@ async fn through_hub(
     // The key is the URL as the hub will check and cache it; a URL that
     // does not parse goes to the hub for its refusal, uncached.
     let key = url::Url::parse(url).map_or_else(|_| url.to_owned(), String::from);
-    if let Some(body) = proxy::cached(state, &key, "downloader") {
-        return ("cache", Ok(proxy::AssetBody::Bytes(body)));
-    }
-    let assets = &state.assets;
-    let (fetched, boarding) = assets
-        .flights
-        .run(&key, || async {
-            if let Some(body) = assets.cache_get(&key) {
-                return Ok(body);
-            }
-            let body: std::sync::Arc<[u8]> = relay(state, hub, url).await?.into();
-            assets.cache_put(key.clone(), body.clone());
-            Ok(body)
-        })
-        .await;
-    proxy::coalesced(state, boarding, "downloader");
-    ("proxy", fetched.map(proxy::AssetBody::Bytes))
+    let (source, body) =
+        proxy::cached_or_fetched(state, &key, "downloader", relay(state, hub, url)).await;
+    let path = if source == "cache" { "cache" } else { "proxy" };
+    (path, body.map(proxy::AssetBody::Bytes))
 }
 
 /// Asks `hub` for `url`: its body, read whole within `proxy_max_bytes`
@@ -360,37 +347,21 @@ async fn relay(state: &AppState, hub: &str, url: &str) -> Result<Vec<u8>, ApiErr
         ));
     }
     let max = state.assets.config.proxy_max_bytes();
-    let too_large = || {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            format!(
-                "the hub {hub} sent an asset larger than {max} bytes, the most this provider downloads"
+    proxy::read_within(response, max)
+        .await
+        .map_err(|failure| match failure {
+            proxy::ReadFailure::TooLarge => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "the hub {hub} sent an asset larger than {max} bytes, the most this provider downloads"
+                ),
             ),
-        )
-    };
-    if response.content_length().is_some_and(|n| n > max) {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    let mut response = response;
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() as u64 + chunk.len() as u64 > max {
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(e) if e.is_timeout() => return Err(hub_timed_out(hub, timeout)),
-            Err(e) => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    format!("the hub {hub} broke off the download: {}", error_chain(&e)),
-                ));
-            }
-        }
-    }
+            proxy::ReadFailure::Transfer(e) if e.is_timeout() => hub_timed_out(hub, timeout),
+            proxy::ReadFailure::Transfer(e) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("the hub {hub} broke off the download: {}", error_chain(&e)),
+            ),
+        })
 }
 
 fn hub_timed_out(hub: &str, timeout: Duration) -> ApiError {
