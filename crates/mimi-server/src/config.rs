@@ -49,6 +49,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     #[serde(default)]
     pub fanout: FanoutConfig,
+    /// Delivery to this provider's devices (the delivery log).
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
     /// Attachments: uploads, serving them to peers, the hub's download
     /// proxy (-06 §5.10).
     #[serde(default)]
@@ -200,6 +203,37 @@ impl Default for FanoutConfig {
             poll_ms: 200,
             recovery_probe_ms: 500,
         }
+    }
+}
+
+/// `[delivery]`: the delivery log this provider's devices read
+/// (docs/operations.md "Delivery to devices").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// How long a logged event is kept for devices that have not read it;
+    /// 0 keeps it until every device that may read it has. An event every
+    /// such device has acknowledged is deleted sooner.
+    pub event_retention_secs: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            event_retention_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// Events logged before this time (Unix ms) are past retention.
+    pub fn expired_before_ms(&self, now_ms: i64) -> i64 {
+        if self.event_retention_secs == 0 {
+            return i64::MIN;
+        }
+        let retention_ms =
+            i64::try_from(self.event_retention_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        now_ms.saturating_sub(retention_ms)
     }
 }
 

@@ -7,17 +7,15 @@
 //! is one `/notify` body: one or more concatenated `FanoutMessage`s of one
 //! room.
 //!
-//! Routing:
-//! - a Welcome goes to the local device whose claimed KeyPackageRef appears
-//!   in the Welcome's `secrets` (-06 §5.2, §5.5 NOTE), and that device is
-//!   subscribed to the room;
-//! - every other event goes to every local device subscribed to the room.
-//!
-//! Each client event carries the exact TLS encoding of its `FanoutMessage`.
+//! Each new `FanoutMessage` is logged once, in its exact TLS encoding,
+//! however many local devices are in the room (the store's delivery
+//! log, read by each device through its subscriptions and cursor):
+//! - a Welcome is for the local devices whose claimed KeyPackageRefs appear
+//!   in the Welcome's `secrets` (-06 §5.2, §5.5 NOTE), and those devices
+//!   are subscribed to the room from it on;
+//! - every other event is for every device subscribed to the room.
 
-use std::collections::BTreeSet;
-
-use mimi_store::{NewClientEvent, NotifiedMessage, StoreError};
+use mimi_store::{NotifiedMessage, Recipients, StoreError};
 use sha2::{Digest, Sha256};
 
 pub use crate::batch::{FanoutItem, split_batch};
@@ -29,9 +27,9 @@ pub enum DeliveryOutcome {
     /// Every message of the batch was processed before (-06 §5.5: a
     /// duplicate is acknowledged but not processed again).
     Duplicate,
-    /// The batch's new messages were queued: `client_events` queue entries
-    /// were written.
-    Queued { client_events: usize },
+    /// The batch's new messages were logged: `delivery_log` entries were
+    /// written (one per message, one per device for a Welcome).
+    Logged { log_entries: usize },
 }
 
 /// SHA-256 of one `FanoutMessage`'s exact encoding: with the hub domain
@@ -41,57 +39,45 @@ pub fn message_hash(encoded: &[u8]) -> [u8; 32] {
 }
 
 /// Delivers one batch of `FanoutMessage`s of `room_id`, received from the
-/// room's hub `hub_domain`, to this provider's devices: routes every
-/// message, then records each message's hash and queues the client events
-/// of the messages not seen before, in one transaction (-06 §5.5 duplicate
-/// detection). Deduplicating per message rather than per body means a
-/// message the hub resends in a differently split batch is queued once.
+/// room's hub `hub_domain`, to this provider's devices: records each
+/// message's hash and logs the messages not seen before, in one
+/// transaction (-06 §5.5 duplicate detection). Deduplicating per message
+/// rather than per body means a message the hub resends in a differently
+/// split batch is logged once.
 ///
-/// Devices named by a Welcome are subscribed before the events are queued,
-/// so a crash in between cannot leave a joined device unsubscribed; a
-/// subscription is idempotent.
+/// The devices a Welcome is for are subscribed in the same transaction,
+/// so a crash cannot leave a joined device unsubscribed.
 pub async fn deliver_batch(
     state: &AppState,
     hub_domain: &str,
     room_id: &str,
     items: &[FanoutItem],
 ) -> Result<DeliveryOutcome, StoreError> {
-    let store = &state.store;
-    let mut subscribers: BTreeSet<String> = store.subscribers(room_id).await?.into_iter().collect();
     let mut messages = Vec::with_capacity(items.len());
     for item in items {
-        let events = match item.message.welcome_key_package_refs() {
-            Some(refs) => {
-                let mut events = Vec::new();
-                for client in welcome_recipients(state, room_id, &refs).await? {
-                    store.subscribe(room_id, &client).await?;
-                    subscribers.insert(client.clone());
-                    events.push(client_event(&client, room_id, item));
-                }
-                events
-            }
-            None => subscribers
-                .iter()
-                .map(|client| client_event(client, room_id, item))
-                .collect(),
+        let recipients = match item.message.welcome_key_package_refs() {
+            Some(refs) => Recipients::Welcomed(welcome_recipients(state, room_id, &refs).await?),
+            None => Recipients::Room,
         };
         messages.push(NotifiedMessage {
             message_sha256: message_hash(&item.encoded),
-            events,
+            payload: item.encoded.clone(),
+            recipients,
         });
     }
-    let outcome = store
-        .record_notify_and_enqueue(hub_domain, room_id, messages, now_ms())
+    let outcome = state
+        .store
+        .record_notify_and_log(hub_domain, room_id, messages, now_ms())
         .await?;
     if outcome.all_duplicates() {
         return Ok(DeliveryOutcome::Duplicate);
     }
-    let count = outcome.client_seqs.len();
+    let count = outcome.logged_seqs.len();
     state.runtime.record(|| {
-        metrics::counter!("mimi_client_events_queued_total", "provider" => state.domain().to_owned())
+        metrics::counter!("mimi_delivery_log_events_total", "provider" => state.domain().to_owned())
             .increment(count as u64);
     });
-    // The observer sees only the messages queued now; copied only when
+    // The observer sees only the messages logged now; copied only when
     // some were duplicates.
     if outcome.new_messages.iter().all(|new| *new) {
         state
@@ -108,9 +94,7 @@ pub async fn deliver_batch(
             .runtime
             .observe_delivery(state.domain(), room_id, &fresh);
     }
-    Ok(DeliveryOutcome::Queued {
-        client_events: count,
-    })
+    Ok(DeliveryOutcome::Logged { log_entries: count })
 }
 
 /// The local devices a Welcome is for. A Welcome naming no local device
@@ -138,12 +122,4 @@ async fn welcome_recipients(
         );
     }
     Ok(clients)
-}
-
-fn client_event(client: &str, room_id: &str, item: &FanoutItem) -> NewClientEvent {
-    NewClientEvent {
-        client_id: client.to_owned(),
-        room_id: room_id.to_owned(),
-        payload: item.encoded.clone(),
-    }
 }

@@ -584,7 +584,9 @@ fn retry_after_ms(headers: &reqwest::header::HeaderMap) -> Option<u64> {
 }
 
 /// Periodic housekeeping: forgets `/notify` hashes older than
-/// [`NOTIFY_DEDUP_WINDOW_MS`] and deletes expired KeyPackages.
+/// [`NOTIFY_DEDUP_WINDOW_MS`], deletes the logged events every device that
+/// may read them has acknowledged or that are past `[delivery]
+/// event_retention_secs`, and deletes expired KeyPackages.
 async fn run_maintenance(state: AppState, mut shutdown: watch::Receiver<bool>) {
     while !*shutdown.borrow() {
         maintain(&state).await;
@@ -605,6 +607,19 @@ async fn maintain(state: &AppState) {
         Ok(n) if n > 0 => tracing::info!(pruned = n, "forgot old notify hashes"),
         Ok(_) => {}
         Err(err) => tracing::warn!(%err, "pruning notify hashes failed"),
+    }
+    let expired_before = state.config.delivery.expired_before_ms(now);
+    match state.store.purge_delivery_log(expired_before).await {
+        Ok(n) => {
+            if n > 0 {
+                tracing::info!(purged = n, "deleted read or expired logged events");
+            }
+            state.runtime.record(|| {
+                metrics::counter!("mimi_delivery_log_purged_total", "provider" => state.domain().to_owned())
+                    .increment(n);
+            });
+        }
+        Err(err) => tracing::warn!(%err, "purging logged events failed"),
     }
     match state.store.purge_expired_key_packages(now / 1000).await {
         Ok(n) if n > 0 => tracing::info!(purged = n, "deleted expired KeyPackages"),

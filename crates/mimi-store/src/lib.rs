@@ -210,19 +210,27 @@ pub trait RoomStore: Send + Sync {
     async fn drop_dead_letter(&self, id: OutboxId) -> Result<bool>;
 }
 
-/// A follower's side of delivery: `/notify` deduplication, per-client
-/// queues and room subscriptions. Times are Unix milliseconds.
+/// A follower's side of delivery: `/notify` deduplication, the delivery
+/// log its devices read, and room subscriptions. Times are Unix
+/// milliseconds.
+///
+/// Each event is stored once per provider, however many of its devices are
+/// in the room: a device sees the events of the rooms it subscribes to
+/// (from its subscription on) and the Welcomes addressed to it, past its
+/// cursor. Positions (`seq`) grow in commit order over the whole provider.
 #[async_trait::async_trait]
 pub trait DeliveryStore: Send + Sync {
     // ---- Follower inbox dedup (-06 §5.5) ---------------------------------------
 
     /// Records each `FanoutMessage` of a `/notify` batch of `room_id` from
-    /// `hub_domain` by the SHA-256 of its exact encoding, and queues the
-    /// client events of the messages not seen before, in one transaction:
-    /// a crash can neither lose a first copy nor queue a duplicate, and a
-    /// message resent in a differently split batch is queued only once.
-    /// A message repeated within `messages` counts as seen after its first copy.
-    async fn record_notify_and_enqueue(
+    /// `hub_domain` by the SHA-256 of its exact encoding, and logs the
+    /// messages not seen before, in one transaction: a crash can neither
+    /// lose a first copy nor log a duplicate, and a message resent in a
+    /// differently split batch is logged only once. A message repeated
+    /// within `messages` counts as seen after its first copy. The devices
+    /// a new Welcome is for are subscribed to the room in the same
+    /// transaction, from the Welcome on.
+    async fn record_notify_and_log(
         &self,
         hub_domain: &str,
         room_id: &str,
@@ -233,17 +241,10 @@ pub trait DeliveryStore: Send + Sync {
     /// Forgets `FanoutMessage` hashes seen before `before_ms`; returns how many.
     async fn prune_notify_before(&self, before_ms: i64) -> Result<u64>;
 
-    // ---- Per-client delivery queues (provider-internal) -------------------------
+    // ---- What devices read (provider-internal) -----------------------------------
 
-    /// Appends events to client queues; returns each event's per-client
-    /// sequence number (strictly increasing per client, in commit order).
-    async fn enqueue_for_clients(
-        &self,
-        events: Vec<NewClientEvent>,
-        now_ms: i64,
-    ) -> Result<Vec<u64>>;
-
-    /// Queued events of a client with `seq > after_seq`, ascending, at most `limit`.
+    /// The events a device may read with `seq > after_seq` and past its
+    /// cursor, ascending, at most `limit`.
     async fn fetch_client_events(
         &self,
         client_id: &str,
@@ -251,15 +252,30 @@ pub trait DeliveryStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<ClientEvent>>;
 
-    /// Deletes a client's events with `seq <= up_to_seq`; returns how many.
+    /// Moves a device's cursor to `up_to_seq` (never back, never past the
+    /// last position handed out); returns how many of its events that
+    /// acknowledged.
     async fn ack_client_events(&self, client_id: &str, up_to_seq: u64) -> Result<u64>;
+
+    /// Returns once every event logged before the call is readable. On
+    /// SQLite that is at once; on PostgreSQL it waits until every write
+    /// transaction running at the call has ended (migrations/postgres/0010).
+    /// For tests and tools that must not mistake "not yet readable" for
+    /// "not there".
+    async fn settle_delivery_log(&self) -> Result<()>;
+
+    /// Deletes the logged events every device that may read them has
+    /// acknowledged, those no device may read, and those logged before
+    /// `expired_before_ms` (the retention limit); returns how many.
+    async fn purge_delivery_log(&self, expired_before_ms: i64) -> Result<u64>;
 
     // ---- Room subscriptions (provider-internal delivery) -----------------------
 
-    /// Subscribes a local device to a room's events; idempotent.
+    /// Subscribes a local device to a room's events from now on; idempotent.
     async fn subscribe(&self, room_id: &str, client_id: &str) -> Result<()>;
 
-    /// Ends a device's subscription; `true` if it existed.
+    /// Ends a device's subscription; `true` if it existed. Events of the
+    /// room it has not read are no longer delivered to it.
     async fn unsubscribe(&self, room_id: &str, client_id: &str) -> Result<bool>;
 
     /// The local devices subscribed to a room, sorted.

@@ -23,6 +23,11 @@ use crate::error::{Result, StoreError, to_i64, to_u64};
 use crate::sql::*;
 use crate::types::*;
 
+/// Events one transaction may log: positions are the transaction id
+/// shifted left by 20 bits plus the event's place, from 1
+/// (migrations/postgres/0010_room_event_log.sql).
+const EVENTS_PER_TRANSACTION: usize = 1 << 20;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Pool settings for [`PgStore::connect_with`].
@@ -96,73 +101,6 @@ impl PgStore {
             .await?;
         Ok(tx)
     }
-}
-
-/// Appends events to client queues inside an open transaction. Queue heads
-/// are locked in client order (stable, so each client's events keep their
-/// order); the returned sequence numbers follow the input order.
-async fn enqueue_clients(
-    conn: &mut PgConnection,
-    events: Vec<NewClientEvent>,
-    now_ms: i64,
-) -> Result<Vec<u64>> {
-    // One head update per client, in client order (a consistent lock
-    // order), reserves the sequence numbers of all its events; the rows
-    // then go in with one array INSERT per chunk. (A `/notify` batch to a
-    // large room writes one row per message and subscribed device.)
-    let mut per_client: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
-    for ev in &events {
-        *per_client.entry(ev.client_id.as_str()).or_default() += 1;
-    }
-    let mut next: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-    let clients: Vec<&str> = per_client.keys().copied().collect();
-    let counts: Vec<i64> = per_client.values().copied().collect();
-    // One upsert for every head; ORDER BY takes the row locks in client
-    // order.
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "INSERT INTO client_queue_heads (client_id, last_seq)
-         SELECT c, n FROM UNNEST($1::text[], $2::bigint[]) AS t(c, n) ORDER BY c
-         ON CONFLICT (client_id) DO UPDATE SET last_seq = client_queue_heads.last_seq + excluded.last_seq
-         RETURNING client_id, last_seq",
-    )
-    .bind(&clients)
-    .bind(&counts)
-    .fetch_all(&mut *conn)
-    .await?;
-    for (client, last) in rows {
-        let (client, count) = per_client
-            .get_key_value(client.as_str())
-            .ok_or_else(|| StoreError::Invalid("unexpected queue head".into()))?;
-        next.insert(client, last - count + 1);
-    }
-    let mut seqs = Vec::with_capacity(events.len());
-    for ev in &events {
-        let slot = next
-            .get_mut(ev.client_id.as_str())
-            .ok_or_else(|| StoreError::Invalid("client seq missing".into()))?;
-        seqs.push(*slot);
-        *slot += 1;
-    }
-    for (chunk, chunk_seqs) in events.chunks(5000).zip(seqs.chunks(5000)) {
-        let clients: Vec<&str> = chunk.iter().map(|e| e.client_id.as_str()).collect();
-        let rooms: Vec<&str> = chunk.iter().map(|e| e.room_id.as_str()).collect();
-        let payloads: Vec<&[u8]> = chunk.iter().map(|e| e.payload.as_slice()).collect();
-        sqlx::query(
-            "INSERT INTO client_events (client_id, seq, room_id, payload, enqueued_at)
-             SELECT c, s, r, p, $5
-             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bytea[]) AS t(c, s, r, p)",
-        )
-        .bind(&clients)
-        .bind(chunk_seqs)
-        .bind(&rooms)
-        .bind(&payloads)
-        .bind(now_ms)
-        .execute(&mut *conn)
-        .await?;
-    }
-    seqs.into_iter()
-        .map(|seq| to_u64(seq, "client seq"))
-        .collect()
 }
 
 /// Creates missing outbox lanes, in lane order.
@@ -295,6 +233,12 @@ impl Backend for PgStore {
              WHERE room_id = $1 AND epoch = $2 AND ($5::bigint IS NULL OR state_version = $5)
              RETURNING last_seq, epoch, state_version";
 
+    // Positions are (transaction id << 20) + place, and every transaction
+    // older than the snapshot's xmin has ended: nothing at or below
+    // (xmin << 20) - 1 can still appear (migrations/postgres/0010).
+    const VISIBLE_DELIVERY_SEQ: &'static str =
+        "((pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20) - 1)";
+
     fn reads(&self) -> &sqlx::Pool<Postgres> {
         &self.pool
     }
@@ -317,12 +261,61 @@ impl Backend for PgStore {
         Ok(self.pool.acquire().await?)
     }
 
-    async fn enqueue_clients(
+    async fn settle_delivery_log(&self) -> Result<()> {
+        // Every transaction that was running now has an id below xmax.
+        let xmax: i64 =
+            sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+                .fetch_one(&self.pool)
+                .await?;
+        loop {
+            let xmin: i64 =
+                sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                    .fetch_one(&self.pool)
+                    .await?;
+            if xmin >= xmax {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn reserve_delivery_seqs(conn: &mut PgConnection, count: usize) -> Result<i64> {
+        if count >= EVENTS_PER_TRANSACTION {
+            return Err(StoreError::Invalid(format!(
+                "{count} events in one transaction; at most {}",
+                EVENTS_PER_TRANSACTION - 1
+            )));
+        }
+        let base: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint << 20")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(base + 1)
+    }
+
+    async fn insert_delivery_log(
         conn: &mut PgConnection,
-        events: Vec<NewClientEvent>,
+        room_id: &str,
+        events: &[LoggedEvent<'_>],
         now_ms: i64,
-    ) -> Result<Vec<u64>> {
-        enqueue_clients(conn, events, now_ms).await
+    ) -> Result<()> {
+        for chunk in events.chunks(5000) {
+            let seqs: Vec<i64> = chunk.iter().map(|e| e.seq).collect();
+            let recipients: Vec<Option<&str>> = chunk.iter().map(|e| e.recipient).collect();
+            let payloads: Vec<&[u8]> = chunk.iter().map(|e| e.payload).collect();
+            sqlx::query(
+                "INSERT INTO delivery_log (seq, room_id, recipient, payload, enqueued_at)
+                 SELECT s, $2, r, p, $5
+                 FROM UNNEST($1::bigint[], $3::text[], $4::bytea[]) AS t(s, r, p)",
+            )
+            .bind(&seqs)
+            .bind(room_id)
+            .bind(&recipients)
+            .bind(&payloads)
+            .bind(now_ms)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
     }
 
     async fn insert_accepted(conn: &mut PgConnection, plan: &AcceptPlan<'_>) -> Result<()> {

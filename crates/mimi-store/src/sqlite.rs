@@ -178,71 +178,6 @@ impl SqliteStore {
     }
 }
 
-/// Appends events to client queues inside an open write transaction.
-///
-/// Per client, one head update reserves the sequence numbers of all its
-/// events; the rows then go in with multi-row INSERTs. (A `/notify` batch
-/// to a large room writes one row per message and subscribed device.)
-async fn enqueue_clients(
-    conn: &mut SqliteConnection,
-    events: Vec<NewClientEvent>,
-    now_ms: i64,
-) -> Result<Vec<u64>> {
-    let mut per_client: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-    for ev in &events {
-        *per_client.entry(ev.client_id.as_str()).or_default() += 1;
-    }
-    // Next free seq per client, in the order the events are assigned. One
-    // multi-row upsert reserves every client's numbers (a `/notify` batch
-    // to a large room touches hundreds of queue heads).
-    let mut next: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-    let heads: Vec<(&str, i64)> = per_client.iter().map(|(c, n)| (*c, *n)).collect();
-    for chunk in heads.chunks(1000) {
-        let mut upsert = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO client_queue_heads (client_id, last_seq) ",
-        );
-        upsert.push_values(chunk, |mut row, (client, count)| {
-            row.push_bind(*client).push_bind(*count);
-        });
-        upsert.push(
-            " ON CONFLICT (client_id) DO UPDATE SET last_seq = client_queue_heads.last_seq + excluded.last_seq
-             RETURNING client_id, last_seq",
-        );
-        let rows: Vec<(String, i64)> = upsert.build_query_as().fetch_all(&mut *conn).await?;
-        for (client, last) in rows {
-            let (client, count) = per_client
-                .get_key_value(client.as_str())
-                .ok_or_else(|| StoreError::Invalid("unexpected queue head".into()))?;
-            next.insert(client, last - count + 1);
-        }
-    }
-    let mut seqs = Vec::with_capacity(events.len());
-    for ev in &events {
-        let slot = next
-            .get_mut(ev.client_id.as_str())
-            .ok_or_else(|| StoreError::Invalid("client seq missing".into()))?;
-        seqs.push(*slot);
-        *slot += 1;
-    }
-    // 5 parameters per row, well under SQLite's 32766.
-    for (chunk, chunk_seqs) in events.chunks(1000).zip(seqs.chunks(1000)) {
-        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO client_events (client_id, seq, room_id, payload, enqueued_at) ",
-        );
-        insert.push_values(chunk.iter().zip(chunk_seqs), |mut row, (ev, seq)| {
-            row.push_bind(&ev.client_id)
-                .push_bind(*seq)
-                .push_bind(&ev.room_id)
-                .push_bind(&ev.payload)
-                .push_bind(now_ms);
-        });
-        insert.build().execute(&mut *conn).await?;
-    }
-    seqs.into_iter()
-        .map(|seq| to_u64(seq, "client seq"))
-        .collect()
-}
-
 /// Inserts one outbox row (and its lane, if new) inside an open write transaction.
 async fn insert_outbox(
     conn: &mut SqliteConnection,
@@ -344,6 +279,9 @@ impl Backend for SqliteStore {
          WHERE room_id = $1 AND epoch = $2 AND ($5 IS NULL OR state_version = $5)
          RETURNING last_seq, epoch, state_version";
 
+    // One writer numbers events, so numbering order is commit order.
+    const VISIBLE_DELIVERY_SEQ: &'static str = "(SELECT last_seq FROM delivery_log_head)";
+
     fn reads(&self) -> &sqlx::Pool<Sqlite> {
         &self.pool
     }
@@ -365,12 +303,44 @@ impl Backend for SqliteStore {
         self.writer_as(self.durable).await
     }
 
-    async fn enqueue_clients(
+    async fn settle_delivery_log(&self) -> Result<()> {
+        // Numbered in commit order by the one writer: readable once committed.
+        Ok(())
+    }
+
+    async fn reserve_delivery_seqs(conn: &mut SqliteConnection, count: usize) -> Result<i64> {
+        let count =
+            i64::try_from(count).map_err(|_| StoreError::Invalid("too many events".into()))?;
+        let last: i64 = sqlx::query_scalar(
+            "UPDATE delivery_log_head SET last_seq = last_seq + $1 RETURNING last_seq",
+        )
+        .bind(count)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(last - count + 1)
+    }
+
+    async fn insert_delivery_log(
         conn: &mut SqliteConnection,
-        events: Vec<NewClientEvent>,
+        room_id: &str,
+        events: &[LoggedEvent<'_>],
         now_ms: i64,
-    ) -> Result<Vec<u64>> {
-        enqueue_clients(conn, events, now_ms).await
+    ) -> Result<()> {
+        // 5 parameters per row, well under SQLite's 32766.
+        for chunk in events.chunks(1000) {
+            let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO delivery_log (seq, room_id, recipient, payload, enqueued_at) ",
+            );
+            insert.push_values(chunk, |mut row, event| {
+                row.push_bind(event.seq)
+                    .push_bind(room_id)
+                    .push_bind(event.recipient)
+                    .push_bind(event.payload)
+                    .push_bind(now_ms);
+            });
+            insert.build().execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 
     async fn insert_accepted(conn: &mut SqliteConnection, plan: &AcceptPlan<'_>) -> Result<()> {

@@ -226,48 +226,51 @@ pub struct DeadLetter {
     pub dead_at_ms: i64,
 }
 
-/// An event to append to a client's delivery queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewClientEvent {
-    /// The local client id.
-    pub client_id: String,
-    /// The room the event belongs to.
-    pub room_id: String,
-    /// The event bytes.
-    pub payload: Vec<u8>,
-}
-
-/// An event in a client's delivery queue.
+/// An event a device reads from its provider: one entry of the delivery
+/// log that the device's subscriptions and cursor let it see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientEvent {
-    /// Per-client sequence number.
+    /// The event's position in the provider's log: it grows in commit
+    /// order, so a device's cursor is one number.
     pub seq: u64,
     /// The room the event belongs to.
     pub room_id: String,
     /// The event bytes.
     pub payload: Vec<u8>,
-    /// Enqueue time, Unix milliseconds.
+    /// When it was logged, Unix milliseconds.
     pub enqueued_at_ms: i64,
 }
 
-/// One `FanoutMessage` of a `/notify` batch with the client events it
-/// yields (-06 §5.5).
+/// Which local devices a logged event is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipients {
+    /// Every device subscribed to the room: logged once, read by each.
+    Room,
+    /// Only these devices (a Welcome, by the KeyPackageRefs it names),
+    /// which are subscribed to the room from this event on.
+    Welcomed(Vec<String>),
+}
+
+/// One `FanoutMessage` of a `/notify` batch and whom it is for (-06 §5.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifiedMessage {
     /// SHA-256 of the message's exact TLS encoding: its duplicate key,
     /// scoped by hub domain and room.
     pub message_sha256: [u8; 32],
-    /// What to queue if the message was not seen before.
-    pub events: Vec<NewClientEvent>,
+    /// The message's exact encoding, logged if it was not seen before.
+    pub payload: Vec<u8>,
+    /// Who reads it.
+    pub recipients: Recipients,
 }
 
-/// What [`crate::DeliveryStore::record_notify_and_enqueue`] did.
+/// What [`crate::DeliveryStore::record_notify_and_log`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NotifyOutcome {
-    /// Per message, in input order: `true` if it was new (its events were queued).
+    /// Per message, in input order: `true` if it was new (it was logged).
     pub new_messages: Vec<bool>,
-    /// The client sequence numbers of the queued events, in input order.
-    pub client_seqs: Vec<u64>,
+    /// The log positions of the events written, in input order (one per
+    /// new message for the room, one per device for a Welcome).
+    pub logged_seqs: Vec<u64>,
 }
 
 impl NotifyOutcome {

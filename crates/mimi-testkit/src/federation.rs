@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use mimi_client::http::ProviderConnection;
 use mimi_server::config::{
-    AssetsConfig, ClientApiConfig, FanoutConfig, FederationConfig, Limits, ServerConfig,
-    StorageConfig, TlsConfig,
+    AssetsConfig, ClientApiConfig, DeliveryConfig, FanoutConfig, FederationConfig, Limits,
+    ServerConfig, StorageConfig, TlsConfig,
 };
 use mimi_server::tls::{self, DevCa, ProviderIdentity};
 use mimi_server::{RunningServer, StartOptions};
@@ -248,6 +248,7 @@ impl Federation {
                 peers,
                 limits: options.limits.clone(),
                 fanout: options.fanout.clone(),
+                delivery: DeliveryConfig::default(),
                 // Every asset host is on loopback here: the download proxy
                 // must be let to connect to it (-06 §5.10).
                 assets: AssetsConfig {

@@ -1,5 +1,5 @@
-//! A device's event queue (docs/client-api.md "Delivery to clients"):
-//! `GET /client/v1/events` and `POST /client/v1/events/ack`.
+//! A device's view of the delivery log (docs/client-api.md "Delivery to
+//! clients"): `GET /client/v1/events` and `POST /client/v1/events/ack`.
 //!
 //! Each event is one `FanoutMessage` (-06 §5.5) of a room the device is
 //! in, in delivery order; unacknowledged events are delivered again.
@@ -26,8 +26,8 @@ pub fn routes() -> Router<AppState> {
         .route(paths::EVENTS_ACK, post(ack))
 }
 
-/// `GET /client/v1/events?after=N&limit=M`: the device's own events with
-/// `seq > after`, ascending.
+/// `GET /client/v1/events?after=N&limit=M`: the device's events with
+/// `seq > after` and past its cursor, ascending.
 async fn fetch(
     State(state): State<AppState>,
     device: AuthenticatedDevice,
@@ -48,8 +48,8 @@ async fn fetch(
     Ok(Json(Events { events }))
 }
 
-/// `POST /client/v1/events/ack` `{"up_to": N}`: deletes the device's events
-/// with `seq <= N`.
+/// `POST /client/v1/events/ack` `{"up_to": N}`: moves the device's cursor
+/// to `N`; `deleted` counts the events that acknowledged.
 async fn ack(
     State(state): State<AppState>,
     device: AuthenticatedDevice,

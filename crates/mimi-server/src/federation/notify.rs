@@ -41,13 +41,13 @@ pub(crate) async fn notify(
         DeliveryOutcome::Duplicate => {
             tracing::debug!(room = room.as_str(), hub, "duplicate notify acknowledged");
         }
-        DeliveryOutcome::Queued { client_events } => {
+        DeliveryOutcome::Logged { log_entries } => {
             tracing::debug!(
                 room = room.as_str(),
                 hub,
                 messages = items.len(),
-                client_events,
-                "notify queued"
+                log_entries,
+                "notify logged"
             );
         }
     }

@@ -109,7 +109,15 @@ pub async fn register_subscribed(p: &Provider, device: &str, room: &str) -> Stri
 /// One fetched event: (seq, room, FanoutMessage bytes).
 pub type Event = (u64, String, Vec<u8>);
 
+/// The device's events, once everything logged before the call is
+/// readable (docs/operations.md "Delivery to devices").
 pub async fn fetch(p: &Provider, token: &str, after: u64) -> Vec<Event> {
+    p.server()
+        .state
+        .store
+        .settle_delivery_log()
+        .await
+        .expect("settle");
     let resp = p
         .client_api
         .get(format!(

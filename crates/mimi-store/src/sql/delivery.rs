@@ -1,11 +1,14 @@
-//! [`DeliveryStore`]: a follower's `/notify` deduplication, client queues
-//! and room subscriptions.
+//! [`DeliveryStore`]: a follower's `/notify` deduplication, the delivery
+//! log its devices read through their subscriptions and cursors, and room
+//! subscriptions.
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
-use super::{Backend, NOTIFY_KEYS_PER_STATEMENT, client_event, insert_notify_keys_sql};
+use super::{
+    Backend, LoggedEvent, NOTIFY_KEYS_PER_STATEMENT, client_event, insert_notify_keys_sql,
+};
 use crate::DeliveryStore;
-use crate::error::{Result, to_i64};
+use crate::error::{Result, to_i64, to_u64};
 use crate::types::*;
 
 #[async_trait::async_trait]
@@ -25,7 +28,7 @@ where
     for<'r> Option<String>: Encode<'r, B::Db>,
     for<'r> Option<&'r [u8]>: Encode<'r, B::Db>,
 {
-    async fn record_notify_and_enqueue(
+    async fn record_notify_and_log(
         &self,
         hub_domain: &str,
         room_id: &str,
@@ -64,21 +67,53 @@ where
                 }
             }
         }
-        let events: Vec<NewClientEvent> = messages
-            .into_iter()
-            .zip(&new_messages)
-            .filter(|(_, new)| **new)
-            .flat_map(|(m, _)| m.events)
-            .collect();
-        let client_seqs = if events.is_empty() {
-            Vec::new()
-        } else {
-            B::enqueue_clients(&mut tx, events, now_ms).await?
-        };
+        // One row per new message for the room, one per device for a
+        // Welcome: never one per member device.
+        let mut events: Vec<LoggedEvent<'_>> = Vec::new();
+        for (message, _) in messages.iter().zip(&new_messages).filter(|(_, new)| **new) {
+            match &message.recipients {
+                Recipients::Room => events.push(LoggedEvent {
+                    seq: 0,
+                    recipient: None,
+                    payload: &message.payload,
+                }),
+                Recipients::Welcomed(devices) => {
+                    events.extend(devices.iter().map(|device| LoggedEvent {
+                        seq: 0,
+                        recipient: Some(device.as_str()),
+                        payload: &message.payload,
+                    }))
+                }
+            }
+        }
+        let mut logged_seqs = Vec::with_capacity(events.len());
+        if !events.is_empty() {
+            let first = B::reserve_delivery_seqs(&mut tx, events.len()).await?;
+            for (event, seq) in events.iter_mut().zip(first..) {
+                event.seq = seq;
+                logged_seqs.push(to_u64(seq, "event seq")?);
+            }
+            B::insert_delivery_log(&mut tx, room_id, &events, now_ms).await?;
+            // A welcomed device reads the room from its Welcome on; one
+            // already subscribed keeps its place.
+            for event in &events {
+                if let Some(device) = event.recipient {
+                    sqlx::query(
+                        "INSERT INTO room_subscriptions (room_id, client_id, from_seq)
+                         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(room_id)
+                    .bind(device)
+                    .bind(event.seq)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
         tx.commit().await?;
         Ok(NotifyOutcome {
             new_messages,
-            client_seqs,
+            logged_seqs,
         })
     }
 
@@ -91,56 +126,102 @@ where
         ))
     }
 
-    async fn enqueue_for_clients(
-        &self,
-        events: Vec<NewClientEvent>,
-        now_ms: i64,
-    ) -> Result<Vec<u64>> {
-        let mut tx = self.write_tx().await?;
-        let seqs = B::enqueue_clients(&mut tx, events, now_ms).await?;
-        tx.commit().await?;
-        Ok(seqs)
-    }
-
     async fn fetch_client_events(
         &self,
         client_id: &str,
         after_seq: u64,
         limit: u32,
     ) -> Result<Vec<ClientEvent>> {
-        let rows: Vec<(i64, String, Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT seq, room_id, payload, enqueued_at FROM client_events
-             WHERE client_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(client_id)
-        .bind(to_i64(after_seq, "seq")?)
-        .bind(i64::from(limit))
-        .fetch_all(self.reads())
-        .await?;
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT seq, room_id, payload, enqueued_at FROM ({feed}) AS feed
+             ORDER BY seq LIMIT $3",
+            feed = feed_sql(B::VISIBLE_DELIVERY_SEQ)
+        ));
+        let rows: Vec<(i64, String, Vec<u8>, i64)> = sqlx::query_as(sql)
+            .bind(client_id)
+            .bind(to_i64(after_seq, "seq")?)
+            .bind(i64::from(limit))
+            .fetch_all(self.reads())
+            .await?;
         rows.into_iter().map(client_event).collect()
     }
 
     async fn ack_client_events(&self, client_id: &str, up_to_seq: u64) -> Result<u64> {
         // Sequence numbers beyond i64 cannot exist; acknowledge everything.
         let up_to = i64::try_from(up_to_seq).unwrap_or(i64::MAX);
+        let mut tx = self.write_tx().await?;
+        // What the cursor passes now (the cursor itself is the lower bound).
+        // (`WHERE TRUE`: SQLite's reading of `INSERT … SELECT … ON CONFLICT`.)
+        let count_sql = sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM ({feed}) AS feed WHERE seq <= $3",
+            feed = feed_sql(B::VISIBLE_DELIVERY_SEQ)
+        ));
+        let acknowledged: i64 = sqlx::query_scalar(count_sql)
+            .bind(client_id)
+            .bind(0_i64)
+            .bind(up_to)
+            .fetch_one(&mut *tx)
+            .await?;
+        // Never past what was handed out: a cursor ahead of the log would
+        // hide the device's future events.
+        let upsert = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO client_cursors (client_id, acked_seq)
+             SELECT $1, CASE WHEN $2 < v THEN $2 ELSE v END
+               FROM (SELECT {visible} AS v) AS ceiling WHERE TRUE
+             ON CONFLICT (client_id) DO UPDATE SET acked_seq = CASE
+                 WHEN excluded.acked_seq > client_cursors.acked_seq THEN excluded.acked_seq
+                 ELSE client_cursors.acked_seq END",
+            visible = B::VISIBLE_DELIVERY_SEQ
+        ));
+        sqlx::query(upsert)
+            .bind(client_id)
+            .bind(up_to)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        to_u64(acknowledged, "count")
+    }
+
+    async fn settle_delivery_log(&self) -> Result<()> {
+        B::settle_delivery_log(self).await
+    }
+
+    async fn purge_delivery_log(&self, expired_before_ms: i64) -> Result<u64> {
+        // An event stays while a device that may read it has not
+        // acknowledged it, and the retention limit has not passed.
         Ok(B::rows_affected(
-            &sqlx::query("DELETE FROM client_events WHERE client_id = $1 AND seq <= $2")
-                .bind(client_id)
-                .bind(up_to)
-                .execute(&mut *self.write_conn().await?)
-                .await?,
+            &sqlx::query(
+                "DELETE FROM delivery_log WHERE enqueued_at < $1
+                 OR (recipient IS NOT NULL AND seq <= COALESCE(
+                        (SELECT c.acked_seq FROM client_cursors c
+                          WHERE c.client_id = delivery_log.recipient), 0))
+                 OR (recipient IS NULL AND NOT EXISTS (
+                        SELECT 1 FROM room_subscriptions s
+                         WHERE s.room_id = delivery_log.room_id
+                           AND s.from_seq < delivery_log.seq
+                           AND COALESCE((SELECT c.acked_seq FROM client_cursors c
+                                          WHERE c.client_id = s.client_id), 0)
+                               < delivery_log.seq))",
+            )
+            .bind(expired_before_ms)
+            .execute(&mut *self.write_conn().await?)
+            .await?,
         ))
     }
 
     async fn subscribe(&self, room_id: &str, client_id: &str) -> Result<()> {
-        sqlx::query("INSERT INTO room_subscriptions (room_id, client_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        let sql = sqlx::AssertSqlSafe(format!(
+            "INSERT INTO room_subscriptions (room_id, client_id, from_seq)
+             SELECT $1, $2, {visible} WHERE TRUE ON CONFLICT DO NOTHING",
+            visible = B::VISIBLE_DELIVERY_SEQ
+        ));
+        sqlx::query(sql)
             .bind(room_id)
             .bind(client_id)
             .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(())
     }
-
     async fn unsubscribe(&self, room_id: &str, client_id: &str) -> Result<bool> {
         let done =
             sqlx::query("DELETE FROM room_subscriptions WHERE room_id = $1 AND client_id = $2")
@@ -160,4 +241,27 @@ where
         .await?;
         Ok(rows.into_iter().map(|(c,)| c).collect())
     }
+}
+
+/// The events device `$1` may read past `$2` and its cursor: Welcomes
+/// addressed to it, and the events of its rooms after it subscribed, up to
+/// `visible` (an SQL expression, [`Backend::VISIBLE_DELIVERY_SEQ`]). Columns
+/// `seq, room_id, payload, enqueued_at`.
+fn feed_sql(visible: &str) -> String {
+    format!(
+        "WITH after AS (
+             SELECT CASE WHEN COALESCE(MAX(acked_seq), 0) > $2
+                         THEN MAX(acked_seq) ELSE $2 END AS seq
+             FROM client_cursors WHERE client_id = $1),
+         visible AS (SELECT {visible} AS seq)
+         SELECT e.seq, e.room_id, e.payload, e.enqueued_at FROM delivery_log e
+          WHERE e.recipient = $1
+            AND e.seq > (SELECT seq FROM after) AND e.seq <= (SELECT seq FROM visible)
+         UNION ALL
+         SELECT e.seq, e.room_id, e.payload, e.enqueued_at
+           FROM room_subscriptions s JOIN delivery_log e
+             ON e.room_id = s.room_id AND e.recipient IS NULL AND e.seq > s.from_seq
+          WHERE s.client_id = $1
+            AND e.seq > (SELECT seq FROM after) AND e.seq <= (SELECT seq FROM visible)"
+    )
 }

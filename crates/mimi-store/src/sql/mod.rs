@@ -31,11 +31,19 @@ use sqlx::{
 };
 
 use crate::error::Result;
-use crate::types::{NewClientEvent, NewOutboxItem, OutboxId, OutboxItem};
+use crate::types::{NewOutboxItem, OutboxId, OutboxItem};
 
 pub(crate) use group_commit::{AcceptPlan, GroupCommits};
 use in_tx::InTx;
 pub(crate) use rows::*;
+
+/// One row of the delivery log to insert.
+pub struct LoggedEvent<'a> {
+    pub seq: i64,
+    /// `None`: every subscriber of the room.
+    pub recipient: Option<&'a str>,
+    pub payload: &'a [u8],
+}
 
 /// What a database backend supplies to the shared implementation. Sealed:
 /// the trait is public only so that [`crate::SqliteStore`] and
@@ -72,13 +80,29 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// A connection for one durable write statement.
     async fn write_conn(&self) -> Result<PoolConnection<Self::Db>>;
 
-    /// Appends events to client queues inside an open write transaction;
-    /// returns each event's per-client sequence number, in input order.
-    async fn enqueue_clients(
+    /// An SQL expression for the highest room-event position a reader may
+    /// see now: no event at or below it can still appear. Subscriptions
+    /// start there and cursors never pass it.
+    const VISIBLE_DELIVERY_SEQ: &'static str;
+
+    /// [`crate::DeliveryStore::settle_delivery_log`].
+    async fn settle_delivery_log(&self) -> Result<()>;
+
+    /// Numbers `count` logged events inside an open write transaction:
+    /// returns the first position, the others follow it.
+    async fn reserve_delivery_seqs(
         conn: &mut <Self::Db as Database>::Connection,
-        events: Vec<NewClientEvent>,
+        count: usize,
+    ) -> Result<i64>;
+
+    /// Inserts logged events `(seq, recipient, payload)` of `room_id` inside
+    /// an open write transaction.
+    async fn insert_delivery_log(
+        conn: &mut <Self::Db as Database>::Connection,
+        room_id: &str,
+        events: &[LoggedEvent<'_>],
         now_ms: i64,
-    ) -> Result<Vec<u64>>;
+    ) -> Result<()>;
 
     /// Writes the room-log rows, outbox lanes and outbox rows of a group
     /// commit's accepted events (the room rows are updated already).

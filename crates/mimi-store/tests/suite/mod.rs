@@ -1124,10 +1124,11 @@ async fn seen(
         .iter()
         .map(|h| NotifiedMessage {
             message_sha256: *h,
-            events: Vec::new(),
+            payload: h.to_vec(),
+            recipients: Recipients::Welcomed(Vec::new()),
         })
         .collect();
-    st.record_notify_and_enqueue(hub, room, messages, now_ms)
+    st.record_notify_and_log(hub, room, messages, now_ms)
         .await
         .expect("notify")
         .new_messages
@@ -1188,178 +1189,331 @@ pub async fn notify_dedup(s: Stores) {
     );
 }
 
-/// Events resent in differently split batches are queued once per device,
-/// in the same transaction as their dedup keys.
-pub async fn notify_dedup_per_message(s: Stores) {
-    let msg = |h: u8, clients: &[&str]| NotifiedMessage {
+/// A message for the room, logged as `[h]`.
+fn for_room(h: u8) -> NotifiedMessage {
+    NotifiedMessage {
         message_sha256: [h; 32],
-        events: clients
-            .iter()
-            .map(|c| NewClientEvent {
-                client_id: (*c).into(),
-                room_id: CLUB.into(),
-                payload: vec![h],
-            })
-            .collect(),
-    };
+        payload: vec![h],
+        recipients: Recipients::Room,
+    }
+}
+
+/// A Welcome for `devices`, logged as `[h]`.
+fn welcome(h: u8, devices: &[&str]) -> NotifiedMessage {
+    NotifiedMessage {
+        message_sha256: [h; 32],
+        payload: vec![h],
+        recipients: Recipients::Welcomed(devices.iter().map(|d| (*d).to_owned()).collect()),
+    }
+}
+
+async fn payloads(st: &dyn Store, client: &str, after: u64) -> Vec<Vec<u8>> {
+    st.fetch_client_events(client, after, 100)
+        .await
+        .expect("fetch")
+        .into_iter()
+        .map(|e| e.payload)
+        .collect()
+}
+
+/// A device's first `n` readable events, once they are all readable. On
+/// PostgreSQL an event becomes readable when every write transaction
+/// older than its own has ended (migrations/postgres/0010), and other
+/// tests write to the same cluster meanwhile.
+async fn read_n(st: &dyn Store, client: &str, n: usize) -> Vec<ClientEvent> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = st.fetch_client_events(client, 0, 100).await.expect("fetch");
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{client}: {} of {n} events readable",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn payloads_of(events: &[ClientEvent]) -> Vec<Vec<u8>> {
+    events.iter().map(|e| e.payload.clone()).collect()
+}
+
+/// Events resent in differently split batches are logged once, in the
+/// same transaction as their dedup keys, and read by every subscriber.
+pub async fn notify_dedup_per_message(s: Stores) {
+    for client in ["c1", "c2"] {
+        s[0].subscribe(CLUB, client).await.expect("subscribe");
+    }
     let first = s[0]
-        .record_notify_and_enqueue(
-            "a.example",
-            CLUB,
-            vec![msg(1, &["c1", "c2"]), msg(2, &["c1", "c2"])],
-            NOW_MS,
-        )
+        .record_notify_and_log("a.example", CLUB, vec![for_room(1), for_room(2)], NOW_MS)
         .await
         .expect("ingest");
     assert_eq!(first.new_messages, [true, true]);
-    assert_eq!(first.client_seqs, [1, 1, 2, 2]);
+    // One row per message, not one per subscribed device.
+    assert_eq!(first.logged_seqs.len(), 2);
+    assert!(first.logged_seqs[0] < first.logged_seqs[1]);
     let second = s[1]
-        .record_notify_and_enqueue(
+        .record_notify_and_log(
             "a.example",
             CLUB,
-            vec![msg(2, &["c1", "c2"]), msg(3, &["c1", "c2"])],
+            vec![for_room(2), for_room(3)],
             NOW_MS + 1,
         )
         .await
         .expect("ingest");
     assert_eq!(second.new_messages, [false, true]);
-    assert_eq!(second.client_seqs, [3, 3]);
+    assert_eq!(second.logged_seqs.len(), 1);
+    assert!(second.logged_seqs[0] > first.logged_seqs[1]);
     assert!(!second.all_duplicates());
     let again = s[0]
-        .record_notify_and_enqueue(
+        .record_notify_and_log(
             "a.example",
             CLUB,
-            vec![msg(3, &["c1"]), msg(1, &["c1"])],
+            vec![for_room(3), for_room(1)],
             NOW_MS + 2,
         )
         .await
         .expect("ingest");
     assert!(again.all_duplicates());
-    assert!(again.client_seqs.is_empty());
+    assert!(again.logged_seqs.is_empty());
     // A message repeated within one batch is new once.
     let repeated = s[0]
-        .record_notify_and_enqueue(
+        .record_notify_and_log(
             "a.example",
             CLUB,
-            vec![msg(4, &["c1"]), msg(4, &["c1"])],
+            vec![for_room(4), for_room(4)],
             NOW_MS + 3,
         )
         .await
         .expect("ingest");
     assert_eq!(repeated.new_messages, [true, false]);
-    assert_eq!(repeated.client_seqs.len(), 1);
+    assert_eq!(repeated.logged_seqs.len(), 1);
     for client in ["c1", "c2"] {
-        let payloads: Vec<Vec<u8>> = s[1]
-            .fetch_client_events(client, 0, 10)
-            .await
-            .expect("fetch")
-            .into_iter()
-            .map(|e| e.payload)
-            .collect();
-        let want: &[Vec<u8>] = if client == "c1" {
-            &[vec![1], vec![2], vec![3], vec![4]]
-        } else {
-            &[vec![1], vec![2], vec![3]]
-        };
-        assert_eq!(payloads, want, "{client}");
+        assert_eq!(
+            payloads_of(&read_n(&*s[1], client, 4).await),
+            [vec![1], vec![2], vec![3], vec![4]],
+            "{client}"
+        );
     }
 }
 
-// ---- Client queues -------------------------------------------------------------------
+// ---- The delivery log and device cursors ---------------------------------------
 
-pub async fn client_queue_fetch_ack(s: Stores) {
+/// A device reads its rooms' events from its subscription on, and the
+/// Welcomes addressed to it; its cursor moves forward only.
+pub async fn delivery_log_fetch_ack(s: Stores) {
     let st = &s[0];
-    let ev = |c: &str, p: &str| NewClientEvent {
-        client_id: c.into(),
-        room_id: "mimi://a.example/r/club".into(),
-        payload: p.as_bytes().to_vec(),
-    };
-    let seqs = st
-        .enqueue_for_clients(
-            vec![
-                ev("bob-1", "e1"),
-                ev("bob-2", "e1"),
-                ev("bob-1", "e2"),
-                ev("bob-1", "e3"),
-            ],
+    st.subscribe(CLUB, "bob-1").await.expect("subscribe");
+    st.record_notify_and_log("a.example", CLUB, vec![for_room(1)], NOW_MS)
+        .await
+        .expect("log");
+    // bob-2 subscribes once event 1 is readable: it never sees it.
+    read_n(&**st, "bob-1", 1).await;
+    st.subscribe(CLUB, "bob-2").await.expect("subscribe");
+    let logged = s[1]
+        .record_notify_and_log("a.example", CLUB, vec![for_room(2), for_room(3)], NOW_MS)
+        .await
+        .expect("log");
+    let got = read_n(&*s[1], "bob-1", 3).await;
+    assert_eq!(payloads_of(&got), [vec![1], vec![2], vec![3]]);
+    assert_eq!(got[0].room_id, CLUB);
+    assert_eq!(got[0].enqueued_at_ms, NOW_MS);
+    assert_eq!(got[1].seq, logged.logged_seqs[0]);
+    assert_eq!(payloads(&**st, "bob-2", 0).await, [vec![2], vec![3]]);
+    // `after` and `limit` page through the feed.
+    let page = st
+        .fetch_client_events("bob-1", got[0].seq, 1)
+        .await
+        .expect("fetch");
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].seq, got[1].seq);
+    // Acknowledging moves the cursor; what it passed is not read again,
+    // whatever `after` says.
+    assert_eq!(
+        st.ack_client_events("bob-1", got[1].seq)
+            .await
+            .expect("ack"),
+        2
+    );
+    assert_eq!(
+        st.ack_client_events("bob-1", got[1].seq)
+            .await
+            .expect("ack"),
+        0
+    );
+    assert_eq!(
+        st.ack_client_events("bob-1", got[0].seq)
+            .await
+            .expect("ack back"),
+        0
+    );
+    assert_eq!(payloads(&*s[1], "bob-1", 0).await, [vec![3]]);
+    // bob-2's cursor is its own.
+    assert_eq!(payloads(&**st, "bob-2", 0).await, [vec![2], vec![3]]);
+    // A cursor never passes what was handed out: acknowledging far ahead
+    // does not hide later events.
+    st.ack_client_events("bob-1", u64::MAX)
+        .await
+        .expect("ack ahead");
+    st.record_notify_and_log("a.example", CLUB, vec![for_room(4)], NOW_MS)
+        .await
+        .expect("log");
+    assert_eq!(payloads_of(&read_n(&**st, "bob-1", 1).await), [vec![4]]);
+    assert!(payloads(&**st, "nobody", 0).await.is_empty());
+
+    // A Welcome reaches only its devices, and subscribes them from it on.
+    let hall = "mimi://a.example/r/hall";
+    st.record_notify_and_log("a.example", hall, vec![for_room(10)], NOW_MS)
+        .await
+        .expect("log");
+    let welcomed = st
+        .record_notify_and_log(
+            "a.example",
+            hall,
+            vec![welcome(11, &["carol-1", "carol-2"]), for_room(12)],
             NOW_MS,
         )
         .await
-        .expect("enqueue");
-    assert_eq!(seqs, vec![1, 1, 2, 3]);
-    let got = s[1]
-        .fetch_client_events("bob-1", 0, 10)
-        .await
-        .expect("fetch");
+        .expect("log");
+    // One row per welcomed device, one for the room's message.
+    assert_eq!(welcomed.logged_seqs.len(), 3);
+    for carol in ["carol-1", "carol-2"] {
+        assert_eq!(
+            payloads_of(&read_n(&*s[1], carol, 2).await),
+            [vec![11], vec![12]],
+            "{carol}"
+        );
+    }
     assert_eq!(
-        got.iter()
-            .map(|e| (e.seq, e.payload.clone()))
-            .collect::<Vec<_>>(),
-        vec![
-            (1, b"e1".to_vec()),
-            (2, b"e2".to_vec()),
-            (3, b"e3".to_vec())
-        ]
+        st.subscribers(hall).await.expect("subscribers"),
+        ["carol-1", "carol-2"]
     );
-    assert_eq!(got[0].room_id, "mimi://a.example/r/club");
-    assert_eq!(got[0].enqueued_at_ms, NOW_MS);
-    assert_eq!(
-        st.fetch_client_events("bob-1", 1, 1).await.expect("fetch")[0].seq,
-        2
-    );
-    assert_eq!(st.ack_client_events("bob-1", 2).await.expect("ack"), 2);
-    assert_eq!(st.ack_client_events("bob-1", 2).await.expect("ack"), 0);
-    let rest = st.fetch_client_events("bob-1", 0, 10).await.expect("fetch");
-    assert_eq!(rest.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3]);
-    // Sequence numbers are never reused after an ack.
-    let seqs = st
-        .enqueue_for_clients(vec![ev("bob-1", "e4")], NOW_MS)
-        .await
-        .expect("enqueue");
-    assert_eq!(seqs, vec![4]);
-    assert_eq!(
-        st.fetch_client_events("bob-2", 0, 10)
-            .await
-            .expect("fetch")
-            .len(),
-        1
-    );
-    assert!(
-        st.fetch_client_events("nobody", 0, 10)
-            .await
-            .expect("fetch")
-            .is_empty()
-    );
+    assert!(payloads(&*s[1], "bob-2", 0).await.iter().all(|p| p[0] < 10));
+}
 
-    // Concurrent enqueuers: per-client seqs stay distinct and gapless.
-    let mut tasks = Vec::new();
-    for i in 0..8 {
-        let st = Arc::clone(&s[i % s.len()]);
-        tasks.push(tokio::spawn(async move {
-            let evs = vec![
-                NewClientEvent {
-                    client_id: "carol-1".into(),
-                    room_id: "r".into(),
-                    payload: vec![i as u8],
-                },
-                NewClientEvent {
-                    client_id: "carol-2".into(),
-                    room_id: "r".into(),
-                    payload: vec![i as u8],
-                },
-            ];
-            st.enqueue_for_clients(evs, NOW_MS).await
+/// What every device that may read an event has acknowledged is purged;
+/// so is what nobody may read, and what is past retention.
+pub async fn delivery_log_purge(s: Stores) {
+    let st = &s[0];
+    let hall = "mimi://a.example/r/hall";
+    st.subscribe(CLUB, "d1").await.expect("subscribe");
+    st.subscribe(CLUB, "d2").await.expect("subscribe");
+    let club = st
+        .record_notify_and_log("a.example", CLUB, vec![for_room(1), for_room(2)], NOW_MS)
+        .await
+        .expect("log");
+    // Nobody is subscribed to the hall: its event may be read by no one.
+    st.record_notify_and_log("a.example", hall, vec![for_room(3)], NOW_MS)
+        .await
+        .expect("log");
+    let welcomed = st
+        .record_notify_and_log("a.example", CLUB, vec![welcome(4, &["d3"])], NOW_MS)
+        .await
+        .expect("log");
+    // Acknowledged only once readable (a cursor never passes that).
+    read_n(&**st, "d3", 1).await;
+    read_n(&**st, "d1", 2).await;
+    assert_eq!(
+        st.purge_delivery_log(0).await.expect("purge"),
+        1,
+        "the hall's"
+    );
+    // d1 has read 1, d2 nothing: 1 stays for d2.
+    st.ack_client_events("d1", club.logged_seqs[0])
+        .await
+        .expect("ack");
+    assert_eq!(st.purge_delivery_log(0).await.expect("purge"), 0);
+    st.ack_client_events("d2", club.logged_seqs[1])
+        .await
+        .expect("ack");
+    assert_eq!(st.purge_delivery_log(0).await.expect("purge"), 1, "event 1");
+    assert_eq!(payloads(&**st, "d1", 0).await, [vec![2]]);
+    // d3 joined with the Welcome: it may read its Welcome only.
+    st.ack_client_events("d3", welcomed.logged_seqs[0])
+        .await
+        .expect("ack");
+    assert_eq!(
+        st.purge_delivery_log(0).await.expect("purge"),
+        1,
+        "the Welcome"
+    );
+    // Retention deletes what d1 has not read.
+    assert_eq!(payloads(&**st, "d1", 0).await, [vec![2]]);
+    assert_eq!(st.purge_delivery_log(NOW_MS + 1).await.expect("purge"), 1);
+    assert!(payloads(&**st, "d1", 0).await.is_empty());
+}
+
+/// Writers on every handle log into rooms at once while a device reads
+/// and acknowledges: it gets every event once, each room in order.
+pub async fn delivery_log_concurrent_readers(s: Stores) {
+    const ROOMS: usize = 6;
+    const BATCHES: u8 = 15;
+    let room = |r: usize| format!("mimi://a.example/r/busy-{r}");
+    for r in 0..ROOMS {
+        s[0].subscribe(&room(r), "reader").await.expect("subscribe");
+    }
+    let mut writers = Vec::new();
+    for r in 0..ROOMS {
+        let st = Arc::clone(&s[r % s.len()]);
+        let room = room(r);
+        writers.push(tokio::spawn(async move {
+            for b in 0..BATCHES {
+                let message = |i: u8| NotifiedMessage {
+                    message_sha256: [
+                        r as u8, b, i, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                        0, 0, 0, 0, 0, 0, 0, 0, 0,
+                    ],
+                    payload: vec![r as u8, b, i],
+                    recipients: Recipients::Room,
+                };
+                st.record_notify_and_log("a.example", &room, vec![message(0), message(1)], NOW_MS)
+                    .await
+                    .expect("log");
+            }
         }));
     }
-    for t in tasks {
-        t.await.expect("join").expect("enqueue");
-    }
-    for c in ["carol-1", "carol-2"] {
-        let evs = st.fetch_client_events(c, 0, 100).await.expect("fetch");
-        assert_eq!(
-            evs.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            (1..=8).collect::<Vec<_>>()
+    let reader = Arc::clone(&s[s.len() - 1]);
+    let total = ROOMS * usize::from(BATCHES) * 2;
+    let mut got: Vec<Vec<u8>> = Vec::new();
+    let mut cursor = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while got.len() < total {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {total}",
+            got.len()
         );
+        let batch = reader
+            .fetch_client_events("reader", cursor, 7)
+            .await
+            .expect("fetch");
+        if let Some(last) = batch.last() {
+            assert!(batch.windows(2).all(|w| w[0].seq < w[1].seq));
+            assert!(batch[0].seq > cursor);
+            cursor = last.seq;
+            got.extend(batch.into_iter().map(|e| e.payload));
+            reader
+                .ack_client_events("reader", cursor)
+                .await
+                .expect("ack");
+        } else {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    for w in writers {
+        w.await.expect("writer");
+    }
+    assert!(payloads(&*reader, "reader", 0).await.is_empty());
+    for r in 0..ROOMS {
+        let of_room: Vec<(u8, u8)> = got
+            .iter()
+            .filter(|p| usize::from(p[0]) == r)
+            .map(|p| (p[1], p[2]))
+            .collect();
+        let want: Vec<(u8, u8)> = (0..BATCHES).flat_map(|b| [(b, 0), (b, 1)]).collect();
+        assert_eq!(of_room, want, "room {r}");
     }
 }
 
@@ -1501,16 +1655,14 @@ pub async fn write_persisted(st: &dyn Store) {
         seen(st, "a.example", CLUB, &[[9; 32]], NOW_MS).await,
         [true]
     );
-    st.enqueue_for_clients(
-        vec![NewClientEvent {
-            client_id: "p-1".into(),
-            room_id: "mimi://a.example/r/p".into(),
-            payload: b"x".to_vec(),
-        }],
+    st.record_notify_and_log(
+        "a.example",
+        "mimi://a.example/r/p",
+        vec![welcome(8, &["p-1"])],
         NOW_MS,
     )
     .await
-    .expect("enqueue");
+    .expect("log");
 }
 
 pub async fn check_persisted(st: &dyn Store) {
@@ -1540,13 +1692,7 @@ pub async fn check_persisted(st: &dyn Store) {
         seen(st, "a.example", CLUB, &[[9; 32]], NOW_MS).await,
         [false]
     );
-    assert_eq!(
-        st.fetch_client_events("p-1", 0, 10)
-            .await
-            .expect("fetch")
-            .len(),
-        1
-    );
+    assert_eq!(read_n(st, "p-1", 1).await.len(), 1);
     // Epoch CAS still holds across the reopen.
     assert!(matches!(
         st.accept_room_event(commit("mimi://a.example/r/p", 0, "late", &[]))
