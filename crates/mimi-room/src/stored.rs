@@ -19,13 +19,25 @@ pub(crate) struct StoredRoomBytes {
     pending_proposals: Vec<PendingProposal>,
 }
 
-/// A hosted room as loaded for one decision.
+/// A hosted room as loaded for one decision. The hub may keep the room an
+/// accepted update left (`AcceptedUpdate::room`) for the next decision
+/// instead of decoding the stored bytes again: it is the room those bytes
+/// decode to.
 pub struct StoredRoom {
     pub hub: HubRoom,
     /// The latest GroupInfo a committer uploaded (-06 §5.6).
     pub latest_group_info: Option<VerifiableGroupInfo>,
     /// Proposals accepted in the current epoch, with their acceptance time.
     pub pending_proposals: Vec<PendingProposal>,
+}
+
+impl std::fmt::Debug for StoredRoom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredRoom")
+            .field("epoch", &self.hub.epoch())
+            .field("pending_proposals", &self.pending_proposals.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl StoredRoom {

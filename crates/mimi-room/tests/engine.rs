@@ -1218,3 +1218,54 @@ fn the_hubs_removal_carries_the_safe_aad_prefix_a_room_requires() {
     // Alice's MLS stack parses the Safe AAD prefix the room requires.
     alice.process(message);
 }
+
+/// The room an accepted update leaves is the room its stored bytes decode
+/// to: the hub may decide the next update on it (its commit-rooms cache)
+/// and decides exactly as on the stored bytes.
+#[test]
+fn the_room_an_update_leaves_decides_like_its_stored_bytes() {
+    let hub = engine();
+    let (mut alice, state) = alice_room(&hub);
+    let bob = TestClient::new(BOB);
+    let (commit, welcome, group_info) = alice.commit_with_group_info(
+        vec![participant_update(&add_participant(&bob.user(), MEMBER))],
+        vec![bob.key_package()],
+    );
+    let request = commit_request(commit, welcome, group_info);
+    let UpdateDecision::Accepted(AcceptedUpdate {
+        new_state, room, ..
+    }) = hub.update(&state, &device(ALICE), &request, 5).unwrap()
+    else {
+        panic!("the add was refused");
+    };
+    assert_eq!(room.encode().unwrap(), new_state);
+    alice.merge_pending();
+
+    let carol = TestClient::new("mimi://c.example/d/carol/pc");
+    let (commit, welcome, group_info) = alice.commit_with_group_info(
+        vec![participant_update(&add_participant(&carol.user(), MEMBER))],
+        vec![carol.key_package()],
+    );
+    let request = commit_request(commit, welcome, group_info);
+    let decide = |decision: UpdateDecision| match decision {
+        UpdateDecision::Accepted(accepted) => accepted,
+        other => panic!("refused: {other:?}"),
+    };
+    let on_bytes = decide(hub.update(&new_state, &device(ALICE), &request, 6).unwrap());
+    let on_room = decide(
+        hub.update_room(*room, None, &device(ALICE), &request, 6)
+            .unwrap(),
+    );
+    assert_eq!(on_room.new_epoch, 2);
+    assert_eq!(on_room.new_state, on_bytes.new_state);
+    assert_eq!(on_room.event, on_bytes.event);
+    assert_eq!(on_room.room.encode().unwrap(), on_bytes.new_state);
+    // A refused update on either gives the same refusal.
+    let stale_on_room = hub
+        .update_room(*on_room.room, None, &device(ALICE), &request, 7)
+        .unwrap();
+    let stale_on_bytes = hub
+        .update(&on_bytes.new_state, &device(ALICE), &request, 7)
+        .unwrap();
+    assert_eq!(rejection(stale_on_room), rejection(stale_on_bytes));
+}

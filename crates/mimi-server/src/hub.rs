@@ -28,6 +28,7 @@ use mimi_room::engine::{
     group_info_failure, wrong_epoch_response,
 };
 use mimi_room::rejection::{CreateRoomRejection, GroupInfoAnswer, GroupInfoRejection};
+use mimi_room::stored::StoredRoom;
 use mimi_room::{SubmitRejection, UpdateRejection};
 use mimi_store::{AcceptedEvent, Delivery, NewRoom, RoomRecord, StoreError};
 use sha2::{Digest as _, Sha256};
@@ -273,20 +274,25 @@ async fn update_round(
         },
     };
     let accepted_at = now_ms();
+    // The room this server's last accepted update left, if the stored
+    // state is still the one it wrote (runtime::CommitRooms).
+    let room = match state
+        .runtime
+        .commit_rooms()
+        .take(room_id.as_str(), record.state_version)
+    {
+        Some(room) => room,
+        None => StoredRoom::decode(&record.group_state).map_err(ApiError::internal)?,
+    };
     let decision = state
         .hub
-        .update_in(
-            &record.group_state,
-            parent.as_deref(),
-            requester,
-            request,
-            accepted_at,
-        )
+        .update_room(room, parent.as_deref(), requester, request, accepted_at)
         .map_err(ApiError::internal)?;
     let AcceptedUpdate {
         commit,
         new_epoch,
         new_state,
+        room,
         event,
         fanout,
         routes,
@@ -333,9 +339,14 @@ async fn update_round(
         accepted_at_ms: accepted_at,
         deliveries: deliveries(fanout),
     };
+    let size = event.new_group_state.as_ref().map_or(0, Vec::len);
     match state.store.accept_room_event(event).await {
         Ok(outcome) => {
             state.runtime.wake_fanout();
+            state
+                .runtime
+                .commit_rooms()
+                .put(room_id.as_str(), outcome.state_version, size, *room);
             tracing::info!(room = %room_id, epoch = new_epoch, seq = outcome.seq, commit, "update accepted");
             Ok(Round::Answer(Updated {
                 response,

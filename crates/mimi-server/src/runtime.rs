@@ -1,5 +1,6 @@
 //! What one server owns besides its configuration, store and keys: the
-//! fanout wake-up, the keyMaterial limiter, the submit views cache, its
+//! fanout wake-up, the keyMaterial limiter, the submit views and commit
+//! rooms caches, its
 //! metrics recorder and the optional delivery observer.
 //!
 //! Each [`crate::state::AppState`] owns one [`ServerRuntime`]; two servers
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use mimi_room::engine::SubmitView;
+use mimi_room::stored::StoredRoom;
 use tokio::sync::Notify;
 
 use crate::batch::FanoutItem;
@@ -46,6 +48,7 @@ pub struct ServerRuntime {
     fanout_wake: Notify,
     key_material_limiter: RateLimiter,
     submit_views: SubmitViews,
+    commit_rooms: CommitRooms,
     submit_replies: Replies,
     update_replies: Replies,
     metrics: Arc<ServerMetrics>,
@@ -66,6 +69,7 @@ impl ServerRuntime {
                 max_buckets: limits.rate_limit_buckets,
             }),
             submit_views: SubmitViews::default(),
+            commit_rooms: CommitRooms::default(),
             submit_replies: Replies::default(),
             update_replies: Replies::default(),
             metrics: Arc::new(ServerMetrics::new(&config.domain)),
@@ -142,6 +146,10 @@ impl ServerRuntime {
         &self.submit_views
     }
 
+    pub fn commit_rooms(&self) -> &CommitRooms {
+        &self.commit_rooms
+    }
+
     pub fn submit_replies(&self) -> &Replies {
         &self.submit_replies
     }
@@ -208,6 +216,71 @@ impl SubmitViews {
                 views.remove(room_id);
             }
         }
+    }
+}
+
+/// The decoded room each of this server's last accepted updates left,
+/// with the state version it was stored as: the next update of the room
+/// decides on it instead of restoring the PublicGroup from the stored
+/// bytes (half of a 1000-member commit). Taken out for one decision and
+/// put back only after a compare-and-set wrote its successor, so an entry
+/// is always the room its state version's bytes decode to; an update that
+/// finds another version (another process wrote, or a decision of this
+/// one was refused) decodes the stored bytes.
+pub struct CommitRooms {
+    rooms: Mutex<CommitRoomsInner>,
+}
+
+struct CommitRoomsInner {
+    /// Room id → (state version, encoded size, room).
+    rooms: HashMap<String, (u64, usize, StoredRoom)>,
+    bytes: usize,
+}
+
+/// The encoded size of the rooms [`CommitRooms`] keeps (their decoded
+/// form is somewhat larger); when full it is emptied.
+const COMMIT_ROOMS_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+
+impl Default for CommitRooms {
+    fn default() -> Self {
+        Self {
+            rooms: Mutex::new(CommitRoomsInner {
+                rooms: HashMap::new(),
+                bytes: 0,
+            }),
+        }
+    }
+}
+
+impl CommitRooms {
+    /// Takes the room kept for `room_id` if it is the one stored as
+    /// `state_version`; an entry of another version is dropped.
+    pub fn take(&self, room_id: &str, state_version: u64) -> Option<StoredRoom> {
+        let mut inner = self.rooms.lock().ok()?;
+        let (version, size, room) = inner.rooms.remove(room_id)?;
+        inner.bytes -= size;
+        (version == state_version).then_some(room)
+    }
+
+    /// Keeps `room`, stored as `state_version` in `size` bytes.
+    pub fn put(&self, room_id: &str, state_version: u64, size: usize, room: StoredRoom) {
+        let Ok(mut inner) = self.rooms.lock() else {
+            return;
+        };
+        if size > COMMIT_ROOMS_BUDGET_BYTES {
+            return;
+        }
+        if inner.bytes + size > COMMIT_ROOMS_BUDGET_BYTES {
+            inner.rooms.clear();
+            inner.bytes = 0;
+        }
+        if let Some((_, old, _)) = inner
+            .rooms
+            .insert(room_id.to_owned(), (state_version, size, room))
+        {
+            inner.bytes -= old;
+        }
+        inner.bytes += size;
     }
 }
 
