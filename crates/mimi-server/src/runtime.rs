@@ -1,7 +1,6 @@
 //! What one server owns besides its configuration, store and keys: the
 //! fanout wake-up, the keyMaterial limiter, the submit views and commit
-//! rooms caches, its
-//! metrics recorder and the optional delivery observer.
+//! rooms caches, its metrics recorder and the optional delivery observer.
 //!
 //! Each [`crate::state::AppState`] owns one [`ServerRuntime`]; two servers
 //! in one process share nothing they were not given (a wake-up, counter or
