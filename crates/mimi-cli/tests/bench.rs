@@ -72,8 +72,10 @@ fn bench_runs_every_part_with_tiny_sizes() {
 }
 
 /// `mimi bench scale`: a second hub process (a `mimi server` child) on the
-/// same PostgreSQL database takes part, and every message reaches both
-/// followers with one and with two processes.
+/// same PostgreSQL database takes part, every message reaches both
+/// followers with one and with two processes, and each step reports its
+/// cost per message (docs/scaling.md): CPU of both hub processes and of
+/// PostgreSQL by database, and the hub database's transactions and rows.
 #[test]
 fn bench_scale_runs_two_hub_processes_on_postgres() {
     let admin = mimi_testkit::postgres::postgres_url();
@@ -105,6 +107,11 @@ fn bench_scale_runs_two_hub_processes_on_postgres() {
         "1 process(es): 40/40 messages at both followers",
         "2 process(es): 40/40 messages at both followers",
         "scaling: 2 hub process(es) on one PostgreSQL",
+        "CPU per message: this process ",
+        ", a.example process 2 ",
+        "PostgreSQL per message: a.example ",
+        "WAL per message (whole cluster): ",
+        "FanoutMessages the hub sent by /notify: ",
     ] {
         assert!(
             stdout.contains(expected),

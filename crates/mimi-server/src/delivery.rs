@@ -2,10 +2,12 @@
 //! (-06 §5.5 "Fanout Messages and Room Events", docs/client-api.md
 //! "Delivery to clients").
 //!
-//! Used by the follower's `/notify` endpoint and by the hub when it fans
-//! out to its own domain (in-process, no HTTP). A batch ([`crate::batch`])
-//! is one `/notify` body: one or more concatenated `FanoutMessage`s of one
-//! room.
+//! Used by the follower's `/notify` endpoint. The hub logs an accepted
+//! event for its own devices in the accept's own transaction
+//! ([`route_fanout`]); outbox rows addressed to its own domain (written
+//! before it did so) still go through [`deliver_batch`] in process. A batch
+//! ([`crate::batch`]) is one `/notify` body: one or more concatenated
+//! `FanoutMessage`s of one room.
 //!
 //! Each new `FanoutMessage` is logged once, in its exact TLS encoding,
 //! however many local devices are in the room (the store's delivery
@@ -15,8 +17,11 @@
 //!   are subscribed to the room from it on;
 //! - every other event is for every device subscribed to the room.
 
-use mimi_store::{NotifiedMessage, Recipients, StoreError};
+use mimi_protocol::msgs::FanoutMessage;
+use mimi_room::engine::Fanout;
+use mimi_store::{Delivery, LocalDelivery, NotifiedMessage, Recipients, StoreError};
 use sha2::{Digest, Sha256};
+use tls_codec::Deserialize as _;
 
 pub use crate::batch::{FanoutItem, split_batch};
 use crate::state::{AppState, now_ms};
@@ -95,6 +100,77 @@ pub async fn deliver_batch(
             .observe_delivery(state.domain(), room_id, &fresh);
     }
     Ok(DeliveryOutcome::Logged { log_entries: count })
+}
+
+/// An accepted event's fanout (-06 §5.5), split by where it goes.
+#[derive(Debug, Default)]
+pub struct RoutedFanout {
+    /// Outbox rows, one per other provider and payload.
+    pub remote: Vec<Delivery>,
+    /// What the accept's transaction logs for this provider's own devices.
+    pub local: Vec<LocalDelivery>,
+    /// The same messages decoded, for the delivery observer.
+    pub local_items: Vec<FanoutItem>,
+}
+
+/// Splits `fanout` of hosted room `room_id`: other providers get outbox
+/// rows; this provider's own devices get delivery-log entries written with
+/// the accept (so the hub serves its own users without an outbox row, a
+/// lease and a duplicate key per event). A Welcome is for the local devices
+/// whose KeyPackageRefs it names, as at a follower.
+pub async fn route_fanout(
+    state: &AppState,
+    room_id: &str,
+    fanout: Vec<Fanout>,
+) -> Result<RoutedFanout, StoreError> {
+    let mut routed = RoutedFanout::default();
+    for f in fanout {
+        let (local, remote): (Vec<String>, Vec<String>) = f
+            .destinations
+            .into_iter()
+            .partition(|d| d.eq_ignore_ascii_case(state.domain()));
+        routed
+            .remote
+            .extend(remote.into_iter().map(|destination| Delivery {
+                destination,
+                payload: f.payload.clone(),
+            }));
+        if local.is_empty() {
+            continue;
+        }
+        let message = FanoutMessage::tls_deserialize_exact(&f.payload).map_err(|e| {
+            StoreError::Invalid(format!("the hub's own FanoutMessage does not decode: {e}"))
+        })?;
+        let recipients = match message.welcome_key_package_refs() {
+            Some(refs) => Recipients::Welcomed(welcome_recipients(state, room_id, &refs).await?),
+            None => Recipients::Room,
+        };
+        routed.local.push(LocalDelivery {
+            payload: f.payload.clone(),
+            recipients,
+        });
+        routed.local_items.push(FanoutItem {
+            message,
+            encoded: f.payload,
+        });
+    }
+    Ok(routed)
+}
+
+/// After the accept of an event with [`RoutedFanout::local`] deliveries
+/// committed: counts the `logged` entries and shows the messages to the
+/// delivery observer.
+pub fn logged_with_accept(state: &AppState, room_id: &str, items: &[FanoutItem], logged: usize) {
+    if items.is_empty() {
+        return;
+    }
+    state.runtime.record(|| {
+        metrics::counter!("mimi_delivery_log_events_total", "provider" => state.domain().to_owned())
+            .increment(logged as u64);
+    });
+    state
+        .runtime
+        .observe_delivery(state.domain(), room_id, items);
 }
 
 /// The local devices a Welcome is for. A Welcome naming no local device

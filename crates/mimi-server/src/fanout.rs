@@ -3,13 +3,15 @@
 //! in order.
 //!
 //! The hub writes, in the transaction that accepts an event, one outbox row
-//! per destination provider domain (room id, room-log seq, one encoded
-//! `FanoutMessage`). A lane `(destination, room)` is leased by one worker
+//! per other destination provider domain (room id, room-log seq, one
+//! encoded `FanoutMessage`); its own devices' entries are logged in that
+//! transaction too (`delivery::route_fanout`). A lane `(destination, room)` is leased by one worker
 //! at a time ([`mimi_store::Store::lease_outbox`]); its rows are sent in
 //! sequence order as ONE `/notify` body of concatenated `FanoutMessage`s
 //! (-06 §5.5 "The hub can include multiple concatenated FanoutMessage
-//! objects relevant to the same room"). Rows for our own domain are
-//! delivered in-process through [`crate::delivery`].
+//! objects relevant to the same room"). Rows for our own domain, left by
+//! a hub that did not log them with the accept, are delivered in process
+//! through [`crate::delivery`].
 //!
 //! Transient failures (network, 5xx, 408, 425, 429, our own storage): the
 //! lane is handed back with [`mimi_store::RoomStore::retry_outbox`] on its

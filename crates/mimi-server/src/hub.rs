@@ -9,10 +9,11 @@
 //! ([`compare_and_set_rounds`]); for a commit a lost epoch means another
 //! commit won (`wrongEpoch`).
 //!
-//! Fanout contract: every accepted event writes one outbox row per
+//! Fanout contract: every accepted event writes one outbox row per other
 //! destination provider domain, each carrying one TLS-encoded
-//! `FanoutMessage`; a commit with a Welcome writes the commit rows first,
-//! then the Welcome rows (-06 §5.5).
+//! `FanoutMessage`, and logs the message for the hub's own devices in the
+//! same transaction (`delivery::route_fanout`); a commit with a Welcome
+//! writes the commit first, then the Welcome (-06 §5.5).
 
 use std::sync::Arc;
 
@@ -24,16 +25,17 @@ use mimi_protocol::msgs::{
 };
 use mimi_protocol::{MimiUri, MimiUriKind};
 use mimi_room::engine::{
-    AcceptedUpdate, Fanout, HubProposals, Requester, SubmitDecision, SubmitView, UpdateDecision,
+    AcceptedUpdate, HubProposals, Requester, SubmitDecision, SubmitView, UpdateDecision,
     group_info_failure, wrong_epoch_response,
 };
 use mimi_room::rejection::{CreateRoomRejection, GroupInfoAnswer, GroupInfoRejection};
 use mimi_room::stored::StoredRoom;
 use mimi_room::{SubmitRejection, UpdateRejection};
-use mimi_store::{AcceptedEvent, Delivery, NewRoom, RoomRecord, StoreError};
+use mimi_store::{AcceptedEvent, NewRoom, RoomRecord, StoreError};
 use sha2::{Digest as _, Sha256};
 
 use crate::client_api::auth::AuthenticatedDevice;
+use crate::delivery::{logged_with_accept, route_fanout};
 use crate::error::ApiError;
 use crate::runtime::CachedView;
 use crate::state::{AppState, now_ms};
@@ -91,20 +93,6 @@ async fn load_record(state: &AppState, room_id: &MimiUri) -> Result<RoomRecord, 
 
 fn no_such_room(room_id: &MimiUri) -> ApiError {
     ApiError::not_found(format!("no room {room_id} on this hub"))
-}
-
-/// One outbox row per destination domain of each fanout, in order.
-fn deliveries(fanout: Vec<Fanout>) -> Vec<Delivery> {
-    fanout
-        .into_iter()
-        .flat_map(|f| {
-            let payload = f.payload;
-            f.destinations.into_iter().map(move |destination| Delivery {
-                destination,
-                payload: payload.clone(),
-            })
-        })
-        .collect()
 }
 
 // ---- Room creation (client API) ---------------------------------------------
@@ -329,6 +317,7 @@ async fn update_round(
             .record_key_package_routes(room_id.as_str(), routes)
             .await?;
     }
+    let routed = route_fanout(state, room_id.as_str(), fanout).await?;
     let event = AcceptedEvent {
         room_id: room_id.as_str().to_owned(),
         expected_epoch: record.epoch,
@@ -337,12 +326,14 @@ async fn update_round(
         new_group_state: Some(new_state),
         event,
         accepted_at_ms: accepted_at,
-        deliveries: deliveries(fanout),
+        deliveries: routed.remote,
+        local: routed.local,
     };
     let size = event.new_group_state.as_ref().map_or(0, Vec::len);
     match state.store.accept_room_event(event).await {
         Ok(outcome) => {
             state.runtime.wake_fanout();
+            logged_with_accept(state, room_id.as_str(), &routed.local_items, outcome.logged);
             state
                 .runtime
                 .commit_rooms()
@@ -400,6 +391,7 @@ async fn store_hub_proposals(
     proposals: HubProposals,
 ) -> Result<bool, ApiError> {
     let accepted_at = proposals.accepted_at_ms;
+    let routed = route_fanout(state, &record.room_id, vec![proposals.fanout]).await?;
     let event = AcceptedEvent {
         room_id: record.room_id.clone(),
         expected_epoch: record.epoch,
@@ -408,11 +400,13 @@ async fn store_hub_proposals(
         new_group_state: Some(proposals.new_state),
         event: proposals.event,
         accepted_at_ms: accepted_at,
-        deliveries: deliveries(vec![proposals.fanout]),
+        deliveries: routed.remote,
+        local: routed.local,
     };
     match state.store.accept_room_event(event).await {
         Ok(outcome) => {
             state.runtime.wake_fanout();
+            logged_with_accept(state, &record.room_id, &routed.local_items, outcome.logged);
             tracing::info!(
                 room = %record.room_id,
                 seq = outcome.seq,
@@ -574,6 +568,7 @@ async fn submit_round(
             response,
         } => (epoch, event, fanout, response),
     };
+    let routed = route_fanout(state, room_id.as_str(), vec![fanout]).await?;
     let event = AcceptedEvent {
         room_id: room_id.as_str().to_owned(),
         expected_epoch: epoch,
@@ -585,11 +580,13 @@ async fn submit_round(
         new_group_state: None,
         event,
         accepted_at_ms: accepted_at,
-        deliveries: deliveries(vec![fanout]),
+        deliveries: routed.remote,
+        local: routed.local,
     };
     match state.store.accept_room_event(event).await {
-        Ok(_) => {
+        Ok(outcome) => {
             state.runtime.wake_fanout();
+            logged_with_accept(state, room_id.as_str(), &routed.local_items, outcome.logged);
             Ok(Round::Answer(response))
         }
         // A commit or proposal moved the room on meanwhile: re-check

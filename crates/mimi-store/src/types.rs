@@ -130,6 +130,21 @@ pub struct AcceptedEvent {
     pub accepted_at_ms: i64,
     /// Outbox rows written in the same transaction.
     pub deliveries: Vec<Delivery>,
+    /// The event for this provider's own devices, logged in their delivery
+    /// log in the same transaction (the hub serves its own users from the
+    /// log as followers do, without an outbox row, a lease or a duplicate
+    /// key: the accept happens once).
+    pub local: Vec<LocalDelivery>,
+}
+
+/// A `FanoutMessage` for this provider's own devices, logged with the
+/// accepted event that carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalDelivery {
+    /// The message's exact TLS encoding.
+    pub payload: Vec<u8>,
+    /// Who reads it.
+    pub recipients: Recipients,
 }
 
 /// What [`crate::RoomStore::accept_room_event`] assigned.
@@ -141,6 +156,9 @@ pub struct AcceptOutcome {
     pub epoch: u64,
     /// The room's state version after the event.
     pub state_version: u64,
+    /// Delivery-log entries written for the event's
+    /// [`AcceptedEvent::local`] deliveries.
+    pub logged: usize,
 }
 
 /// One entry of a room log.

@@ -58,6 +58,7 @@ suite_tests!(fresh;
     notify_dedup,
     notify_dedup_per_message,
     delivery_log_fetch_ack,
+    accepts_log_for_own_devices,
     delivery_log_purge,
     delivery_log_concurrent_readers,
     room_subscriptions,

@@ -13,6 +13,7 @@
 mod ceiling;
 mod claims;
 mod commit;
+mod cost;
 mod fanout;
 mod memory;
 mod net;
@@ -115,6 +116,11 @@ pub struct BenchArgs {
     /// Scaling: messages per process count.
     #[arg(long, default_value_t = 10_000)]
     scale_messages: usize,
+    /// Scaling: how the followers spread submits over the hub processes:
+    /// round robin, or each room's to one process (as a load balancer
+    /// hashing the room id in the path would).
+    #[arg(long, value_enum, default_value = "spread")]
+    scale_route: scale::Route,
     /// Seconds of each ceiling loop (run before and after the measured
     /// parts, in windows of one second).
     #[arg(long, default_value_t = 6)]
@@ -242,6 +248,7 @@ async fn run_parts(net: &Net, args: &BenchArgs, dir: &std::path::Path) -> anyhow
                 processes: &args.scale_processes,
                 size: args.scale_room_size,
                 messages: args.scale_messages,
+                route: args.scale_route,
                 concurrency: args.concurrency,
                 senders: args.senders,
                 timeout: Duration::from_secs(args.timeout_secs),
@@ -366,10 +373,11 @@ async fn run_parts(net: &Net, args: &BenchArgs, dir: &std::path::Path) -> anyhow
         for s in &scaling {
             let rate = s.max.messages_per_sec();
             line(&format!(
-                "scaling: {} hub process(es) on one PostgreSQL: {rate:.0} messages/s at both followers (×{:.2} of {} process)",
+                "scaling: {} hub process(es) on one PostgreSQL: {rate:.0} messages/s at both followers (×{:.2} of {} process), {:.0} µs CPU per message",
                 s.processes,
                 rate / base_rate.max(1e-9),
-                base.processes
+                base.processes,
+                s.cost.total_cpu() * 1e6 / s.max.delivered.max(1) as f64
             ));
         }
     }

@@ -4,9 +4,8 @@
 
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
-use super::{
-    Backend, LoggedEvent, NOTIFY_KEYS_PER_STATEMENT, client_event, insert_notify_keys_sql,
-};
+use super::in_tx::{DeviceEvent, InTx};
+use super::{Backend, NOTIFY_KEYS_PER_STATEMENT, client_event, insert_notify_keys_sql};
 use crate::DeliveryStore;
 use crate::error::{Result, to_i64, to_u64};
 use crate::types::*;
@@ -69,47 +68,22 @@ where
         }
         // One row per new message for the room, one per device for a
         // Welcome: never one per member device.
-        let mut events: Vec<LoggedEvent<'_>> = Vec::new();
-        for (message, _) in messages.iter().zip(&new_messages).filter(|(_, new)| **new) {
-            match &message.recipients {
-                Recipients::Room => events.push(LoggedEvent {
-                    seq: 0,
-                    recipient: None,
-                    payload: &message.payload,
-                }),
-                Recipients::Welcomed(devices) => {
-                    events.extend(devices.iter().map(|device| LoggedEvent {
-                        seq: 0,
-                        recipient: Some(device.as_str()),
-                        payload: &message.payload,
-                    }))
-                }
-            }
-        }
-        let mut logged_seqs = Vec::with_capacity(events.len());
-        if !events.is_empty() {
-            let first = B::reserve_delivery_seqs(&mut tx, events.len()).await?;
-            for (event, seq) in events.iter_mut().zip(first..) {
-                event.seq = seq;
-                logged_seqs.push(to_u64(seq, "event seq")?);
-            }
-            B::insert_delivery_log(&mut tx, room_id, &events, now_ms).await?;
-            // A welcomed device reads the room from its Welcome on; one
-            // already subscribed keeps its place.
-            for event in &events {
-                if let Some(device) = event.recipient {
-                    sqlx::query(
-                        "INSERT INTO room_subscriptions (room_id, client_id, from_seq)
-                         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(room_id)
-                    .bind(device)
-                    .bind(event.seq)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-        }
+        let events: Vec<DeviceEvent<'_>> = messages
+            .iter()
+            .zip(&new_messages)
+            .filter(|(_, new)| **new)
+            .map(|(message, _)| DeviceEvent {
+                room_id,
+                payload: &message.payload,
+                recipients: &message.recipients,
+                at_ms: now_ms,
+            })
+            .collect();
+        let logged_seqs = InTx::<B>::log_for_devices(&mut tx, &events)
+            .await?
+            .into_iter()
+            .map(|seq| to_u64(seq, "event seq"))
+            .collect::<Result<Vec<u64>>>()?;
         tx.commit().await?;
         Ok(NotifyOutcome {
             new_messages,

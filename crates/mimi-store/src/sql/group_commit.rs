@@ -7,6 +7,7 @@ use std::pin::Pin;
 use crate::error::{Result, StoreError, to_u64};
 use crate::types::*;
 
+use super::in_tx::DeviceEvent;
 use super::rows::check_accept;
 
 /// A job waiting for the next group commit, with its caller's reply.
@@ -223,6 +224,8 @@ pub struct AcceptPlan<'a> {
     pub(crate) outcomes: Vec<Result<AcceptOutcome>>,
     pub(crate) log: Vec<LogRow<'a>>,
     pub(crate) outbox: Vec<OutboxRowIn<'a>>,
+    /// The accepted events' deliveries to this provider's own devices.
+    pub(crate) local: Vec<DeviceEvent<'a>>,
 }
 
 impl<'a> AcceptPlan<'a> {
@@ -258,10 +261,24 @@ impl<'a> AcceptPlan<'a> {
                     payload: &d.payload,
                     enqueued_at_ms: event.accepted_at_ms,
                 }));
+            let mut logged = 0;
+            for local in &event.local {
+                logged += match &local.recipients {
+                    Recipients::Room => 1,
+                    Recipients::Welcomed(devices) => devices.len(),
+                };
+                self.local.push(DeviceEvent {
+                    room_id: &event.room_id,
+                    payload: &local.payload,
+                    recipients: &local.recipients,
+                    at_ms: event.accepted_at_ms,
+                });
+            }
             self.outcomes.push(Ok(AcceptOutcome {
                 seq: to_u64(seq, "seq")?,
                 epoch: to_u64(epoch, "epoch")?,
                 state_version: to_u64(state_version, "state version")?,
+                logged,
             }));
         }
         Ok(())
@@ -318,6 +335,7 @@ mod tests {
             event: vec![1],
             accepted_at_ms: 0,
             deliveries: Vec::new(),
+            local: Vec::new(),
         }
     }
 

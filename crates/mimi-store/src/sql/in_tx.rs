@@ -6,9 +6,19 @@ use std::marker::PhantomData;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::group_commit::{AcceptPlan, RunUpdate, accept_runs};
-use super::{Backend, KeyPackageRow, check_accept, claimed, conflict};
+use super::{Backend, KeyPackageRow, LoggedEvent, check_accept, claimed, conflict};
 use crate::error::{Result, StoreError};
 use crate::types::*;
+
+/// An event for this provider's own devices, to log
+/// ([`InTx::log_for_devices`]).
+pub(crate) struct DeviceEvent<'a> {
+    pub(crate) room_id: &'a str,
+    pub(crate) payload: &'a [u8],
+    pub(crate) recipients: &'a Recipients,
+    /// When it was logged (Unix milliseconds), for retention.
+    pub(crate) at_ms: i64,
+}
 
 /// Namespace for the in-transaction statements of backend `B`.
 pub(super) struct InTx<B>(PhantomData<B>);
@@ -104,7 +114,71 @@ where
             plan.record(run, update)?;
         }
         B::insert_accepted(conn, &plan).await?;
+        Self::log_for_devices(conn, &plan.local).await?;
         Ok(plan.outcomes)
+    }
+
+    /// Logs events for this provider's own devices inside an open write
+    /// transaction, in order: one entry per event for the subscribers of
+    /// its room, one per device for a Welcome, whose devices read the room
+    /// from it on (one already subscribed keeps its place). Positions are
+    /// reserved once for the transaction (PostgreSQL numbers them by
+    /// transaction: [`Backend::reserve_delivery_seqs`]). Returns them in
+    /// order.
+    pub(super) async fn log_for_devices(
+        conn: &mut <B::Db as Database>::Connection,
+        events: &[DeviceEvent<'_>],
+    ) -> Result<Vec<i64>> {
+        // The log rows, and the index of the event each belongs to.
+        let mut rows: Vec<LoggedEvent<'_>> = Vec::new();
+        let mut owners: Vec<usize> = Vec::new();
+        for (i, event) in events.iter().enumerate() {
+            let recipients: Vec<Option<&str>> = match event.recipients {
+                Recipients::Room => vec![None],
+                Recipients::Welcomed(devices) => devices.iter().map(|d| Some(d.as_str())).collect(),
+            };
+            for recipient in recipients {
+                rows.push(LoggedEvent {
+                    seq: 0,
+                    recipient,
+                    payload: event.payload,
+                });
+                owners.push(i);
+            }
+        }
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let first = B::reserve_delivery_seqs(&mut *conn, rows.len()).await?;
+        for (row, seq) in rows.iter_mut().zip(first..) {
+            row.seq = seq;
+        }
+        // One insert per run of consecutive events of one room.
+        let mut start = 0;
+        while start < rows.len() {
+            let event = &events[owners[start]];
+            let end = owners[start..]
+                .iter()
+                .position(|&i| events[i].room_id != event.room_id)
+                .map_or(rows.len(), |n| start + n);
+            B::insert_delivery_log(&mut *conn, event.room_id, &rows[start..end], event.at_ms)
+                .await?;
+            start = end;
+        }
+        for (row, &i) in rows.iter().zip(&owners) {
+            if let Some(device) = row.recipient {
+                sqlx::query(
+                    "INSERT INTO room_subscriptions (room_id, client_id, from_seq)
+                     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(events[i].room_id)
+                .bind(device)
+                .bind(row.seq)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        Ok(rows.iter().map(|row| row.seq).collect())
     }
 
     /// The room-row compare-and-set for one run of accepts

@@ -57,6 +57,7 @@ fn app_msg(room_id: &str, epoch: u64, body: &str, dests: &[&str]) -> AcceptedEve
         event: body.as_bytes().to_vec(),
         accepted_at_ms: NOW_MS,
         deliveries: dests.iter().map(|d| delivery(d, body)).collect(),
+        local: Vec::new(),
     }
 }
 
@@ -1837,5 +1838,100 @@ pub async fn abuse_reports_stored(s: Stores) {
                 report: report(2)
             },
         ]
+    );
+}
+
+/// `h` for this provider's own devices: the room's subscribers, or the
+/// Welcome's devices.
+fn local(h: u8, welcomed: Option<&[&str]>) -> LocalDelivery {
+    LocalDelivery {
+        payload: vec![h],
+        recipients: match welcomed {
+            None => Recipients::Room,
+            Some(devices) => Recipients::Welcomed(devices.iter().map(|d| d.to_string()).collect()),
+        },
+    }
+}
+
+/// The hub's own devices read an accepted event from the delivery log
+/// written in the accept's transaction: only if the compare-and-set won,
+/// in room order across a group commit, and a Welcome subscribes its
+/// devices from it on.
+pub async fn accepts_log_for_own_devices(s: Stores) {
+    let other = "mimi://a.example/r/other";
+    for id in [CLUB, other] {
+        s[0].create_room(room(id, 1)).await.expect("create");
+    }
+    s[0].subscribe(CLUB, "bob-1").await.expect("subscribe");
+    s[0].subscribe(other, "bob-1").await.expect("subscribe");
+    let with = |mut e: AcceptedEvent, l: LocalDelivery| {
+        e.local.push(l);
+        e
+    };
+    let accepted = s[0]
+        .accept_room_event(with(app_msg(CLUB, 1, "m1", &["b.example"]), local(1, None)))
+        .await
+        .expect("accept");
+    assert_eq!(accepted.logged, 1);
+    assert_eq!(payloads_of(&read_n(&*s[1], "bob-1", 1).await), [vec![1]]);
+    // A lost compare-and-set logs nothing.
+    let lost = s[1]
+        .accept_room_event(with(app_msg(CLUB, 0, "stale", &[]), local(99, None)))
+        .await;
+    assert!(
+        matches!(lost, Err(StoreError::EpochConflict { .. })),
+        "{lost:?}"
+    );
+    // A commit with its Welcome for carol-1: the commit for the room, the
+    // Welcome for carol-1 alone, who then reads the room from there on.
+    let mut c = with(commit(CLUB, 1, "c1", &[]), local(2, None));
+    c.local.push(local(3, Some(&["carol-1"])));
+    assert_eq!(s[0].accept_room_event(c).await.expect("commit").logged, 2);
+    // Concurrent accepts share group commits; each room keeps its order.
+    let mut tasks = Vec::new();
+    for i in 0..40u8 {
+        let st = s[usize::from(i % 2)].clone();
+        let (room_id, epoch) = if i % 4 < 2 { (CLUB, 2) } else { (other, 1) };
+        tasks.push(tokio::spawn(async move {
+            st.accept_room_event(with(app_msg(room_id, epoch, "m", &[]), local(10 + i, None)))
+                .await
+                .expect("accept")
+        }));
+    }
+    let mut order: BTreeMap<&str, Vec<(u64, u8)>> = BTreeMap::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let outcome = task.await.expect("task");
+        let room_id = if i % 4 < 2 { CLUB } else { other };
+        order
+            .entry(room_id)
+            .or_default()
+            .push((outcome.seq, 10 + i as u8));
+    }
+    let bob = read_n(&*s[0], "bob-1", 42).await;
+    assert_eq!(bob.len(), 42, "nothing lost, nothing doubled");
+    assert!(
+        !payloads_of(&bob).contains(&vec![3]),
+        "the Welcome is carol's"
+    );
+    assert!(!payloads_of(&bob).contains(&vec![99]));
+    for (room_id, mut by_seq) in order {
+        by_seq.sort_unstable();
+        let expected: Vec<Vec<u8>> = by_seq.iter().map(|(_, h)| vec![*h]).collect();
+        let read: Vec<Vec<u8>> = bob
+            .iter()
+            .filter(|e| e.room_id == room_id && e.payload[0] >= 10)
+            .map(|e| e.payload.clone())
+            .collect();
+        assert_eq!(
+            read, expected,
+            "{room_id}: delivery order is room-log order"
+        );
+    }
+    let carol = read_n(&*s[1], "carol-1", 21).await;
+    assert_eq!(carol[0].payload, vec![3]);
+    assert!(
+        carol[1..]
+            .iter()
+            .all(|e| e.room_id == CLUB && e.payload[0] >= 10)
     );
 }
