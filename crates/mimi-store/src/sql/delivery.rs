@@ -123,9 +123,10 @@ where
     async fn ack_client_events(&self, client_id: &str, up_to_seq: u64) -> Result<u64> {
         // Sequence numbers beyond i64 cannot exist; acknowledge everything.
         let up_to = i64::try_from(up_to_seq).unwrap_or(i64::MAX);
-        let mut tx = self.write_tx().await?;
-        // What the cursor passes now (the cursor itself is the lower bound).
-        // (`WHERE TRUE`: SQLite's reading of `INSERT … SELECT … ON CONFLICT`.)
+        // What the cursor passes (the cursor itself is the lower bound),
+        // counted on a reader so the one writer does only the upsert. Every
+        // event at or below `up_to` was readable when the device fetched it,
+        // so none appears between this count and the upsert.
         let count_sql = sqlx::AssertSqlSafe(format!(
             "SELECT COUNT(*) FROM ({feed}) AS feed WHERE seq <= $3",
             feed = feed_sql(B::VISIBLE_DELIVERY_SEQ)
@@ -134,10 +135,11 @@ where
             .bind(client_id)
             .bind(0_i64)
             .bind(up_to)
-            .fetch_one(&mut *tx)
+            .fetch_one(self.reads())
             .await?;
         // Never past what was handed out: a cursor ahead of the log would
         // hide the device's future events.
+        // (`WHERE TRUE`: SQLite's reading of `INSERT … SELECT … ON CONFLICT`.)
         let upsert = sqlx::AssertSqlSafe(format!(
             "INSERT INTO client_cursors (client_id, acked_seq)
              SELECT $1, CASE WHEN $2 < v THEN $2 ELSE v END
@@ -150,9 +152,8 @@ where
         sqlx::query(upsert)
             .bind(client_id)
             .bind(up_to)
-            .execute(&mut *tx)
+            .execute(&mut *self.write_conn().await?)
             .await?;
-        tx.commit().await?;
         to_u64(acknowledged, "count")
     }
 

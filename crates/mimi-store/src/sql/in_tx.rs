@@ -6,7 +6,10 @@ use std::marker::PhantomData;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::group_commit::{AcceptPlan, RunUpdate, accept_runs};
-use super::{Backend, KeyPackageRow, LoggedEvent, check_accept, claimed, conflict};
+use super::{
+    Backend, KeyPackageRow, LoggedEvent, SUBSCRIPTIONS_PER_STATEMENT, check_accept, claimed,
+    conflict, insert_subscriptions_sql,
+};
 use crate::error::{Result, StoreError};
 use crate::types::*;
 
@@ -165,18 +168,18 @@ where
                 .await?;
             start = end;
         }
-        for (row, &i) in rows.iter().zip(&owners) {
-            if let Some(device) = row.recipient {
-                sqlx::query(
-                    "INSERT INTO room_subscriptions (room_id, client_id, from_seq)
-                     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                )
-                .bind(events[i].room_id)
-                .bind(device)
-                .bind(row.seq)
-                .execute(&mut *conn)
-                .await?;
+        let welcomed: Vec<(&str, &str, i64)> = rows
+            .iter()
+            .zip(&owners)
+            .filter_map(|(row, &i)| Some((events[i].room_id, row.recipient?, row.seq)))
+            .collect();
+        for chunk in welcomed.chunks(SUBSCRIPTIONS_PER_STATEMENT) {
+            let sql = sqlx::AssertSqlSafe(insert_subscriptions_sql(chunk.len()));
+            let mut insert = sqlx::query(sql);
+            for &(room_id, device, seq) in chunk {
+                insert = insert.bind(room_id).bind(device).bind(seq);
             }
+            insert.execute(&mut *conn).await?;
         }
         Ok(rows.iter().map(|row| row.seq).collect())
     }

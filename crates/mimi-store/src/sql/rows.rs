@@ -115,18 +115,43 @@ pub(crate) const NOTIFY_KEYS_PER_STATEMENT: usize = 1000;
 /// Inserts `n` `/notify` dedup keys (parameters: hub domain, room, key,
 /// time, for each) and returns the keys that were not there yet.
 pub(crate) fn insert_notify_keys_sql(n: usize) -> String {
-    use std::fmt::Write as _;
-    let mut sql = String::from(
+    multi_row_sql(
         "INSERT INTO notify_seen (hub_domain, room_id, message_sha256, seen_at) VALUES ",
-    );
-    for k in 0..n {
-        let b = 4 * k;
-        let sep = if k == 0 { "" } else { ", " };
-        let _ = write!(sql, "{sep}(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4);
-    }
-    sql.push_str(
+        4,
+        n,
         " ON CONFLICT (hub_domain, room_id, message_sha256) DO NOTHING RETURNING message_sha256",
-    );
+    )
+}
+
+/// Room subscriptions inserted by one statement: 3 parameters each.
+pub(crate) const SUBSCRIPTIONS_PER_STATEMENT: usize = 1000;
+
+/// Subscribes `n` devices (parameters: room, device, first position, for
+/// each); a device already subscribed keeps its place.
+pub(crate) fn insert_subscriptions_sql(n: usize) -> String {
+    multi_row_sql(
+        "INSERT INTO room_subscriptions (room_id, client_id, from_seq) VALUES ",
+        3,
+        n,
+        " ON CONFLICT DO NOTHING",
+    )
+}
+
+/// `head`, then `rows` groups of `columns` numbered placeholders (`($1, $2),
+/// ($3, $4)`), then `tail`: a multi-row statement both backends accept.
+/// Only placeholders are generated; every value is bound.
+fn multi_row_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    use std::fmt::Write as _;
+    let mut sql = String::from(head);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            let sep = if column == 0 { "" } else { ", " };
+            let _ = write!(sql, "{sep}${}", row * columns + column + 1);
+        }
+        sql.push(')');
+    }
+    sql.push_str(tail);
     sql
 }
 
@@ -266,4 +291,22 @@ pub(crate) fn user_settings_from_row(row: UserSettingsRow) -> crate::Result<crat
             &discoverability,
         )?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_row_statements_number_every_placeholder_once() {
+        assert_eq!(
+            insert_subscriptions_sql(2),
+            "INSERT INTO room_subscriptions (room_id, client_id, from_seq) VALUES \
+             ($1, $2, $3), ($4, $5, $6) ON CONFLICT DO NOTHING"
+        );
+        assert!(insert_notify_keys_sql(1).contains("VALUES ($1, $2, $3, $4) ON CONFLICT"));
+        let big = insert_notify_keys_sql(NOTIFY_KEYS_PER_STATEMENT);
+        assert!(big.contains(&format!("${})", 4 * NOTIFY_KEYS_PER_STATEMENT)));
+        assert!(!big.contains(&format!("${}", 4 * NOTIFY_KEYS_PER_STATEMENT + 1)));
+    }
 }
